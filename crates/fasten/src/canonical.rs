@@ -1,0 +1,532 @@
+//! RFC 8785 JSON Canonicalization Scheme (JCS), the byte form every hash in form 3 is taken
+//! over (row contract §2).
+//!
+//! Every store, verifier and language binding must reproduce these bytes exactly, so the
+//! rules are RFC 8785's and nothing else: members sorted by UTF-16 code units, no
+//! whitespace, minimal string escaping, numbers as ECMAScript's `Number.prototype.toString`.
+//!
+//! JCS models every number as an IEEE 754 double, as JavaScript does. An integer of
+//! magnitude at most 2^53 is exactly representable and is printed as such; a larger
+//! `i64`/`u64` is rounded to the nearest double and printed like any other double (so
+//! `u64::MAX` becomes `18446744073709552000`). A verifier in any language that parses
+//! numbers as doubles then computes the same bytes. Callers that need big integers kept
+//! exactly must put them in strings.
+//!
+//! `serde_json::Value` cannot hold NaN or infinities, so nothing here can fail; refusing them
+//! is the job of the code that builds the `Value` (see `detail`).
+
+use std::cmp::Ordering;
+
+use serde_json::{Map, Number, Value};
+
+/// Largest integer magnitude that survives the trip through an IEEE double unchanged.
+const MAX_SAFE_INTEGER: u64 = 1 << 53;
+
+/// Appends the JCS form of a JSON string literal (with quotes) to `out`.
+pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    // Copy unescaped runs in one go: escapes are rare in audit details, and every byte that
+    // needs one is ASCII, so a byte scan can never split a multi-byte character.
+    let mut run_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[run_start..i]);
+        run_start = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            0x0a => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0x0d => out.extend_from_slice(b"\\r"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0x0f)]);
+            }
+        }
+    }
+    out.extend_from_slice(&bytes[run_start..]);
+    out.push(b'"');
+}
+
+/// Appends the JCS form of `value` to `out`.
+pub(crate) fn write_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(n, out),
+        Value::String(s) => write_str(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_object(map, out),
+    }
+}
+
+/// JCS of `value` as a String.
+pub(crate) fn to_string(value: &Value) -> String {
+    let mut out = Vec::with_capacity(128);
+    write_value(value, &mut out);
+    String::from_utf8(out).expect("JCS output is UTF-8: it copies &str data and adds only ASCII")
+}
+
+fn write_number(n: &Number, out: &mut Vec<u8>) {
+    if let Some(u) = n.as_u64() {
+        if u <= MAX_SAFE_INTEGER {
+            return write_u64(u, false, out);
+        }
+    } else if let Some(i) = n.as_i64() {
+        if i.unsigned_abs() <= MAX_SAFE_INTEGER {
+            return write_u64(i.unsigned_abs(), i < 0, out);
+        }
+    }
+    // Without serde_json's `arbitrary_precision` every Number has an f64 view; the integers
+    // that reach this point are the large ones, which JCS rounds to a double on purpose.
+    let f = n
+        .as_f64()
+        .expect("serde_json::Number always converts to f64");
+    // ryu-js follows Number.prototype.toString, including printing -0 as `0`.
+    out.extend_from_slice(ryu_js::Buffer::new().format_finite(f).as_bytes());
+}
+
+/// Integers are most of the numbers in audit details; printing them directly skips the
+/// shortest-round-trip search a float formatter does.
+fn write_u64(mut u: u64, negative: bool, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[start..]);
+}
+
+fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    // serde_json's default Map is a BTreeMap, iterated in UTF-8 byte order, which equals
+    // UTF-16 order unless keys hold characters at or above U+E000. Checking costs one pass
+    // and spares the allocation; it also keeps us correct if Cargo feature unification turns
+    // on `preserve_order` and the Map iterates in insertion order instead.
+    let sorted = map
+        .keys()
+        .zip(map.keys().skip(1))
+        .all(|(a, b)| cmp_utf16(a, b) == Ordering::Less);
+    if sorted {
+        write_members(map.iter(), out);
+    } else {
+        let mut members: Vec<(&String, &Value)> = map.iter().collect();
+        members.sort_unstable_by(|a, b| cmp_utf16(a.0, b.0));
+        write_members(members.into_iter(), out);
+    }
+    out.push(b'}');
+}
+
+fn write_members<'a>(members: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut Vec<u8>) {
+    for (i, (key, value)) in members.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(key, out);
+        out.push(b':');
+        write_value(value, out);
+    }
+}
+
+/// Orders strings by their UTF-16 code units, as RFC 8785 §3.2.3 requires.
+///
+/// Byte order of UTF-8 is code point order, which differs from UTF-16 order only when a
+/// supplementary character (a surrogate pair, D800..DBFF first) meets a BMP character in
+/// U+E000..U+FFFF. So compare bytes, and decode only the first differing character.
+pub(crate) fn cmp_utf16(a: &str, b: &str) -> Ordering {
+    let (ab, bb) = (a.as_bytes(), b.as_bytes());
+    let Some(diff) = ab.iter().zip(bb).position(|(x, y)| x != y) else {
+        return ab.len().cmp(&bb.len());
+    };
+    // The prefix before `diff` is shared, so both strings have a character boundary at the
+    // same place at or before it.
+    let start = (0..=diff)
+        .rev()
+        .find(|&i| a.is_char_boundary(i))
+        .expect("index 0 is always a char boundary");
+    let ca = a[start..].chars().next().expect("a has a byte at diff");
+    let cb = b[start..].chars().next().expect("b has a byte at diff");
+    first_utf16_unit(ca)
+        .cmp(&first_utf16_unit(cb))
+        // Same first unit means both are supplementary with one high surrogate; the low
+        // surrogates then order like the code points.
+        .then(ca.cmp(&cb))
+}
+
+fn first_utf16_unit(c: char) -> u32 {
+    let c = u32::from(c);
+    if c >= 0x1_0000 {
+        0xd800 + ((c - 0x1_0000) >> 10)
+    } else {
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const VECTORS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/spec/vectors/form3.json"
+    );
+
+    fn load_vectors() -> Value {
+        let text =
+            std::fs::read_to_string(VECTORS).unwrap_or_else(|e| panic!("reading {VECTORS}: {e}"));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn golden_detail_jcs() {
+        let vectors = load_vectors();
+        let rows = vectors["single_rows"].as_object().unwrap();
+        assert!(!rows.is_empty());
+        for (name, case) in rows {
+            let detail = &case["row"]["detail"];
+            assert!(detail.is_object(), "{name}: detail is an object");
+            let expected = case["detail_jcs"].as_str().unwrap();
+            assert_eq!(to_string(detail), expected, "{name}");
+        }
+    }
+
+    /// The row hash input (§2) is the JCS of 23 row members; this exercises the same code on
+    /// the vector's `canonical_json` without depending on the row type.
+    #[test]
+    fn golden_row_canonical_json() {
+        const NOT_HASHED: [&str; 4] = ["hash", "detail", "detail_salt", "shipped_at"];
+        let vectors = load_vectors();
+        for (name, case) in vectors["single_rows"].as_object().unwrap() {
+            let mut row = case["row"].as_object().unwrap().clone();
+            row.retain(|k, _| !NOT_HASHED.contains(&k.as_str()));
+            assert_eq!(row.len(), 23, "{name}");
+            let expected = case["canonical_json"].as_str().unwrap();
+            assert_eq!(to_string(&Value::Object(row)), expected, "{name}");
+        }
+    }
+
+    fn num(f: f64) -> String {
+        to_string(&json!(f))
+    }
+
+    /// RFC 8785 §3.2.2.3 and Appendix B, plus the row contract's own examples.
+    #[test]
+    fn rfc8785_numbers() {
+        let cases: &[(u64, &str)] = &[
+            (0x0000_0000_0000_0000, "0"),
+            (0x8000_0000_0000_0000, "0"), // -0
+            (0x0000_0000_0000_0001, "5e-324"),
+            (0x8000_0000_0000_0001, "-5e-324"),
+            (0x7fef_ffff_ffff_ffff, "1.7976931348623157e+308"),
+            (0xffef_ffff_ffff_ffff, "-1.7976931348623157e+308"),
+            (0x4340_0000_0000_0000, "9007199254740992"),
+            (0xc340_0000_0000_0000, "-9007199254740992"),
+            (0x4430_0000_0000_0000, "295147905179352830000"),
+            (0x44b5_2d02_c7e1_4af5, "9.999999999999997e+22"),
+            (0x44b5_2d02_c7e1_4af6, "1e+23"),
+            (0x44b5_2d02_c7e1_4af7, "1.0000000000000001e+23"),
+            (0x444b_1ae4_d6e2_ef4e, "999999999999999700000"),
+            (0x444b_1ae4_d6e2_ef4f, "999999999999999900000"),
+            (0x444b_1ae4_d6e2_ef50, "1e+21"),
+            (0x3eb0_c6f7_a0b5_ed8c, "9.999999999999997e-7"),
+            (0x3eb0_c6f7_a0b5_ed8d, "0.000001"),
+            (0x41b3_de43_5555_5553, "333333333.3333332"),
+            (0x41b3_de43_5555_5554, "333333333.33333325"),
+            (0x41b3_de43_5555_5555, "333333333.3333333"),
+            (0x41b3_de43_5555_5556, "333333333.3333334"),
+            (0x41b3_de43_5555_5557, "333333333.33333343"),
+            (0xbecb_f647_612f_3696, "-0.0000033333333333333333"),
+            (0x4314_3ff3_c1cb_0959, "1424953923781206.2"),
+        ];
+        for &(bits, expected) in cases {
+            assert_eq!(num(f64::from_bits(bits)), expected, "bits {bits:#018x}");
+        }
+        assert_eq!(num(75.0), "75");
+        assert_eq!(num(1e21), "1e+21");
+        assert_eq!(num(1e-7), "1e-7");
+        assert_eq!(num(1e-6), "0.000001");
+        assert_eq!(num(-0.0), "0");
+        assert_eq!(num(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(num(1e20), "100000000000000000000");
+        assert_eq!(num(123e-20), "1.23e-18");
+    }
+
+    #[test]
+    fn integers_exact_up_to_2_pow_53_then_doubles() {
+        let n = |v: Value| to_string(&v);
+        assert_eq!(n(json!(0)), "0");
+        assert_eq!(n(json!(-1)), "-1");
+        assert_eq!(n(json!(9_007_199_254_740_991_u64)), "9007199254740991");
+        assert_eq!(n(json!(9_007_199_254_740_992_u64)), "9007199254740992");
+        assert_eq!(n(json!(-9_007_199_254_740_992_i64)), "-9007199254740992");
+        // 2^53 + 1 is not a double; it rounds to 2^53 (ties to even).
+        assert_eq!(n(json!(9_007_199_254_740_993_u64)), "9007199254740992");
+        assert_eq!(n(json!(-9_007_199_254_740_993_i64)), "-9007199254740992");
+        assert_eq!(n(json!(u64::MAX)), "18446744073709552000");
+        assert_eq!(n(json!(i64::MIN)), "-9223372036854776000");
+        assert_eq!(n(json!(i64::MAX)), "9223372036854776000");
+        // Integers and integral doubles agree, as JCS needs.
+        for i in [0_i64, 7, -7, 1 << 40, -(1 << 53), 1 << 53] {
+            assert_eq!(n(json!(i)), num(i as f64), "{i}");
+        }
+    }
+
+    /// RFC 8785 §3.2.3's sorting example.
+    #[test]
+    fn rfc8785_sort_example() {
+        let v = json!({
+            "\u{20ac}": "Euro Sign",
+            "\r": "Carriage Return",
+            "\u{fb33}": "Hebrew Letter Dalet With Dagesh",
+            "1": "One",
+            "\u{1f600}": "Emoji: Grinning Face",
+            "\u{80}": "Control",
+            "\u{f6}": "Latin Small Letter O With Diaeresis"
+        });
+        let expected = "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\u{80}\":\"Control\",\
+            \"\u{f6}\":\"Latin Small Letter O With Diaeresis\",\"\u{20ac}\":\"Euro Sign\",\
+            \"\u{1f600}\":\"Emoji: Grinning Face\",\"\u{fb33}\":\"Hebrew Letter Dalet With Dagesh\"}";
+        assert_eq!(to_string(&v), expected);
+    }
+
+    #[test]
+    fn utf16_order_differs_from_utf8_order() {
+        let v = json!({"\u{ff61}": 4, "\u{1d11e}": 3, "\u{20ac}": 2, "\u{e9}": 1, "z": 0});
+        assert_eq!(
+            to_string(&v),
+            "{\"z\":0,\"\u{e9}\":1,\"\u{20ac}\":2,\"\u{1d11e}\":3,\"\u{ff61}\":4}"
+        );
+        assert_eq!(cmp_utf16("\u{1d11e}", "\u{ff61}"), Ordering::Less);
+        assert_eq!(cmp_utf16("\u{ff61}", "\u{1d11e}"), Ordering::Greater);
+        assert_eq!(cmp_utf16("a\u{10000}", "a\u{10001}"), Ordering::Less);
+        assert_eq!(cmp_utf16("ab", "a"), Ordering::Greater);
+        assert_eq!(cmp_utf16("", ""), Ordering::Equal);
+    }
+
+    #[test]
+    fn rfc8785_structure_example() {
+        // RFC 8785 §3.2.4's input, with its numbers typed in as Rust values.
+        let v = json!({
+            "numbers": [333333333.33333329_f64, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+            "string": "\u{20ac}$\u{000F}\u{000a}A'\u{0042}\u{0022}\u{005c}\\\"/",
+            "literals": [null, true, false]
+        });
+        let expected = concat!(
+            r#"{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"#,
+            "\"string\":\"\u{20ac}$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\"}"
+        );
+        assert_eq!(to_string(&v), expected);
+    }
+
+    #[test]
+    fn string_escapes() {
+        let s = |t: &str| {
+            let mut out = Vec::new();
+            write_str(t, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(s(""), r#""""#);
+        assert_eq!(s("\"\\/"), r#""\"\\/""#);
+        assert_eq!(s("\u{8}\u{c}\n\r\t"), r#""\b\f\n\r\t""#);
+        assert_eq!(s("\u{0}\u{1}\u{b}\u{1f}"), r#""\u0000\u0001\u000b\u001f""#);
+        // DEL, U+2028/2029, non-ASCII and astral characters stay raw.
+        assert_eq!(
+            s("\u{7f}\u{2028}\u{2029}\u{e9}\u{1d11e}"),
+            "\"\u{7f}\u{2028}\u{2029}\u{e9}\u{1d11e}\""
+        );
+        assert_eq!(s("a\u{1}b\"c"), r#""a\u0001b\"c""#);
+        assert_eq!(
+            to_string(&json!({"a\nb": [1, {}, []]})),
+            r#"{"a\nb":[1,{},[]]}"#
+        );
+    }
+
+    #[test]
+    fn write_appends() {
+        let mut out = b"prefix".to_vec();
+        write_value(&json!({"b": 1, "a": [true]}), &mut out);
+        assert_eq!(out, br#"prefix{"a":[true],"b":1}"#);
+    }
+
+    fn serde_json_exact(f: f64) -> bool {
+        serde_json::from_str::<f64>(&num(f)).ok() == Some(f)
+    }
+
+    fn arb_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            // Every finite double, including subnormals and -0, that serde_json reads back
+            // exactly: without its `float_roundtrip` feature serde_json's parser may land
+            // one ULP off, which is serde_json's error, not ours. `prop_floats_round_trip`
+            // covers all doubles with std's correctly rounded parser.
+            any::<u64>()
+                .prop_map(f64::from_bits)
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_filter("read back exactly by serde_json", |&f| serde_json_exact(f))
+                .prop_map(Value::from),
+            (-1e6..1e6_f64)
+                .prop_filter("read back exactly by serde_json", |&f| serde_json_exact(f))
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+            "[\\x00-\\x1f\"\\\\a\u{7f}\u{e9}\u{2028}\u{ff61}\u{1d11e}]{0,6}"
+                .prop_map(Value::String),
+        ];
+        let key = prop_oneof![
+            any::<String>(),
+            "[a\u{e9}\u{20ac}\u{e000}\u{ff61}\u{1d11e}\u{10ffff}]{0,3}",
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The value a JSON parser must produce from our output: JCS prints every number as a
+    /// double, so a large integer comes back as the rounded double (and -0 as 0), which
+    /// serde_json then parses as an integer when it has no fraction or exponent.
+    fn as_jcs_sees_it(v: &Value) -> Value {
+        match v {
+            Value::Number(n) => {
+                let s = to_string(v);
+                let reparsed: Value = serde_json::from_str(&s).unwrap();
+                let (a, b) = (n.as_f64().unwrap(), reparsed.as_f64().unwrap());
+                assert!(a == b, "{n} printed as {s} reads back as {b}, not {a}");
+                reparsed
+            }
+            Value::Array(items) => Value::Array(items.iter().map(as_jcs_sees_it).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), as_jcs_sees_it(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    /// Checks (c) and (d) by scanning the output with a tiny JSON tokenizer.
+    fn check_layout(s: &str) {
+        let mut stack: Vec<(bool, Option<String>)> = Vec::new();
+        let mut expecting_key = false;
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => {
+                    let mut lit = String::from('"');
+                    loop {
+                        let c = chars.next().expect("unterminated string");
+                        lit.push(c);
+                        match c {
+                            '\\' => lit.push(chars.next().expect("dangling escape")),
+                            '"' => break,
+                            c => assert!(c >= ' ', "raw control char in {s:?}"),
+                        }
+                    }
+                    if expecting_key {
+                        let key: String = serde_json::from_str(&lit).unwrap();
+                        let (is_obj, prev) = stack.last_mut().unwrap();
+                        assert!(*is_obj);
+                        if let Some(p) = prev {
+                            assert_eq!(cmp_utf16(p, &key), Ordering::Less, "{p:?} !< {key:?}");
+                            assert!(p.encode_utf16().lt(key.encode_utf16()), "{p:?} !< {key:?}");
+                        }
+                        *prev = Some(key);
+                        expecting_key = false;
+                    }
+                }
+                '{' => {
+                    stack.push((true, None));
+                    expecting_key = true;
+                }
+                '[' => stack.push((false, None)),
+                '}' | ']' => {
+                    stack.pop();
+                    expecting_key = false;
+                }
+                ',' => expecting_key = stack.last().is_some_and(|(obj, _)| *obj),
+                c => assert!(
+                    !c.is_whitespace(),
+                    "whitespace {c:?} outside strings in {s:?}"
+                ),
+            }
+        }
+        assert!(stack.is_empty());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn prop_round_trips(v in arb_value()) {
+            let s = to_string(&v);
+            let parsed: Value = serde_json::from_str(&s).unwrap();
+            prop_assert_eq!(&parsed, &as_jcs_sees_it(&v));
+        }
+
+        #[test]
+        fn prop_idempotent(v in arb_value()) {
+            let s = to_string(&v);
+            let parsed: Value = serde_json::from_str(&s).unwrap();
+            prop_assert_eq!(to_string(&parsed), s);
+        }
+
+        #[test]
+        fn prop_layout(v in arb_value()) {
+            check_layout(&to_string(&v));
+        }
+
+        #[test]
+        fn prop_cmp_matches_utf16(
+            a in "[a\u{e9}\u{e000}\u{ff61}\u{1d11e}\u{10000}\u{10ffff}]{0,4}",
+            b in "[a\u{e9}\u{e000}\u{ff61}\u{1d11e}\u{10000}\u{10ffff}]{0,4}",
+        ) {
+            prop_assert_eq!(cmp_utf16(&a, &b), a.encode_utf16().cmp(b.encode_utf16()));
+        }
+
+        #[test]
+        fn prop_cmp_matches_utf16_any(a in any::<String>(), b in any::<String>()) {
+            prop_assert_eq!(cmp_utf16(&a, &b), a.encode_utf16().cmp(b.encode_utf16()));
+        }
+
+        #[test]
+        fn prop_floats_round_trip(f in any::<u64>().prop_map(f64::from_bits)) {
+            prop_assume!(f.is_finite());
+            let s = num(f);
+            let back: f64 = s.parse().unwrap();
+            prop_assert!(back == f, "{} printed as {}", f, s);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Form-3 sealing: the detail commitment, the row hash and the link to the
+//! previous row (row contract §2 and §3).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::canonical;
+
+/// The `prev_hash` of the first row of every node's chain.
+pub(crate) const GENESIS: &str = "genesis";
+/// The canonical form this crate seals with.
+pub(crate) const CANONICAL_FORM_ID: &str = "3";
+/// The wire version this crate writes.
+pub(crate) const WIRE_VERSION: &str = "1";
+
+/// One audit row with every column of the row contract.
+///
+/// Text columns hold exactly what the store holds, so a row read back from
+/// any conforming store hashes the same as when it was sealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Row {
+    /// `evt-` + 20 lowercase hex.
+    pub id: String,
+    /// The `id` given where the row was first written.
+    pub origin_id: String,
+    /// 1, 2, 3 … per `source_node_id`.
+    pub monotonic_seq: i64,
+    /// UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+    pub timestamp: String,
+    /// The registered code (WHAT).
+    pub code: String,
+    /// The code's action (WHAT).
+    pub action: String,
+    /// `debug` … `critical`.
+    pub severity: String,
+    /// `success`, `failure`, `denied` or `unknown`.
+    pub outcome: String,
+    /// The emitting service (WHERE).
+    pub service_id: String,
+    /// The emitting node; the chain key (WHERE).
+    pub source_node_id: String,
+    /// The tenant, if any (WHERE).
+    pub tenant_id: Option<String>,
+    /// Who did it (WHO).
+    pub actor: String,
+    /// `user`, `service`, `schedule` or `agent` (WHO).
+    pub actor_kind: String,
+    /// What it was done to (WHOM); may be empty.
+    pub target: String,
+    /// The code's category (WHOM).
+    pub category: String,
+    /// The code's domain (WHOM).
+    pub domain: String,
+    /// The channel it came through (HOW).
+    pub method: String,
+    /// The correlation key.
+    pub request_id: String,
+    /// The redacted detail object; `None` once erased.
+    pub detail: Option<Value>,
+    /// 64 lowercase hex; `None` once erased.
+    pub detail_salt: Option<String>,
+    /// SHA-256 of salt ‖ JCS(detail).
+    pub detail_commitment: String,
+    /// Whether the code declares personal data in its detail.
+    pub pii_in_detail: bool,
+    /// Store bookkeeping, not hashed.
+    pub shipped_at: Option<String>,
+    /// Always `1` today.
+    pub wire_version: String,
+    /// `3` for rows this crate seals.
+    pub canonical_form_id: String,
+    /// The previous row's `hash`, or `genesis`.
+    pub prev_hash: String,
+    /// SHA-256 of JCS of the 23 hashed members.
+    pub hash: String,
+}
+
+/// `detail_commitment`: hex SHA-256 of the salt's 64 ASCII bytes followed by
+/// JCS(detail). An event emitted without detail is sealed with `{}`, so a
+/// NULL detail always means "erased", never "there was none".
+pub(crate) fn commitment(salt: &str, detail: &Value, buf: &mut Vec<u8>) -> String {
+    buf.clear();
+    buf.extend_from_slice(salt.as_bytes());
+    canonical::write_value(detail, buf);
+    hex::encode(Sha256::digest(&buf[..]))
+}
+
+/// A fresh 32-byte salt as 64 lowercase hex.
+pub(crate) fn fresh_salt() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// The row's `hash` (row contract §2). `buf` is scratch space reused
+/// across rows so sealing a batch does not allocate per row.
+pub(crate) fn row_hash(row: &Row, buf: &mut Vec<u8>) -> String {
+    let seq = row.monotonic_seq.to_string();
+    let pii = if row.pii_in_detail { "true" } else { "false" };
+    let tenant = match &row.tenant_id {
+        Some(t) => Member::Str(t),
+        None => Member::Raw("null"),
+    };
+    // The 23 member names are ASCII, so their JCS order is plain byte order:
+    // fixed here once rather than sorted per row.
+    let members: [(&str, Member<'_>); 23] = [
+        ("action", Member::Str(&row.action)),
+        ("actor", Member::Str(&row.actor)),
+        ("actor_kind", Member::Str(&row.actor_kind)),
+        ("canonical_form_id", Member::Str(&row.canonical_form_id)),
+        ("category", Member::Str(&row.category)),
+        ("code", Member::Str(&row.code)),
+        ("detail_commitment", Member::Str(&row.detail_commitment)),
+        ("domain", Member::Str(&row.domain)),
+        ("id", Member::Str(&row.id)),
+        ("method", Member::Str(&row.method)),
+        ("monotonic_seq", Member::Raw(&seq)),
+        ("origin_id", Member::Str(&row.origin_id)),
+        ("outcome", Member::Str(&row.outcome)),
+        ("pii_in_detail", Member::Raw(pii)),
+        ("prev_hash", Member::Str(&row.prev_hash)),
+        ("request_id", Member::Str(&row.request_id)),
+        ("service_id", Member::Str(&row.service_id)),
+        ("severity", Member::Str(&row.severity)),
+        ("source_node_id", Member::Str(&row.source_node_id)),
+        ("target", Member::Str(&row.target)),
+        ("tenant_id", tenant),
+        ("timestamp", Member::Str(&row.timestamp)),
+        ("wire_version", Member::Str(&row.wire_version)),
+    ];
+    buf.clear();
+    buf.push(b'{');
+    for (i, (name, value)) in members.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.push(b'"');
+        buf.extend_from_slice(name.as_bytes());
+        buf.extend_from_slice(b"\":");
+        match value {
+            Member::Str(s) => canonical::write_str(s, buf),
+            Member::Raw(r) => buf.extend_from_slice(r.as_bytes()),
+        }
+    }
+    buf.push(b'}');
+    hex::encode(Sha256::digest(&buf[..]))
+}
+
+/// A hashed member's value: a string to escape, or a literal already in JCS form.
+enum Member<'a> {
+    Str(&'a str),
+    Raw(&'a str),
+}
+
+/// The newest row of one node's chain, as read inside an insert transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tip {
+    pub(crate) seq: i64,
+    pub(crate) hash: String,
+}
+
+impl Tip {
+    /// The tip of a chain with no rows yet.
+    pub(crate) fn genesis() -> Self {
+        Self {
+            seq: 0,
+            hash: GENESIS.to_owned(),
+        }
+    }
+}
+
+/// Gives `row` the next place after `tip` and seals it; `tip` moves on to
+/// the row. Every store calls this inside its insert transaction, after
+/// reading the tip there, so all backends seal identically.
+pub(crate) fn link(row: &mut Row, tip: &mut Tip, buf: &mut Vec<u8>) {
+    row.monotonic_seq = tip.seq + 1;
+    row.prev_hash.clone_from(&tip.hash);
+    row.hash = row_hash(row, buf);
+    tip.seq = row.monotonic_seq;
+    tip.hash.clone_from(&row.hash);
+}

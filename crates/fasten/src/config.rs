@@ -1,0 +1,424 @@
+//! Configuration: every `FASTEN_*` variable, its default, and the builder
+//! setter of the same name.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `FASTEN_SERVICE_ID` | required | the emitting service (WHERE) |
+//! | `FASTEN_NODE_ID` | required | the node; each node has its own hash chain |
+//! | `FASTEN_TENANT_ID` | none | default tenant of every row |
+//! | `FASTEN_AUDIT_DSN` | `sqlite:///fasten_audit.db` | where audit rows go |
+//! | `FASTEN_CODES` | none | comma-separated `*.codes.yaml` files to load |
+//! | `FASTEN_REDACT_KEYS` | none | extra comma-separated key names to redact |
+//! | `FASTEN_MAX_DETAIL_BYTES` | `65536` | larger details are replaced by a summary |
+//! | `FASTEN_AUDIT_QUEUE_CAPACITY` | `16384` | rows the queue holds before emit blocks |
+//! | `FASTEN_AUDIT_QUEUE_TIMEOUT_MS` | `1000` | how long emit blocks on a full queue before it errors |
+//! | `FASTEN_AUDIT_BATCH_SIZE` | `2048` | most rows sealed in one transaction |
+//! | `FASTEN_AUDIT_STORE_FAILURE_STRATEGY` | `retry` | `retry`: emit returns once queued and the writer retries the store until it succeeds; `raise`: emit returns once the row is durable, or the store's error |
+//! | `FASTEN_AUDIT_MAX_RETRIES` | `5` | in `raise` mode, store attempts before the error goes back to the callers |
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::code::Registry;
+use crate::dsn::Dsn;
+use crate::error::{Error, Result};
+
+/// `FASTEN_SERVICE_ID`: the emitting service. Required.
+pub const FASTEN_SERVICE_ID: &str = "FASTEN_SERVICE_ID";
+/// `FASTEN_NODE_ID`: the node, key of its own hash chain. Required.
+pub const FASTEN_NODE_ID: &str = "FASTEN_NODE_ID";
+/// `FASTEN_TENANT_ID`: default tenant of every row.
+pub const FASTEN_TENANT_ID: &str = "FASTEN_TENANT_ID";
+/// `FASTEN_AUDIT_DSN`: where audit rows go.
+pub const FASTEN_AUDIT_DSN: &str = "FASTEN_AUDIT_DSN";
+/// Default of [`FASTEN_AUDIT_DSN`]: a file in the working directory.
+pub const FASTEN_AUDIT_DSN_DEFAULT: &str = "sqlite:///fasten_audit.db";
+/// `FASTEN_CODES`: comma-separated code files to load.
+pub const FASTEN_CODES: &str = "FASTEN_CODES";
+/// `FASTEN_REDACT_KEYS`: extra comma-separated key names to redact.
+pub const FASTEN_REDACT_KEYS: &str = "FASTEN_REDACT_KEYS";
+/// `FASTEN_MAX_DETAIL_BYTES`: larger details are replaced by a summary.
+pub const FASTEN_MAX_DETAIL_BYTES: &str = "FASTEN_MAX_DETAIL_BYTES";
+/// Default of [`FASTEN_MAX_DETAIL_BYTES`].
+pub const FASTEN_MAX_DETAIL_BYTES_DEFAULT: usize = 64 * 1024;
+/// `FASTEN_AUDIT_QUEUE_CAPACITY`: rows the queue holds before emit blocks.
+pub const FASTEN_AUDIT_QUEUE_CAPACITY: &str = "FASTEN_AUDIT_QUEUE_CAPACITY";
+/// Default of [`FASTEN_AUDIT_QUEUE_CAPACITY`]: about a quarter second of
+/// the writer's throughput, a few MiB of memory.
+pub const FASTEN_AUDIT_QUEUE_CAPACITY_DEFAULT: usize = 16_384;
+/// `FASTEN_AUDIT_QUEUE_TIMEOUT_MS`: how long emit waits on a full queue.
+pub const FASTEN_AUDIT_QUEUE_TIMEOUT_MS: &str = "FASTEN_AUDIT_QUEUE_TIMEOUT_MS";
+/// Default of [`FASTEN_AUDIT_QUEUE_TIMEOUT_MS`].
+pub const FASTEN_AUDIT_QUEUE_TIMEOUT_MS_DEFAULT: u64 = 1000;
+/// `FASTEN_AUDIT_BATCH_SIZE`: most rows sealed in one transaction.
+pub const FASTEN_AUDIT_BATCH_SIZE: &str = "FASTEN_AUDIT_BATCH_SIZE";
+/// Default of [`FASTEN_AUDIT_BATCH_SIZE`]: past a few thousand rows a
+/// transaction gains little throughput (PERF-NOTES) and only adds latency.
+pub const FASTEN_AUDIT_BATCH_SIZE_DEFAULT: usize = 2048;
+/// `FASTEN_AUDIT_STORE_FAILURE_STRATEGY`: `retry` or `raise`.
+pub const FASTEN_AUDIT_STORE_FAILURE_STRATEGY: &str = "FASTEN_AUDIT_STORE_FAILURE_STRATEGY";
+/// `FASTEN_AUDIT_MAX_RETRIES`: store attempts in `raise` mode.
+pub const FASTEN_AUDIT_MAX_RETRIES: &str = "FASTEN_AUDIT_MAX_RETRIES";
+/// Default of [`FASTEN_AUDIT_MAX_RETRIES`].
+pub const FASTEN_AUDIT_MAX_RETRIES_DEFAULT: u32 = 5;
+
+/// What `emit` promises when it returns `Ok`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureStrategy {
+    /// The row is queued; the writer retries the store with backoff until it
+    /// commits. The caller never waits on disk. Use [`flush`](crate::Fasten::flush)
+    /// where a point must be durable.
+    #[default]
+    Retry,
+    /// The row is committed (durable) before `emit` returns; concurrent
+    /// callers share one commit. A store failure that outlasts
+    /// `FASTEN_AUDIT_MAX_RETRIES` attempts is returned to the caller.
+    Raise,
+}
+
+impl std::str::FromStr for FailureStrategy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "retry" => Ok(Self::Retry),
+            "raise" => Ok(Self::Raise),
+            _ => Err(Error::config(
+                FASTEN_AUDIT_STORE_FAILURE_STRATEGY,
+                format!(
+                    "invalid {FASTEN_AUDIT_STORE_FAILURE_STRATEGY} {s:?}: expected retry or raise"
+                ),
+            )),
+        }
+    }
+}
+
+/// Builds a pipeline. Start from [`Config::from_env`] or [`Config::new`].
+///
+/// ## Defaults
+///
+/// | setter | variable | default |
+/// |---|---|---|
+/// | [`service_id`](Self::service_id) | `FASTEN_SERVICE_ID` | required |
+/// | [`node_id`](Self::node_id) | `FASTEN_NODE_ID` | required |
+/// | [`tenant_id`](Self::tenant_id) | `FASTEN_TENANT_ID` | none |
+/// | [`audit_dsn`](Self::audit_dsn) | `FASTEN_AUDIT_DSN` | `sqlite:///fasten_audit.db` |
+/// | [`codes`](Self::codes) | `FASTEN_CODES` | none |
+/// | [`redact_keys`](Self::redact_keys) | `FASTEN_REDACT_KEYS` | none |
+/// | [`max_detail_bytes`](Self::max_detail_bytes) | `FASTEN_MAX_DETAIL_BYTES` | 65536 |
+/// | [`audit_queue_capacity`](Self::audit_queue_capacity) | `FASTEN_AUDIT_QUEUE_CAPACITY` | 16384 |
+/// | [`audit_queue_timeout`](Self::audit_queue_timeout) | `FASTEN_AUDIT_QUEUE_TIMEOUT_MS` | 1 s |
+/// | [`audit_batch_size`](Self::audit_batch_size) | `FASTEN_AUDIT_BATCH_SIZE` | 2048 |
+/// | [`audit_store_failure_strategy`](Self::audit_store_failure_strategy) | `FASTEN_AUDIT_STORE_FAILURE_STRATEGY` | `retry` |
+/// | [`audit_max_retries`](Self::audit_max_retries) | `FASTEN_AUDIT_MAX_RETRIES` | 5 |
+/// | [`registry`](Self::registry) | — | [`Registry::global`] for `init`, a new one for `build` |
+///
+/// # Examples
+///
+/// ```no_run
+/// let _fasten = fasten::Config::from_env()?.audit_queue_capacity(8192).init()?;
+/// # Ok::<(), fasten::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a Config does nothing until init() or build()"]
+pub struct Config {
+    pub(crate) service_id: Option<String>,
+    pub(crate) node_id: Option<String>,
+    pub(crate) tenant_id: Option<String>,
+    pub(crate) audit_dsn: Dsn,
+    pub(crate) codes: Vec<PathBuf>,
+    pub(crate) redact_keys: Vec<String>,
+    pub(crate) max_detail_bytes: usize,
+    pub(crate) audit_queue_capacity: usize,
+    pub(crate) audit_queue_timeout: Duration,
+    pub(crate) audit_batch_size: usize,
+    pub(crate) audit_store_failure_strategy: FailureStrategy,
+    pub(crate) audit_max_retries: u32,
+    pub(crate) registry: Option<Registry>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Config {
+    /// Every default, nothing read from the environment.
+    pub fn new() -> Self {
+        Self {
+            service_id: None,
+            node_id: None,
+            tenant_id: None,
+            audit_dsn: Dsn::parse(FASTEN_AUDIT_DSN, FASTEN_AUDIT_DSN_DEFAULT)
+                .expect("the default DSN parses"),
+            codes: Vec::new(),
+            redact_keys: Vec::new(),
+            max_detail_bytes: FASTEN_MAX_DETAIL_BYTES_DEFAULT,
+            audit_queue_capacity: FASTEN_AUDIT_QUEUE_CAPACITY_DEFAULT,
+            audit_queue_timeout: Duration::from_millis(FASTEN_AUDIT_QUEUE_TIMEOUT_MS_DEFAULT),
+            audit_batch_size: FASTEN_AUDIT_BATCH_SIZE_DEFAULT,
+            audit_store_failure_strategy: FailureStrategy::Retry,
+            audit_max_retries: FASTEN_AUDIT_MAX_RETRIES_DEFAULT,
+            registry: None,
+        }
+    }
+
+    /// Reads every `FASTEN_*` variable.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the first
+    /// malformed variable. Missing required variables are reported by
+    /// [`init`](Self::init) / [`build`](Self::build), so a builder can still
+    /// fill them in.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        // An empty variable counts as unset, as shells make that easy to do by accident.
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let mut c = Self::new();
+        c.service_id = get(FASTEN_SERVICE_ID);
+        c.node_id = get(FASTEN_NODE_ID);
+        c.tenant_id = get(FASTEN_TENANT_ID);
+        if let Some(v) = get(FASTEN_AUDIT_DSN) {
+            c.audit_dsn = Dsn::parse(FASTEN_AUDIT_DSN, v.trim())?;
+        }
+        if let Some(v) = get(FASTEN_CODES) {
+            c.codes = split_list(&v).map(PathBuf::from).collect();
+        }
+        if let Some(v) = get(FASTEN_REDACT_KEYS) {
+            c.redact_keys = split_list(&v).map(str::to_owned).collect();
+        }
+        if let Some(v) = get(FASTEN_MAX_DETAIL_BYTES) {
+            c.max_detail_bytes = parse_number(FASTEN_MAX_DETAIL_BYTES, &v, "65536")?;
+        }
+        if let Some(v) = get(FASTEN_AUDIT_QUEUE_CAPACITY) {
+            c.audit_queue_capacity = parse_number(FASTEN_AUDIT_QUEUE_CAPACITY, &v, "16384")?;
+        }
+        if let Some(v) = get(FASTEN_AUDIT_QUEUE_TIMEOUT_MS) {
+            c.audit_queue_timeout =
+                Duration::from_millis(parse_number(FASTEN_AUDIT_QUEUE_TIMEOUT_MS, &v, "1000")?);
+        }
+        if let Some(v) = get(FASTEN_AUDIT_BATCH_SIZE) {
+            c.audit_batch_size = parse_number(FASTEN_AUDIT_BATCH_SIZE, &v, "2048")?;
+        }
+        if let Some(v) = get(FASTEN_AUDIT_STORE_FAILURE_STRATEGY) {
+            c.audit_store_failure_strategy = v.trim().parse()?;
+        }
+        if let Some(v) = get(FASTEN_AUDIT_MAX_RETRIES) {
+            c.audit_max_retries = parse_number(FASTEN_AUDIT_MAX_RETRIES, &v, "5")?;
+        }
+        Ok(c)
+    }
+
+    /// `FASTEN_SERVICE_ID`: the emitting service.
+    pub fn service_id(mut self, id: impl Into<String>) -> Self {
+        self.service_id = Some(id.into());
+        self
+    }
+
+    /// `FASTEN_NODE_ID`: the node; each node has its own hash chain.
+    pub fn node_id(mut self, id: impl Into<String>) -> Self {
+        self.node_id = Some(id.into());
+        self
+    }
+
+    /// `FASTEN_TENANT_ID`: the default tenant of every row.
+    pub fn tenant_id(mut self, id: impl Into<String>) -> Self {
+        self.tenant_id = Some(id.into());
+        self
+    }
+
+    /// `FASTEN_AUDIT_DSN`: where audit rows go.
+    pub fn audit_dsn(mut self, dsn: Dsn) -> Self {
+        self.audit_dsn = dsn;
+        self
+    }
+
+    /// `FASTEN_CODES`: code files to load at start-up.
+    pub fn codes(mut self, paths: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
+        self.codes = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// `FASTEN_REDACT_KEYS`: extra key names whose values are redacted.
+    pub fn redact_keys(mut self, keys: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.redact_keys = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// `FASTEN_MAX_DETAIL_BYTES`: larger details are replaced by a summary.
+    pub fn max_detail_bytes(mut self, bytes: usize) -> Self {
+        self.max_detail_bytes = bytes;
+        self
+    }
+
+    /// `FASTEN_AUDIT_QUEUE_CAPACITY`: rows the queue holds before emit blocks.
+    pub fn audit_queue_capacity(mut self, rows: usize) -> Self {
+        self.audit_queue_capacity = rows;
+        self
+    }
+
+    /// `FASTEN_AUDIT_QUEUE_TIMEOUT_MS`: how long emit blocks on a full queue
+    /// before it returns [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull).
+    pub fn audit_queue_timeout(mut self, timeout: Duration) -> Self {
+        self.audit_queue_timeout = timeout;
+        self
+    }
+
+    /// `FASTEN_AUDIT_BATCH_SIZE`: most rows sealed in one transaction.
+    pub fn audit_batch_size(mut self, rows: usize) -> Self {
+        self.audit_batch_size = rows;
+        self
+    }
+
+    /// `FASTEN_AUDIT_STORE_FAILURE_STRATEGY`: what `emit` promises.
+    pub fn audit_store_failure_strategy(mut self, strategy: FailureStrategy) -> Self {
+        self.audit_store_failure_strategy = strategy;
+        self
+    }
+
+    /// `FASTEN_AUDIT_MAX_RETRIES`: store attempts in `raise` mode.
+    pub fn audit_max_retries(mut self, attempts: u32) -> Self {
+        self.audit_max_retries = attempts;
+        self
+    }
+
+    /// The code registry to use instead of the default one.
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Checks the settings that have rules beyond their type.
+    pub(crate) fn validate(&self) -> Result<(String, String)> {
+        let service = required(FASTEN_SERVICE_ID, self.service_id.as_deref(), "billing-api")?;
+        let node = required(FASTEN_NODE_ID, self.node_id.as_deref(), "node-1")?;
+        if let Some(t) = &self.tenant_id {
+            check_name(FASTEN_TENANT_ID, t, "tenant-x")?;
+        }
+        for (var, value, example) in [
+            (FASTEN_AUDIT_QUEUE_CAPACITY, self.audit_queue_capacity, "16384"),
+            (FASTEN_AUDIT_BATCH_SIZE, self.audit_batch_size, "2048"),
+            (FASTEN_MAX_DETAIL_BYTES, self.max_detail_bytes, "65536"),
+        ] {
+            if value == 0 {
+                return Err(Error::config(
+                    var,
+                    format!("invalid {var} 0: must be at least 1, e.g. {example}"),
+                ));
+            }
+        }
+        if self.audit_max_retries == 0 {
+            return Err(Error::config(
+                FASTEN_AUDIT_MAX_RETRIES,
+                format!("invalid {FASTEN_AUDIT_MAX_RETRIES} 0: must be at least 1, e.g. 5"),
+            ));
+        }
+        Ok((service, node))
+    }
+}
+
+fn split_list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn parse_number<T: std::str::FromStr>(var: &'static str, v: &str, example: &str) -> Result<T> {
+    v.trim().parse().map_err(|_| {
+        Error::config(
+            var,
+            format!("invalid {var} {v:?}: expected a whole number, e.g. {example}"),
+        )
+    })
+}
+
+fn required(var: &'static str, value: Option<&str>, example: &str) -> Result<String> {
+    let value = value.ok_or_else(|| {
+        Error::config(
+            var,
+            format!("missing {var}: set it to a short name without spaces, e.g. {var}={example}"),
+        )
+    })?;
+    check_name(var, value, example)?;
+    Ok(value.to_owned())
+}
+
+/// Service, node and tenant ids key chains and filters: keep them printable.
+fn check_name(var: &'static str, value: &str, example: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(
+            var,
+            format!("invalid {var} {value:?}: expected 1-128 characters of [A-Za-z0-9._:-], e.g. {example}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_vars(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let c = from(&[
+            ("FASTEN_SERVICE_ID", "svc"),
+            ("FASTEN_NODE_ID", "n1"),
+            ("FASTEN_TENANT_ID", "t1"),
+            ("FASTEN_AUDIT_DSN", "sqlite:///x.db?table=t"),
+            ("FASTEN_CODES", "a.codes.yaml, b.codes.yaml,"),
+            ("FASTEN_REDACT_KEYS", "ssn,dob"),
+            ("FASTEN_MAX_DETAIL_BYTES", "100"),
+            ("FASTEN_AUDIT_QUEUE_CAPACITY", "10"),
+            ("FASTEN_AUDIT_QUEUE_TIMEOUT_MS", "5"),
+            ("FASTEN_AUDIT_BATCH_SIZE", "7"),
+            ("FASTEN_AUDIT_STORE_FAILURE_STRATEGY", "raise"),
+            ("FASTEN_AUDIT_MAX_RETRIES", "2"),
+        ])
+        .unwrap();
+        assert_eq!(c.validate().unwrap(), ("svc".to_owned(), "n1".to_owned()));
+        assert_eq!(c.codes, vec![PathBuf::from("a.codes.yaml"), PathBuf::from("b.codes.yaml")]);
+        assert_eq!(c.redact_keys, vec!["ssn", "dob"]);
+        assert_eq!(c.audit_dsn.table(), "t");
+        assert_eq!(c.max_detail_bytes, 100);
+        assert_eq!(c.audit_queue_capacity, 10);
+        assert_eq!(c.audit_queue_timeout, Duration::from_millis(5));
+        assert_eq!(c.audit_batch_size, 7);
+        assert_eq!(c.audit_store_failure_strategy, FailureStrategy::Raise);
+        assert_eq!(c.audit_max_retries, 2);
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_show_a_good_value() {
+        let err = from(&[]).unwrap().validate().unwrap_err();
+        assert_eq!(err.kind(), &crate::ErrorKind::Config { var: FASTEN_SERVICE_ID });
+        insta::assert_snapshot!(err, @"missing FASTEN_SERVICE_ID: set it to a short name without spaces, e.g. FASTEN_SERVICE_ID=billing-api");
+        let err = from(&[("FASTEN_SERVICE_ID", "s")]).unwrap().validate().unwrap_err();
+        insta::assert_snapshot!(err, @"missing FASTEN_NODE_ID: set it to a short name without spaces, e.g. FASTEN_NODE_ID=node-1");
+        let err = from(&[("FASTEN_SERVICE_ID", "s"), ("FASTEN_NODE_ID", "node 1")]).unwrap().validate().unwrap_err();
+        insta::assert_snapshot!(err, @r#"invalid FASTEN_NODE_ID "node 1": expected 1-128 characters of [A-Za-z0-9._:-], e.g. node-1"#);
+        insta::assert_snapshot!(from(&[("FASTEN_AUDIT_QUEUE_CAPACITY", "lots")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_QUEUE_CAPACITY "lots": expected a whole number, e.g. 16384"#);
+        insta::assert_snapshot!(from(&[("FASTEN_AUDIT_STORE_FAILURE_STRATEGY", "drop")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_STORE_FAILURE_STRATEGY "drop": expected retry or raise"#);
+        let err = from(&[("FASTEN_SERVICE_ID", "s"), ("FASTEN_NODE_ID", "n"), ("FASTEN_AUDIT_BATCH_SIZE", "0")]).unwrap().validate().unwrap_err();
+        insta::assert_snapshot!(err, @"invalid FASTEN_AUDIT_BATCH_SIZE 0: must be at least 1, e.g. 2048");
+        assert_eq!(from(&[("FASTEN_AUDIT_DSN", "nope")]).unwrap_err().kind(), &crate::ErrorKind::Config { var: FASTEN_AUDIT_DSN });
+    }
+}

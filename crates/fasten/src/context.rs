@@ -1,0 +1,319 @@
+//! The ambient request id: set it once where a request enters, and every
+//! `emit` beneath picks it up.
+//!
+//! The id lives in a thread-local slot. [`scope`] wraps a future so the slot
+//! holds the id during each poll (so it survives `.await` and works on any
+//! executor), [`enter`] sets it for a block of synchronous code, and
+//! [`propagate`] / [`FutureExt::in_current_context`] carry it into spawned
+//! threads and tasks, the way `tracing`'s `Instrument::in_current_span` does.
+//! With the `tracing` feature, a `request_id` field on an enclosing span
+//! counts too, once [`SpanLayer`] is installed.
+//!
+//! Lookup order in [`current`]: the innermost fasten scope, then the nearest
+//! span with a `request_id` field, else none (and `emit` mints a fresh id).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::request_id::RequestId;
+
+thread_local! {
+    static CURRENT: RefCell<Option<RequestId>> = const { RefCell::new(None) };
+}
+
+/// The ambient request id of this thread or task, if any.
+///
+/// # Examples
+///
+/// ```
+/// use fasten::{context, RequestId};
+/// let id = RequestId::parse("req-1")?;
+/// let seen = context::with(id.clone(), context::current);
+/// assert_eq!(seen, Some(id));
+/// assert_eq!(context::current(), None);
+/// # Ok::<(), fasten::Error>(())
+/// ```
+pub fn current() -> Option<RequestId> {
+    if let Some(id) = CURRENT.with(|c| c.borrow().clone()) {
+        return Some(id);
+    }
+    #[cfg(feature = "tracing")]
+    {
+        span::current()
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        None
+    }
+}
+
+fn replace(id: Option<RequestId>) -> Option<RequestId> {
+    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), id))
+}
+
+/// Sets the ambient id for this thread until the guard drops; the previous
+/// id comes back then, so scopes nest.
+///
+/// The guard is not `Send`: across an `.await` use [`scope`] instead.
+///
+/// # Examples
+///
+/// ```
+/// use fasten::{context, RequestId};
+/// let _guard = context::enter(RequestId::parse("job-7")?);
+/// assert_eq!(context::current().unwrap().as_str(), "job-7");
+/// # Ok::<(), fasten::Error>(())
+/// ```
+pub fn enter(id: RequestId) -> ContextGuard {
+    ContextGuard {
+        previous: replace(Some(id)),
+        _not_send: PhantomData,
+    }
+}
+
+/// Restores the previous ambient id when dropped. Made by [`enter`].
+#[must_use = "the id is ambient only while the guard lives"]
+#[derive(Debug)]
+pub struct ContextGuard {
+    previous: Option<RequestId>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        replace(self.previous.take());
+    }
+}
+
+/// Runs `f` with `id` as the ambient id.
+pub fn with<R>(id: RequestId, f: impl FnOnce() -> R) -> R {
+    let _guard = enter(id);
+    f()
+}
+
+/// Wraps `future` so `id` is the ambient id whenever it runs.
+///
+/// # Examples
+///
+/// ```
+/// # async fn handle() {}
+/// # async fn run() {
+/// use fasten::{context, RequestId};
+/// context::scope(RequestId::mint(), handle()).await;
+/// # }
+/// ```
+pub fn scope<F: Future>(id: RequestId, future: F) -> Scoped<F> {
+    Scoped {
+        id: Some(id),
+        inner: future,
+    }
+}
+
+/// Wraps a closure so it runs with the caller's ambient id, for
+/// `std::thread::spawn` and thread pools.
+///
+/// # Examples
+///
+/// ```
+/// use fasten::{context, RequestId};
+/// let id = RequestId::parse("req-9")?;
+/// let seen = context::with(id.clone(), || {
+///     std::thread::spawn(context::propagate(context::current)).join().unwrap()
+/// });
+/// assert_eq!(seen, Some(id));
+/// # Ok::<(), fasten::Error>(())
+/// ```
+pub fn propagate<R>(f: impl FnOnce() -> R) -> impl FnOnce() -> R {
+    let id = current();
+    move || match id {
+        Some(id) => with(id, f),
+        None => f(),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future that runs with an ambient request id. Made by [`scope`] and
+    /// [`FutureExt::in_current_context`].
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Scoped<F> {
+        id: Option<RequestId>,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        match this.id.clone() {
+            Some(id) => {
+                let _guard = enter(id);
+                this.inner.poll(cx)
+            }
+            None => this.inner.poll(cx),
+        }
+    }
+}
+
+/// Carries the ambient id into futures that run elsewhere.
+pub trait FutureExt: Future + Sized {
+    /// Captures the caller's ambient id (if any) for this future, as
+    /// `tracing::Instrument::in_current_span` does for spans:
+    /// `tokio::spawn(work.in_current_context())`.
+    fn in_current_context(self) -> Scoped<Self> {
+        Scoped {
+            id: current(),
+            inner: self,
+        }
+    }
+}
+
+impl<F: Future> FutureExt for F {}
+
+#[cfg(feature = "tracing")]
+pub use span::SpanLayer;
+
+#[cfg(feature = "tracing")]
+mod span {
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing_subscriber::layer::{Context, Layer};
+    use tracing_subscriber::registry::LookupSpan;
+
+    use crate::request_id::RequestId;
+
+    /// A `tracing_subscriber` layer that makes a span's `request_id` field
+    /// the ambient id of everything inside the span.
+    ///
+    /// Ids that fail [`RequestId::parse`] are ignored, never trusted.
+    /// The layer needs `tracing_subscriber::Registry` underneath.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// let subscriber = tracing_subscriber::registry().with(fasten::context::SpanLayer::default());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let _span = tracing::info_span!("job", request_id = "job-42").entered();
+    ///     assert_eq!(fasten::context::current().unwrap().as_str(), "job-42");
+    /// });
+    /// ```
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct SpanLayer {
+        _private: (),
+    }
+
+    struct Find(Option<RequestId>);
+
+    impl Visit for Find {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "request_id" {
+                self.0 = RequestId::parse(value).ok();
+            }
+        }
+
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "request_id" {
+                // `%id` arrives here as Display-through-Debug, without quotes.
+                self.0 = RequestId::parse(&format!("{value:?}")).ok();
+            }
+        }
+    }
+
+    impl<S> Layer<S> for SpanLayer
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+            let mut find = Find(None);
+            attrs.record(&mut find);
+            if let (Some(found), Some(span)) = (find.0, ctx.span(id)) {
+                span.extensions_mut().insert(found);
+            }
+        }
+
+        fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+            let mut find = Find(None);
+            values.record(&mut find);
+            if let (Some(found), Some(span)) = (find.0, ctx.span(id)) {
+                span.extensions_mut().replace(found);
+            }
+        }
+    }
+
+    pub(super) fn current() -> Option<RequestId> {
+        tracing::Span::current()
+            .with_subscriber(|(id, dispatch)| {
+                let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+                let span = registry.span(id)?;
+                span.scope()
+                    .find_map(|s| s.extensions().get::<RequestId>().cloned())
+            })
+            .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> RequestId {
+        RequestId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn scopes_nest_and_restore() {
+        assert_eq!(current(), None);
+        with(id("outer"), || {
+            assert_eq!(current(), Some(id("outer")));
+            with(id("inner"), || assert_eq!(current(), Some(id("inner"))));
+            assert_eq!(current(), Some(id("outer")));
+        });
+        assert_eq!(current(), None);
+    }
+
+    #[test]
+    fn survives_await_and_spawned_tasks() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        let (a, b) = rt.block_on(scope(id("req-async"), async {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            let a = current();
+            let b = tokio::spawn(async { current() }.in_current_context())
+                .await
+                .unwrap();
+            (a, b)
+        }));
+        assert_eq!(a, Some(id("req-async")));
+        assert_eq!(b, Some(id("req-async")));
+        // A task spawned without propagation does not inherit it.
+        let c = rt.block_on(scope(id("req-async"), async {
+            tokio::spawn(async { current() }).await.unwrap()
+        }));
+        assert_eq!(c, None);
+    }
+
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn span_field_is_ambient_and_scope_wins() {
+        use tracing_subscriber::prelude::*;
+        let subscriber = tracing_subscriber::registry().with(SpanLayer::default());
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!("req", request_id = "span-1").entered();
+            let inner = tracing::info_span!("step").entered();
+            assert_eq!(current(), Some(id("span-1")));
+            with(id("scoped"), || assert_eq!(current(), Some(id("scoped"))));
+            let hostile = tracing::info_span!("bad", request_id = "a b").entered();
+            assert_eq!(current(), Some(id("span-1")));
+            drop((hostile, inner, outer));
+            assert_eq!(current(), None);
+        });
+    }
+}

@@ -1,0 +1,118 @@
+//! The one error type of the crate.
+
+use std::fmt;
+
+/// `Result` with fasten's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in fasten.
+///
+/// Match on [`Error::kind`]; the underlying cause, when there is one, is
+/// available through [`std::error::Error::source`]. `Display` shows this level
+/// only, so print the chain (`{:#}` with anyhow) to see the cause too.
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// What kind of failure an [`Error`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A setting is missing or malformed; `var` names the environment variable
+    /// (or the builder setter of the same name).
+    Config {
+        /// The `FASTEN_*` variable at fault.
+        var: &'static str,
+    },
+    /// A code registry (YAML file or `register` call) broke a rule.
+    Codes,
+    /// `emit` named a code that no registry declares.
+    UnknownCode,
+    /// An event field broke a rule of the row contract.
+    InvalidEvent {
+        /// The event field at fault (`detail`, `request_id`, `actor_kind` …).
+        field: &'static str,
+    },
+    /// The audit queue stayed full for longer than the configured block time.
+    QueueFull,
+    /// `flush` or `shutdown` did not finish within its timeout.
+    Timeout,
+    /// The store failed (open, migrate, insert, commit or read).
+    Store,
+    /// The pipeline is shut down, or its writer thread is gone.
+    Closed,
+    /// A hash chain does not verify.
+    ChainBroken {
+        /// The node whose chain is broken.
+        node: String,
+        /// The first sequence number that fails.
+        seq: i64,
+    },
+}
+
+// === impl Error ===
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    pub(crate) fn config(var: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config { var }, message)
+    }
+
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidEvent { field }, message)
+    }
+
+    pub(crate) fn store(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self::new(ErrorKind::Store, message).with_source(source)
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind).field("message", &self.message);
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}

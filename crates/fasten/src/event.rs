@@ -1,0 +1,222 @@
+//! The event a caller emits, and the pending row it becomes on its way to the
+//! writer.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::chain::{self, Row};
+use crate::code::CodeInfo;
+use crate::detail::{self, DetailError};
+use crate::kind::{ActorKind, Method, Outcome, Severity};
+use crate::request_id::RequestId;
+
+/// An audit event: a registered code and the anchors that say who did what to
+/// whom, how, and with what outcome.
+///
+/// Only the code is required. Everything else has the row contract's default:
+/// actor `system` of kind `service`, empty target, outcome `success`, method
+/// `sdk`, the code's severity, the pipeline's tenant, the ambient request id
+/// (see [`context`](crate::context)) and an empty detail.
+///
+/// # Examples
+///
+/// ```
+/// use fasten::{ActorKind, Event, Outcome};
+/// let event = Event::new("USER_UPDATED")
+///     .actor("u-1", ActorKind::User)
+///     .target("cust-42")
+///     .outcome(Outcome::Success)
+///     .detail(serde_json::json!({ "plan": "pro" }));
+/// # let _ = event;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "an event does nothing until it is emitted"]
+pub struct Event {
+    pub(crate) code: Cow<'static, str>,
+    pub(crate) actor: Option<(String, ActorKind)>,
+    pub(crate) target: String,
+    pub(crate) outcome: Outcome,
+    pub(crate) method: Method,
+    pub(crate) severity: Option<Severity>,
+    pub(crate) tenant: Option<String>,
+    pub(crate) request_id: Option<RequestId>,
+    pub(crate) detail: Option<Result<Map<String, Value>, DetailError>>,
+}
+
+impl Event {
+    /// An event of a registered code.
+    pub fn new(code: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code: code.into(),
+            actor: None,
+            target: String::new(),
+            outcome: Outcome::Success,
+            method: Method::Sdk,
+            severity: None,
+            tenant: None,
+            request_id: None,
+            detail: None,
+        }
+    }
+
+    /// Who did it (WHO). Default `system`, kind `service`.
+    pub fn actor(mut self, actor: impl Into<String>, kind: ActorKind) -> Self {
+        self.actor = Some((actor.into(), kind));
+        self
+    }
+
+    /// What it was done to (WHOM). Default empty.
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.target = target.into();
+        self
+    }
+
+    /// How it ended. Default [`Outcome::Success`].
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    /// The channel it came through (HOW). Default [`Method::Sdk`].
+    pub fn method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Overrides the code's severity for this event.
+    pub fn severity(mut self, severity: Severity) -> Self {
+        self.severity = Some(severity);
+        self
+    }
+
+    /// Overrides the pipeline's tenant for this event.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Sets the request id explicitly instead of taking the ambient one.
+    pub fn request_id(mut self, id: RequestId) -> Self {
+        self.request_id = Some(id);
+        self
+    }
+
+    /// The event's detail: anything that serialises to a JSON object.
+    ///
+    /// A value that is not an object, or that holds NaN or an infinite
+    /// number (which `serde_json` would quietly turn into `null`), makes
+    /// `emit` fail with [`ErrorKind::InvalidEvent`](crate::ErrorKind::InvalidEvent)
+    /// naming the path, e.g. `detail.readings[2]`. Secrets in it are redacted
+    /// before it is queued.
+    pub fn detail<T: Serialize>(mut self, detail: T) -> Self {
+        self.detail = Some(detail::to_object(&detail));
+        self
+    }
+
+    /// The event's code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+}
+
+/// A validated, redacted event waiting in the queue for the writer to give
+/// it a place in the chain. Expensive work that does not have to happen on
+/// the caller's thread (salt, commitment, timestamp text) waits for the
+/// writer.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) id: String,
+    pub(crate) timestamp: jiff::Timestamp,
+    pub(crate) info: Arc<CodeInfo>,
+    pub(crate) severity: Severity,
+    pub(crate) outcome: Outcome,
+    pub(crate) service_id: Arc<str>,
+    pub(crate) node_id: Arc<str>,
+    pub(crate) tenant_id: Option<String>,
+    pub(crate) actor: String,
+    pub(crate) actor_kind: ActorKind,
+    pub(crate) target: String,
+    pub(crate) method: Method,
+    pub(crate) request_id: RequestId,
+    pub(crate) detail: Map<String, Value>,
+}
+
+/// `evt-` + 20 lowercase hex (80 random bits), as the contract says.
+pub(crate) fn mint_event_id() -> String {
+    let bits = rand::random::<u128>() & ((1u128 << 80) - 1);
+    format!("evt-{bits:020x}")
+}
+
+/// The contract's 27-character UTC form, `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub(crate) fn format_timestamp(ts: jiff::Timestamp) -> String {
+    // Truncate, not round, so the text never claims a later instant.
+    let micros = ts.as_microsecond();
+    let ts = jiff::Timestamp::from_microsecond(micros).unwrap_or(ts);
+    ts.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
+}
+
+impl Pending {
+    /// The full row, still without its place in the chain (`monotonic_seq`
+    /// 0, empty `prev_hash` and `hash`): the store assigns those inside its
+    /// insert transaction.
+    pub(crate) fn into_row(self, buf: &mut Vec<u8>) -> Row {
+        let salt = chain::fresh_salt();
+        let detail = Value::Object(self.detail);
+        let detail_commitment = chain::commitment(&salt, &detail, buf);
+        let meta = self.info.meta();
+        Row {
+            origin_id: self.id.clone(),
+            id: self.id,
+            monotonic_seq: 0,
+            timestamp: format_timestamp(self.timestamp),
+            code: self.info.code().to_owned(),
+            action: meta.action.clone(),
+            severity: self.severity.as_str().to_owned(),
+            outcome: self.outcome.as_str().to_owned(),
+            service_id: self.service_id.to_string(),
+            source_node_id: self.node_id.to_string(),
+            tenant_id: self.tenant_id,
+            actor: self.actor,
+            actor_kind: self.actor_kind.as_str().to_owned(),
+            target: self.target,
+            category: meta.category.clone(),
+            domain: self.info.domain().to_owned(),
+            method: self.method.as_str().to_owned(),
+            request_id: self.request_id.as_str().to_owned(),
+            detail: Some(detail),
+            detail_salt: Some(salt),
+            detail_commitment,
+            pii_in_detail: meta.pii_in_detail,
+            shipped_at: None,
+            wire_version: chain::WIRE_VERSION.to_owned(),
+            canonical_form_id: chain::CANONICAL_FORM_ID.to_owned(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_the_contract_form() {
+        let ts: jiff::Timestamp = "2026-06-15T10:30:45.123456789Z".parse().unwrap();
+        assert_eq!(format_timestamp(ts), "2026-06-15T10:30:45.123456Z");
+        let ts: jiff::Timestamp = "2026-06-15T10:30:00Z".parse().unwrap();
+        assert_eq!(format_timestamp(ts), "2026-06-15T10:30:00.000000Z");
+        assert_eq!(format_timestamp(jiff::Timestamp::now()).len(), 27);
+    }
+
+    #[test]
+    fn event_ids_have_the_contract_form() {
+        let id = mint_event_id();
+        assert_eq!(id.len(), 24);
+        assert!(id.starts_with("evt-"));
+        assert!(id[4..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+}

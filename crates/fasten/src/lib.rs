@@ -1,0 +1,86 @@
+//! fasten: a typed, hash-chained, tamper-evident audit trail that lives in
+//! your process.
+//!
+//! Call [`init`] once (configured by `FASTEN_*` environment variables) and
+//! [`emit`] at each change that matters. fasten checks the event against a
+//! registry of codes, redacts secrets from its detail, queues it, and a
+//! background writer seals it into a per-node hash chain (form 3 of the row
+//! contract) in one SQLite file, in batches, one transaction each.
+//!
+//! ```no_run
+//! use fasten::{code::Meta, ActorKind, Event};
+//! fasten::register("iam", [("USER_UPDATED", Meta::new("user", "update"))])?;
+//! let _fasten = fasten::init()?; // FASTEN_SERVICE_ID, FASTEN_NODE_ID, FASTEN_AUDIT_DSN …
+//! fasten::emit(Event::new("USER_UPDATED").actor("u-1", ActorKind::User).target("cust-42")
+//!     .detail(serde_json::json!({ "plan": "pro" })))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Environment
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `FASTEN_SERVICE_ID` | required | the emitting service |
+//! | `FASTEN_NODE_ID` | required | the node; each node has its own chain |
+//! | `FASTEN_TENANT_ID` | none | default tenant of every row |
+//! | `FASTEN_AUDIT_DSN` | `sqlite:///fasten_audit.db` | `sqlite:///relative.db`, `sqlite:////abs/path.db`, `?table=NAME` |
+//! | `FASTEN_CODES` | none | comma-separated `*.codes.yaml` files |
+//! | `FASTEN_REDACT_KEYS` | none | extra key names to redact |
+//! | `FASTEN_MAX_DETAIL_BYTES` | 65536 | larger details become a summary |
+//! | `FASTEN_AUDIT_QUEUE_CAPACITY` | 16384 | rows queued before emit blocks |
+//! | `FASTEN_AUDIT_QUEUE_TIMEOUT_MS` | 1000 | how long emit blocks on a full queue |
+//! | `FASTEN_AUDIT_BATCH_SIZE` | 2048 | most rows per transaction |
+//! | `FASTEN_AUDIT_STORE_FAILURE_STRATEGY` | `retry` | `retry` or `raise` (emit returns once durable) |
+//! | `FASTEN_AUDIT_MAX_RETRIES` | 5 | store attempts in `raise` mode |
+//!
+//! # Feature flags
+//!
+//! - `sqlite` (default): the embedded SQLite store.
+//! - `tracing` (default): [`context::SpanLayer`], so a `request_id` field on
+//!   a `tracing` span becomes the ambient request id.
+//!
+//! # Durability
+//!
+//! In the default `retry` mode, `emit` returns once the row is queued and
+//! the writer retries the store until it commits; [`flush`] returns once
+//! everything emitted before it is committed with `synchronous=FULL`. In
+//! `raise` mode (`FASTEN_AUDIT_STORE_FAILURE_STRATEGY=raise`) `emit` itself
+//! returns only after the commit, so an acknowledged row survives a crash.
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is 1.89.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+
+mod canonical;
+mod chain;
+pub mod code;
+mod config;
+pub mod context;
+mod detail;
+mod dsn;
+mod error;
+mod event;
+mod global;
+mod kind;
+mod pipeline;
+mod redact;
+mod request_id;
+mod store;
+mod verify;
+mod writer;
+
+pub use chain::Row;
+pub use config::*;
+pub use dsn::Dsn;
+pub use error::{Error, ErrorKind, Result};
+pub use event::Event;
+pub use global::{
+    GUARD_DROP_TIMEOUT, Guard, emit, emit_durable, flush, init, queue_stats, register,
+};
+pub use kind::{ActorKind, Method, Outcome, ParseKindError, RetentionClass, Severity};
+pub use pipeline::{EventId, Fasten};
+pub use request_id::RequestId;
+pub use verify::{NodeReport, Progress, Report, verify, verify_with_progress};
+pub use writer::{QueueStats, ShutdownReport, StoreHealth};

@@ -1,0 +1,298 @@
+//! A running audit pipeline: emit → validate → redact → queue → writer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::chain::Row;
+use crate::code::Registry;
+use crate::config::{Config, FailureStrategy};
+use crate::context;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{self, Event, Pending};
+use crate::kind::ActorKind;
+use crate::redact;
+use crate::request_id::RequestId;
+use crate::store::{self, Access};
+use crate::writer::{QueueStats, Settings, ShutdownReport, Writer};
+
+/// The longest actor or target accepted, in bytes.
+const MAX_ANCHOR_LEN: usize = 1024;
+
+/// The id of an emitted row (`evt-` + 20 hex).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventId(String);
+
+impl EventId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A running audit pipeline. Cheap to clone; the writer stops when the last
+/// clone is dropped (or at [`Fasten::shutdown`]).
+///
+/// Tests and services that want more than one pipeline build their own with
+/// [`Config::build`]; [`crate::init`] installs one as the process-wide
+/// pipeline behind the free functions.
+#[derive(Debug, Clone)]
+pub struct Fasten {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    service_id: Arc<str>,
+    node_id: Arc<str>,
+    tenant_id: Option<String>,
+    registry: Registry,
+    policy: redact::Policy,
+    strategy: FailureStrategy,
+    writer: Writer,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.writer.shutdown(DROP_TIMEOUT) {
+            tracing::error!(target: "fasten::writer", error = %e, "audit pipeline dropped before its rows were written");
+        }
+    }
+}
+
+/// How long dropping the last handle waits for the queue to drain.
+const DROP_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Config {
+    /// Starts a pipeline that is not installed globally.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a missing or malformed setting,
+    /// [`ErrorKind::Codes`] when a code file breaks a rule, and
+    /// [`ErrorKind::Store`] when the store cannot be opened or migrated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fasten::{code::{Meta, Registry}, Config, Dsn, Event};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("audit.db");
+    /// let codes = Registry::new();
+    /// codes.register("iam", [("USER_CREATED", Meta::new("user", "create"))])?;
+    /// let fasten = Config::new()
+    ///     .service_id("api")
+    ///     .node_id("node-1")
+    ///     .audit_dsn(Dsn::parse("FASTEN_AUDIT_DSN", &format!("sqlite:///{}", path.display()))?)
+    ///     .registry(codes)
+    ///     .build()?;
+    /// fasten.emit(Event::new("USER_CREATED").target("u-1"))?;
+    /// fasten.flush(std::time::Duration::from_secs(5))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build(self) -> Result<Fasten> {
+        let registry = self.registry.clone().unwrap_or_default();
+        self.start(registry)
+    }
+
+    pub(crate) fn start(self, registry: Registry) -> Result<Fasten> {
+        let (service_id, node_id) = self.validate()?;
+        for path in &self.codes {
+            registry
+                .load_file(path)
+                .map_err(|e| Error::new(ErrorKind::Codes, e.to_string()).with_source(e))?;
+        }
+        let dsn = self.audit_dsn.clone();
+        let store = store::open(&dsn, Access::Write)?;
+        let writer = Writer::start(
+            store,
+            Settings {
+                capacity: self.audit_queue_capacity,
+                batch_size: self.audit_batch_size,
+                block: self.audit_queue_timeout,
+                strategy: self.audit_store_failure_strategy,
+                max_retries: self.audit_max_retries,
+                reopen: Box::new(move || store::open(&dsn, Access::Write)),
+            },
+        )?;
+        Ok(Fasten {
+            inner: Arc::new(Inner {
+                service_id: service_id.into(),
+                node_id: node_id.into(),
+                tenant_id: self.tenant_id,
+                registry,
+                policy: redact::Policy::new(&self.redact_keys, self.max_detail_bytes),
+                strategy: self.audit_store_failure_strategy,
+                writer,
+            }),
+        })
+    }
+}
+
+impl Fasten {
+    /// Emits an audit event.
+    ///
+    /// In the default `retry` mode this returns once the row is queued: the
+    /// caller never waits on disk, and [`flush`](Self::flush) makes
+    /// everything emitted before it durable. In `raise` mode it returns once
+    /// the row is committed.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::UnknownCode`]: no registry declares the code.
+    /// - [`ErrorKind::InvalidEvent`]: the detail is not a JSON object or holds
+    ///   NaN/infinity, or actor/target is empty or too long.
+    /// - [`ErrorKind::QueueFull`]: the queue stayed full for the configured
+    ///   time (counted in [`QueueStats::queue_full`]).
+    /// - [`ErrorKind::Store`]: `raise` mode, and the store kept failing.
+    /// - [`ErrorKind::Closed`]: the pipeline is shut down.
+    pub fn emit(&self, event: Event) -> Result<EventId> {
+        let pending = self.prepare(event)?;
+        match self.inner.strategy {
+            FailureStrategy::Raise => self
+                .inner
+                .writer
+                .enqueue_durable(pending)
+                .map(|row| EventId(row.id)),
+            FailureStrategy::Retry => {
+                let id = EventId(pending.id.clone());
+                self.inner.writer.enqueue(pending)?;
+                Ok(id)
+            }
+        }
+    }
+
+    /// Emits an event and waits until it is committed, whatever the
+    /// failure strategy; returns the sealed row as stored.
+    ///
+    /// # Errors
+    ///
+    /// As [`emit`](Self::emit), plus [`ErrorKind::Store`] when the store
+    /// keeps failing past the configured attempts.
+    pub fn emit_durable(&self, event: Event) -> Result<Row> {
+        let pending = self.prepare(event)?;
+        self.inner.writer.enqueue_durable(pending)
+    }
+
+    /// Everything the caller's thread does: cheap checks, the context
+    /// lookup and redaction. Sealing happens on the writer.
+    fn prepare(&self, event: Event) -> Result<Pending> {
+        let inner = &*self.inner;
+        let info = inner.registry.get(&event.code).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnknownCode,
+                format!(
+                    "unknown code {:?}: declare it with fasten::register or in a *.codes.yaml file listed in FASTEN_CODES",
+                    event.code
+                ),
+            )
+        })?;
+        let mut detail = match event.detail {
+            None => serde_json::Map::new(),
+            Some(Ok(map)) => map,
+            Some(Err(e)) => return Err(Error::invalid("detail", e.to_string())),
+        };
+        let (actor, actor_kind) = event
+            .actor
+            .unwrap_or_else(|| ("system".to_owned(), ActorKind::Service));
+        check_anchor("actor", &actor, false)?;
+        check_anchor("target", &event.target, true)?;
+        let tenant_id = match event.tenant {
+            Some(t) => {
+                check_anchor("tenant_id", &t, false)?;
+                Some(t)
+            }
+            None => inner.tenant_id.clone(),
+        };
+        let meta = info.meta();
+        if !detail.is_empty() || meta.pii_in_detail {
+            let passthrough = meta
+                .pii_in_detail
+                .then_some(meta.detail_passthrough_keys.as_slice());
+            let done = inner.policy.apply(&mut detail, passthrough);
+            let n = u64::from(done.keys) + u64::from(done.values);
+            if n > 0 {
+                inner.writer.count_redactions(n);
+            }
+        }
+        let request_id = event
+            .request_id
+            .or_else(context::current)
+            .unwrap_or_else(RequestId::mint);
+        Ok(Pending {
+            id: event::mint_event_id(),
+            timestamp: jiff::Timestamp::now(),
+            severity: event.severity.unwrap_or(meta.severity),
+            outcome: event.outcome,
+            service_id: Arc::clone(&inner.service_id),
+            node_id: Arc::clone(&inner.node_id),
+            tenant_id,
+            actor,
+            actor_kind,
+            target: event.target,
+            method: event.method,
+            request_id,
+            detail,
+            info,
+        })
+    }
+
+    /// Waits until every event emitted before the call is durable.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when that takes longer than `timeout` (the
+    /// rows stay queued), [`ErrorKind::Store`] when a `raise`-mode batch
+    /// failed, [`ErrorKind::Closed`] after shutdown.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.inner.writer.flush(timeout)
+    }
+
+    /// The pipeline's counters: queue depth, capacity, high-water mark,
+    /// rows written, retries, the last error and the store's health.
+    pub fn queue_stats(&self) -> QueueStats {
+        self.inner.writer.stats()
+    }
+
+    /// The code registry this pipeline checks codes against.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Writes everything queued and stops the writer. Emits after this
+    /// fail with [`ErrorKind::Closed`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when the queue did not drain in time.
+    pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport> {
+        self.inner.writer.shutdown(timeout)
+    }
+}
+
+fn check_anchor(field: &'static str, value: &str, may_be_empty: bool) -> Result<()> {
+    if value.is_empty() && !may_be_empty {
+        return Err(Error::invalid(field, format!("invalid {field}: must not be empty")));
+    }
+    if value.len() > MAX_ANCHOR_LEN {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "invalid {field}: {} bytes is longer than {MAX_ANCHOR_LEN}; put long text in the detail",
+                value.len()
+            ),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            format!("invalid {field}: control characters are not allowed"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,495 @@
+//! The embedded default: one SQLite file in WAL mode, `synchronous=FULL`.
+//!
+//! Several processes may write one file: each batch runs in `BEGIN
+//! IMMEDIATE`, which takes SQLite's write lock before the chain tip is read,
+//! so two writers of one node can never read the same tip.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+
+use super::{Access, NodeCount, Store};
+use crate::chain::{self, Row, Tip};
+use crate::error::{Error, Result};
+
+/// How long one statement waits on another process's lock before it reports
+/// busy and the writer's own backoff takes over.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The contract's columns with their SQLite types, in a fixed order shared by
+/// the insert and the select. Existing tables missing a column (an older or
+/// upstream schema) get it added with `ALTER TABLE … ADD COLUMN`.
+const COLUMNS: [(&str, &str); 27] = [
+    ("id", "TEXT PRIMARY KEY"),
+    ("origin_id", "TEXT NOT NULL"),
+    ("monotonic_seq", "INTEGER NOT NULL"),
+    ("timestamp", "TEXT NOT NULL"),
+    ("code", "TEXT NOT NULL"),
+    ("action", "TEXT NOT NULL"),
+    ("severity", "TEXT NOT NULL"),
+    ("outcome", "TEXT NOT NULL DEFAULT 'success'"),
+    ("service_id", "TEXT NOT NULL"),
+    ("source_node_id", "TEXT NOT NULL"),
+    ("tenant_id", "TEXT NULL"),
+    ("actor", "TEXT NOT NULL"),
+    ("actor_kind", "TEXT NOT NULL"),
+    ("target", "TEXT NOT NULL"),
+    ("category", "TEXT NOT NULL"),
+    ("domain", "TEXT NOT NULL"),
+    ("method", "TEXT NOT NULL"),
+    ("request_id", "TEXT NOT NULL"),
+    ("detail", "TEXT NULL"),
+    ("detail_salt", "TEXT NULL"),
+    ("detail_commitment", "TEXT NOT NULL"),
+    ("pii_in_detail", "INTEGER NOT NULL DEFAULT 0"),
+    ("shipped_at", "TEXT NULL"),
+    ("wire_version", "TEXT NOT NULL DEFAULT '1'"),
+    ("canonical_form_id", "TEXT NOT NULL"),
+    ("prev_hash", "TEXT NOT NULL"),
+    ("hash", "TEXT NOT NULL"),
+];
+
+/// Columns that get an index, besides the primary key and the chain key.
+const INDEXED: [&str; 5] = ["request_id", "timestamp", "code", "actor", "target"];
+
+pub(crate) struct SqliteStore {
+    conn: Connection,
+    table: String,
+    insert_sql: String,
+    select_sql: String,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("table", &self.table).finish_non_exhaustive()
+    }
+}
+
+fn sql_err(what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    move |e| Error::store(format!("sqlite: {what}"), e)
+}
+
+impl SqliteStore {
+    /// Opens (and with [`Access::Write`], creates and migrates) `table` in
+    /// the file at `path`. `table` has been checked by the DSN parser.
+    pub(crate) fn open(path: &Path, table: &str, access: Access) -> Result<Self> {
+        let flags = match access {
+            Access::Write => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        if access == Access::Write {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Error::store(format!("sqlite: cannot create directory {}", dir.display()), e)
+                })?;
+            }
+        }
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            Error::store(format!("sqlite: cannot open {}", path.display()), e)
+        })?;
+        Self::with_connection(conn, table, access)
+    }
+
+    /// An in-memory store, for tests.
+    #[cfg(test)]
+    pub(crate) fn memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(sql_err("open in memory"))?;
+        Self::with_connection(conn, crate::dsn::DEFAULT_AUDIT_TABLE, Access::Write)
+    }
+
+    fn with_connection(conn: Connection, table: &str, access: Access) -> Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err("set busy_timeout"))?;
+        if access == Access::Write {
+            // WAL lets readers run beside the writer; FULL makes each commit
+            // durable (fsync of the WAL), which "nothing lost" needs.
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+                .map_err(sql_err("enable WAL"))?;
+            if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+                return Err(Error::new(
+                    crate::ErrorKind::Store,
+                    format!("sqlite: journal_mode is {mode}, expected wal"),
+                ));
+            }
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(sql_err("set synchronous=FULL"))?;
+        }
+        let names: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
+        let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
+        let mut store = Self {
+            insert_sql: format!(
+                "INSERT INTO \"{table}\" ({}) VALUES ({})",
+                names.join(", "),
+                placeholders.join(", ")
+            ),
+            select_sql: format!("SELECT {} FROM \"{table}\"", names.join(", ")),
+            conn,
+            table: table.to_owned(),
+            buf: Vec::with_capacity(1024),
+        };
+        match access {
+            Access::Write => store.migrate()?,
+            Access::Read => store.check_table()?,
+        }
+        Ok(store)
+    }
+
+    fn existing_columns(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("PRAGMA table_info(\"{}\")", self.table))
+            .map_err(sql_err("read table_info"))?;
+        let cols = stmt
+            .query_map([], |r| r.get::<_, String>(1))
+            .map_err(sql_err("read table_info"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err("read table_info"))?;
+        Ok(cols)
+    }
+
+    fn check_table(&self) -> Result<()> {
+        let have = self.existing_columns()?;
+        if have.is_empty() {
+            return Err(Error::new(
+                crate::ErrorKind::Store,
+                format!("sqlite: table {:?} does not exist", self.table),
+            ));
+        }
+        let missing: Vec<&str> = COLUMNS
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| !have.iter().any(|h| h == n))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::new(
+                crate::ErrorKind::Store,
+                format!(
+                    "sqlite: table {:?} lacks the contract's columns {}",
+                    self.table,
+                    missing.join(", ")
+                ),
+            ))
+        }
+    }
+
+    /// Creates the table, then adds whatever columns and indexes are
+    /// missing; running it again changes nothing.
+    fn migrate(&mut self) -> Result<()> {
+        let t = &self.table;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err("begin migration"))?;
+        let defs: Vec<String> = COLUMNS.iter().map(|(n, ty)| format!("{n} {ty}")).collect();
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{t}\" ({}, UNIQUE (source_node_id, monotonic_seq))",
+            defs.join(", ")
+        ))
+        .map_err(sql_err("create table"))?;
+        let have: Vec<String> = {
+            let mut stmt = tx
+                .prepare(&format!("PRAGMA table_info(\"{t}\")"))
+                .map_err(sql_err("read table_info"))?;
+            stmt.query_map([], |r| r.get::<_, String>(1))
+                .map_err(sql_err("read table_info"))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(sql_err("read table_info"))?
+        };
+        for (name, ty) in COLUMNS {
+            if !have.iter().any(|h| h == name) {
+                // SQLite cannot add a PRIMARY KEY or a NOT NULL column without
+                // a default: such a table is not a contract table to begin with.
+                tx.execute_batch(&format!("ALTER TABLE \"{t}\" ADD COLUMN {name} {ty}"))
+                    .map_err(|e| Error::store(format!("sqlite: add column {name} to {t:?}"), e))?;
+            }
+        }
+        tx.execute_batch(&format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS \"{t}_node_seq\" ON \"{t}\" (source_node_id, monotonic_seq)"
+        ))
+        .map_err(sql_err("create chain index"))?;
+        for col in INDEXED {
+            tx.execute_batch(&format!(
+                "CREATE INDEX IF NOT EXISTS \"{t}_{col}\" ON \"{t}\" ({col})"
+            ))
+            .map_err(sql_err("create index"))?;
+        }
+        tx.commit().map_err(sql_err("commit migration"))
+    }
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let detail: Option<String> = r.get(18)?;
+    let detail = match detail {
+        Some(text) => Some(serde_json::from_str::<Value>(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(18, rusqlite::types::Type::Text, Box::new(e))
+        })?),
+        None => None,
+    };
+    Ok(Row {
+        id: r.get(0)?,
+        origin_id: r.get(1)?,
+        monotonic_seq: r.get(2)?,
+        timestamp: r.get(3)?,
+        code: r.get(4)?,
+        action: r.get(5)?,
+        severity: r.get(6)?,
+        outcome: r.get(7)?,
+        service_id: r.get(8)?,
+        source_node_id: r.get(9)?,
+        tenant_id: r.get(10)?,
+        actor: r.get(11)?,
+        actor_kind: r.get(12)?,
+        target: r.get(13)?,
+        category: r.get(14)?,
+        domain: r.get(15)?,
+        method: r.get(16)?,
+        request_id: r.get(17)?,
+        detail,
+        detail_salt: r.get(19)?,
+        detail_commitment: r.get(20)?,
+        pii_in_detail: r.get::<_, i64>(21)? != 0,
+        shipped_at: r.get(22)?,
+        wire_version: r.get(23)?,
+        canonical_form_id: r.get(24)?,
+        prev_hash: r.get(25)?,
+        hash: r.get(26)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn append(&mut self, rows: &mut Vec<Row>, recheck: bool) -> Result<usize> {
+        let Some(node) = rows.first().map(|r| r.source_node_id.clone()) else {
+            return Ok(0);
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err("begin immediate"))?;
+        if recheck {
+            let mut exists = tx
+                .prepare_cached(&format!("SELECT 1 FROM \"{}\" WHERE id = ?1", self.table))
+                .map_err(sql_err("prepare recheck"))?;
+            let mut keep = Vec::with_capacity(rows.len());
+            for row in rows.drain(..) {
+                if exists.exists([&row.id]).map_err(sql_err("recheck id"))? {
+                    tracing::warn!(target: "fasten::store", id = %row.id, "row already stored by an earlier attempt; not inserted again");
+                } else {
+                    keep.push(row);
+                }
+            }
+            *rows = keep;
+        }
+        let mut tip = tx
+            .query_row(
+                &format!(
+                    "SELECT monotonic_seq, hash FROM \"{}\" WHERE source_node_id = ?1 ORDER BY monotonic_seq DESC LIMIT 1",
+                    self.table
+                ),
+                [&node],
+                |r| Ok(Tip { seq: r.get(0)?, hash: r.get(1)? }),
+            )
+            .optional()
+            .map_err(sql_err("read chain tip"))?
+            .unwrap_or_else(Tip::genesis);
+        {
+            let mut insert = tx.prepare_cached(&self.insert_sql).map_err(sql_err("prepare insert"))?;
+            for row in rows.iter_mut() {
+                chain::link(row, &mut tip, &mut self.buf);
+                let detail = row.detail.as_ref().map(Value::to_string);
+                insert
+                    .execute(params![
+                        row.id,
+                        row.origin_id,
+                        row.monotonic_seq,
+                        row.timestamp,
+                        row.code,
+                        row.action,
+                        row.severity,
+                        row.outcome,
+                        row.service_id,
+                        row.source_node_id,
+                        row.tenant_id,
+                        row.actor,
+                        row.actor_kind,
+                        row.target,
+                        row.category,
+                        row.domain,
+                        row.method,
+                        row.request_id,
+                        detail,
+                        row.detail_salt,
+                        row.detail_commitment,
+                        row.pii_in_detail,
+                        row.shipped_at,
+                        row.wire_version,
+                        row.canonical_form_id,
+                        row.prev_hash,
+                        row.hash,
+                    ])
+                    .map_err(sql_err("insert row"))?;
+            }
+        }
+        tx.commit().map_err(sql_err("commit"))?;
+        Ok(rows.len())
+    }
+
+    fn nodes(&mut self) -> Result<Vec<NodeCount>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT source_node_id, COUNT(*) FROM \"{}\" GROUP BY source_node_id ORDER BY source_node_id",
+                self.table
+            ))
+            .map_err(sql_err("list nodes"))?;
+        let nodes = stmt
+            .query_map([], |r| {
+                Ok(NodeCount {
+                    node: r.get(0)?,
+                    rows: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
+                })
+            })
+            .map_err(sql_err("list nodes"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql_err("list nodes"))?;
+        Ok(nodes)
+    }
+
+    fn scan_chain(&mut self, node: &str, f: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "{} WHERE source_node_id = ?1 ORDER BY monotonic_seq",
+                self.select_sql
+            ))
+            .map_err(sql_err("scan chain"))?;
+        let mut rows = stmt.query([node]).map_err(sql_err("scan chain"))?;
+        while let Some(r) = rows.next().map_err(sql_err("scan chain"))? {
+            f(read_row(r).map_err(sql_err("read row"))?)?;
+        }
+        Ok(())
+    }
+
+    fn get(&mut self, id: &str) -> Result<Option<Row>> {
+        self.conn
+            .query_row(&format!("{} WHERE id = ?1", self.select_sql), [id], read_row)
+            .optional()
+            .map_err(sql_err("read row"))
+    }
+}
+
+impl SqliteStore {
+    /// Runs arbitrary SQL, for tests that tamper with stored rows.
+    #[cfg(test)]
+    pub(crate) fn execute(&self, sql: &str) -> Result<usize> {
+        self.conn.execute(sql, []).map_err(sql_err("execute"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn row(node: &str, id: &str) -> Row {
+        let mut buf = Vec::new();
+        let salt = "00".repeat(32);
+        let detail = serde_json::json!({"k": id});
+        Row {
+            id: id.to_owned(),
+            origin_id: id.to_owned(),
+            monotonic_seq: 0,
+            timestamp: "2026-06-15T10:30:00.000000Z".to_owned(),
+            code: "USER_CREATED".to_owned(),
+            action: "create".to_owned(),
+            severity: "info".to_owned(),
+            outcome: "success".to_owned(),
+            service_id: "svc".to_owned(),
+            source_node_id: node.to_owned(),
+            tenant_id: None,
+            actor: "system".to_owned(),
+            actor_kind: "service".to_owned(),
+            target: String::new(),
+            category: "user".to_owned(),
+            domain: "iam".to_owned(),
+            method: "sdk".to_owned(),
+            request_id: "r1".to_owned(),
+            detail_commitment: chain::commitment(&salt, &detail, &mut buf),
+            detail: Some(detail),
+            detail_salt: Some(salt),
+            pii_in_detail: false,
+            shipped_at: None,
+            wire_version: "1".to_owned(),
+            canonical_form_id: "3".to_owned(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn appends_link_across_batches_and_nodes() -> Result<()> {
+        let mut store = SqliteStore::memory()?;
+        let mut a = vec![row("n1", "evt-a"), row("n1", "evt-b")];
+        assert_eq!(store.append(&mut a, false)?, 2);
+        let mut b = vec![row("n1", "evt-c")];
+        store.append(&mut b, false)?;
+        let mut c = vec![row("n2", "evt-d")];
+        store.append(&mut c, false)?;
+        assert_eq!((a[0].monotonic_seq, a[1].monotonic_seq, b[0].monotonic_seq), (1, 2, 3));
+        assert_eq!(a[0].prev_hash, "genesis");
+        assert_eq!(b[0].prev_hash, a[1].hash);
+        assert_eq!(c[0].monotonic_seq, 1);
+        assert_eq!(store.get("evt-c")?, Some(b[0].clone()));
+        let nodes = store.nodes()?;
+        assert_eq!(nodes.iter().map(|n| (n.node.as_str(), n.rows)).collect::<Vec<_>>(), [("n1", 3), ("n2", 1)]);
+        Ok(())
+    }
+
+    #[test]
+    fn recheck_skips_rows_already_stored_without_gaps() -> Result<()> {
+        let mut store = SqliteStore::memory()?;
+        let mut first = vec![row("n1", "evt-a")];
+        store.append(&mut first, false)?;
+        let mut retry = vec![row("n1", "evt-a"), row("n1", "evt-b")];
+        assert_eq!(store.append(&mut retry, true)?, 1);
+        assert_eq!(retry.len(), 1);
+        assert_eq!(retry[0].monotonic_seq, 2);
+        // Without recheck the duplicate id is refused and nothing of the batch lands.
+        let mut dup = vec![row("n1", "evt-c"), row("n1", "evt-a")];
+        assert!(store.append(&mut dup, false).is_err());
+        assert_eq!(store.get("evt-c")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn migration_is_idempotent_and_additive() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::store("tempdir", e))?;
+        let path = dir.path().join("a.db");
+        {
+            // An older table without `outcome`, as the upstream schema had.
+            let conn = Connection::open(&path).map_err(sql_err("open"))?;
+            let defs: Vec<String> = COLUMNS
+                .iter()
+                .filter(|(n, _)| *n != "outcome")
+                .map(|(n, ty)| format!("{n} {ty}"))
+                .collect();
+            conn.execute_batch(&format!("CREATE TABLE audit_log ({})", defs.join(", ")))
+                .map_err(sql_err("create"))?;
+        }
+        assert!(SqliteStore::open(&path, "audit_log", Access::Read).is_err());
+        SqliteStore::open(&path, "audit_log", Access::Write)?;
+        let mut store = SqliteStore::open(&path, "audit_log", Access::Write)?;
+        let mut rows = vec![row("n1", "evt-a")];
+        store.append(&mut rows, false)?;
+        SqliteStore::open(&path, "audit_log", Access::Read)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,567 @@
+//! The background writer: a bounded queue drained by one thread that seals
+//! and commits rows in batches, one transaction per batch.
+//!
+//! The loop follows tracing-appender's worker: take the first message, drain
+//! what else is queued with `try_recv`, write it all in one transaction. Two
+//! things differ. It never drops: a failed batch is retried with backoff
+//! (forever in `retry` mode; up to the configured attempts in `raise` mode,
+//! after which the waiting callers get the error). And it polls while busy:
+//! waking a sleeping thread costs every sender a futex call (~15 µs), so
+//! while rows keep arriving the writer parks for at most [`POLL`] and checks
+//! the queue itself, and only blocks in `recv` after [`IDLE_POLLS`] empty
+//! polls. Senders that need an answer soon (durable emits, flush) unpark it.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError};
+
+use crate::chain::Row;
+use crate::config::FailureStrategy;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::Pending;
+use crate::store::Store;
+
+/// The longest the writer sleeps between looks at the queue while busy.
+const POLL: Duration = Duration::from_millis(1);
+/// Empty polls in a row before the writer blocks on the queue instead.
+const IDLE_POLLS: u32 = 100;
+/// First retry delay; doubles per attempt up to [`BACKOFF_MAX`].
+const BACKOFF_BASE: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+type Ack = Sender<Result<Row>>;
+
+enum Msg {
+    Row(Box<Pending>, Option<Ack>),
+    Flush(Sender<Result<()>>),
+    Shutdown,
+}
+
+/// How the store looked at the last attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreHealth {
+    /// The last batch committed (or nothing has been written yet).
+    Healthy,
+    /// The last attempt failed; the writer is retrying.
+    Retrying,
+    /// The store is closed: the writer has stopped.
+    Closed,
+}
+
+/// A snapshot of the audit pipeline's counters. See
+/// [`Fasten::queue_stats`](crate::Fasten::queue_stats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Rows waiting in the queue now.
+    pub depth: usize,
+    /// The queue's capacity.
+    pub capacity: usize,
+    /// The most rows ever seen waiting at once.
+    pub high_water: usize,
+    /// Rows accepted by `emit`.
+    pub enqueued: u64,
+    /// Rows committed to the store.
+    pub written: u64,
+    /// Transactions committed.
+    pub batches: u64,
+    /// Failed store attempts that were retried.
+    pub retries: u64,
+    /// Emits refused because the queue stayed full.
+    pub queue_full: u64,
+    /// Rows whose store error went back to the caller (`raise` mode).
+    pub failed: u64,
+    /// Detail values replaced by redaction.
+    pub redactions: u64,
+    /// The last store error, if any.
+    pub last_error: Option<String>,
+    /// The store's state at the last attempt.
+    pub store_health: StoreHealth,
+    /// The store's kind (`sqlite`, `postgres` …).
+    pub store_kind: &'static str,
+}
+
+/// What a clean shutdown did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Rows committed over the pipeline's life.
+    pub written: u64,
+    /// Rows accepted but never committed (a race with shutdown, or a store
+    /// that kept failing). Zero after a clean shutdown.
+    pub unwritten: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    high_water: AtomicUsize,
+    enqueued: AtomicU64,
+    received: AtomicU64,
+    written: AtomicU64,
+    batches: AtomicU64,
+    retries: AtomicU64,
+    queue_full: AtomicU64,
+    failed: AtomicU64,
+    redactions: AtomicU64,
+    health: AtomicU8,
+    last_error: Mutex<Option<String>>,
+}
+
+/// The caller's side of the writer.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    tx: Sender<Msg>,
+    thread: Thread,
+    join: Mutex<Option<JoinHandle<()>>>,
+    done: Receiver<ShutdownReport>,
+    closed: AtomicBool,
+    counters: Arc<Counters>,
+    capacity: usize,
+    block: Duration,
+    store_kind: &'static str,
+}
+
+/// What the writer needs besides the store.
+pub(crate) struct Settings {
+    pub(crate) capacity: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) block: Duration,
+    pub(crate) strategy: FailureStrategy,
+    pub(crate) max_retries: u32,
+    /// Opens the store again after a failure, so a broken connection or
+    /// handle is never reused.
+    pub(crate) reopen: Box<dyn Fn() -> Result<Box<dyn Store>> + Send>,
+}
+
+impl Writer {
+    /// Starts the writer thread over an opened store.
+    pub(crate) fn start(store: Box<dyn Store>, settings: Settings) -> Result<Self> {
+        let (tx, rx) = crossbeam_channel::bounded(settings.capacity);
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let counters = Arc::new(Counters::default());
+        let store_kind = store.kind();
+        let capacity = settings.capacity;
+        let block = settings.block;
+        let mut worker = Worker {
+            rx,
+            store: Some(store),
+            counters: Arc::clone(&counters),
+            settings,
+            buf: Vec::with_capacity(1024),
+        };
+        let join = thread::Builder::new()
+            .name("fasten-writer".into())
+            .spawn(move || {
+                let report = worker.run();
+                let _ = done_tx.send(report);
+            })
+            .map_err(|e| Error::new(ErrorKind::Store, "cannot start the writer thread").with_source(e))?;
+        Ok(Self {
+            tx,
+            thread: join.thread().clone(),
+            join: Mutex::new(Some(join)),
+            done,
+            closed: AtomicBool::new(false),
+            counters,
+            capacity,
+            block,
+            store_kind,
+        })
+    }
+
+    fn send(&self, msg: Msg) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        match self.tx.try_send(msg) {
+            Ok(()) => {}
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(closed()),
+            Err(crossbeam_channel::TrySendError::Full(msg)) => {
+                // The writer may be parked in a poll; let it know there is work.
+                self.thread.unpark();
+                match self.tx.send_timeout(msg, self.block) {
+                    Ok(()) => {}
+                    Err(SendTimeoutError::Disconnected(_)) => return Err(closed()),
+                    Err(SendTimeoutError::Timeout(_)) => {
+                        let n = self.counters.queue_full.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n == 1 {
+                            tracing::warn!(target: "fasten::writer", capacity = self.capacity, "audit queue full: emit is failing; the store is slower than the emit rate");
+                        }
+                        return Err(Error::new(
+                            ErrorKind::QueueFull,
+                            format!(
+                                "audit queue full: {} rows waited longer than {:?} (FASTEN_AUDIT_QUEUE_CAPACITY, FASTEN_AUDIT_QUEUE_TIMEOUT_MS)",
+                                self.capacity, self.block
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        self.counters
+            .high_water
+            .fetch_max(self.tx.len(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Queues a row; returns once it is queued.
+    pub(crate) fn enqueue(&self, pending: Pending) -> Result<()> {
+        self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        self.send(Msg::Row(Box::new(pending), None)).inspect_err(|_| {
+            self.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
+        })
+    }
+
+    /// Queues a row and waits until it is committed; returns it sealed.
+    pub(crate) fn enqueue_durable(&self, pending: Pending) -> Result<Row> {
+        let (ack, answer) = crossbeam_channel::bounded(1);
+        self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        self.send(Msg::Row(Box::new(pending), Some(ack))).inspect_err(|_| {
+            self.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
+        })?;
+        self.thread.unpark();
+        answer.recv().map_err(|_| closed())?
+    }
+
+    /// Waits until every row queued before the call is committed.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let (ack, answer) = crossbeam_channel::bounded(1);
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        match self.tx.send_deadline(Msg::Flush(ack), deadline) {
+            Ok(()) => {}
+            Err(SendTimeoutError::Disconnected(_)) => return Err(closed()),
+            Err(SendTimeoutError::Timeout(_)) => return Err(flush_timeout(timeout)),
+        }
+        self.thread.unpark();
+        match answer.recv_deadline(deadline) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(flush_timeout(timeout)),
+            Err(RecvTimeoutError::Disconnected) => Err(closed()),
+        }
+    }
+
+    /// Counts redacted values (called by emit, which does the redaction).
+    pub(crate) fn count_redactions(&self, n: u64) {
+        self.counters.redactions.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> QueueStats {
+        let c = &self.counters;
+        QueueStats {
+            depth: self.tx.len(),
+            capacity: self.capacity,
+            high_water: c.high_water.load(Ordering::Relaxed),
+            enqueued: c.enqueued.load(Ordering::Relaxed),
+            written: c.written.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            queue_full: c.queue_full.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            redactions: c.redactions.load(Ordering::Relaxed),
+            last_error: c
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            store_health: match c.health.load(Ordering::Relaxed) {
+                0 => StoreHealth::Healthy,
+                1 => StoreHealth::Retrying,
+                _ => StoreHealth::Closed,
+            },
+            store_kind: self.store_kind,
+        }
+    }
+
+    /// Stops accepting rows, writes what is queued, and stops the thread.
+    /// Safe to call more than once; later calls report the same totals.
+    pub(crate) fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport> {
+        let deadline = Instant::now() + timeout;
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            match self.tx.send_deadline(Msg::Shutdown, deadline) {
+                Ok(()) => self.thread.unpark(),
+                Err(SendTimeoutError::Disconnected(_)) => {}
+                Err(SendTimeoutError::Timeout(_)) => return Err(shutdown_timeout(timeout)),
+            }
+        }
+        let handle = self
+            .join
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(handle) = handle else {
+            return Ok(self.final_report());
+        };
+        match self.done.recv_deadline(deadline) {
+            Ok(report) => {
+                let _ = handle.join();
+                if report.unwritten > 0 {
+                    tracing::error!(target: "fasten::writer", unwritten = report.unwritten, "audit rows accepted but never written");
+                }
+                Ok(report)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                // The thread ended without a report: it panicked.
+                let _ = handle.join();
+                Err(Error::new(ErrorKind::Closed, "the audit writer thread panicked"))
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                *self.join.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+                Err(shutdown_timeout(timeout))
+            }
+        }
+    }
+
+    fn final_report(&self) -> ShutdownReport {
+        let c = &self.counters;
+        let written = c.written.load(Ordering::Relaxed);
+        let enqueued = c.enqueued.load(Ordering::Relaxed);
+        let failed = c.failed.load(Ordering::Relaxed);
+        ShutdownReport {
+            written,
+            unwritten: enqueued.saturating_sub(written + failed),
+        }
+    }
+}
+
+fn closed() -> Error {
+    Error::new(ErrorKind::Closed, "the audit pipeline is shut down")
+}
+
+fn flush_timeout(timeout: Duration) -> Error {
+    Error::new(ErrorKind::Timeout, format!("flush did not finish within {timeout:?}"))
+}
+
+fn shutdown_timeout(timeout: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("shutdown did not finish within {timeout:?}; the writer goes on in the background"),
+    )
+}
+
+// === impl Worker ===
+
+struct Worker {
+    rx: Receiver<Msg>,
+    store: Option<Box<dyn Store>>,
+    counters: Arc<Counters>,
+    settings: Settings,
+    buf: Vec<u8>,
+}
+
+/// One batch: rows in queue order, and who waits for what.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<Row>,
+    /// Index into `rows` as queued, the row's id, and the durable emit
+    /// waiting for it.
+    acks: Vec<(usize, String, Ack)>,
+    flushes: Vec<Sender<Result<()>>>,
+    shutdown: bool,
+}
+
+impl Worker {
+    fn run(&mut self) -> ShutdownReport {
+        let mut idle = 0u32;
+        loop {
+            let first = if idle < IDLE_POLLS {
+                match self.rx.try_recv() {
+                    Ok(msg) => msg,
+                    Err(TryRecvError::Empty) => {
+                        idle += 1;
+                        thread::park_timeout(POLL);
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match self.rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                }
+            };
+            idle = 0;
+            let mut batch = Batch::default();
+            self.add(&mut batch, first);
+            while batch.rows.len() < self.settings.batch_size
+                && batch.flushes.is_empty()
+                && !batch.shutdown
+            {
+                match self.rx.try_recv() {
+                    Ok(msg) => self.add(&mut batch, msg),
+                    Err(_) => break,
+                }
+            }
+            let shutdown = batch.shutdown;
+            self.write(batch);
+            if shutdown {
+                // Late rows that raced the closed flag still get written.
+                let mut rest = Batch::default();
+                while let Ok(msg) = self.rx.try_recv() {
+                    self.add(&mut rest, msg);
+                }
+                self.write(rest);
+                break;
+            }
+        }
+        self.counters.health.store(2, Ordering::Relaxed);
+        self.store = None;
+        let c = &self.counters;
+        let written = c.written.load(Ordering::Relaxed);
+        let failed = c.failed.load(Ordering::Relaxed);
+        ShutdownReport {
+            written,
+            unwritten: c
+                .enqueued
+                .load(Ordering::Relaxed)
+                .saturating_sub(written + failed),
+        }
+    }
+
+    fn add(&mut self, batch: &mut Batch, msg: Msg) {
+        match msg {
+            Msg::Row(pending, ack) => {
+                self.counters.received.fetch_add(1, Ordering::Relaxed);
+                let row = pending.into_row(&mut self.buf);
+                if let Some(ack) = ack {
+                    batch.acks.push((batch.rows.len(), row.id.clone(), ack));
+                }
+                batch.rows.push(row);
+            }
+            Msg::Flush(ack) => batch.flushes.push(ack),
+            Msg::Shutdown => batch.shutdown = true,
+        }
+    }
+
+    fn write(&mut self, batch: Batch) {
+        let Batch {
+            mut rows,
+            acks,
+            flushes,
+            ..
+        } = batch;
+        let queued = rows.len();
+        let outcome = if rows.is_empty() {
+            Ok(())
+        } else {
+            self.commit(&mut rows)
+        };
+        match outcome {
+            Ok(()) => {
+                self.answer(&rows, queued, acks);
+                for flush in flushes {
+                    let _ = flush.send(Ok(()));
+                }
+            }
+            Err(message) => {
+                for (_, _, ack) in acks {
+                    let _ = ack.send(Err(Error::new(ErrorKind::Store, message.clone())));
+                }
+                for flush in flushes {
+                    let _ = flush.send(Err(Error::new(ErrorKind::Store, message.clone())));
+                }
+            }
+        }
+    }
+
+    /// Sends each durable emit its sealed row. `rows` keeps queue order and
+    /// loses entries only when a retry's recheck found them already stored
+    /// (rare); then rows are matched by id and the missing ones read back.
+    fn answer(&mut self, rows: &[Row], queued: usize, acks: Vec<(usize, String, Ack)>) {
+        for (index, id, ack) in acks {
+            let row = match rows.get(index) {
+                Some(row) if rows.len() == queued => Ok(row.clone()),
+                _ => match rows.iter().find(|r| r.id == id) {
+                    Some(row) => Ok(row.clone()),
+                    None => self.read_back(&id),
+                },
+            };
+            let _ = ack.send(row);
+        }
+    }
+
+    fn read_back(&mut self, id: &str) -> Result<Row> {
+        let store = match self.store.as_mut() {
+            Some(store) => store,
+            None => self.store.insert((self.settings.reopen)()?),
+        };
+        store.get(id)?.ok_or_else(|| {
+            Error::new(ErrorKind::Store, format!("row {id} vanished from the store after commit"))
+        })
+    }
+
+    /// Commits `rows`, retrying with backoff. In `retry` mode it returns only
+    /// once they are committed; in `raise` mode it gives up after
+    /// `max_retries` attempts and returns the error's text.
+    fn commit(&mut self, rows: &mut Vec<Row>) -> std::result::Result<(), String> {
+        let mut attempt: u32 = 0;
+        loop {
+            let result = match self.store.as_mut() {
+                Some(store) => store.append(rows, attempt > 0),
+                None => (self.settings.reopen)().and_then(|mut store| {
+                    let r = store.append(rows, attempt > 0);
+                    self.store = Some(store);
+                    r
+                }),
+            };
+            match result {
+                Ok(n) => {
+                    let c = &self.counters;
+                    c.written.fetch_add(n as u64, Ordering::Relaxed);
+                    c.batches.fetch_add(1, Ordering::Relaxed);
+                    c.health.store(0, Ordering::Relaxed);
+                    tracing::debug!(target: "fasten::writer", rows = n, attempt, "batch committed");
+                    return Ok(());
+                }
+                Err(e) => {
+                    attempt += 1;
+                    // Never reuse a handle that just failed.
+                    self.store = None;
+                    let message = format!("{:#}", DisplayChain(&e));
+                    let c = &self.counters;
+                    c.retries.fetch_add(1, Ordering::Relaxed);
+                    c.health.store(1, Ordering::Relaxed);
+                    *c.last_error.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(message.clone());
+                    tracing::error!(target: "fasten::writer", error = %message, attempt, rows = rows.len(), "audit batch failed; retrying");
+                    if self.settings.strategy == FailureStrategy::Raise
+                        && attempt >= self.settings.max_retries
+                    {
+                        c.failed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                        return Err(message);
+                    }
+                    thread::sleep(backoff(attempt));
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with ±50 % jitter, so processes sharing a store do
+/// not retry in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16));
+    let capped = exp.min(BACKOFF_MAX);
+    capped.mul_f64(0.5 + rand::random::<f64>())
+}
+
+/// Shows an error with its causes, `a: b: c`.
+struct DisplayChain<'a>(&'a Error);
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = std::error::Error::source(self.0);
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
