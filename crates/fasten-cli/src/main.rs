@@ -1,1 +1,41 @@
-fn main() {}
+//! `fasten`: verify, emit and inspect audit trails from a shell.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Audit trails that an auditor accepts as-is.
+#[derive(Debug, Parser)]
+#[command(name = "fasten", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check every node's hash chain; exit 0 only when all hold.
+    Verify(cmd::verify::Args),
+    /// Write one durable audit row (method `cli`) and print it as JSON.
+    Emit(cmd::emit::Args),
+    /// Print every registered code as `id,domain,severity`, sorted.
+    Dump(cmd::dump::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Verify(args) => cmd::verify::run(&args),
+        Command::Emit(args) => cmd::emit::run(args),
+        Command::Dump(args) => cmd::dump::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fasten: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -105,7 +105,13 @@ impl Config {
         for path in &self.codes {
             registry
                 .load_file(path)
-                .map_err(|e| Error::new(ErrorKind::Codes, e.to_string()).with_source(e))?;
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Codes,
+                        format!("invalid code file {} in FASTEN_CODES", path.display()),
+                    )
+                    .with_source(e)
+                })?;
         }
         let dsn = self.audit_dsn.clone();
         let store = store::open(&dsn, Access::Write)?;

@@ -81,6 +81,12 @@ impl SqliteStore {
             Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
+        if access == Access::Read && !path.exists() {
+            return Err(Error::new(
+                crate::ErrorKind::Store,
+                format!("sqlite: {} does not exist", path.display()),
+            ));
+        }
         if access == Access::Write {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| {

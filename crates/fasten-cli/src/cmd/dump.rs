@@ -1,0 +1,22 @@
+//! `fasten dump`: the code registry, one code a line.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `fasten dump`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Code files to load (comma separated).
+    #[arg(long, env = "FASTEN_CODES", value_delimiter = ',', required = true)]
+    codes: Vec<PathBuf>,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let registry = super::load_codes(&args.codes)?;
+    let mut out = std::io::stdout().lock();
+    for info in registry.codes() {
+        writeln!(out, "{},{},{}", info.code(), info.domain(), info.meta().severity)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,269 @@
+//! The pipeline end to end over a real SQLite file.
+
+use std::time::Duration;
+
+use fasten::{ActorKind, ErrorKind, Event, FailureStrategy, Outcome, RequestId, context};
+use serde_json::json;
+
+use super::support::{config, dsn, pipeline};
+
+const SECS: Duration = Duration::from_secs(10);
+
+#[test]
+fn emitted_rows_are_chained_and_verify() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let fasten = pipeline(&path);
+    for i in 0..500 {
+        fasten.emit(
+            Event::new("USER_CREATED")
+                .actor("alice", ActorKind::User)
+                .target(format!("u-{i}"))
+                .detail(json!({ "i": i, "api_key": "sk-should-not-be-stored" })),
+        )?;
+    }
+    fasten.flush(SECS)?;
+    let stats = fasten.queue_stats();
+    assert_eq!(stats.written, 500);
+    assert_eq!(stats.enqueued, 500);
+    assert_eq!(stats.depth, 0);
+    assert!(stats.batches >= 1);
+    assert_eq!(stats.store_kind, "sqlite");
+    fasten.shutdown(SECS)?;
+    let report = fasten::verify(&dsn(&path))?;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.nodes.len(), 1);
+    assert_eq!(report.nodes[0].rows, 500);
+    // The secret never reached the file.
+    let bytes = std::fs::read(&path).unwrap();
+    let wal = std::fs::read(path.with_extension("db-wal")).unwrap_or_default();
+    for haystack in [&bytes, &wal] {
+        assert!(
+            !haystack
+                .windows(b"sk-should-not-be-stored".len())
+                .any(|w| w == b"sk-should-not-be-stored")
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn raise_mode_returns_the_durable_row() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let fasten = config(&path, "node-r")
+        .audit_store_failure_strategy(FailureStrategy::Raise)
+        .build()?;
+    let id = fasten.emit(Event::new("USER_UPDATED").target("u-1"))?;
+    // Durable already: a second reader sees it without any flush.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let seq: i64 = conn
+        .query_row(
+            "SELECT monotonic_seq FROM audit_log WHERE id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(seq, 1);
+    let row = fasten.emit_durable(Event::new("USER_UPDATED").outcome(Outcome::Denied))?;
+    assert_eq!(row.monotonic_seq, 2);
+    assert_eq!(row.outcome, "denied");
+    assert_eq!(row.source_node_id, "node-r");
+    assert_eq!(row.detail, Some(json!({})));
+    Ok(())
+}
+
+#[test]
+fn request_id_comes_from_the_context_or_is_minted() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let fasten = pipeline(&dir.path().join("audit.db"));
+    let id = RequestId::parse("req-42")?;
+    let scoped = context::with(id.clone(), || fasten.emit_durable(Event::new("USER_CREATED")))?;
+    assert_eq!(scoped.request_id, "req-42");
+    let explicit = context::with(id, || {
+        fasten.emit_durable(Event::new("USER_CREATED").request_id(RequestId::parse("other")?))
+    })?;
+    assert_eq!(explicit.request_id, "other");
+    let minted = fasten.emit_durable(Event::new("USER_CREATED"))?;
+    assert_eq!(minted.request_id.len(), 32);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let f = fasten.clone();
+    let row = rt.block_on(context::scope(RequestId::parse("req-async")?, async move {
+        tokio::task::yield_now().await;
+        tokio::spawn(
+            async move { f.emit_durable(Event::new("USER_CREATED")) }.in_current_context(),
+        )
+        .await
+        .unwrap()
+    }))?;
+    assert_eq!(row.request_id, "req-async");
+    Ok(())
+}
+
+use fasten::context::FutureExt as _;
+
+#[test]
+fn bad_input_is_refused_at_the_call_site() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let fasten = pipeline(&dir.path().join("audit.db"));
+    let err = fasten.emit(Event::new("NOT_DECLARED")).unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::UnknownCode);
+    let err = fasten
+        .emit(Event::new("USER_CREATED").detail(json!([1, 2])))
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidEvent { field: "detail" });
+    #[derive(serde::Serialize)]
+    struct Reading {
+        celsius: Vec<f64>,
+    }
+    let err = fasten
+        .emit(Event::new("USER_CREATED").detail(Reading {
+            celsius: vec![1.0, f64::NAN],
+        }))
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidEvent { field: "detail" });
+    assert!(err.to_string().contains("celsius[1]"), "{err}");
+    let err = fasten
+        .emit(Event::new("USER_CREATED").actor("", ActorKind::User))
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidEvent { field: "actor" });
+    let err = fasten
+        .emit(Event::new("USER_CREATED").target("x".repeat(5000)))
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidEvent { field: "target" });
+    // Nothing refused was written.
+    fasten.flush(SECS)?;
+    assert_eq!(fasten.queue_stats().written, 0);
+    Ok(())
+}
+
+#[test]
+fn pii_codes_keep_only_passthrough_keys() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let fasten = pipeline(&dir.path().join("audit.db"));
+    let row = fasten.emit_durable(
+        Event::new("PROFILE_VIEWED").detail(json!({ "user_id": "u-7", "email": "a@b.example" })),
+    )?;
+    assert_eq!(row.detail, Some(json!({ "user_id": "u-7" })));
+    assert!(row.pii_in_detail);
+    Ok(())
+}
+
+#[test]
+fn a_full_queue_blocks_then_errors_and_is_counted() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let fasten = config(&path, "node-q")
+        .audit_queue_capacity(4)
+        .audit_batch_size(2)
+        .audit_queue_timeout(Duration::from_millis(50))
+        .build()?;
+    // Another process-like connection holds the write lock, so the writer
+    // cannot commit and the queue fills.
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let mut accepted = 0;
+    let mut refused = 0;
+    for _ in 0..40 {
+        match fasten.emit(Event::new("USER_CREATED")) {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                assert_eq!(e.kind(), &ErrorKind::QueueFull);
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "the queue never filled");
+    assert_eq!(fasten.queue_stats().queue_full, refused);
+    blocker.execute_batch("COMMIT").unwrap();
+    fasten.flush(Duration::from_secs(30))?;
+    let stats = fasten.queue_stats();
+    assert_eq!(stats.written, accepted);
+    assert_eq!(stats.high_water, 4);
+    let report = fasten::verify(&dsn(&path))?;
+    assert!(report.ok);
+    assert_eq!(report.nodes[0].rows, accepted);
+    Ok(())
+}
+
+#[test]
+fn shutdown_writes_everything_and_refuses_later_emits() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let fasten = pipeline(&path);
+    for _ in 0..1000 {
+        fasten.emit(Event::new("USER_CREATED"))?;
+    }
+    let report = fasten.shutdown(SECS)?;
+    assert_eq!((report.written, report.unwritten), (1000, 0));
+    let err = fasten.emit(Event::new("USER_CREATED")).unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Closed);
+    assert_eq!(fasten::verify(&dsn(&path))?.nodes[0].rows, 1000);
+    Ok(())
+}
+
+#[test]
+fn tampering_is_detected_and_named() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let fasten = pipeline(&path);
+    for i in 0..10 {
+        fasten.emit(Event::new("USER_CREATED").detail(json!({ "i": i })))?;
+    }
+    fasten.shutdown(SECS)?;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // Erasure is not tampering.
+    conn.execute(
+        "UPDATE audit_log SET detail = NULL, detail_salt = NULL WHERE monotonic_seq = 3",
+        [],
+    )
+    .unwrap();
+    let report = fasten::verify(&dsn(&path))?;
+    assert!(report.ok);
+    assert_eq!(report.nodes[0].erased, 1);
+    conn.execute(
+        "UPDATE audit_log SET detail = '{\"i\":99}' WHERE monotonic_seq = 6",
+        [],
+    )
+    .unwrap();
+    let report = fasten::verify(&dsn(&path))?;
+    assert!(!report.ok);
+    let node = &report.nodes[0];
+    assert_eq!(node.first_break_seq, Some(6));
+    assert_eq!(node.rows, 5);
+    assert_eq!(
+        node.reason.as_deref(),
+        Some("detail_commitment does not match detail")
+    );
+    Ok(())
+}
+
+#[test]
+fn global_init_emit_flush_and_guard() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    fasten::register(
+        "global_test",
+        [("GLOBAL_THING", fasten::code::Meta::new("thing", "do"))],
+    )?;
+    assert_eq!(
+        fasten::emit(Event::new("GLOBAL_THING")).unwrap_err().kind(),
+        &ErrorKind::Closed
+    );
+    let guard = fasten::Config::new()
+        .service_id("it")
+        .node_id("node-g")
+        .audit_dsn(dsn(&path))
+        .init()?;
+    assert!(fasten::Config::new().service_id("a").node_id("b").audit_dsn(dsn(&path)).init().is_err());
+    fasten::emit(Event::new("GLOBAL_THING"))?;
+    fasten::flush(SECS)?;
+    assert_eq!(fasten::queue_stats().map(|s| s.written), Some(1));
+    let report = guard.shutdown(SECS)?;
+    assert_eq!(report.written, 1);
+    assert!(fasten::queue_stats().is_none());
+    Ok(())
+}

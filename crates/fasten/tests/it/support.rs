@@ -1,0 +1,73 @@
+//! Shared helpers: a pipeline over a temp file, and child processes that
+//! re-run this test binary in a role.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use fasten::code::{Meta, Registry};
+use fasten::{Config, Dsn, Fasten};
+
+pub(crate) fn registry() -> Registry {
+    let r = Registry::new();
+    r.register(
+        "iam",
+        [
+            ("USER_CREATED", Meta::new("user", "create")),
+            ("USER_UPDATED", Meta::new("user", "update")),
+            (
+                "PROFILE_VIEWED",
+                Meta::new("user", "read").pii(["user_id"]),
+            ),
+        ],
+    )
+    .expect("valid codes");
+    r
+}
+
+pub(crate) fn dsn(path: &Path) -> Dsn {
+    Dsn::parse("FASTEN_AUDIT_DSN", &format!("sqlite:///{}", path.display())).expect("valid dsn")
+}
+
+pub(crate) fn config(path: &Path, node: &str) -> Config {
+    Config::new()
+        .service_id("it")
+        .node_id(node)
+        .audit_dsn(dsn(path))
+        .registry(registry())
+}
+
+pub(crate) fn pipeline(path: &Path) -> Fasten {
+    config(path, "node-1").build().expect("pipeline starts")
+}
+
+/// Runs the test named `test` of this binary as a child process with `env`:
+/// the child's test body checks `FASTEN_IT_ROLE` and acts out its part.
+pub(crate) fn child(test: &str, env: &[(&str, String)]) -> Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = Command::new(exe);
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+pub(crate) fn role() -> Option<String> {
+    std::env::var("FASTEN_IT_ROLE").ok()
+}
+
+pub(crate) fn db_path(env: &str) -> PathBuf {
+    PathBuf::from(std::env::var(env).expect("parent sets the path"))
+}
+
+/// Every stored id, for checking against what was acknowledged.
+pub(crate) fn stored_ids(path: &Path) -> std::collections::HashSet<String> {
+    let conn = rusqlite::Connection::open(path).expect("open db");
+    let mut stmt = conn.prepare("SELECT id FROM audit_log").expect("prepare");
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect()
+}
