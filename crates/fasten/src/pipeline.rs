@@ -54,6 +54,7 @@ struct Inner {
     registry: Registry,
     policy: redact::Policy,
     strategy: FailureStrategy,
+    dsn: crate::dsn::Dsn,
     writer: Writer,
 }
 
@@ -134,6 +135,7 @@ impl Config {
                 registry,
                 policy: redact::Policy::new(&self.redact_keys, self.max_detail_bytes),
                 strategy: self.audit_store_failure_strategy,
+                dsn: self.audit_dsn,
                 writer,
             }),
         })
@@ -263,6 +265,11 @@ impl Fasten {
     /// rows written, retries, the last error and the store's health.
     pub fn queue_stats(&self) -> QueueStats {
         self.inner.writer.stats()
+    }
+
+    /// The audit store this pipeline writes to (for [`crate::verify`]).
+    pub fn dsn(&self) -> &crate::dsn::Dsn {
+        &self.inner.dsn
     }
 
     /// The code registry this pipeline checks codes against.
