@@ -31,30 +31,47 @@ pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
     // needs one is ASCII, so a byte scan can never split a multi-byte character.
     let mut run_start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
+        let escape = ESCAPE[usize::from(b)];
+        if escape == 0 {
             continue;
         }
         out.extend_from_slice(&bytes[run_start..i]);
         run_start = i + 1;
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x09 => out.extend_from_slice(b"\\t"),
-            0x0a => out.extend_from_slice(b"\\n"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            0x0d => out.extend_from_slice(b"\\r"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0x0f)]);
-            }
+        if escape == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0x0f)],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', escape]);
         }
     }
     out.extend_from_slice(&bytes[run_start..]);
     out.push(b'"');
 }
+
+/// For each byte, 0 if it is copied as is, else the character after the backslash.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
 
 /// Appends the JCS form of `value` to `out`.
 pub(crate) fn write_value(value: &Value, out: &mut Vec<u8>) {
@@ -86,21 +103,28 @@ pub(crate) fn to_string(value: &Value) -> String {
 }
 
 fn write_number(n: &Number, out: &mut Vec<u8>) {
-    if let Some(u) = n.as_u64() {
-        if u <= MAX_SAFE_INTEGER {
-            return write_u64(u, false, out);
-        }
-    } else if let Some(i) = n.as_i64() {
-        if i.unsigned_abs() <= MAX_SAFE_INTEGER {
-            return write_u64(i.unsigned_abs(), i < 0, out);
-        }
+    if let Some(u) = n.as_u64()
+        && u <= MAX_SAFE_INTEGER
+    {
+        return write_u64(u, false, out);
+    }
+    if let Some(i) = n.as_i64()
+        && i.unsigned_abs() <= MAX_SAFE_INTEGER
+    {
+        return write_u64(i.unsigned_abs(), i < 0, out);
     }
     // Without serde_json's `arbitrary_precision` every Number has an f64 view; the integers
     // that reach this point are the large ones, which JCS rounds to a double on purpose.
     let f = n
         .as_f64()
         .expect("serde_json::Number always converts to f64");
-    // ryu-js follows Number.prototype.toString, including printing -0 as `0`.
+    // Integral doubles (a `75.0` setpoint) are common in telemetry, and ECMAScript prints
+    // those below 1e21 as plain digits; Ryū is slowest on exactly such short outputs.
+    // -0.0 takes this path too and prints as `0`, as JCS requires.
+    if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER as f64 {
+        return write_u64(f.abs() as u64, f < 0.0, out);
+    }
+    // ryu-js follows Number.prototype.toString (exponent thresholds, `e+`, no `.0`).
     out.extend_from_slice(ryu_js::Buffer::new().format_finite(f).as_bytes());
 }
 
@@ -156,35 +180,22 @@ fn write_members<'a>(members: impl Iterator<Item = (&'a String, &'a Value)>, out
 
 /// Orders strings by their UTF-16 code units, as RFC 8785 §3.2.3 requires.
 ///
-/// Byte order of UTF-8 is code point order, which differs from UTF-16 order only when a
-/// supplementary character (a surrogate pair, D800..DBFF first) meets a BMP character in
-/// U+E000..U+FFFF. So compare bytes, and decode only the first differing character.
-pub(crate) fn cmp_utf16(a: &str, b: &str) -> Ordering {
+/// UTF-8 byte order is code point order, and so is UTF-16 order except in one case: a
+/// supplementary character (UTF-8 lead byte F0..F4, UTF-16 D800..DBFF) against one in
+/// U+E000..U+FFFF (lead byte EE or EF). So compare bytes and fix up only that case.
+fn cmp_utf16(a: &str, b: &str) -> Ordering {
     let (ab, bb) = (a.as_bytes(), b.as_bytes());
-    let Some(diff) = ab.iter().zip(bb).position(|(x, y)| x != y) else {
+    let Some(i) = ab.iter().zip(bb).position(|(x, y)| x != y) else {
         return ab.len().cmp(&bb.len());
     };
-    // The prefix before `diff` is shared, so both strings have a character boundary at the
-    // same place at or before it.
-    let start = (0..=diff)
-        .rev()
-        .find(|&i| a.is_char_boundary(i))
-        .expect("index 0 is always a char boundary");
-    let ca = a[start..].chars().next().expect("a has a byte at diff");
-    let cb = b[start..].chars().next().expect("b has a byte at diff");
-    first_utf16_unit(ca)
-        .cmp(&first_utf16_unit(cb))
-        // Same first unit means both are supplementary with one high surrogate; the low
-        // surrogates then order like the code points.
-        .then(ca.cmp(&cb))
-}
-
-fn first_utf16_unit(c: char) -> u32 {
-    let c = u32::from(c);
-    if c >= 0x1_0000 {
-        0xd800 + ((c - 0x1_0000) >> 10)
-    } else {
-        c
+    // If the differing bytes are continuation bytes, the two characters share a lead byte,
+    // so have the same length and byte order holds. A byte of F0 or above is a lead byte,
+    // and the shared prefix puts the other string's character boundary at the same index.
+    let (x, y) = (ab[i], bb[i]);
+    match (x >= 0xf0, y >= 0xf0) {
+        (true, false) if y >= 0xee => Ordering::Less,
+        (false, true) if x >= 0xee => Ordering::Greater,
+        _ => x.cmp(&y),
     }
 }
 
@@ -196,7 +207,7 @@ mod tests {
 
     const VECTORS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/spec/vectors/form3.json"
+        "/../../../shared/spec/vectors/form3.json"
     );
 
     fn load_vectors() -> Value {
@@ -332,6 +343,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::excessive_precision, reason = "RFC 8785's input, verbatim")]
     fn rfc8785_structure_example() {
         // RFC 8785 §3.2.4's input, with its numbers typed in as Rust values.
         let v = json!({
@@ -519,6 +531,19 @@ mod tests {
         #[test]
         fn prop_cmp_matches_utf16_any(a in any::<String>(), b in any::<String>()) {
             prop_assert_eq!(cmp_utf16(&a, &b), a.encode_utf16().cmp(b.encode_utf16()));
+        }
+
+        #[test]
+        fn prop_fast_paths_agree_with_ryu_js(
+            f in prop_oneof![
+                any::<u64>().prop_map(f64::from_bits),
+                any::<i64>().prop_map(|i| i as f64),
+                (-1e7..1e7_f64).prop_map(f64::round),
+            ]
+        ) {
+            prop_assume!(f.is_finite());
+            let mut ryu = ryu_js::Buffer::new();
+            prop_assert_eq!(num(f), ryu.format_finite(f));
         }
 
         #[test]

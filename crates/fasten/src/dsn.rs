@@ -111,11 +111,7 @@ impl fmt::Display for Dsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sqlite { path, table } => {
-                write!(f, "sqlite://")?;
-                if !path.is_absolute() {
-                    write!(f, "/")?;
-                }
-                write!(f, "{}", path.display())?;
+                write!(f, "sqlite:///{}", path.display())?;
                 if table != DEFAULT_AUDIT_TABLE {
                     write!(f, "?table={table}")?;
                 }

@@ -403,14 +403,6 @@ impl Store for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Runs arbitrary SQL, for tests that tamper with stored rows.
-    #[cfg(test)]
-    pub(crate) fn execute(&self, sql: &str) -> Result<usize> {
-        self.conn.execute(sql, []).map_err(sql_err("execute"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,148 @@
+//! The `fasten` binary end to end: emit, dump, verify, exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn fasten(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fasten"))
+        .current_dir(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FASTEN_SERVICE_ID", "cli-test")
+        .env("FASTEN_NODE_ID", "node-cli")
+        .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
+        .env("FASTEN_CODES", "shop.codes.yaml")
+        .output()
+        .expect("run fasten")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shop.codes.yaml"),
+        "domain: shop\ncodes:\n  ORDER_PLACED:\n    category: order\n    action: create\n    severity: warn\n  AUTH_LOGIN:\n    category: auth\n    action: login\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn emit_prints_the_durable_row_and_verify_is_green() {
+    let dir = setup();
+    let out = fasten(
+        dir.path(),
+        &["emit", "--code", "ORDER_PLACED", "--target", "order/42", "--actor", "ops", "--detail", r#"{"qty":3,"token":"abc"}"#, "--request-id", "req-7"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(row["method"], "cli");
+    assert_eq!(row["request_id"], "req-7");
+    assert_eq!(row["actor"], "ops");
+    assert_eq!(row["actor_kind"], "user");
+    assert_eq!(row["severity"], "warn");
+    assert_eq!(row["monotonic_seq"], 1);
+    assert_eq!(row["detail"]["qty"], 3);
+    assert_ne!(row["detail"]["token"], "abc", "secrets are redacted");
+
+    let out = fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(row["monotonic_seq"], 2);
+    assert_eq!(row["request_id"].as_str().unwrap().len(), 32);
+
+    let out = fasten(dir.path(), &["verify", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({"ok": true, "nodes": [{"source_node_id": "node-cli", "rows": 2, "erased": 0, "first_break_seq": null, "reason": null}]})
+    );
+    let out = fasten(dir.path(), &["verify"]);
+    assert_eq!(stdout(&out), "ok node-cli: 2 rows, 0 erased\n");
+}
+
+#[test]
+fn request_id_falls_back_to_the_environment() {
+    let dir = setup();
+    let out = Command::new(env!("CARGO_BIN_EXE_fasten"))
+        .current_dir(dir.path())
+        .args(["emit", "--code", "AUTH_LOGIN"])
+        .env("FASTEN_SERVICE_ID", "s")
+        .env("FASTEN_NODE_ID", "n")
+        .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
+        .env("FASTEN_CODES", "shop.codes.yaml")
+        .env("FASTEN_REQUEST_ID", "from-script")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(row["request_id"], "from-script");
+}
+
+#[test]
+fn tampering_fails_verify_with_the_node_seq_and_reason() {
+    let dir = setup();
+    for _ in 0..3 {
+        assert!(fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN"]).status.success());
+    }
+    tamper(dir.path());
+    let out = fasten(dir.path(), &["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["nodes"][0]["first_break_seq"], 2);
+    assert_eq!(report["nodes"][0]["reason"], "hash does not match the row");
+    let out = fasten(dir.path(), &["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("BROKEN node-cli: seq 2: hash does not match the row"));
+}
+
+/// Changes who did seq 2, as someone with write access to the file could.
+fn tamper(dir: &Path) {
+    let conn = rusqlite::Connection::open(dir.join("audit.db")).unwrap();
+    conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE monotonic_seq = 2", [])
+        .unwrap();
+}
+
+#[test]
+fn dump_lists_codes_sorted() {
+    let dir = setup();
+    let out = fasten(dir.path(), &["dump"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "AUTH_LOGIN,shop,info\nORDER_PLACED,shop,warn\n");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_writes_nothing() {
+    let dir = setup();
+    let cases: [(&[&str], &str); 4] = [
+        (&["emit", "--code", "NOPE"], "unknown code \"NOPE\""),
+        (&["emit", "--code", "AUTH_LOGIN", "--detail", "[1,2]"], "detail: must be a JSON object"),
+        (&["emit", "--code", "AUTH_LOGIN", "--detail", "{\"x\": NaN}"], "invalid --detail"),
+        (&["emit", "--code", "AUTH_LOGIN", "--request-id", "a b"], "invalid --request-id"),
+    ];
+    for (args, message) in cases {
+        let out = fasten(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+    let out = fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN", "--actor-kind", "admin"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("actor_kind"), "{}", stderr(&out));
+    let out = fasten(dir.path(), &["verify", "--dsn", "sqlite:/bad"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("invalid FASTEN_AUDIT_DSN"), "{}", stderr(&out));
+    // Nothing refused reached the store.
+    let out = fasten(dir.path(), &["verify", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["nodes"], serde_json::json!([]));
+}
