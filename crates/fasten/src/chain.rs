@@ -84,12 +84,20 @@ pub(crate) fn commitment(salt: &str, detail: &Value, buf: &mut Vec<u8>) -> Strin
     buf.clear();
     buf.extend_from_slice(salt.as_bytes());
     canonical::write_value(detail, buf);
-    hex::encode(Sha256::digest(&buf[..]))
+    hex64(&Sha256::digest(&buf[..]).into())
 }
 
 /// A fresh 32-byte salt as 64 lowercase hex.
 pub(crate) fn fresh_salt() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
+    hex64(&rand::random::<[u8; 32]>())
+}
+
+/// 32 bytes as 64 lowercase hex, without `hex::encode`'s per-char iterator
+/// (it showed in the writer's profile).
+fn hex64(bytes: &[u8; 32]) -> String {
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(bytes, &mut out).expect("64 bytes hold 32 in hex");
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The row's `hash` (row contract §2). `buf` is scratch space reused
@@ -143,7 +151,7 @@ pub(crate) fn row_hash(row: &Row, buf: &mut Vec<u8>) -> String {
         }
     }
     buf.push(b'}');
-    hex::encode(Sha256::digest(&buf[..]))
+    hex64(&Sha256::digest(&buf[..]).into())
 }
 
 /// A hashed member's value: a string to escape, or a literal already in JCS form.

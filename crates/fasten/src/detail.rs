@@ -972,36 +972,4 @@ mod tests {
             "detail.a: NaN and infinite numbers are not valid JSON"
         );
     }
-
-    /// Not a benchmark; catches an accidental slow path. Building the `Value` is allocation
-    /// bound, so the yardstick is `serde_json::to_value` on the same machine rather than a
-    /// wall-clock number. Run with `cargo test --release -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "timing; run in release"]
-    fn small_detail_is_as_fast_as_serde_json() {
-        use std::hint::black_box;
-        use std::time::{Duration, Instant};
-        let detail =
-            json!({"sku": "WIDGET", "qty": 3, "price": 12.5, "tags": ["a", "b"], "ok": true});
-        let time = |f: &dyn Fn()| {
-            (0..5)
-                .map(|_| {
-                    let start = Instant::now();
-                    for _ in 0..100_000 {
-                        f();
-                    }
-                    start.elapsed() / 100_000
-                })
-                .min()
-                .unwrap_or(Duration::MAX)
-        };
-        let ours = time(&|| {
-            black_box(to_object(black_box(&detail)).unwrap());
-        });
-        let theirs = time(&|| {
-            black_box(serde_json::to_value(black_box(&detail)).unwrap());
-        });
-        eprintln!("to_object {ours:?}, serde_json::to_value {theirs:?}");
-        assert!(ours < theirs * 3 / 2, "{ours:?} vs {theirs:?}");
-    }
 }

@@ -155,7 +155,8 @@ pub(crate) fn format_timestamp(ts: jiff::Timestamp) -> String {
     // Truncate, not round, so the text never claims a later instant.
     let micros = ts.as_microsecond();
     let ts = jiff::Timestamp::from_microsecond(micros).unwrap_or(ts);
-    ts.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
+    // Display with a fixed precision always prints six digits and `Z`.
+    format!("{ts:.6}")
 }
 
 impl Pending {

@@ -76,7 +76,9 @@ impl RequestId {
         let tail: u128 = rand::random::<u128>() & ((1u128 << 80) - 1);
         // 48 bits of time then 80 random bits; never all zero, as W3C requires.
         let value = ((millis & 0xffff_ffff_ffff) << 80) | tail | 1;
-        Self(Arc::from(format!("{value:032x}")))
+        let mut text = [0u8; 32];
+        hex::encode_to_slice(value.to_be_bytes(), &mut text).expect("32 chars hold 16 bytes");
+        Self(Arc::from(String::from_utf8_lossy(&text).as_ref()))
     }
 
     /// The id as text.
