@@ -1,5 +1,8 @@
 //! The `fasten` binary end to end: emit, dump, verify, exit codes.
 
+// Helpers outside #[test] fns panic on failure by design, like the tests.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -40,7 +43,19 @@ fn emit_prints_the_durable_row_and_verify_is_green() {
     let dir = setup();
     let out = fasten(
         dir.path(),
-        &["emit", "--code", "ORDER_PLACED", "--target", "order/42", "--actor", "ops", "--detail", r#"{"qty":3,"token":"abc"}"#, "--request-id", "req-7"],
+        &[
+            "emit",
+            "--code",
+            "ORDER_PLACED",
+            "--target",
+            "order/42",
+            "--actor",
+            "ops",
+            "--detail",
+            r#"{"qty":3,"token":"abc"}"#,
+            "--request-id",
+            "req-7",
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let row: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
@@ -92,7 +107,11 @@ fn request_id_falls_back_to_the_environment() {
 fn tampering_fails_verify_with_the_node_seq_and_reason() {
     let dir = setup();
     for _ in 0..3 {
-        assert!(fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN"]).status.success());
+        assert!(
+            fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN"])
+                .status
+                .success()
+        );
     }
     tamper(dir.path());
     let out = fasten(dir.path(), &["verify", "--json"]);
@@ -109,8 +128,11 @@ fn tampering_fails_verify_with_the_node_seq_and_reason() {
 /// Changes who did seq 2, as someone with write access to the file could.
 fn tamper(dir: &Path) {
     let conn = rusqlite::Connection::open(dir.join("audit.db")).unwrap();
-    conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE monotonic_seq = 2", [])
-        .unwrap();
+    conn.execute(
+        "UPDATE audit_log SET actor = 'mallory' WHERE monotonic_seq = 2",
+        [],
+    )
+    .unwrap();
 }
 
 #[test]
@@ -118,7 +140,10 @@ fn dump_lists_codes_sorted() {
     let dir = setup();
     let out = fasten(dir.path(), &["dump"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "AUTH_LOGIN,shop,info\nORDER_PLACED,shop,warn\n");
+    assert_eq!(
+        stdout(&out),
+        "AUTH_LOGIN,shop,info\nORDER_PLACED,shop,warn\n"
+    );
 }
 
 #[test]
@@ -126,21 +151,37 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     let dir = setup();
     let cases: [(&[&str], &str); 4] = [
         (&["emit", "--code", "NOPE"], "unknown code \"NOPE\""),
-        (&["emit", "--code", "AUTH_LOGIN", "--detail", "[1,2]"], "detail: must be a JSON object"),
-        (&["emit", "--code", "AUTH_LOGIN", "--detail", "{\"x\": NaN}"], "invalid --detail"),
-        (&["emit", "--code", "AUTH_LOGIN", "--request-id", "a b"], "invalid --request-id"),
+        (
+            &["emit", "--code", "AUTH_LOGIN", "--detail", "[1,2]"],
+            "detail: must be a JSON object",
+        ),
+        (
+            &["emit", "--code", "AUTH_LOGIN", "--detail", "{\"x\": NaN}"],
+            "invalid --detail",
+        ),
+        (
+            &["emit", "--code", "AUTH_LOGIN", "--request-id", "a b"],
+            "invalid --request-id",
+        ),
     ];
     for (args, message) in cases {
         let out = fasten(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
     }
-    let out = fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN", "--actor-kind", "admin"]);
+    let out = fasten(
+        dir.path(),
+        &["emit", "--code", "AUTH_LOGIN", "--actor-kind", "admin"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("actor_kind"), "{}", stderr(&out));
     let out = fasten(dir.path(), &["verify", "--dsn", "sqlite:/bad"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("invalid FASTEN_AUDIT_DSN"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid FASTEN_AUDIT_DSN"),
+        "{}",
+        stderr(&out)
+    );
     // Nothing refused reached the store.
     let out = fasten(dir.path(), &["verify", "--json"]);
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();

@@ -116,11 +116,16 @@ fn bare_send(n: usize, rate: f64, polling: bool) -> (Duration, Duration) {
 
 fn plain_rusqlite(path: &Path, rows: usize) -> f64 {
     // The schema fasten creates, so indexes and column types match.
-    pipeline(path, 16).shutdown(Duration::from_secs(10)).expect("schema");
+    pipeline(path, 16)
+        .shutdown(Duration::from_secs(10))
+        .expect("schema");
     let mut conn = rusqlite::Connection::open(path).expect("open");
-    conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
-    conn.pragma_update(None, "synchronous", "FULL").expect("full");
-    conn.pragma_update(None, "cache_size", -65_536).expect("cache");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
+    conn.pragma_update(None, "synchronous", "FULL")
+        .expect("full");
+    conn.pragma_update(None, "cache_size", -65_536)
+        .expect("cache");
     let start = Instant::now();
     let mut i = 0;
     while i < rows {
@@ -137,8 +142,18 @@ fn plain_rusqlite(path: &Path, rows: usize) -> f64 {
                 let req = fasten::RequestId::mint().to_string();
                 let detail = json!({ "qty": i, "sku": "WIDGET" }).to_string();
                 let h = format!("{:064x}", rand::random::<u128>());
-                stmt.execute(rusqlite::params![id, i as i64 + 1, ts, req, detail, h, h, h, h])
-                    .expect("insert");
+                stmt.execute(rusqlite::params![
+                    id,
+                    i as i64 + 1,
+                    ts,
+                    req,
+                    detail,
+                    h,
+                    h,
+                    h,
+                    h
+                ])
+                .expect("insert");
                 i += 1;
             }
         }
@@ -181,9 +196,21 @@ fn main() {
         r
     };
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    println!("  bare send, blocking consumer   p50 {:>7.2} µs  p99 {:>7.2} µs", us(blocking.0), us(blocking.1));
-    println!("  bare send, polling consumer    p50 {:>7.2} µs  p99 {:>7.2} µs", us(polling.0), us(polling.1));
-    println!("  fasten emit (retry mode)       p50 {:>7.2} µs  p99 {:>7.2} µs", us(emit.0), us(emit.1));
+    println!(
+        "  bare send, blocking consumer   p50 {:>7.2} µs  p99 {:>7.2} µs",
+        us(blocking.0),
+        us(blocking.1)
+    );
+    println!(
+        "  bare send, polling consumer    p50 {:>7.2} µs  p99 {:>7.2} µs",
+        us(polling.0),
+        us(polling.1)
+    );
+    println!(
+        "  fasten emit (retry mode)       p50 {:>7.2} µs  p99 {:>7.2} µs",
+        us(emit.0),
+        us(emit.1)
+    );
     println!(
         "  ratio emit / polling send      p50 {:>7.2}x    p99 {:>7.2}x",
         us(emit.0) / us(polling.0),

@@ -95,7 +95,9 @@ pub(crate) fn write_value(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-/// JCS of `value` as a String.
+/// JCS of `value` as a String (the tests' way in; the crate writes into
+/// reused buffers instead).
+#[cfg(test)]
 pub(crate) fn to_string(value: &Value) -> String {
     let mut out = Vec::with_capacity(128);
     write_value(value, &mut out);

@@ -198,7 +198,8 @@ pub(crate) mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../../../shared/spec/vectors/form3.json"
         );
-        let text = std::fs::read_to_string(path).expect("shared/spec/vectors/form3.json beside the repo");
+        let text =
+            std::fs::read_to_string(path).expect("shared/spec/vectors/form3.json beside the repo");
         serde_json::from_str(&text).expect("vectors parse")
     }
 

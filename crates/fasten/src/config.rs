@@ -302,7 +302,11 @@ impl Config {
             check_name(FASTEN_TENANT_ID, t, "tenant-x")?;
         }
         for (var, value, example) in [
-            (FASTEN_AUDIT_QUEUE_CAPACITY, self.audit_queue_capacity, "16384"),
+            (
+                FASTEN_AUDIT_QUEUE_CAPACITY,
+                self.audit_queue_capacity,
+                "16384",
+            ),
             (FASTEN_AUDIT_BATCH_SIZE, self.audit_batch_size, "2048"),
             (FASTEN_MAX_DETAIL_BYTES, self.max_detail_bytes, "65536"),
         ] {
@@ -359,7 +363,9 @@ fn check_name(var: &'static str, value: &str, example: &str) -> Result<()> {
     } else {
         Err(Error::config(
             var,
-            format!("invalid {var} {value:?}: expected 1-128 characters of [A-Za-z0-9._:-], e.g. {example}"),
+            format!(
+                "invalid {var} {value:?}: expected 1-128 characters of [A-Za-z0-9._:-], e.g. {example}"
+            ),
         ))
     }
 }
@@ -395,7 +401,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.validate().unwrap(), ("svc".to_owned(), "n1".to_owned()));
-        assert_eq!(c.codes, vec![PathBuf::from("a.codes.yaml"), PathBuf::from("b.codes.yaml")]);
+        assert_eq!(
+            c.codes,
+            vec![PathBuf::from("a.codes.yaml"), PathBuf::from("b.codes.yaml")]
+        );
         assert_eq!(c.redact_keys, vec!["ssn", "dob"]);
         assert_eq!(c.audit_dsn.table(), "t");
         assert_eq!(c.max_detail_bytes, 100);
@@ -409,16 +418,39 @@ mod tests {
     #[test]
     fn errors_name_the_variable_and_show_a_good_value() {
         let err = from(&[]).unwrap().validate().unwrap_err();
-        assert_eq!(err.kind(), &crate::ErrorKind::Config { var: FASTEN_SERVICE_ID });
+        assert_eq!(
+            err.kind(),
+            &crate::ErrorKind::Config {
+                var: FASTEN_SERVICE_ID
+            }
+        );
         insta::assert_snapshot!(err, @"missing FASTEN_SERVICE_ID: set it to a short name without spaces, e.g. FASTEN_SERVICE_ID=billing-api");
-        let err = from(&[("FASTEN_SERVICE_ID", "s")]).unwrap().validate().unwrap_err();
+        let err = from(&[("FASTEN_SERVICE_ID", "s")])
+            .unwrap()
+            .validate()
+            .unwrap_err();
         insta::assert_snapshot!(err, @"missing FASTEN_NODE_ID: set it to a short name without spaces, e.g. FASTEN_NODE_ID=node-1");
-        let err = from(&[("FASTEN_SERVICE_ID", "s"), ("FASTEN_NODE_ID", "node 1")]).unwrap().validate().unwrap_err();
+        let err = from(&[("FASTEN_SERVICE_ID", "s"), ("FASTEN_NODE_ID", "node 1")])
+            .unwrap()
+            .validate()
+            .unwrap_err();
         insta::assert_snapshot!(err, @r#"invalid FASTEN_NODE_ID "node 1": expected 1-128 characters of [A-Za-z0-9._:-], e.g. node-1"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_QUEUE_CAPACITY", "lots")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_QUEUE_CAPACITY "lots": expected a whole number, e.g. 16384"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_STORE_FAILURE_STRATEGY", "drop")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_STORE_FAILURE_STRATEGY "drop": expected retry or raise"#);
-        let err = from(&[("FASTEN_SERVICE_ID", "s"), ("FASTEN_NODE_ID", "n"), ("FASTEN_AUDIT_BATCH_SIZE", "0")]).unwrap().validate().unwrap_err();
+        let err = from(&[
+            ("FASTEN_SERVICE_ID", "s"),
+            ("FASTEN_NODE_ID", "n"),
+            ("FASTEN_AUDIT_BATCH_SIZE", "0"),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap_err();
         insta::assert_snapshot!(err, @"invalid FASTEN_AUDIT_BATCH_SIZE 0: must be at least 1, e.g. 2048");
-        assert_eq!(from(&[("FASTEN_AUDIT_DSN", "nope")]).unwrap_err().kind(), &crate::ErrorKind::Config { var: FASTEN_AUDIT_DSN });
+        assert_eq!(
+            from(&[("FASTEN_AUDIT_DSN", "nope")]).unwrap_err().kind(),
+            &crate::ErrorKind::Config {
+                var: FASTEN_AUDIT_DSN
+            }
+        );
     }
 }

@@ -155,9 +155,23 @@ mod tests {
         insta::assert_snapshot!(parse("sqlite://a.db").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "sqlite://a.db": the path must start after a third slash; expected sqlite:///relative.db or sqlite:////abs/path.db, optionally ?table=NAME"#);
         insta::assert_snapshot!(parse("sqlite:///a.db?table=x;drop").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "sqlite:///a.db?table=x;drop": table "x;drop" must match ^[A-Za-z_][A-Za-z0-9_]*$; expected sqlite:///relative.db or sqlite:////abs/path.db, optionally ?table=NAME"#);
         insta::assert_snapshot!(parse("mysql://h/db").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "mysql://h/db": unsupported scheme "mysql"; expected sqlite:///relative.db or sqlite:////abs/path.db, optionally ?table=NAME"#);
-        for bad in ["", "sqlite:///", "sqlite:////", "sqlite:///dir/", "sqlite:///a.db?x=1", "sqlite:///a.db?table=", "sqlite:///a.db?table=1a"] {
+        for bad in [
+            "",
+            "sqlite:///",
+            "sqlite:////",
+            "sqlite:///dir/",
+            "sqlite:///a.db?x=1",
+            "sqlite:///a.db?table=",
+            "sqlite:///a.db?table=1a",
+        ] {
             let err = parse(bad).unwrap_err();
-            assert_eq!(err.kind(), &crate::ErrorKind::Config { var: "FASTEN_AUDIT_DSN" }, "{bad}");
+            assert_eq!(
+                err.kind(),
+                &crate::ErrorKind::Config {
+                    var: "FASTEN_AUDIT_DSN"
+                },
+                "{bad}"
+            );
         }
     }
 }

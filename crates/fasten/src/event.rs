@@ -218,6 +218,10 @@ mod tests {
         let id = mint_event_id();
         assert_eq!(id.len(), 24);
         assert!(id.starts_with("evt-"));
-        assert!(id[4..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            id[4..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
     }
 }

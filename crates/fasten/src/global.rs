@@ -73,7 +73,9 @@ pub struct Guard {
 impl Guard {
     /// The pipeline this guard keeps, for code that wants a handle.
     pub fn fasten(&self) -> &Fasten {
-        self.fasten.as_ref().expect("present until shutdown or drop")
+        self.fasten
+            .as_ref()
+            .expect("present until shutdown or drop")
     }
 
     /// Uninstalls the pipeline, writes what is queued, and stops the writer.
@@ -106,7 +108,10 @@ impl Drop for Guard {
 }
 
 fn uninstall() {
-    GLOBAL.write().unwrap_or_else(PoisonError::into_inner).take();
+    GLOBAL
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
 }
 
 fn with_global<R>(f: impl FnOnce(&Fasten) -> Result<R>) -> Result<R> {

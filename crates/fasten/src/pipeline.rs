@@ -104,15 +104,13 @@ impl Config {
     pub(crate) fn start(self, registry: Registry) -> Result<Fasten> {
         let (service_id, node_id) = self.validate()?;
         for path in &self.codes {
-            registry
-                .load_file(path)
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Codes,
-                        format!("invalid code file {} in FASTEN_CODES", path.display()),
-                    )
-                    .with_source(e)
-                })?;
+            registry.load_file(path).map_err(|e| {
+                Error::new(
+                    ErrorKind::Codes,
+                    format!("invalid code file {} in FASTEN_CODES", path.display()),
+                )
+                .with_source(e)
+            })?;
         }
         let dsn = self.audit_dsn.clone();
         let store = store::open(&dsn, Access::Write)?;
@@ -290,7 +288,10 @@ impl Fasten {
 
 fn check_anchor(field: &'static str, value: &str, may_be_empty: bool) -> Result<()> {
     if value.is_empty() && !may_be_empty {
-        return Err(Error::invalid(field, format!("invalid {field}: must not be empty")));
+        return Err(Error::invalid(
+            field,
+            format!("invalid {field}: must not be empty"),
+        ));
     }
     if value.len() > MAX_ANCHOR_LEN {
         return Err(Error::invalid(

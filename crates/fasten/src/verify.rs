@@ -89,7 +89,7 @@ pub(crate) fn verify_store(
             if chain.failure.is_none() {
                 chain.check(&row);
                 checked += 1;
-                if checked % 4096 == 0 {
+                if checked.is_multiple_of(4096) {
                     progress(Progress { checked, total });
                 }
             }
@@ -164,7 +164,10 @@ impl ChainCheck {
             "1" | "2" => {
                 return Err((
                     seq,
-                    format!("canonical form {} is not supported yet", row.canonical_form_id),
+                    format!(
+                        "canonical form {} is not supported yet",
+                        row.canonical_form_id
+                    ),
                 ));
             }
             other => return Err((seq, format!("unknown canonical form {other:?}"))),
@@ -228,7 +231,10 @@ mod tests {
     #[test]
     fn the_vector_chain_verifies() {
         let report = check(&vector_chain());
-        assert_eq!((report.rows, report.erased, report.first_break_seq), (7, 0, None));
+        assert_eq!(
+            (report.rows, report.erased, report.first_break_seq),
+            (7, 0, None)
+        );
     }
 
     #[test]
@@ -237,7 +243,10 @@ mod tests {
         rows[1] = serde_json::from_value(vectors()["chain_row_2_redacted"].clone()).unwrap();
         assert_eq!(rows[1].detail, None);
         let report = check(&rows);
-        assert_eq!((report.rows, report.erased, report.first_break_seq), (7, 1, None));
+        assert_eq!(
+            (report.rows, report.erased, report.first_break_seq),
+            (7, 1, None)
+        );
     }
 
     #[test]
@@ -245,15 +254,53 @@ mod tests {
         let base = vector_chain();
         // (tamper, first failing seq, reason); rows verified before it is
         // seq - 1, except for a duplicate, where the first copy verified.
-        let cases: Vec<(Box<dyn Fn(&mut Vec<Row>)>, i64, &str)> = vec![
-            (Box::new(|r| r[2].canonical_form_id = "2".into()), 3, "canonical form 2 is not supported yet"),
-            (Box::new(|r| r[2].canonical_form_id = "9".into()), 3, "unknown canonical form \"9\""),
-            (Box::new(|r| r[2].detail_salt = None), 3, "detail present without salt"),
-            (Box::new(|r| r[2].detail = Some(serde_json::json!({"i": 99}))), 3, "detail_commitment does not match detail"),
-            (Box::new(|r| r[2].target = "u-99".into()), 3, "hash does not match the row"),
-            (Box::new(|r| { r.remove(3); }), 4, "gap in monotonic_seq: 4 is missing (next row has 5)"),
-            (Box::new(|r| { let d = r[3].clone(); r.insert(3, d); }), 4, "duplicate monotonic_seq 4"),
-            (Box::new(|r| r[0].prev_hash = "0".repeat(64)), 1, "hash does not match the row"),
+        type Tamper = Box<dyn Fn(&mut Vec<Row>)>;
+        let cases: Vec<(Tamper, i64, &str)> = vec![
+            (
+                Box::new(|r| r[2].canonical_form_id = "2".into()),
+                3,
+                "canonical form 2 is not supported yet",
+            ),
+            (
+                Box::new(|r| r[2].canonical_form_id = "9".into()),
+                3,
+                "unknown canonical form \"9\"",
+            ),
+            (
+                Box::new(|r| r[2].detail_salt = None),
+                3,
+                "detail present without salt",
+            ),
+            (
+                Box::new(|r| r[2].detail = Some(serde_json::json!({"i": 99}))),
+                3,
+                "detail_commitment does not match detail",
+            ),
+            (
+                Box::new(|r| r[2].target = "u-99".into()),
+                3,
+                "hash does not match the row",
+            ),
+            (
+                Box::new(|r| {
+                    r.remove(3);
+                }),
+                4,
+                "gap in monotonic_seq: 4 is missing (next row has 5)",
+            ),
+            (
+                Box::new(|r| {
+                    let d = r[3].clone();
+                    r.insert(3, d);
+                }),
+                4,
+                "duplicate monotonic_seq 4",
+            ),
+            (
+                Box::new(|r| r[0].prev_hash = "0".repeat(64)),
+                1,
+                "hash does not match the row",
+            ),
         ];
         for (tamper, seq, reason) in cases {
             let mut rows = base.clone();
@@ -261,7 +308,11 @@ mod tests {
             let report = check(&rows);
             assert_eq!(report.first_break_seq, Some(seq), "{reason}");
             assert_eq!(report.reason.as_deref(), Some(reason));
-            let verified = if reason.starts_with("duplicate") { seq } else { seq - 1 };
+            let verified = if reason.starts_with("duplicate") {
+                seq
+            } else {
+                seq - 1
+            };
             assert_eq!(report.rows as i64, verified, "{reason}");
         }
     }
@@ -274,7 +325,10 @@ mod tests {
         rows[2].hash = chain::row_hash(&rows[2], &mut buf);
         let report = check(&rows);
         assert_eq!(report.first_break_seq, Some(4));
-        assert_eq!(report.reason.as_deref(), Some("prev_hash does not equal the hash of seq 3"));
+        assert_eq!(
+            report.reason.as_deref(),
+            Some("prev_hash does not equal the hash of seq 3")
+        );
     }
 
     /// The hashed text fields of a row, for byte flips.

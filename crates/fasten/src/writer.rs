@@ -159,7 +159,9 @@ impl Writer {
                 let report = worker.run();
                 let _ = done_tx.send(report);
             })
-            .map_err(|e| Error::new(ErrorKind::Store, "cannot start the writer thread").with_source(e))?;
+            .map_err(|e| {
+                Error::new(ErrorKind::Store, "cannot start the writer thread").with_source(e)
+            })?;
         Ok(Self {
             tx,
             thread: join.thread().clone(),
@@ -211,18 +213,20 @@ impl Writer {
     /// Queues a row; returns once it is queued.
     pub(crate) fn enqueue(&self, pending: Pending) -> Result<()> {
         self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
-        self.send(Msg::Row(Box::new(pending), None)).inspect_err(|_| {
-            self.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
-        })
+        self.send(Msg::Row(Box::new(pending), None))
+            .inspect_err(|_| {
+                self.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
+            })
     }
 
     /// Queues a row and waits until it is committed; returns it sealed.
     pub(crate) fn enqueue_durable(&self, pending: Pending) -> Result<Row> {
         let (ack, answer) = crossbeam_channel::bounded(1);
         self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
-        self.send(Msg::Row(Box::new(pending), Some(ack))).inspect_err(|_| {
-            self.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
-        })?;
+        self.send(Msg::Row(Box::new(pending), Some(ack)))
+            .inspect_err(|_| {
+                self.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
+            })?;
         self.thread.unpark();
         answer.recv().map_err(|_| closed())?
     }
@@ -309,7 +313,10 @@ impl Writer {
             Err(RecvTimeoutError::Disconnected) => {
                 // The thread ended without a report: it panicked.
                 let _ = handle.join();
-                Err(Error::new(ErrorKind::Closed, "the audit writer thread panicked"))
+                Err(Error::new(
+                    ErrorKind::Closed,
+                    "the audit writer thread panicked",
+                ))
             }
             Err(RecvTimeoutError::Timeout) => {
                 *self.join.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
@@ -335,7 +342,10 @@ fn closed() -> Error {
 }
 
 fn flush_timeout(timeout: Duration) -> Error {
-    Error::new(ErrorKind::Timeout, format!("flush did not finish within {timeout:?}"))
+    Error::new(
+        ErrorKind::Timeout,
+        format!("flush did not finish within {timeout:?}"),
+    )
 }
 
 fn shutdown_timeout(timeout: Duration) -> Error {
@@ -492,7 +502,10 @@ impl Worker {
             None => self.store.insert((self.settings.reopen)()?),
         };
         store.get(id)?.ok_or_else(|| {
-            Error::new(ErrorKind::Store, format!("row {id} vanished from the store after commit"))
+            Error::new(
+                ErrorKind::Store,
+                format!("row {id} vanished from the store after commit"),
+            )
         })
     }
 

@@ -16,7 +16,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let registry = super::load_codes(&args.codes)?;
     let mut out = std::io::stdout().lock();
     for info in registry.codes() {
-        writeln!(out, "{},{},{}", info.code(), info.domain(), info.meta().severity)?;
+        writeln!(
+            out,
+            "{},{},{}",
+            info.code(),
+            info.domain(),
+            info.meta().severity
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

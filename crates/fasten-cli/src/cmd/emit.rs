@@ -53,12 +53,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         .outcome(args.outcome)
         .method(Method::Cli);
     if let Some(detail) = &args.detail {
-        let value: serde_json::Value =
-            serde_json::from_str(detail).context("invalid --detail: expected a JSON object, e.g. '{\"plan\":\"pro\"}'")?;
+        let value: serde_json::Value = serde_json::from_str(detail)
+            .context("invalid --detail: expected a JSON object, e.g. '{\"plan\":\"pro\"}'")?;
         event = event.detail(value);
     }
     if let Some(id) = args.request_id.filter(|s| !s.is_empty()) {
-        event = event.request_id(RequestId::parse(&id).context("invalid --request-id / FASTEN_REQUEST_ID")?);
+        event = event
+            .request_id(RequestId::parse(&id).context("invalid --request-id / FASTEN_REQUEST_ID")?);
     }
     let row = fasten.emit_durable(event)?;
     fasten.shutdown(Duration::from_secs(10))?;

@@ -22,8 +22,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let bar = if std::io::stderr().is_terminal() && !args.json {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} verifying {pos}/{len} rows {wide_bar} {per_sec} eta {eta}")
-                .expect("the template is valid"),
+            ProgressStyle::with_template(
+                "{spinner} verifying {pos}/{len} rows {wide_bar} {per_sec} eta {eta}",
+            )
+            .expect("the template is valid"),
         );
         bar
     } else {
@@ -57,5 +59,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             writeln!(out, "ok: the store holds no rows")?;
         }
     }
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

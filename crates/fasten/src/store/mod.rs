@@ -57,7 +57,9 @@ pub(crate) trait Store: Send {
 pub(crate) fn open(dsn: &Dsn, access: Access) -> Result<Box<dyn Store>> {
     match dsn {
         #[cfg(feature = "sqlite")]
-        Dsn::Sqlite { path, table } => Ok(Box::new(sqlite::SqliteStore::open(path, table, access)?)),
+        Dsn::Sqlite { path, table } => {
+            Ok(Box::new(sqlite::SqliteStore::open(path, table, access)?))
+        }
         #[cfg(not(feature = "sqlite"))]
         Dsn::Sqlite { .. } => {
             let _ = access;

@@ -68,7 +68,9 @@ pub(crate) struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("table", &self.table).finish_non_exhaustive()
+        f.debug_struct("SqliteStore")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,16 +93,18 @@ impl SqliteStore {
                 format!("sqlite: {} does not exist", path.display()),
             ));
         }
-        if access == Access::Write {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    Error::store(format!("sqlite: cannot create directory {}", dir.display()), e)
-                })?;
-            }
+        if access == Access::Write
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::store(
+                    format!("sqlite: cannot create directory {}", dir.display()),
+                    e,
+                )
+            })?;
         }
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
-            Error::store(format!("sqlite: cannot open {}", path.display()), e)
-        })?;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| Error::store(format!("sqlite: cannot open {}", path.display()), e))?;
         Self::with_connection(conn, table, access)
     }
 
@@ -112,7 +116,8 @@ impl SqliteStore {
     }
 
     fn with_connection(conn: Connection, table: &str, access: Access) -> Result<Self> {
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err("set busy_timeout"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(sql_err("set busy_timeout"))?;
         if access == Access::Write {
             // WAL lets readers run beside the writer; FULL makes each commit
             // durable (fsync of the WAL), which "nothing lost" needs.
@@ -318,7 +323,9 @@ impl Store for SqliteStore {
             .map_err(sql_err("read chain tip"))?
             .unwrap_or_else(Tip::genesis);
         {
-            let mut insert = tx.prepare_cached(&self.insert_sql).map_err(sql_err("prepare insert"))?;
+            let mut insert = tx
+                .prepare_cached(&self.insert_sql)
+                .map_err(sql_err("prepare insert"))?;
             for row in rows.iter_mut() {
                 chain::link(row, &mut tip, &mut self.buf);
                 let detail = row.detail.as_ref().map(Value::to_string);
@@ -397,7 +404,11 @@ impl Store for SqliteStore {
 
     fn get(&mut self, id: &str) -> Result<Option<Row>> {
         self.conn
-            .query_row(&format!("{} WHERE id = ?1", self.select_sql), [id], read_row)
+            .query_row(
+                &format!("{} WHERE id = ?1", self.select_sql),
+                [id],
+                read_row,
+            )
             .optional()
             .map_err(sql_err("read row"))
     }
@@ -451,13 +462,22 @@ mod tests {
         store.append(&mut b, false)?;
         let mut c = vec![row("n2", "evt-d")];
         store.append(&mut c, false)?;
-        assert_eq!((a[0].monotonic_seq, a[1].monotonic_seq, b[0].monotonic_seq), (1, 2, 3));
+        assert_eq!(
+            (a[0].monotonic_seq, a[1].monotonic_seq, b[0].monotonic_seq),
+            (1, 2, 3)
+        );
         assert_eq!(a[0].prev_hash, "genesis");
         assert_eq!(b[0].prev_hash, a[1].hash);
         assert_eq!(c[0].monotonic_seq, 1);
         assert_eq!(store.get("evt-c")?, Some(b[0].clone()));
         let nodes = store.nodes()?;
-        assert_eq!(nodes.iter().map(|n| (n.node.as_str(), n.rows)).collect::<Vec<_>>(), [("n1", 3), ("n2", 1)]);
+        assert_eq!(
+            nodes
+                .iter()
+                .map(|n| (n.node.as_str(), n.rows))
+                .collect::<Vec<_>>(),
+            [("n1", 3), ("n2", 1)]
+        );
         Ok(())
     }
 

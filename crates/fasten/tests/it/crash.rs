@@ -69,11 +69,9 @@ fn sigkill_in_raise_mode_loses_no_acknowledged_row() {
     // SIGKILL: no destructor, no flush, no goodbye.
     proc.kill().unwrap();
     // Lines already written before the kill were acknowledged too.
-    for line in lines {
-        if let Ok(line) = line {
-            if let Some(id) = line.strip_prefix("ACK ") {
-                acked.push(id.to_owned());
-            }
+    for line in lines.map_while(Result::ok) {
+        if let Some(id) = line.strip_prefix("ACK ") {
+            acked.push(id.to_owned());
         }
     }
     proc.wait().unwrap();

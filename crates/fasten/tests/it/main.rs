@@ -1,6 +1,9 @@
 //! Integration tests: the public API against real SQLite files, several OS
 //! processes, and SIGKILL.
 
+// Helpers outside #[test] fns panic on failure by design, like the tests.
+#![allow(clippy::unwrap_used)]
+
 mod crash;
 mod multiprocess;
 mod pipeline;

@@ -18,10 +18,7 @@ fn child_emitter() {
     }
     let path = db_path("FASTEN_IT_DB");
     let node = std::env::var("FASTEN_IT_NODE").unwrap();
-    let fasten = config(&path, &node)
-        .audit_batch_size(64)
-        .build()
-        .unwrap();
+    let fasten = config(&path, &node).audit_batch_size(64).build().unwrap();
     for i in 0..PER_CHILD {
         fasten
             .emit(Event::new("USER_CREATED").target(format!("u-{i}")))
@@ -42,7 +39,14 @@ fn processes_sharing_one_file_and_one_node_never_fork_the_chain() {
     let path = dir.path().join("shared.db");
     // Create the schema once so children race on rows, not on DDL.
     drop(config(&path, "setup").build().unwrap());
-    let nodes = ["node-shared", "node-shared", "node-shared", "node-shared", "node-b", "node-c"];
+    let nodes = [
+        "node-shared",
+        "node-shared",
+        "node-shared",
+        "node-shared",
+        "node-b",
+        "node-c",
+    ];
     let mut children: Vec<_> = nodes
         .iter()
         .map(|node| {
@@ -71,6 +75,9 @@ fn processes_sharing_one_file_and_one_node_never_fork_the_chain() {
         .map(|n| (n.source_node_id.as_str(), n.rows))
         .collect();
     let per = PER_CHILD as u64;
-    assert_eq!(rows, [("node-b", per), ("node-c", per), ("node-shared", 4 * per)]);
+    assert_eq!(
+        rows,
+        [("node-b", per), ("node-c", per), ("node-shared", 4 * per)]
+    );
     assert_eq!(stored_ids(&path).len(), 6 * PER_CHILD);
 }

@@ -78,7 +78,9 @@ fn request_id_comes_from_the_context_or_is_minted() -> fasten::Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let fasten = pipeline(&dir.path().join("audit.db"));
     let id = RequestId::parse("req-42")?;
-    let scoped = context::with(id.clone(), || fasten.emit_durable(Event::new("USER_CREATED")))?;
+    let scoped = context::with(id.clone(), || {
+        fasten.emit_durable(Event::new("USER_CREATED"))
+    })?;
     assert_eq!(scoped.request_id, "req-42");
     let explicit = context::with(id, || {
         fasten.emit_durable(Event::new("USER_CREATED").request_id(RequestId::parse("other")?))
@@ -93,11 +95,9 @@ fn request_id_comes_from_the_context_or_is_minted() -> fasten::Result<()> {
     let f = fasten.clone();
     let row = rt.block_on(context::scope(RequestId::parse("req-async")?, async move {
         tokio::task::yield_now().await;
-        tokio::spawn(
-            async move { f.emit_durable(Event::new("USER_CREATED")) }.in_current_context(),
-        )
-        .await
-        .unwrap()
+        tokio::spawn(async move { f.emit_durable(Event::new("USER_CREATED")) }.in_current_context())
+            .await
+            .unwrap()
     }))?;
     assert_eq!(row.request_id, "req-async");
     Ok(())
@@ -258,7 +258,14 @@ fn global_init_emit_flush_and_guard() -> Result<(), Box<dyn std::error::Error>> 
         .node_id("node-g")
         .audit_dsn(dsn(&path))
         .init()?;
-    assert!(fasten::Config::new().service_id("a").node_id("b").audit_dsn(dsn(&path)).init().is_err());
+    assert!(
+        fasten::Config::new()
+            .service_id("a")
+            .node_id("b")
+            .audit_dsn(dsn(&path))
+            .init()
+            .is_err()
+    );
     fasten::emit(Event::new("GLOBAL_THING"))?;
     fasten::flush(SECS)?;
     assert_eq!(fasten::queue_stats().map(|s| s.written), Some(1));

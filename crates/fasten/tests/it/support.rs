@@ -14,10 +14,7 @@ pub(crate) fn registry() -> Registry {
         [
             ("USER_CREATED", Meta::new("user", "create")),
             ("USER_UPDATED", Meta::new("user", "update")),
-            (
-                "PROFILE_VIEWED",
-                Meta::new("user", "read").pii(["user_id"]),
-            ),
+            ("PROFILE_VIEWED", Meta::new("user", "read").pii(["user_id"])),
         ],
     )
     .expect("valid codes");
