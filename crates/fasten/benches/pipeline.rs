@@ -133,23 +133,42 @@ fn plain_rusqlite(path: &Path, rows: usize) -> f64 {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "INSERT INTO audit_log (id, origin_id, monotonic_seq, timestamp, code, action, severity, outcome, service_id, source_node_id, tenant_id, actor, actor_kind, target, category, domain, method, request_id, detail, detail_salt, detail_commitment, pii_in_detail, shipped_at, wire_version, canonical_form_id, prev_hash, hash) VALUES (?1, ?1, ?2, ?3, 'ORDER_PLACED', 'create', 'info', 'success', 'bench', 'node-1', NULL, 'system', 'service', 'order/42', 'order', 'sales', 'sdk', ?4, ?5, ?6, ?7, 0, NULL, '1', '3', ?8, ?9)",
+                    "INSERT INTO audit_log (id, origin_id, monotonic_seq, timestamp, code, action, severity, outcome, service_id, source_node_id, tenant_id, actor, actor_kind, target, category, domain, method, request_id, detail, detail_salt, detail_commitment, pii_in_detail, shipped_at, wire_version, canonical_form_id, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
                 )
                 .expect("prepare");
             for _ in 0..BATCH.min(rows - i) {
                 let id = format!("evt-{:020x}", rand::random::<u128>() >> 48);
-                let ts = "2026-06-15T10:30:45.123456Z";
+                let ts = format!("{:.6}", jiff::Timestamp::now());
                 let req = fasten::RequestId::mint().to_string();
                 let detail = json!({ "qty": i, "sku": "WIDGET" }).to_string();
                 let h = format!("{:064x}", rand::random::<u128>());
+                // Every column bound, as fasten binds them.
                 stmt.execute(rusqlite::params![
+                    id,
                     id,
                     i as i64 + 1,
                     ts,
+                    "ORDER_PLACED",
+                    "create",
+                    "info",
+                    "success",
+                    "bench",
+                    "node-1",
+                    None::<String>,
+                    "system",
+                    "service",
+                    "order/42",
+                    "order",
+                    "sales",
+                    "sdk",
                     req,
                     detail,
                     h,
                     h,
+                    false,
+                    None::<String>,
+                    "1",
+                    "3",
                     h,
                     h
                 ])

@@ -221,10 +221,7 @@ impl Fasten {
                 .pii_in_detail
                 .then_some(meta.detail_passthrough_keys.as_slice());
             let done = inner.policy.apply(&mut detail, passthrough);
-            let n = u64::from(done.keys) + u64::from(done.values);
-            if n > 0 {
-                inner.writer.count_redactions(n);
-            }
+            inner.writer.count_redaction(&done);
         }
         let request_id = event
             .request_id

@@ -75,8 +75,11 @@ pub struct QueueStats {
     pub queue_full: u64,
     /// Rows whose store error went back to the caller (`raise` mode).
     pub failed: u64,
-    /// Detail values replaced by redaction.
+    /// Detail values replaced by redaction, and keys dropped from the
+    /// detail of PII codes.
     pub redactions: u64,
+    /// Details replaced by a summary for exceeding `FASTEN_MAX_DETAIL_BYTES`.
+    pub truncated: u64,
     /// The last store error, if any.
     pub last_error: Option<String>,
     /// The store's state at the last attempt.
@@ -107,6 +110,7 @@ struct Counters {
     queue_full: AtomicU64,
     failed: AtomicU64,
     redactions: AtomicU64,
+    truncated: AtomicU64,
     health: AtomicU8,
     last_error: Mutex<Option<String>>,
 }
@@ -251,9 +255,15 @@ impl Writer {
         }
     }
 
-    /// Counts redacted values (called by emit, which does the redaction).
-    pub(crate) fn count_redactions(&self, n: u64) {
-        self.counters.redactions.fetch_add(n, Ordering::Relaxed);
+    /// Counts what redaction changed (emit redacts, on the caller's thread).
+    pub(crate) fn count_redaction(&self, done: &crate::redact::Redacted) {
+        let n = u64::from(done.keys) + u64::from(done.values) + u64::from(done.dropped);
+        if n > 0 {
+            self.counters.redactions.fetch_add(n, Ordering::Relaxed);
+        }
+        if done.truncated {
+            self.counters.truncated.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn stats(&self) -> QueueStats {
@@ -269,6 +279,7 @@ impl Writer {
             queue_full: c.queue_full.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             redactions: c.redactions.load(Ordering::Relaxed),
+            truncated: c.truncated.load(Ordering::Relaxed),
             last_error: c
                 .last_error
                 .lock()

@@ -29,6 +29,7 @@ fn emitted_rows_are_chained_and_verify() -> fasten::Result<()> {
     assert_eq!(stats.depth, 0);
     assert!(stats.batches >= 1);
     assert_eq!(stats.store_kind, "sqlite");
+    assert_eq!(stats.redactions, 500);
     fasten.shutdown(SECS)?;
     let report = fasten::verify(&dsn(&path))?;
     assert!(report.ok, "{report:?}");
@@ -149,6 +150,22 @@ fn pii_codes_keep_only_passthrough_keys() -> fasten::Result<()> {
     )?;
     assert_eq!(row.detail, Some(json!({ "user_id": "u-7" })));
     assert!(row.pii_in_detail);
+    Ok(())
+}
+
+#[test]
+fn oversized_details_become_a_summary() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let fasten = config(&dir.path().join("audit.db"), "node-big")
+        .max_detail_bytes(1024)
+        .build()?;
+    let row = fasten.emit_durable(
+        Event::new("USER_CREATED").detail(json!({ "blob": "x".repeat(5000), "name": "n" })),
+    )?;
+    let detail = row.detail.unwrap();
+    assert!(detail.to_string().len() < 1024, "{detail}");
+    assert_eq!(detail["_fasten_truncated"]["keys"], json!(["blob", "name"]));
+    assert_eq!(fasten.queue_stats().truncated, 1);
     Ok(())
 }
 
