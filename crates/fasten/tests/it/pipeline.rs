@@ -291,3 +291,152 @@ fn global_init_emit_flush_and_guard() -> Result<(), Box<dyn std::error::Error>> 
     assert!(fasten::queue_stats().is_none());
     Ok(())
 }
+
+#[test]
+fn store_failures_are_retried_then_raised_in_raise_mode() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let fasten = config(&path, "node-f")
+        .audit_store_failure_strategy(FailureStrategy::Raise)
+        .audit_max_retries(2)
+        .build()?;
+    fasten.emit(Event::new("USER_CREATED"))?;
+    // Someone renames the table under the writer: every insert fails, and
+    // reopening (which would recreate it) is blocked by a view of that name.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE audit_log RENAME TO moved; CREATE VIEW audit_log AS SELECT * FROM moved",
+    )
+    .unwrap();
+    let err = fasten.emit(Event::new("USER_CREATED")).unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Store);
+    let stats = fasten.queue_stats();
+    assert_eq!(stats.retries, 2);
+    assert_eq!(stats.failed, 1);
+    assert_eq!(stats.store_health, fasten::StoreHealth::Retrying);
+    assert!(stats.last_error.is_some());
+    // Once the store is back, the same pipeline writes again.
+    conn.execute_batch("DROP VIEW audit_log; ALTER TABLE moved RENAME TO audit_log")
+        .unwrap();
+    let row = fasten.emit_durable(Event::new("USER_CREATED"))?;
+    assert_eq!(row.monotonic_seq, 2);
+    assert_eq!(
+        fasten.queue_stats().store_health,
+        fasten::StoreHealth::Healthy
+    );
+    Ok(())
+}
+
+#[test]
+fn retry_mode_keeps_rows_through_a_store_outage() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let fasten = config(&path, "node-o").build()?;
+    fasten.emit(Event::new("USER_CREATED"))?;
+    fasten.flush(SECS)?;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE audit_log RENAME TO moved; CREATE VIEW audit_log AS SELECT * FROM moved",
+    )
+    .unwrap();
+    for _ in 0..10 {
+        fasten.emit(Event::new("USER_CREATED"))?;
+    }
+    // The writer keeps retrying; nothing is dropped while it does.
+    let err = fasten.flush(Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Timeout);
+    assert!(fasten.queue_stats().retries >= 1);
+    conn.execute_batch("DROP VIEW audit_log; ALTER TABLE moved RENAME TO audit_log")
+        .unwrap();
+    fasten.flush(Duration::from_secs(30))?;
+    assert_eq!(fasten.queue_stats().written, 11);
+    let report = fasten::verify(&dsn(&path))?;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.nodes[0].rows, 11);
+    Ok(())
+}
+
+#[test]
+fn verify_reads_a_table_written_by_another_implementation() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("foreign.db");
+    let vectors: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/spec/vectors/form3.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // Another column order, an extra column, no fasten indexes.
+    conn.execute_batch(
+        "CREATE TABLE trail (hash TEXT, prev_hash TEXT, legacy_note TEXT, canonical_form_id TEXT,
+         wire_version TEXT, shipped_at TEXT, pii_in_detail INTEGER, detail_commitment TEXT,
+         detail_salt TEXT, detail TEXT, request_id TEXT, method TEXT, domain TEXT, category TEXT,
+         target TEXT, actor_kind TEXT, actor TEXT, tenant_id TEXT, source_node_id TEXT,
+         service_id TEXT, outcome TEXT, severity TEXT, action TEXT, code TEXT, timestamp TEXT,
+         monotonic_seq INTEGER, origin_id TEXT, id TEXT PRIMARY KEY)",
+    )
+    .unwrap();
+    let mut chain = vectors["chain"].as_array().unwrap().clone();
+    chain[1] = vectors["chain_row_2_redacted"].clone();
+    for row in &chain {
+        let s = |k: &str| row[k].as_str().map(str::to_owned);
+        let detail = (!row["detail"].is_null()).then(|| row["detail"].to_string());
+        conn.execute(
+            "INSERT INTO trail (hash, prev_hash, legacy_note, canonical_form_id, wire_version,
+             pii_in_detail, detail_commitment, detail_salt, detail, request_id, method, domain,
+             category, target, actor_kind, actor, tenant_id, source_node_id, service_id, outcome,
+             severity, action, code, timestamp, monotonic_seq, origin_id, id)
+             VALUES (?1, ?2, 'x', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+             ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+            rusqlite::params![
+                s("hash"),
+                s("prev_hash"),
+                s("canonical_form_id"),
+                s("wire_version"),
+                row["pii_in_detail"].as_bool(),
+                s("detail_commitment"),
+                s("detail_salt"),
+                detail,
+                s("request_id"),
+                s("method"),
+                s("domain"),
+                s("category"),
+                s("target"),
+                s("actor_kind"),
+                s("actor"),
+                s("tenant_id"),
+                s("source_node_id"),
+                s("service_id"),
+                s("outcome"),
+                s("severity"),
+                s("action"),
+                s("code"),
+                s("timestamp"),
+                row["monotonic_seq"].as_i64(),
+                s("origin_id"),
+                s("id")
+            ],
+        )
+        .unwrap();
+    }
+    let dsn = fasten::Dsn::parse(
+        "FASTEN_AUDIT_DSN",
+        &format!("sqlite:///{}?table=trail", path.display()),
+    )?;
+    let report = fasten::verify(&dsn)?;
+    assert!(report.ok, "{report:?}");
+    assert_eq!((report.nodes[0].rows, report.nodes[0].erased), (7, 1));
+    // Verification opened it read-only: no fasten index was added.
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'trail_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0);
+    Ok(())
+}
