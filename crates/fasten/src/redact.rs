@@ -126,8 +126,6 @@ impl fmt::Debug for Policy {
 }
 
 impl Policy {
-    /// Default of `FASTEN_MAX_DETAIL_BYTES`.
-
     /// Builds the rules from the user's extra key needles
     /// (`FASTEN_REDACT_KEYS`, already split on commas; empty ones are
     /// ignored) and the detail size cap.
