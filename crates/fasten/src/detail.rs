@@ -58,6 +58,10 @@ pub(crate) fn to_object<T: Serialize + ?Sized>(
 }
 
 const ROOT: &str = "detail";
+/// PostgreSQL's TEXT and JSONB cannot hold U+0000, so a detail carrying one
+/// would fail every insert; refuse it at the call site instead, whatever
+/// the store.
+const NUL_CHAR: &str = "the NUL character (U+0000) cannot be stored";
 const NON_FINITE: &str = "NaN and infinite numbers are not valid JSON";
 const INT_RANGE: &str = "integers beyond the 64-bit range are not supported";
 const KEY_KIND: &str = "map keys must be strings, integers, bools or chars";
@@ -246,6 +250,9 @@ impl<const TOP: bool> ser::Serializer for ValueSerializer<TOP> {
 
     fn serialize_str(self, v: &str) -> Result<Value> {
         refuse_at_top::<TOP>(NOT_OBJECT_STRING)?;
+        if v.contains('\0') {
+            return Err(Error::new(NUL_CHAR));
+        }
         Ok(Value::String(v.to_owned()))
     }
 
@@ -565,6 +572,9 @@ impl ser::Serializer for MapKeySerializer {
         key_error()
     }
     fn serialize_str(self, v: &str) -> Result<String> {
+        if v.contains('\0') {
+            return Err(Error::new(NUL_CHAR));
+        }
         Ok(v.to_owned())
     }
     fn serialize_bytes(self, _v: &[u8]) -> Result<String> {
@@ -647,6 +657,14 @@ impl ser::Serializer for MapKeySerializer {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nul_characters_are_refused_in_values_and_keys() {
+        let err = super::to_object(&serde_json::json!({"a": {"b": "x\u{0}y"}})).unwrap_err();
+        insta::assert_snapshot!(err, @"detail.a.b: the NUL character (U+0000) cannot be stored");
+        let err = super::to_object(&serde_json::json!({"k\u{0}": 1})).unwrap_err();
+        assert_eq!(err.rule, super::NUL_CHAR);
+    }
+
     use super::*;
     use serde::Serialize;
     use serde_json::json;

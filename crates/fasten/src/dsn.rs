@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 /// The default audit table.
 pub(crate) const DEFAULT_AUDIT_TABLE: &str = "audit_log";
 
-/// A parsed store address.
+/// A parsed store address. `Display` and `Debug` never show a password.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Dsn {
@@ -19,7 +19,20 @@ pub enum Dsn {
         /// The table, checked against `^[A-Za-z_][A-Za-z0-9_]*$`.
         table: String,
     },
+    /// A PostgreSQL database (`postgres://user:pw@host:5432/db?table=schema.name`).
+    Postgres {
+        /// The connection string without fasten's own `table` parameter:
+        /// what libpq-style parsers accept (`sslmode`, `application_name`,
+        /// `connect_timeout` …). Holds the password: never print it.
+        url: String,
+        /// The schema, when the table was given as `schema.table`.
+        schema: Option<String>,
+        /// The table, checked against `^[A-Za-z_][A-Za-z0-9_]*$`.
+        table: String,
+    },
 }
+
+const EXPECTED: &str = "expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME";
 
 impl Dsn {
     /// Parses a DSN; `var` names the setting in error messages.
@@ -27,8 +40,9 @@ impl Dsn {
     /// # Errors
     ///
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming `var` when the
-    /// scheme is unknown, the path is missing, or a query parameter is
-    /// unknown or malformed.
+    /// scheme is unknown, the path is missing, a table name is not a plain
+    /// identifier, or a query parameter is unknown or malformed. The
+    /// message shows the DSN with its password masked.
     ///
     /// # Examples
     ///
@@ -36,23 +50,27 @@ impl Dsn {
     /// use fasten::Dsn;
     /// let dsn = Dsn::parse("FASTEN_AUDIT_DSN", "sqlite:///var/audit.db?table=trail")?;
     /// assert_eq!(dsn.to_string(), "sqlite:///var/audit.db?table=trail");
+    /// let pg = Dsn::parse("FASTEN_AUDIT_DSN", "postgres://app:s3cret@db/app?table=fasten.audit_log")?;
+    /// assert_eq!(pg.to_string(), "postgres://app:***@db/app?table=fasten.audit_log");
     /// # Ok::<(), fasten::Error>(())
     /// ```
     pub fn parse(var: &'static str, s: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            Error::config(
-                var,
-                format!(
-                    "invalid {var} {s:?}: {why}; expected sqlite:///relative.db or sqlite:////abs/path.db, optionally ?table=NAME"
-                ),
-            )
-        };
-        let Some(rest) = s.strip_prefix("sqlite://") else {
-            return Err(match s.split_once("://") {
-                Some((scheme, _)) => bad(&format!("unsupported scheme {scheme:?}")),
-                None => bad("missing scheme"),
-            });
-        };
+        let shown = mask_password(s);
+        let bad =
+            |why: &str| Error::config(var, format!("invalid {var} {shown:?}: {why}; {EXPECTED}"));
+        if let Some(rest) = s.strip_prefix("sqlite://") {
+            return Self::parse_sqlite(rest, &bad);
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Self::parse_postgres(s, &bad);
+        }
+        Err(match s.split_once("://") {
+            Some((scheme, _)) => bad(&format!("unsupported scheme {scheme:?}")),
+            None => bad("missing scheme"),
+        })
+    }
+
+    fn parse_sqlite(rest: &str, bad: &dyn Fn(&str) -> Error) -> Result<Self> {
         let Some(rest) = rest.strip_prefix('/') else {
             return Err(bad("the path must start after a third slash"));
         };
@@ -82,12 +100,83 @@ impl Dsn {
         })
     }
 
-    /// The table rows go to.
+    fn parse_postgres(s: &str, bad: &dyn Fn(&str) -> Error) -> Result<Self> {
+        let (base, query) = match s.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (s, None),
+        };
+        let mut schema = None;
+        let mut table = DEFAULT_AUDIT_TABLE.to_owned();
+        let mut passed = Vec::new();
+        for pair in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty())
+        {
+            match pair.split_once('=') {
+                Some(("table", name)) => {
+                    let (s, t) = match name.split_once('.') {
+                        Some((s, t)) => (Some(s), t),
+                        None => (None, name),
+                    };
+                    for part in s.into_iter().chain([t]) {
+                        check_identifier(part)
+                            .map_err(|why| bad(&format!("table {name:?}: {part:?} {why}")))?;
+                    }
+                    schema = s.map(str::to_owned);
+                    t.clone_into(&mut table);
+                }
+                Some(("sslmode", mode)) if !matches!(mode, "disable" | "prefer" | "allow") => {
+                    return Err(bad(&format!(
+                        "sslmode={mode} is not supported yet: fasten connects without TLS (use sslmode=disable or prefer on a trusted network)"
+                    )));
+                }
+                Some(_) => passed.push(pair),
+                None => return Err(bad(&format!("parameter {pair:?} has no value"))),
+            }
+        }
+        let url = if passed.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", passed.join("&"))
+        };
+        #[cfg(feature = "postgres")]
+        if let Err(e) = url.parse::<postgres::Config>() {
+            return Err(bad(&format!("{e}")));
+        }
+        Ok(Self::Postgres { url, schema, table })
+    }
+
+    /// The table rows go to (without its schema).
     pub fn table(&self) -> &str {
         match self {
-            Self::Sqlite { table, .. } => table,
+            Self::Sqlite { table, .. } | Self::Postgres { table, .. } => table,
         }
     }
+}
+
+/// `scheme://user:***@host…`: the DSN as it may be shown in errors, logs and
+/// `doctor` output.
+fn mask_password(s: &str) -> String {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return s.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => s.to_owned(),
+        },
+        None => s.to_owned(),
+    }
+    .split('&')
+    .map(|p| match p.split_once('=') {
+        Some((k, _)) if k.ends_with("password") => format!("{k}=***"),
+        _ => p.to_owned(),
+    })
+    .collect::<Vec<_>>()
+    .join("&")
 }
 
 /// Checks a table name from configuration before it is ever spliced into SQL.
@@ -117,6 +206,18 @@ impl fmt::Display for Dsn {
                 }
                 Ok(())
             }
+            Self::Postgres { url, schema, table } => {
+                f.write_str(&mask_password(url))?;
+                let qualified = match schema {
+                    Some(s) => format!("{s}.{table}"),
+                    None => table.clone(),
+                };
+                if qualified != DEFAULT_AUDIT_TABLE {
+                    let sep = if url.contains('?') { '&' } else { '?' };
+                    write!(f, "{sep}table={qualified}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -138,23 +239,75 @@ mod tests {
 
     #[test]
     fn relative_and_absolute_paths() {
-        let Dsn::Sqlite { path, table } = parse("sqlite:///data/a.db").unwrap();
-        assert_eq!(path, PathBuf::from("data/a.db"));
-        assert_eq!(table, "audit_log");
-        let Dsn::Sqlite { path, table } = parse("sqlite:////var/lib/a.db?table=trail_1").unwrap();
-        assert_eq!(path, PathBuf::from("/var/lib/a.db"));
-        assert_eq!(table, "trail_1");
+        assert_eq!(
+            parse("sqlite:///data/a.db").unwrap(),
+            Dsn::Sqlite {
+                path: "data/a.db".into(),
+                table: "audit_log".into()
+            }
+        );
+        assert_eq!(
+            parse("sqlite:////var/lib/a.db?table=trail_1").unwrap(),
+            Dsn::Sqlite {
+                path: "/var/lib/a.db".into(),
+                table: "trail_1".into()
+            }
+        );
         for s in ["sqlite:///data/a.db", "sqlite:////var/a.db?table=t"] {
             assert_eq!(parse(s).unwrap().to_string(), s);
         }
     }
 
     #[test]
+    fn postgres_tables_three_ways() {
+        let dedicated = parse("postgres://u:pw@db.example:5432/fasten_audit").unwrap();
+        assert_eq!(
+            dedicated,
+            Dsn::Postgres {
+                url: "postgres://u:pw@db.example:5432/fasten_audit".into(),
+                schema: None,
+                table: "audit_log".into()
+            }
+        );
+        let schema = parse(
+            "postgresql://u@h/app?sslmode=disable&table=fasten.audit_log&application_name=api",
+        )
+        .unwrap();
+        assert_eq!(
+            schema,
+            Dsn::Postgres {
+                url: "postgresql://u@h/app?sslmode=disable&application_name=api".into(),
+                schema: Some("fasten".into()),
+                table: "audit_log".into()
+            }
+        );
+        let prefix = parse("postgres://u@h/app?table=fasten_audit_log").unwrap();
+        assert_eq!(prefix.table(), "fasten_audit_log");
+        assert_eq!(
+            prefix.to_string(),
+            "postgres://u@h/app?table=fasten_audit_log"
+        );
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let dsn = parse("postgres://app:hunter2@db/app?table=x.y").unwrap();
+        assert_eq!(dsn.to_string(), "postgres://app:***@db/app?table=x.y");
+        assert!(!format!("{dsn:?}").contains("hunter2"));
+        let err = parse("postgres://app:hunter2@db/app?table=x;y").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = parse("postgres://app@db/app?password=hunter2&sslmode=require").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        insta::assert_snapshot!(err, @r#"invalid FASTEN_AUDIT_DSN "postgres://app@db/app?password=***&sslmode=require": sslmode=require is not supported yet: fasten connects without TLS (use sslmode=disable or prefer on a trusted network); expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME"#);
+    }
+
+    #[test]
     fn malformed_dsns_name_the_variable_and_the_rule() {
-        insta::assert_snapshot!(parse("sqlite:/a.db").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "sqlite:/a.db": missing scheme; expected sqlite:///relative.db or sqlite:////abs/path.db, optionally ?table=NAME"#);
-        insta::assert_snapshot!(parse("sqlite://a.db").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "sqlite://a.db": the path must start after a third slash; expected sqlite:///relative.db or sqlite:////abs/path.db, optionally ?table=NAME"#);
-        insta::assert_snapshot!(parse("sqlite:///a.db?table=x;drop").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "sqlite:///a.db?table=x;drop": table "x;drop" must match ^[A-Za-z_][A-Za-z0-9_]*$; expected sqlite:///relative.db or sqlite:////abs/path.db, optionally ?table=NAME"#);
-        insta::assert_snapshot!(parse("mysql://h/db").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "mysql://h/db": unsupported scheme "mysql"; expected sqlite:///relative.db or sqlite:////abs/path.db, optionally ?table=NAME"#);
+        insta::assert_snapshot!(parse("sqlite:/a.db").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "sqlite:/a.db": missing scheme; expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME"#);
+        insta::assert_snapshot!(parse("sqlite://a.db").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "sqlite://a.db": the path must start after a third slash; expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME"#);
+        insta::assert_snapshot!(parse("sqlite:///a.db?table=x;drop").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "sqlite:///a.db?table=x;drop": table "x;drop" must match ^[A-Za-z_][A-Za-z0-9_]*$; expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME"#);
+        insta::assert_snapshot!(parse("mysql://h/db").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "mysql://h/db": unsupported scheme "mysql"; expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME"#);
+        insta::assert_snapshot!(parse("postgres://u@h/db?table=a.b.c").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "postgres://u@h/db?table=a.b.c": table "a.b.c": "b.c" must match ^[A-Za-z_][A-Za-z0-9_]*$; expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME"#);
         for bad in [
             "",
             "sqlite:///",
@@ -163,6 +316,9 @@ mod tests {
             "sqlite:///a.db?x=1",
             "sqlite:///a.db?table=",
             "sqlite:///a.db?table=1a",
+            "postgres://u@h/db?table=",
+            "postgres://u@h/db?table=\"x\"",
+            "postgres://u@h/db?flag",
         ] {
             let err = parse(bad).unwrap_err();
             assert_eq!(

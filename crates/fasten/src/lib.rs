@@ -23,7 +23,7 @@
 //! | `FASTEN_SERVICE_ID` | required | the emitting service |
 //! | `FASTEN_NODE_ID` | required | the node; each node has its own chain |
 //! | `FASTEN_TENANT_ID` | none | default tenant of every row |
-//! | `FASTEN_AUDIT_DSN` | `sqlite:///fasten_audit.db` | `sqlite:///relative.db`, `sqlite:////abs/path.db`, `?table=NAME` |
+//! | `FASTEN_AUDIT_DSN` | `sqlite:///fasten_audit.db` | `sqlite:///relative.db`, `sqlite:////abs/path.db`, `postgres://user:pw@host/db`; `?table=[schema.]NAME` |
 //! | `FASTEN_CODES` | none | comma-separated `*.codes.yaml` files |
 //! | `FASTEN_REDACT_KEYS` | none | extra key names to redact |
 //! | `FASTEN_MAX_DETAIL_BYTES` | 65536 | larger details become a summary |
@@ -36,6 +36,7 @@
 //! # Feature flags
 //!
 //! - `sqlite` (default): the embedded SQLite store.
+//! - `postgres`: PostgreSQL, for many nodes writing one table.
 //! - `tracing` (default): [`context::SpanLayer`], so a `request_id` field on
 //!   a `tracing` span becomes the ambient request id.
 //!

@@ -5,8 +5,59 @@ use crate::chain::Row;
 use crate::dsn::Dsn;
 use crate::error::Result;
 
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+
+/// The contract's columns in a fixed order shared by every backend's insert
+/// and select, with their SQLite and PostgreSQL types (row contract §1).
+/// Existing tables missing a column (an older or upstream schema) get it
+/// added with `ALTER TABLE … ADD COLUMN`.
+pub(crate) const COLUMNS: [(&str, &str, &str); 27] = [
+    ("id", "TEXT PRIMARY KEY", "TEXT PRIMARY KEY"),
+    ("origin_id", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("monotonic_seq", "INTEGER NOT NULL", "BIGINT NOT NULL"),
+    ("timestamp", "TEXT NOT NULL", "TIMESTAMPTZ NOT NULL"),
+    ("code", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("action", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("severity", "TEXT NOT NULL", "TEXT NOT NULL"),
+    (
+        "outcome",
+        "TEXT NOT NULL DEFAULT 'success'",
+        "TEXT NOT NULL DEFAULT 'success'",
+    ),
+    ("service_id", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("source_node_id", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("tenant_id", "TEXT NULL", "TEXT NULL"),
+    ("actor", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("actor_kind", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("target", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("category", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("domain", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("method", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("request_id", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("detail", "TEXT NULL", "JSONB NULL"),
+    ("detail_salt", "TEXT NULL", "TEXT NULL"),
+    ("detail_commitment", "TEXT NOT NULL", "TEXT NOT NULL"),
+    (
+        "pii_in_detail",
+        "INTEGER NOT NULL DEFAULT 0",
+        "BOOLEAN NOT NULL DEFAULT false",
+    ),
+    ("shipped_at", "TEXT NULL", "TIMESTAMPTZ NULL"),
+    (
+        "wire_version",
+        "TEXT NOT NULL DEFAULT '1'",
+        "TEXT NOT NULL DEFAULT '1'",
+    ),
+    ("canonical_form_id", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("prev_hash", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("hash", "TEXT NOT NULL", "TEXT NOT NULL"),
+];
+
+/// Columns that get an index, besides the primary key and the chain key.
+pub(crate) const INDEXED: [&str; 5] = ["request_id", "timestamp", "code", "actor", "target"];
 
 /// Whether opening a store may create or migrate its schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +112,25 @@ pub(crate) fn open(dsn: &Dsn, access: Access) -> Result<Box<dyn Store>> {
             Ok(Box::new(sqlite::SqliteStore::open(path, table, access)?))
         }
         #[cfg(not(feature = "sqlite"))]
-        Dsn::Sqlite { .. } => {
-            let _ = access;
-            Err(crate::Error::config(
-                crate::config::FASTEN_AUDIT_DSN,
-                "FASTEN_AUDIT_DSN names a sqlite store but fasten was built without the `sqlite` feature",
-            ))
-        }
+        Dsn::Sqlite { .. } => Err(missing_feature(access, "sqlite")),
+        #[cfg(feature = "postgres")]
+        Dsn::Postgres { url, schema, table } => Ok(Box::new(postgres::PostgresStore::open(
+            url,
+            schema.as_deref(),
+            table,
+            access,
+        )?)),
+        #[cfg(not(feature = "postgres"))]
+        Dsn::Postgres { .. } => Err(missing_feature(access, "postgres")),
     }
+}
+
+#[cfg(any(not(feature = "sqlite"), not(feature = "postgres")))]
+fn missing_feature(_: Access, feature: &str) -> crate::Error {
+    crate::Error::config(
+        crate::config::FASTEN_AUDIT_DSN,
+        format!(
+            "FASTEN_AUDIT_DSN names a {feature} store but fasten was built without its `{feature}` feature"
+        ),
+    )
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
-use super::{Access, NodeCount, Store};
+use super::{Access, COLUMNS, INDEXED, NodeCount, Store};
 use crate::chain::{self, Row, Tip};
 use crate::error::{Error, Result};
 
@@ -21,42 +21,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache of the writer's connection, in KiB (as a negative
 /// `cache_size`): 64 MiB.
 const CACHE_KIB: i64 = -65_536;
-
-/// The contract's columns with their SQLite types, in a fixed order shared by
-/// the insert and the select. Existing tables missing a column (an older or
-/// upstream schema) get it added with `ALTER TABLE … ADD COLUMN`.
-const COLUMNS: [(&str, &str); 27] = [
-    ("id", "TEXT PRIMARY KEY"),
-    ("origin_id", "TEXT NOT NULL"),
-    ("monotonic_seq", "INTEGER NOT NULL"),
-    ("timestamp", "TEXT NOT NULL"),
-    ("code", "TEXT NOT NULL"),
-    ("action", "TEXT NOT NULL"),
-    ("severity", "TEXT NOT NULL"),
-    ("outcome", "TEXT NOT NULL DEFAULT 'success'"),
-    ("service_id", "TEXT NOT NULL"),
-    ("source_node_id", "TEXT NOT NULL"),
-    ("tenant_id", "TEXT NULL"),
-    ("actor", "TEXT NOT NULL"),
-    ("actor_kind", "TEXT NOT NULL"),
-    ("target", "TEXT NOT NULL"),
-    ("category", "TEXT NOT NULL"),
-    ("domain", "TEXT NOT NULL"),
-    ("method", "TEXT NOT NULL"),
-    ("request_id", "TEXT NOT NULL"),
-    ("detail", "TEXT NULL"),
-    ("detail_salt", "TEXT NULL"),
-    ("detail_commitment", "TEXT NOT NULL"),
-    ("pii_in_detail", "INTEGER NOT NULL DEFAULT 0"),
-    ("shipped_at", "TEXT NULL"),
-    ("wire_version", "TEXT NOT NULL DEFAULT '1'"),
-    ("canonical_form_id", "TEXT NOT NULL"),
-    ("prev_hash", "TEXT NOT NULL"),
-    ("hash", "TEXT NOT NULL"),
-];
-
-/// Columns that get an index, besides the primary key and the chain key.
-const INDEXED: [&str; 5] = ["request_id", "timestamp", "code", "actor", "target"];
 
 pub(crate) struct SqliteStore {
     conn: Connection,
@@ -137,7 +101,7 @@ impl SqliteStore {
             conn.pragma_update(None, "cache_size", CACHE_KIB)
                 .map_err(sql_err("set cache_size"))?;
         }
-        let names: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
         let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
         let mut store = Self {
             insert_sql: format!(
@@ -180,7 +144,7 @@ impl SqliteStore {
         }
         let missing: Vec<&str> = COLUMNS
             .iter()
-            .map(|(n, _)| *n)
+            .map(|(n, _, _)| *n)
             .filter(|n| !have.iter().any(|h| h == n))
             .collect();
         if missing.is_empty() {
@@ -205,7 +169,10 @@ impl SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err("begin migration"))?;
-        let defs: Vec<String> = COLUMNS.iter().map(|(n, ty)| format!("{n} {ty}")).collect();
+        let defs: Vec<String> = COLUMNS
+            .iter()
+            .map(|(n, ty, _)| format!("{n} {ty}"))
+            .collect();
         tx.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS \"{t}\" ({})",
             defs.join(", ")
@@ -220,7 +187,7 @@ impl SqliteStore {
                 .collect::<rusqlite::Result<_>>()
                 .map_err(sql_err("read table_info"))?
         };
-        for (name, ty) in COLUMNS {
+        for (name, ty, _) in COLUMNS {
             if !have.iter().any(|h| h == name) {
                 // SQLite cannot add a PRIMARY KEY or a NOT NULL column without
                 // a default: such a table is not a contract table to begin with.
@@ -506,8 +473,8 @@ mod tests {
             let conn = Connection::open(&path).map_err(sql_err("open"))?;
             let defs: Vec<String> = COLUMNS
                 .iter()
-                .filter(|(n, _)| *n != "outcome")
-                .map(|(n, ty)| format!("{n} {ty}"))
+                .filter(|(n, _, _)| *n != "outcome")
+                .map(|(n, ty, _)| format!("{n} {ty}"))
                 .collect();
             conn.execute_batch(&format!("CREATE TABLE audit_log ({})", defs.join(", ")))
                 .map_err(sql_err("create"))?;

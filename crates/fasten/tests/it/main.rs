@@ -7,4 +7,6 @@
 mod crash;
 mod multiprocess;
 mod pipeline;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod support;

@@ -1,0 +1,440 @@
+//! PostgreSQL: the store for fleets, many processes on many nodes writing
+//! one table.
+//!
+//! A batch is one transaction: `pg_advisory_xact_lock` keyed by table and
+//! node serialises writers of one node (other nodes go on in parallel), the
+//! chain tip is read under that lock, and the rows go in with one `INSERT …
+//! SELECT FROM unnest(…)` of column arrays, one round trip however large the
+//! batch. Timestamps cross as the contract's text form and detail as JSON
+//! text, so what is read back hashes exactly as it was sealed.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+use serde_json::Value;
+
+use super::{Access, COLUMNS, INDEXED, NodeCount, Store};
+use crate::chain::{self, Row, Tip};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Used when the DSN does not set `connect_timeout`: a writer must not hang
+/// forever on a host that does not answer.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The contract's text form of a `TIMESTAMPTZ` column.
+fn ts_text(col: &str) -> String {
+    format!(r#"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#)
+}
+
+pub(crate) struct PostgresStore {
+    client: Client,
+    /// `"schema"."table"` or `"table"`, quoted after the DSN parser checked
+    /// each part against `^[A-Za-z_][A-Za-z0-9_]*$`.
+    qualified: String,
+    /// Prefix of the advisory-lock key; the node is appended.
+    lock_prefix: String,
+    insert_sql: String,
+    select_sql: String,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("table", &self.qualified)
+            .finish_non_exhaustive()
+    }
+}
+
+fn pg_err(what: &str) -> impl FnOnce(postgres::Error) -> Error + '_ {
+    move |e| Error::store(format!("postgres: {what}"), e)
+}
+
+impl PostgresStore {
+    pub(crate) fn open(
+        url: &str,
+        schema: Option<&str>,
+        table: &str,
+        access: Access,
+    ) -> Result<Self> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| Error::store("postgres: invalid connection string", e))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        let client = config.connect(NoTls).map_err(|e| {
+            let where_ = config
+                .get_hosts()
+                .first()
+                .map(|h| format!("{h:?}"))
+                .unwrap_or_default();
+            Error::store(format!("postgres: cannot connect to {where_}"), e)
+        })?;
+        let qualified = match schema {
+            Some(s) => format!("\"{s}\".\"{table}\""),
+            None => format!("\"{table}\""),
+        };
+        let names: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
+        let selected: Vec<String> = COLUMNS
+            .iter()
+            .map(|(n, _, _)| match *n {
+                "timestamp" | "shipped_at" => ts_text(n),
+                "detail" => "detail::text".to_owned(),
+                other => other.to_owned(),
+            })
+            .collect();
+        // Each column crosses as an array of its wire type; the casts turn
+        // the contract's text forms into TIMESTAMPTZ and JSONB server-side.
+        let (arrays, casts): (Vec<String>, Vec<String>) = COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _, _))| {
+                let (array, cast) = match *n {
+                    "monotonic_seq" => ("int8[]", format!("c{i}")),
+                    "pii_in_detail" => ("bool[]", format!("c{i}")),
+                    "timestamp" | "shipped_at" => ("text[]", format!("c{i}::timestamptz")),
+                    "detail" => ("text[]", format!("c{i}::jsonb")),
+                    _ => ("text[]", format!("c{i}")),
+                };
+                (format!("${}::{array}", i + 1), cast)
+            })
+            .unzip();
+        let aliases: Vec<String> = (0..COLUMNS.len()).map(|i| format!("c{i}")).collect();
+        let mut store = Self {
+            insert_sql: format!(
+                "INSERT INTO {qualified} ({}) SELECT {} FROM unnest({}) AS u({})",
+                names.join(", "),
+                casts.join(", "),
+                arrays.join(", "),
+                aliases.join(", ")
+            ),
+            select_sql: format!("SELECT {} FROM {qualified}", selected.join(", ")),
+            lock_prefix: format!("fasten chain {qualified} "),
+            qualified,
+            client,
+            buf: Vec::with_capacity(1024),
+        };
+        match access {
+            Access::Write => store.migrate(schema, table)?,
+            Access::Read => store.check_table(schema, table)?,
+        }
+        Ok(store)
+    }
+
+    fn existing_columns(&mut self, schema: Option<&str>, table: &str) -> Result<Vec<String>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = coalesce($1, current_schema()) AND table_name = $2",
+                &[&schema, &table],
+            )
+            .map_err(pg_err("read columns"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn check_table(&mut self, schema: Option<&str>, table: &str) -> Result<()> {
+        let have = self.existing_columns(schema, table)?;
+        if have.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Store,
+                format!("postgres: table {} does not exist", self.qualified),
+            ));
+        }
+        let missing: Vec<&str> = COLUMNS
+            .iter()
+            .map(|(n, _, _)| *n)
+            .filter(|n| !have.iter().any(|h| h == n))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Store,
+                format!(
+                    "postgres: table {} lacks the contract's columns {}",
+                    self.qualified,
+                    missing.join(", ")
+                ),
+            ))
+        }
+    }
+
+    /// Creates schema, table, missing columns and indexes. Many processes
+    /// start at once in a fleet, and concurrent `CREATE … IF NOT EXISTS` can
+    /// still collide in the catalog, so migrations take an advisory lock.
+    fn migrate(&mut self, schema: Option<&str>, table: &str) -> Result<()> {
+        let have = {
+            let t = &self.qualified;
+            let mut tx = self
+                .client
+                .transaction()
+                .map_err(pg_err("begin migration"))?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&format!("fasten migrate {t}")],
+            )
+            .map_err(pg_err("lock migration"))?;
+            if let Some(s) = schema {
+                tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))
+                    .map_err(pg_err("create schema"))?;
+            }
+            let defs: Vec<String> = COLUMNS
+                .iter()
+                .map(|(n, _, ty)| format!("{n} {ty}"))
+                .collect();
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {t} ({})",
+                defs.join(", ")
+            ))
+            .map_err(pg_err("create table"))?;
+            tx.commit().map_err(pg_err("commit migration"))?;
+            self.existing_columns(schema, table)?
+        };
+        let t = self.qualified.clone();
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(pg_err("begin migration"))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&format!("fasten migrate {t}")],
+        )
+        .map_err(pg_err("lock migration"))?;
+        for (name, _, ty) in COLUMNS {
+            if !have.iter().any(|h| h == name) {
+                tx.batch_execute(&format!(
+                    "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {name} {ty}"
+                ))
+                .map_err(|e| Error::store(format!("postgres: add column {name} to {t}"), e))?;
+            }
+        }
+        tx.batch_execute(&format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS \"{table}_node_seq\" ON {t} (source_node_id, monotonic_seq)"
+        ))
+        .map_err(pg_err("create chain index"))?;
+        for col in INDEXED {
+            tx.batch_execute(&format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_{col}\" ON {t} ({col})"
+            ))
+            .map_err(pg_err("create index"))?;
+        }
+        tx.commit().map_err(pg_err("commit migration"))
+    }
+}
+
+fn read_row(r: &postgres::Row) -> Result<Row> {
+    let detail: Option<String> = r.try_get(18).map_err(pg_err("read detail"))?;
+    let detail = match detail {
+        Some(text) => Some(
+            serde_json::from_str::<Value>(&text)
+                .map_err(|e| Error::store("postgres: stored detail is not JSON", e))?,
+        ),
+        None => None,
+    };
+    let get = |i: usize| -> Result<String> { r.try_get(i).map_err(pg_err("read row")) };
+    let opt = |i: usize| -> Result<Option<String>> { r.try_get(i).map_err(pg_err("read row")) };
+    Ok(Row {
+        id: get(0)?,
+        origin_id: get(1)?,
+        monotonic_seq: r.try_get(2).map_err(pg_err("read row"))?,
+        timestamp: get(3)?,
+        code: get(4)?,
+        action: get(5)?,
+        severity: get(6)?,
+        outcome: get(7)?,
+        service_id: get(8)?,
+        source_node_id: get(9)?,
+        tenant_id: opt(10)?,
+        actor: get(11)?,
+        actor_kind: get(12)?,
+        target: get(13)?,
+        category: get(14)?,
+        domain: get(15)?,
+        method: get(16)?,
+        request_id: get(17)?,
+        detail,
+        detail_salt: opt(19)?,
+        detail_commitment: get(20)?,
+        pii_in_detail: r.try_get(21).map_err(pg_err("read row"))?,
+        shipped_at: opt(22)?,
+        wire_version: get(23)?,
+        canonical_form_id: get(24)?,
+        prev_hash: get(25)?,
+        hash: get(26)?,
+    })
+}
+
+impl Store for PostgresStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn append(&mut self, rows: &mut Vec<Row>, recheck: bool) -> Result<usize> {
+        let Some(node) = rows.first().map(|r| r.source_node_id.clone()) else {
+            return Ok(0);
+        };
+        let mut tx = self.client.transaction().map_err(pg_err("begin"))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&format!("{}{node}", self.lock_prefix)],
+        )
+        .map_err(pg_err("lock chain"))?;
+        if recheck {
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            let stored: HashSet<String> = tx
+                .query(
+                    &format!("SELECT id FROM {} WHERE id = ANY($1)", self.qualified),
+                    &[&ids],
+                )
+                .map_err(pg_err("recheck ids"))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if !stored.is_empty() {
+                tracing::warn!(target: "fasten::store", rows = stored.len(), "rows already stored by an earlier attempt; not inserted again");
+                rows.retain(|r| !stored.contains(&r.id));
+            }
+        }
+        let mut tip = tx
+            .query_opt(
+                &format!(
+                    "SELECT monotonic_seq, hash FROM {} WHERE source_node_id = $1 ORDER BY monotonic_seq DESC LIMIT 1",
+                    self.qualified
+                ),
+                &[&node],
+            )
+            .map_err(pg_err("read chain tip"))?
+            .map(|r| Tip {
+                seq: r.get(0),
+                hash: r.get(1),
+            })
+            .unwrap_or_else(Tip::genesis);
+        for row in rows.iter_mut() {
+            chain::link(row, &mut tip, &mut self.buf);
+        }
+        if !rows.is_empty() {
+            let details: Vec<Option<String>> = rows
+                .iter()
+                .map(|r| r.detail.as_ref().map(Value::to_string))
+                .collect();
+            let text = |f: fn(&Row) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+            let maybe =
+                |f: fn(&Row) -> Option<&str>| rows.iter().map(f).collect::<Vec<Option<&str>>>();
+            let id = text(|r| &r.id);
+            let origin_id = text(|r| &r.origin_id);
+            let seq: Vec<i64> = rows.iter().map(|r| r.monotonic_seq).collect();
+            let timestamp = text(|r| &r.timestamp);
+            let code = text(|r| &r.code);
+            let action = text(|r| &r.action);
+            let severity = text(|r| &r.severity);
+            let outcome = text(|r| &r.outcome);
+            let service_id = text(|r| &r.service_id);
+            let node_id = text(|r| &r.source_node_id);
+            let tenant_id = maybe(|r| r.tenant_id.as_deref());
+            let actor = text(|r| &r.actor);
+            let actor_kind = text(|r| &r.actor_kind);
+            let target = text(|r| &r.target);
+            let category = text(|r| &r.category);
+            let domain = text(|r| &r.domain);
+            let method = text(|r| &r.method);
+            let request_id = text(|r| &r.request_id);
+            let salt = maybe(|r| r.detail_salt.as_deref());
+            let commitment = text(|r| &r.detail_commitment);
+            let pii: Vec<bool> = rows.iter().map(|r| r.pii_in_detail).collect();
+            let shipped_at = maybe(|r| r.shipped_at.as_deref());
+            let wire = text(|r| &r.wire_version);
+            let form = text(|r| &r.canonical_form_id);
+            let prev = text(|r| &r.prev_hash);
+            let hash = text(|r| &r.hash);
+            tx.execute(
+                &self.insert_sql,
+                &[
+                    &id,
+                    &origin_id,
+                    &seq,
+                    &timestamp,
+                    &code,
+                    &action,
+                    &severity,
+                    &outcome,
+                    &service_id,
+                    &node_id,
+                    &tenant_id,
+                    &actor,
+                    &actor_kind,
+                    &target,
+                    &category,
+                    &domain,
+                    &method,
+                    &request_id,
+                    &details,
+                    &salt,
+                    &commitment,
+                    &pii,
+                    &shipped_at,
+                    &wire,
+                    &form,
+                    &prev,
+                    &hash,
+                ],
+            )
+            .map_err(pg_err("insert rows"))?;
+        }
+        tx.commit().map_err(pg_err("commit"))?;
+        Ok(rows.len())
+    }
+
+    fn nodes(&mut self) -> Result<Vec<NodeCount>> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT source_node_id, count(*) FROM {} GROUP BY source_node_id ORDER BY source_node_id",
+                    self.qualified
+                ),
+                &[],
+            )
+            .map_err(pg_err("list nodes"))?;
+        Ok(rows
+            .iter()
+            .map(|r| NodeCount {
+                node: r.get(0),
+                rows: r.get::<_, i64>(1).try_into().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    fn scan_chain(&mut self, node: &str, f: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
+        let sql = format!(
+            "{} WHERE source_node_id = $1 ORDER BY monotonic_seq",
+            self.select_sql
+        );
+        // A streaming portal: a chain of millions of rows is never held in memory.
+        let mut tx = self.client.transaction().map_err(pg_err("scan chain"))?;
+        let portal = tx.bind(&sql, &[&node]).map_err(pg_err("scan chain"))?;
+        loop {
+            let rows = tx
+                .query_portal(&portal, 4096)
+                .map_err(pg_err("scan chain"))?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                f(read_row(r)?)?;
+            }
+        }
+        tx.commit().map_err(pg_err("scan chain"))
+    }
+
+    fn get(&mut self, id: &str) -> Result<Option<Row>> {
+        self.client
+            .query_opt(&format!("{} WHERE id = $1", self.select_sql), &[&id])
+            .map_err(pg_err("read row"))?
+            .as_ref()
+            .map(read_row)
+            .transpose()
+    }
+}
