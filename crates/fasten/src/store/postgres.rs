@@ -34,9 +34,18 @@ pub(crate) struct PostgresStore {
     qualified: String,
     /// Prefix of the advisory-lock key; the node is appended.
     lock_prefix: String,
-    insert_sql: String,
     select_sql: String,
+    /// Prepared once per connection: a one-row batch in `raise` mode is
+    /// round-trip bound, and an unprepared statement costs a second round
+    /// trip (and a fresh plan) every time.
+    statements: Option<Prepared>,
     buf: Vec<u8>,
+}
+
+struct Prepared {
+    lock: postgres::Statement,
+    tip: postgres::Statement,
+    insert: postgres::Statement,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -102,22 +111,39 @@ impl PostgresStore {
             })
             .unzip();
         let aliases: Vec<String> = (0..COLUMNS.len()).map(|i| format!("c{i}")).collect();
+        let insert_sql = format!(
+            "INSERT INTO {qualified} ({}) SELECT {} FROM unnest({}) AS u({})",
+            names.join(", "),
+            casts.join(", "),
+            arrays.join(", "),
+            aliases.join(", ")
+        );
+        let tip_sql = format!(
+            "SELECT monotonic_seq, hash FROM {qualified} WHERE source_node_id = $1 ORDER BY monotonic_seq DESC LIMIT 1"
+        );
         let mut store = Self {
-            insert_sql: format!(
-                "INSERT INTO {qualified} ({}) SELECT {} FROM unnest({}) AS u({})",
-                names.join(", "),
-                casts.join(", "),
-                arrays.join(", "),
-                aliases.join(", ")
-            ),
             select_sql: format!("SELECT {} FROM {qualified}", selected.join(", ")),
             lock_prefix: format!("fasten chain {qualified} "),
             qualified,
             client,
+            statements: None,
             buf: Vec::with_capacity(1024),
         };
         match access {
-            Access::Write => store.migrate(schema, table)?,
+            Access::Write => {
+                store.migrate(schema, table)?;
+                let prepare = |client: &mut Client, sql: &str| {
+                    client.prepare(sql).map_err(pg_err("prepare statement"))
+                };
+                store.statements = Some(Prepared {
+                    lock: prepare(
+                        &mut store.client,
+                        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    )?,
+                    tip: prepare(&mut store.client, &tip_sql)?,
+                    insert: prepare(&mut store.client, &insert_sql)?,
+                });
+            }
             Access::Read => store.check_table(schema, table)?,
         }
         Ok(store)
@@ -276,12 +302,15 @@ impl Store for PostgresStore {
         let Some(node) = rows.first().map(|r| r.source_node_id.clone()) else {
             return Ok(0);
         };
+        let Some(prepared) = &self.statements else {
+            return Err(Error::new(
+                ErrorKind::Store,
+                "postgres: store opened read-only",
+            ));
+        };
         let mut tx = self.client.transaction().map_err(pg_err("begin"))?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&format!("{}{node}", self.lock_prefix)],
-        )
-        .map_err(pg_err("lock chain"))?;
+        tx.execute(&prepared.lock, &[&format!("{}{node}", self.lock_prefix)])
+            .map_err(pg_err("lock chain"))?;
         if recheck {
             let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
             let stored: HashSet<String> = tx
@@ -299,13 +328,7 @@ impl Store for PostgresStore {
             }
         }
         let mut tip = tx
-            .query_opt(
-                &format!(
-                    "SELECT monotonic_seq, hash FROM {} WHERE source_node_id = $1 ORDER BY monotonic_seq DESC LIMIT 1",
-                    self.qualified
-                ),
-                &[&node],
-            )
+            .query_opt(&prepared.tip, &[&node])
             .map_err(pg_err("read chain tip"))?
             .map(|r| Tip {
                 seq: r.get(0),
@@ -350,7 +373,7 @@ impl Store for PostgresStore {
             let prev = text(|r| &r.prev_hash);
             let hash = text(|r| &r.hash);
             tx.execute(
-                &self.insert_sql,
+                &prepared.insert,
                 &[
                     &id,
                     &origin_id,
