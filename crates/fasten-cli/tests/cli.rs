@@ -187,3 +187,49 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(report["nodes"], serde_json::json!([]));
 }
+
+#[test]
+fn emit_and_verify_against_postgres() {
+    let url = std::env::var("FASTEN_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let mut admin = match postgres::Client::connect(&url, postgres::NoTls) {
+        Ok(c) => c,
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but PostgreSQL is unreachable: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: PostgreSQL at {url} is unreachable: {e}");
+            return;
+        }
+    };
+    let schema = format!("fasten_cli_{:016x}", rand::random::<u64>());
+    let dsn = format!("{url}?table={schema}.audit_log");
+    let dir = setup();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fasten"))
+            .current_dir(dir.path())
+            .args(args)
+            .env("FASTEN_SERVICE_ID", "cli-test")
+            .env("FASTEN_NODE_ID", "node-pg")
+            .env("FASTEN_AUDIT_DSN", &dsn)
+            .env("FASTEN_CODES", "shop.codes.yaml")
+            .output()
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let out = run(&[
+            "emit",
+            "--code",
+            "ORDER_PLACED",
+            "--detail",
+            r#"{"price":12.5,"note":"dépôt €"}"#,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = run(&["verify", "--json", "--dsn", &dsn]);
+    let _ = admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["nodes"][0]["rows"], 3);
+}
