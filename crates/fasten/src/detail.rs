@@ -40,6 +40,10 @@ pub(crate) fn to_object<T: Serialize + ?Sized>(
     value: &T,
 ) -> Result<Map<String, Value>, DetailError> {
     match value.serialize(ValueSerializer::<true>) {
+        Ok(Value::Object(map)) if too_deep(&map) => Err(DetailError {
+            path: ROOT.to_owned(),
+            rule: TOO_DEEP,
+        }),
         Ok(Value::Object(map)) => Ok(map),
         // Unreachable while the top-level serializer refuses every other kind up front;
         // kept as an error rather than a panic in case that ever changes.
@@ -58,6 +62,29 @@ pub(crate) fn to_object<T: Serialize + ?Sized>(
 }
 
 const ROOT: &str = "detail";
+
+/// How deep a detail may nest. JSON parsers, serde_json's included (128),
+/// refuse deeper documents, so a deeper detail could be written but never
+/// read back or verified.
+const MAX_DEPTH: usize = 64;
+const TOO_DEEP: &str = "nests deeper than 64 levels";
+
+fn too_deep(map: &Map<String, Value>) -> bool {
+    // Iterative, so a hostile detail cannot overflow the stack here.
+    let mut stack: Vec<(&Value, usize)> = map.values().map(|v| (v, 2)).collect();
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Object(m) => Box::new(m.values()),
+            Value::Array(a) => Box::new(a.iter()),
+            _ => continue,
+        };
+        if depth > MAX_DEPTH {
+            return true;
+        }
+        stack.extend(children.map(|v| (v, depth + 1)));
+    }
+    false
+}
 /// PostgreSQL's TEXT and JSONB cannot hold U+0000, so a detail carrying one
 /// would fail every insert; refuse it at the call site instead, whatever
 /// the store.
@@ -657,6 +684,18 @@ impl ser::Serializer for MapKeySerializer {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn details_nested_deeper_than_readers_accept_are_refused() {
+        // The detail object itself is level 1: 63 arrays inside make 64.
+        let mut deep = serde_json::json!(1);
+        for _ in 0..63 {
+            deep = serde_json::json!([deep]);
+        }
+        assert!(super::to_object(&serde_json::json!({ "ok": deep })).is_ok());
+        let err = super::to_object(&serde_json::json!({ "bad": [deep] })).unwrap_err();
+        insta::assert_snapshot!(err, @"detail: nests deeper than 64 levels");
+    }
+
     #[test]
     fn nul_characters_are_refused_in_values_and_keys() {
         let err = super::to_object(&serde_json::json!({"a": {"b": "x\u{0}y"}})).unwrap_err();

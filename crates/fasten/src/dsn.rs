@@ -84,6 +84,12 @@ impl Dsn {
         if path.ends_with('/') {
             return Err(bad("the database path names a directory"));
         }
+        // An audit trail that vanishes at exit is no audit trail.
+        if path == ":memory:" || path.starts_with("file:") {
+            return Err(bad(
+                "in-memory and URI databases are not durable; name a file",
+            ));
+        }
         let mut table = DEFAULT_AUDIT_TABLE.to_owned();
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
             match pair.split_once('=') {
@@ -316,6 +322,8 @@ mod tests {
             "sqlite:///a.db?x=1",
             "sqlite:///a.db?table=",
             "sqlite:///a.db?table=1a",
+            "sqlite:///:memory:",
+            "sqlite:///file::memory:?cache=shared",
             "postgres://u@h/db?table=",
             "postgres://u@h/db?table=\"x\"",
             "postgres://u@h/db?flag",

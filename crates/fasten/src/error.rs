@@ -116,3 +116,18 @@ impl std::error::Error for Error {
             .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
+
+/// Shows an error with its causes, `a: b: c`, for logs and stats.
+pub(crate) struct Chain<'a>(pub(crate) &'a Error);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = std::error::Error::source(self.0);
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}

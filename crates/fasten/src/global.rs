@@ -46,15 +46,30 @@ impl Config {
             .registry
             .clone()
             .unwrap_or_else(|| Registry::global().clone());
-        let mut slot = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
-        if slot.is_some() {
-            return Err(Error::config(
+        let already = || {
+            Error::config(
                 crate::config::FASTEN_SERVICE_ID,
                 "fasten is already initialised in this process: keep the first guard, or build a separate pipeline with Config::build",
-            ));
+            )
+        };
+        if GLOBAL
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+        {
+            return Err(already());
         }
+        // Opening the store can take seconds (a busy file, a remote
+        // database): do it without holding the lock every emit reads.
         let fasten = self.start(registry)?;
+        let mut slot = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() {
+            drop(slot);
+            let _ = fasten.shutdown(GUARD_DROP_TIMEOUT);
+            return Err(already());
+        }
         *slot = Some(fasten.clone());
+        drop(slot);
         Ok(Guard {
             fasten: Some(fasten),
         })

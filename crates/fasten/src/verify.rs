@@ -87,7 +87,10 @@ pub(crate) fn verify_store(
         let mut chain = ChainCheck::new(node.node.clone());
         store.scan_chain(&node.node, &mut |row| {
             if chain.failure.is_none() {
-                chain.check(&row);
+                match row {
+                    Ok(row) => chain.check(&row),
+                    Err(bad) => chain.unreadable(bad.seq, &bad.reason),
+                }
                 checked += 1;
                 if checked.is_multiple_of(4096) {
                     progress(Progress { checked, total });
@@ -144,9 +147,22 @@ impl ChainCheck {
         }
     }
 
+    /// A row the store could not decode fails the chain there.
+    pub(crate) fn unreadable(&mut self, seq: Option<i64>, reason: &str) {
+        if self.failure.is_none() {
+            self.failure = Some((
+                seq.unwrap_or(self.expected_seq),
+                format!("row cannot be read: {reason}"),
+            ));
+        }
+    }
+
     /// `Ok(erased)` when the row holds, else the failing seq and why.
     fn reason(&mut self, row: &Row) -> std::result::Result<bool, (i64, String)> {
         let seq = row.monotonic_seq;
+        if seq < 1 {
+            return Err((seq, format!("monotonic_seq {seq} is below 1")));
+        }
         if seq < self.expected_seq {
             return Err((seq, format!("duplicate monotonic_seq {seq}")));
         }
@@ -180,7 +196,9 @@ impl ChainCheck {
                 }
                 false
             }
-            (None, _) => true,
+            (None, None) => true,
+            // Erasure clears both; a salt without its detail is not an erasure.
+            (None, Some(_)) => return Err((seq, "detail missing but salt present".to_owned())),
         };
         if chain::row_hash(row, &mut self.buf) != row.hash {
             return Err((seq, "hash does not match the row".to_owned()));
@@ -333,7 +351,9 @@ mod tests {
 
     /// The hashed text fields of a row, for byte flips.
     fn field(row: &mut Row, i: usize) -> &mut String {
-        match i % 17 {
+        match i % 19 {
+            17 => &mut row.source_node_id,
+            18 => &mut row.wire_version,
             0 => &mut row.id,
             1 => &mut row.origin_id,
             2 => &mut row.timestamp,
@@ -357,7 +377,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_changed_byte_in_a_hashed_field_is_caught(
-            row in 0usize..7, f in 0usize..17, pos in any::<prop::sample::Index>(), bit in 0u8..7,
+            row in 0usize..7, f in 0usize..19, pos in any::<prop::sample::Index>(), bit in 0u8..7,
         ) {
             let mut rows = vector_chain();
             let text = field(&mut rows[row], f);

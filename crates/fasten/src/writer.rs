@@ -101,6 +101,12 @@ pub struct ShutdownReport {
 
 #[derive(Debug, Default)]
 struct Counters {
+    /// Set once shutdown begins; senders check it inside the in-flight gate.
+    closed: AtomicBool,
+    /// Senders between their `closed` check and the end of their send.
+    /// The writer stops only when this is zero and the queue is empty, so a
+    /// send that passed the check is never left in a queue nobody reads.
+    in_flight: AtomicUsize,
     high_water: AtomicUsize,
     enqueued: AtomicU64,
     received: AtomicU64,
@@ -122,7 +128,9 @@ pub(crate) struct Writer {
     thread: Thread,
     join: Mutex<Option<JoinHandle<()>>>,
     done: Receiver<ShutdownReport>,
-    closed: AtomicBool,
+    /// The `Shutdown` message is in the queue (a timed-out first attempt is
+    /// retried by the next `shutdown` call).
+    shutdown_sent: AtomicBool,
     counters: Arc<Counters>,
     capacity: usize,
     block: Duration,
@@ -171,7 +179,7 @@ impl Writer {
             thread: join.thread().clone(),
             join: Mutex::new(Some(join)),
             done,
-            closed: AtomicBool::new(false),
+            shutdown_sent: AtomicBool::new(false),
             counters,
             capacity,
             block,
@@ -179,39 +187,53 @@ impl Writer {
         })
     }
 
+    /// Runs a send inside the in-flight gate (see [`Counters::in_flight`]).
+    fn gated<R>(&self, send: impl FnOnce() -> Result<R>) -> Result<R> {
+        let c = &self.counters;
+        c.in_flight.fetch_add(1, Ordering::SeqCst);
+        let result = if c.closed.load(Ordering::SeqCst) {
+            Err(closed())
+        } else {
+            send()
+        };
+        c.in_flight.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
     fn send(&self, msg: Msg) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(closed());
-        }
-        match self.tx.try_send(msg) {
-            Ok(()) => {}
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(closed()),
-            Err(crossbeam_channel::TrySendError::Full(msg)) => {
-                // The writer may be parked in a poll; let it know there is work.
-                self.thread.unpark();
-                match self.tx.send_timeout(msg, self.block) {
-                    Ok(()) => {}
-                    Err(SendTimeoutError::Disconnected(_)) => return Err(closed()),
-                    Err(SendTimeoutError::Timeout(_)) => {
-                        let n = self.counters.queue_full.fetch_add(1, Ordering::Relaxed) + 1;
-                        if n == 1 {
-                            tracing::warn!(target: "fasten::writer", capacity = self.capacity, "audit queue full: emit is failing; the store is slower than the emit rate");
-                        }
-                        return Err(Error::new(
-                            ErrorKind::QueueFull,
-                            format!(
-                                "audit queue full: {} rows waited longer than {:?} (FASTEN_AUDIT_QUEUE_CAPACITY, FASTEN_AUDIT_QUEUE_TIMEOUT_MS)",
-                                self.capacity, self.block
-                            ),
-                        ));
+        self.gated(|| {
+            match self.tx.try_send(msg) {
+                Ok(()) => {}
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(closed()),
+                Err(crossbeam_channel::TrySendError::Full(msg)) => {
+                    // The writer may be parked in a poll; let it know there is work.
+                    self.thread.unpark();
+                    match self.tx.send_timeout(msg, self.block) {
+                        Ok(()) => {}
+                        Err(SendTimeoutError::Disconnected(_)) => return Err(closed()),
+                        Err(SendTimeoutError::Timeout(_)) => return Err(self.queue_full()),
                     }
                 }
             }
+            self.counters
+                .high_water
+                .fetch_max(self.tx.len(), Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    fn queue_full(&self) -> Error {
+        let n = self.counters.queue_full.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 1 {
+            tracing::warn!(target: "fasten::writer", capacity = self.capacity, "audit queue full: emit is failing; the store is slower than the emit rate");
         }
-        self.counters
-            .high_water
-            .fetch_max(self.tx.len(), Ordering::Relaxed);
-        Ok(())
+        Error::new(
+            ErrorKind::QueueFull,
+            format!(
+                "audit queue full: {} rows waited longer than {:?} (FASTEN_AUDIT_QUEUE_CAPACITY, FASTEN_AUDIT_QUEUE_TIMEOUT_MS)",
+                self.capacity, self.block
+            ),
+        )
     }
 
     /// Queues a row; returns once it is queued.
@@ -223,7 +245,8 @@ impl Writer {
             })
     }
 
-    /// Queues a row and waits until it is committed; returns it sealed.
+    /// Queues a row and waits until it is committed; returns it sealed. In
+    /// `retry` mode that wait lasts as long as the store keeps failing.
     pub(crate) fn enqueue_durable(&self, pending: Pending) -> Result<Row> {
         let (ack, answer) = crossbeam_channel::bounded(1);
         self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
@@ -237,18 +260,15 @@ impl Writer {
 
     /// Waits until every row queued before the call is committed.
     pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline(timeout);
         let (ack, answer) = crossbeam_channel::bounded(1);
-        if self.closed.load(Ordering::Acquire) {
-            return Err(closed());
-        }
-        match self.tx.send_deadline(Msg::Flush(ack), deadline) {
-            Ok(()) => {}
-            Err(SendTimeoutError::Disconnected(_)) => return Err(closed()),
-            Err(SendTimeoutError::Timeout(_)) => return Err(flush_timeout(timeout)),
-        }
+        self.gated(|| match send_until(&self.tx, Msg::Flush(ack), deadline) {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Disconnected(_)) => Err(closed()),
+            Err(SendTimeoutError::Timeout(_)) => Err(flush_timeout(timeout)),
+        })?;
         self.thread.unpark();
-        match answer.recv_deadline(deadline) {
+        match recv_until(&answer, deadline) {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(flush_timeout(timeout)),
             Err(RecvTimeoutError::Disconnected) => Err(closed()),
@@ -295,25 +315,28 @@ impl Writer {
     }
 
     /// Stops accepting rows, writes what is queued, and stops the thread.
-    /// Safe to call more than once; later calls report the same totals.
+    /// Safe to call again after a timeout (it picks up where the last call
+    /// stopped) and from several threads (later callers wait for the first).
     pub(crate) fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport> {
-        let deadline = Instant::now() + timeout;
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            match self.tx.send_deadline(Msg::Shutdown, deadline) {
-                Ok(()) => self.thread.unpark(),
-                Err(SendTimeoutError::Disconnected(_)) => {}
-                Err(SendTimeoutError::Timeout(_)) => return Err(shutdown_timeout(timeout)),
-            }
-        }
-        let handle = self
-            .join
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let Some(handle) = handle else {
+        let deadline = deadline(timeout);
+        self.counters.closed.store(true, Ordering::SeqCst);
+        // Held while waiting, so a concurrent caller waits for the same end.
+        let mut join = self.join.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(handle) = join.take() else {
             return Ok(self.final_report());
         };
-        match self.done.recv_deadline(deadline) {
+        if !self.shutdown_sent.load(Ordering::SeqCst) {
+            match send_until(&self.tx, Msg::Shutdown, deadline) {
+                Ok(()) => self.shutdown_sent.store(true, Ordering::SeqCst),
+                Err(SendTimeoutError::Disconnected(_)) => {}
+                Err(SendTimeoutError::Timeout(_)) => {
+                    *join = Some(handle);
+                    return Err(shutdown_timeout(timeout));
+                }
+            }
+        }
+        self.thread.unpark();
+        match recv_until(&self.done, deadline) {
             Ok(report) => {
                 let _ = handle.join();
                 if report.unwritten > 0 {
@@ -330,7 +353,7 @@ impl Writer {
                 ))
             }
             Err(RecvTimeoutError::Timeout) => {
-                *self.join.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+                *join = Some(handle);
                 Err(shutdown_timeout(timeout))
             }
         }
@@ -345,6 +368,31 @@ impl Writer {
             written,
             unwritten: enqueued.saturating_sub(written + failed),
         }
+    }
+}
+
+/// `now + timeout`, or none for a timeout too long to represent ("forever").
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+fn send_until<T>(
+    tx: &Sender<T>,
+    msg: T,
+    deadline: Option<Instant>,
+) -> Result<(), SendTimeoutError<T>> {
+    match deadline {
+        Some(d) => tx.send_deadline(msg, d),
+        None => tx
+            .send(msg)
+            .map_err(|e| SendTimeoutError::Disconnected(e.0)),
+    }
+}
+
+fn recv_until<T>(rx: &Receiver<T>, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+    match deadline {
+        Some(d) => rx.recv_deadline(d),
+        None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
     }
 }
 
@@ -422,12 +470,7 @@ impl Worker {
             let shutdown = batch.shutdown;
             self.write(batch);
             if shutdown {
-                // Late rows that raced the closed flag still get written.
-                let mut rest = Batch::default();
-                while let Ok(msg) = self.rx.try_recv() {
-                    self.add(&mut rest, msg);
-                }
-                self.write(rest);
+                self.drain_after_shutdown();
                 break;
             }
         }
@@ -442,6 +485,28 @@ impl Worker {
                 .enqueued
                 .load(Ordering::Relaxed)
                 .saturating_sub(written + failed),
+        }
+    }
+
+    /// Writes what is still queued, until no sender that got past the
+    /// closed check is still sending and the queue is empty.
+    fn drain_after_shutdown(&mut self) {
+        loop {
+            let mut rest = Batch::default();
+            while rest.rows.len() < self.settings.batch_size {
+                match self.rx.try_recv() {
+                    Ok(msg) => self.add(&mut rest, msg),
+                    Err(_) => break,
+                }
+            }
+            let idle = rest.rows.is_empty() && rest.flushes.is_empty();
+            self.write(rest);
+            if idle {
+                if self.counters.in_flight.load(Ordering::SeqCst) == 0 && self.rx.is_empty() {
+                    return;
+                }
+                thread::park_timeout(POLL);
+            }
         }
     }
 
@@ -507,6 +572,19 @@ impl Worker {
         }
     }
 
+    /// Whether the last attempt's transaction committed after all. A batch
+    /// commits whole, so its first row tells.
+    fn landed(&mut self, rows: &[Row]) -> Result<bool> {
+        let Some(first) = rows.first() else {
+            return Ok(true);
+        };
+        let store = match self.store.as_mut() {
+            Some(store) => store,
+            None => self.store.insert((self.settings.reopen)()?),
+        };
+        Ok(store.get(&first.id)?.is_some())
+    }
+
     fn read_back(&mut self, id: &str) -> Result<Row> {
         let store = match self.store.as_mut() {
             Some(store) => store,
@@ -547,8 +625,8 @@ impl Worker {
                     attempt += 1;
                     // Never reuse a handle that just failed.
                     self.store = None;
-                    let message = format!("{:#}", DisplayChain(&e));
-                    let c = &self.counters;
+                    let message = crate::error::Chain(&e).to_string();
+                    let c = Arc::clone(&self.counters);
                     c.retries.fetch_add(1, Ordering::Relaxed);
                     c.health.store(1, Ordering::Relaxed);
                     *c.last_error.lock().unwrap_or_else(PoisonError::into_inner) =
@@ -557,8 +635,27 @@ impl Worker {
                     if self.settings.strategy == FailureStrategy::Raise
                         && attempt >= self.settings.max_retries
                     {
-                        c.failed.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                        return Err(message);
+                        // A commit can report failure yet land (the
+                        // connection died after COMMIT). Telling callers
+                        // "failed" then invites a duplicate, so look first.
+                        return match self.landed(rows) {
+                            Ok(true) => {
+                                c.written.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                                c.batches.fetch_add(1, Ordering::Relaxed);
+                                c.health.store(0, Ordering::Relaxed);
+                                Ok(())
+                            }
+                            Ok(false) => {
+                                c.failed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                                Err(message)
+                            }
+                            Err(e) => {
+                                c.failed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                                Err(format!(
+                                    "{message}; whether the rows were stored is unknown: {e}"
+                                ))
+                            }
+                        };
                     }
                     thread::sleep(backoff(attempt));
                 }
@@ -573,19 +670,4 @@ fn backoff(attempt: u32) -> Duration {
     let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16));
     let capped = exp.min(BACKOFF_MAX);
     capped.mul_f64(0.5 + rand::random::<f64>())
-}
-
-/// Shows an error with its causes, `a: b: c`.
-struct DisplayChain<'a>(&'a Error);
-
-impl std::fmt::Display for DisplayChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = std::error::Error::source(self.0);
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
-    }
 }

@@ -1,12 +1,11 @@
 //! `fasten emit`: one durable row from a shell script.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use fasten::{ActorKind, Config, Event, Method, Outcome, RequestId};
+use fasten::{ActorKind, Config, Event, FailureStrategy, Method, Outcome, RequestId};
 
 /// Arguments of `fasten emit`. Service, node, DSN and the rest come from
 /// the `FASTEN_*` environment, as for a service.
@@ -34,12 +33,17 @@ pub(crate) struct Args {
     #[arg(long, env = "FASTEN_REQUEST_ID")]
     request_id: Option<String>,
     /// Code files to load (comma separated).
-    #[arg(long, env = "FASTEN_CODES", value_delimiter = ',')]
-    codes: Vec<PathBuf>,
+    #[arg(long, env = "FASTEN_CODES")]
+    codes: Option<String>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let fasten = Config::from_env()?.codes(args.codes).build()?;
+    // `raise`: a store that keeps failing is reported after the configured
+    // attempts instead of hanging the shell.
+    let fasten = Config::from_env()?
+        .codes(super::code_paths(args.codes.as_deref()))
+        .audit_store_failure_strategy(FailureStrategy::Raise)
+        .build()?;
     let (actor, default_kind) = match args.actor {
         Some(a) => (a, ActorKind::User),
         None => match std::env::var("USER").ok().filter(|u| !u.is_empty()) {
@@ -62,9 +66,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             .request_id(RequestId::parse(&id).context("invalid --request-id / FASTEN_REQUEST_ID")?);
     }
     let row = fasten.emit_durable(event)?;
-    fasten.shutdown(Duration::from_secs(10))?;
+    // The row is durable: print it before anything else can fail, so a
+    // script never re-emits a row that was written.
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, &row)?;
     writeln!(out)?;
+    out.flush()?;
+    if let Err(e) = fasten.shutdown(Duration::from_secs(10)) {
+        eprintln!("fasten: warning: {e}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,17 @@ pub(crate) mod verify;
 use anyhow::Context as _;
 use fasten::code::Registry;
 
+/// `--codes` / `FASTEN_CODES` as the library reads it: comma separated,
+/// spaces around entries and empty entries ignored.
+pub(crate) fn code_paths(list: Option<&str>) -> Vec<std::path::PathBuf> {
+    list.into_iter()
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .collect()
+}
+
 /// Loads the code files named by `--codes` / `FASTEN_CODES`.
 pub(crate) fn load_codes(paths: &[std::path::PathBuf]) -> anyhow::Result<Registry> {
     let registry = Registry::new();

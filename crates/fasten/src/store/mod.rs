@@ -68,6 +68,14 @@ pub(crate) enum Access {
     Read,
 }
 
+/// A stored row that does not decode into the contract's types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unreadable {
+    /// Its `monotonic_seq`, when that much could be read.
+    pub(crate) seq: Option<i64>,
+    pub(crate) reason: String,
+}
+
 /// One node's chain length, as the store counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NodeCount {
@@ -90,18 +98,42 @@ pub(crate) trait Store: Send {
     /// With `recheck`, rows whose `id` is already stored (a previous attempt
     /// that committed although it reported failure) are removed from `rows`
     /// instead of inserted again, so a retry never duplicates or gaps.
-    /// Returns how many rows were inserted.
+    /// Returns how many of the rows are now stored (inserted by this call
+    /// or found already there).
     fn append(&mut self, rows: &mut Vec<Row>, recheck: bool) -> Result<usize>;
 
     /// Every node with rows, and how many each has.
     fn nodes(&mut self) -> Result<Vec<NodeCount>>;
 
     /// Calls `f` with each row of `node` in `monotonic_seq` order, stopping
-    /// at the first error `f` returns.
-    fn scan_chain(&mut self, node: &str, f: &mut dyn FnMut(Row) -> Result<()>) -> Result<()>;
+    /// at the first error `f` returns. A row that cannot be decoded (a
+    /// detail that is not JSON, a NULL where the contract forbids one) comes
+    /// as [`Unreadable`], so verification can name it instead of aborting.
+    fn scan_chain(
+        &mut self,
+        node: &str,
+        f: &mut dyn FnMut(std::result::Result<Row, Unreadable>) -> Result<()>,
+    ) -> Result<()>;
 
     /// One row by `id`.
     fn get(&mut self, id: &str) -> Result<Option<Row>>;
+}
+
+/// The node of a batch. A pipeline writes one node, so a batch that mixes
+/// nodes is a bug; refuse it rather than chain one node's rows on another's
+/// tip.
+pub(crate) fn batch_node(rows: &[Row]) -> Result<String> {
+    let node = rows
+        .first()
+        .map(|r| r.source_node_id.clone())
+        .unwrap_or_default();
+    if rows.iter().any(|r| r.source_node_id != node) {
+        return Err(crate::Error::new(
+            crate::ErrorKind::Store,
+            "a batch mixes rows of several nodes",
+        ));
+    }
+    Ok(node)
 }
 
 /// Opens the store a DSN names.

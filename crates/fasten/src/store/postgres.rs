@@ -14,7 +14,7 @@ use std::time::Duration;
 use postgres::{Client, NoTls};
 use serde_json::Value;
 
-use super::{Access, COLUMNS, INDEXED, NodeCount, Store};
+use super::{Access, COLUMNS, INDEXED, NodeCount, Store, Unreadable};
 use crate::chain::{self, Row, Tip};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -299,9 +299,7 @@ impl Store for PostgresStore {
     }
 
     fn append(&mut self, rows: &mut Vec<Row>, recheck: bool) -> Result<usize> {
-        let Some(node) = rows.first().map(|r| r.source_node_id.clone()) else {
-            return Ok(0);
-        };
+        let node = super::batch_node(rows)?;
         let Some(prepared) = &self.statements else {
             return Err(Error::new(
                 ErrorKind::Store,
@@ -311,6 +309,7 @@ impl Store for PostgresStore {
         let mut tx = self.client.transaction().map_err(pg_err("begin"))?;
         tx.execute(&prepared.lock, &[&format!("{}{node}", self.lock_prefix)])
             .map_err(pg_err("lock chain"))?;
+        let mut already = 0;
         if recheck {
             let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
             let stored: HashSet<String> = tx
@@ -324,7 +323,9 @@ impl Store for PostgresStore {
                 .collect();
             if !stored.is_empty() {
                 tracing::warn!(target: "fasten::store", rows = stored.len(), "rows already stored by an earlier attempt; not inserted again");
+                let before = rows.len();
                 rows.retain(|r| !stored.contains(&r.id));
+                already = before - rows.len();
             }
         }
         let mut tip = tx
@@ -407,7 +408,7 @@ impl Store for PostgresStore {
             .map_err(pg_err("insert rows"))?;
         }
         tx.commit().map_err(pg_err("commit"))?;
-        Ok(rows.len())
+        Ok(rows.len() + already)
     }
 
     fn nodes(&mut self) -> Result<Vec<NodeCount>> {
@@ -430,7 +431,11 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    fn scan_chain(&mut self, node: &str, f: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
+    fn scan_chain(
+        &mut self,
+        node: &str,
+        f: &mut dyn FnMut(std::result::Result<Row, Unreadable>) -> Result<()>,
+    ) -> Result<()> {
         let sql = format!(
             "{} WHERE source_node_id = $1 ORDER BY monotonic_seq",
             self.select_sql
@@ -446,7 +451,10 @@ impl Store for PostgresStore {
                 break;
             }
             for r in &rows {
-                f(read_row(r)?)?;
+                f(read_row(r).map_err(|e| Unreadable {
+                    seq: r.try_get(2).ok(),
+                    reason: crate::error::Chain(&e).to_string(),
+                }))?;
             }
         }
         tx.commit().map_err(pg_err("scan chain"))

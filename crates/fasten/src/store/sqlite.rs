@@ -10,7 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
-use super::{Access, COLUMNS, INDEXED, NodeCount, Store};
+use super::{Access, COLUMNS, INDEXED, NodeCount, Store, Unreadable};
 use crate::chain::{self, Row, Tip};
 use crate::error::{Error, Result};
 
@@ -49,8 +49,7 @@ impl SqliteStore {
         let flags = match access {
             Access::Write => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
             Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
-        } | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if access == Access::Read && !path.exists() {
             return Err(Error::new(
                 crate::ErrorKind::Store,
@@ -88,7 +87,10 @@ impl SqliteStore {
             let mode: String = conn
                 .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
                 .map_err(sql_err("enable WAL"))?;
-            if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+            // Tests use in-memory databases; a DSN cannot name one.
+            let durable = mode.eq_ignore_ascii_case("wal")
+                || (cfg!(test) && mode.eq_ignore_ascii_case("memory"));
+            if !durable {
                 return Err(Error::new(
                     crate::ErrorKind::Store,
                     format!("sqlite: journal_mode is {mode}, expected wal"),
@@ -256,13 +258,12 @@ impl Store for SqliteStore {
     }
 
     fn append(&mut self, rows: &mut Vec<Row>, recheck: bool) -> Result<usize> {
-        let Some(node) = rows.first().map(|r| r.source_node_id.clone()) else {
-            return Ok(0);
-        };
+        let node = super::batch_node(rows)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err("begin immediate"))?;
+        let mut already = 0;
         if recheck {
             let mut exists = tx
                 .prepare_cached(&format!("SELECT 1 FROM \"{}\" WHERE id = ?1", self.table))
@@ -270,6 +271,7 @@ impl Store for SqliteStore {
             let mut keep = Vec::with_capacity(rows.len());
             for row in rows.drain(..) {
                 if exists.exists([&row.id]).map_err(sql_err("recheck id"))? {
+                    already += 1;
                     tracing::warn!(target: "fasten::store", id = %row.id, "row already stored by an earlier attempt; not inserted again");
                 } else {
                     keep.push(row);
@@ -330,7 +332,7 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().map_err(sql_err("commit"))?;
-        Ok(rows.len())
+        Ok(rows.len() + already)
     }
 
     fn nodes(&mut self) -> Result<Vec<NodeCount>> {
@@ -354,7 +356,11 @@ impl Store for SqliteStore {
         Ok(nodes)
     }
 
-    fn scan_chain(&mut self, node: &str, f: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
+    fn scan_chain(
+        &mut self,
+        node: &str,
+        f: &mut dyn FnMut(std::result::Result<Row, Unreadable>) -> Result<()>,
+    ) -> Result<()> {
         let mut stmt = self
             .conn
             .prepare(&format!(
@@ -364,7 +370,10 @@ impl Store for SqliteStore {
             .map_err(sql_err("scan chain"))?;
         let mut rows = stmt.query([node]).map_err(sql_err("scan chain"))?;
         while let Some(r) = rows.next().map_err(sql_err("scan chain"))? {
-            f(read_row(r).map_err(sql_err("read row"))?)?;
+            f(read_row(r).map_err(|e| Unreadable {
+                seq: r.get(2).ok(),
+                reason: e.to_string(),
+            }))?;
         }
         Ok(())
     }
@@ -454,7 +463,8 @@ mod tests {
         let mut first = vec![row("n1", "evt-a")];
         store.append(&mut first, false)?;
         let mut retry = vec![row("n1", "evt-a"), row("n1", "evt-b")];
-        assert_eq!(store.append(&mut retry, true)?, 1);
+        // Both are stored now: one by this attempt, one by the earlier one.
+        assert_eq!(store.append(&mut retry, true)?, 2);
         assert_eq!(retry.len(), 1);
         assert_eq!(retry[0].monotonic_seq, 2);
         // Without recheck the duplicate id is refused and nothing of the batch lands.

@@ -23,8 +23,8 @@ fn child_emitter() {
         fasten
             .emit(Event::new("USER_CREATED").target(format!("u-{i}")))
             .unwrap();
-        if i % 100 == 0 {
-            // Interleave commits with the other processes.
+        if i % 20 == 0 {
+            // Spread the emits over time so commits interleave.
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -39,6 +39,7 @@ fn processes_sharing_one_file_and_one_node_never_fork_the_chain() {
     let path = dir.path().join("shared.db");
     // Create the schema once so children race on rows, not on DDL.
     drop(config(&path, "setup").build().unwrap());
+    let start = (now_ms() + 1500).to_string();
     let nodes = [
         "node-shared",
         "node-shared",
@@ -56,6 +57,7 @@ fn processes_sharing_one_file_and_one_node_never_fork_the_chain() {
                     ("FASTEN_IT_ROLE", "emitter".to_owned()),
                     ("FASTEN_IT_DB", path.display().to_string()),
                     ("FASTEN_IT_NODE", (*node).to_owned()),
+                    ("FASTEN_IT_START", start.clone()),
                 ],
             )
             .stdout(std::process::Stdio::null())
@@ -80,4 +82,11 @@ fn processes_sharing_one_file_and_one_node_never_fork_the_chain() {
         [("node-b", per), ("node-c", per), ("node-shared", 4 * per)]
     );
     assert_eq!(stored_ids(&path).len(), 6 * PER_CHILD);
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }

@@ -255,6 +255,22 @@ fn tampering_is_detected_and_named() -> fasten::Result<()> {
         node.reason.as_deref(),
         Some("detail_commitment does not match detail")
     );
+    // A row that no longer decodes is named, not a crash of the verifier.
+    conn.execute(
+        "UPDATE audit_log SET detail = 'not json' WHERE monotonic_seq = 2",
+        [],
+    )
+    .unwrap();
+    let report = fasten::verify(&dsn(&path))?;
+    let node = &report.nodes[0];
+    assert_eq!(node.first_break_seq, Some(2));
+    assert!(
+        node.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("row cannot be read"),
+        "{node:?}"
+    );
     Ok(())
 }
 
@@ -438,5 +454,56 @@ fn verify_reads_a_table_written_by_another_implementation() -> fasten::Result<()
         )
         .unwrap();
     assert_eq!(indexes, 0);
+    Ok(())
+}
+
+#[test]
+fn shutdown_under_load_writes_every_accepted_row() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let fasten = config(&path, "node-s")
+        .audit_queue_capacity(32)
+        .audit_batch_size(16)
+        .build()?;
+    let emitters: Vec<_> = (0..4)
+        .map(|_| {
+            let fasten = fasten.clone();
+            std::thread::spawn(move || {
+                let mut accepted = Vec::new();
+                loop {
+                    match fasten.emit(Event::new("USER_CREATED")) {
+                        Ok(id) => accepted.push(id.to_string()),
+                        Err(e) if e.kind() == &ErrorKind::Closed => return accepted,
+                        Err(e) if e.kind() == &ErrorKind::QueueFull => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let report = fasten.shutdown(Duration::from_secs(60))?;
+    let accepted: Vec<String> = emitters
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(accepted.len() > 32, "only {} rows accepted", accepted.len());
+    assert_eq!(report.unwritten, 0);
+    assert_eq!(report.written as usize, accepted.len());
+    let stored = super::support::stored_ids(&path);
+    let lost: Vec<_> = accepted.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(lost.is_empty(), "accepted but lost: {}", lost.len());
+    // A second shutdown reports the same totals.
+    assert_eq!(fasten.shutdown(SECS)?, report);
+    Ok(())
+}
+
+#[test]
+fn flush_and_shutdown_accept_a_timeout_of_forever() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let fasten = pipeline(&dir.path().join("audit.db"));
+    fasten.emit(Event::new("USER_CREATED"))?;
+    fasten.flush(Duration::MAX)?;
+    assert_eq!(fasten.shutdown(Duration::MAX)?.written, 1);
     Ok(())
 }
