@@ -147,7 +147,7 @@ impl Dsn {
             format!("{base}?{}", passed.join("&"))
         };
         #[cfg(feature = "postgres")]
-        if let Err(e) = url.parse::<postgres::Config>() {
+        if let Err(e) = url.parse::<tokio_postgres::Config>() {
             return Err(bad(&format!("{e}")));
         }
         Ok(Self::Postgres { url, schema, table })

@@ -1,6 +1,6 @@
 //! PostgreSQL over loopback against plain baselines measured in the same run.
 //!
-//! `cargo bench -p fasten --features postgres --bench postgres` prints:
+//! `cargo bench -p fasten --features postgres --bench pg` prints:
 //! - sustained rows/s from the first emit to a completed flush, beside a
 //!   plain loop inserting rows of the same shape into the same schema with
 //!   one `INSERT … SELECT FROM unnest(…)` per batch of the same size;
