@@ -128,7 +128,7 @@ impl Event {
 /// writer.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    pub(crate) id: String,
+    pub(crate) id: EventId,
     pub(crate) timestamp: jiff::Timestamp,
     pub(crate) info: Arc<CodeInfo>,
     pub(crate) severity: Severity,
@@ -136,18 +136,39 @@ pub(crate) struct Pending {
     pub(crate) service_id: Arc<str>,
     pub(crate) node_id: Arc<str>,
     pub(crate) tenant_id: Option<String>,
-    pub(crate) actor: String,
+    /// `None` for the default actor, `system`.
+    pub(crate) actor: Option<String>,
     pub(crate) actor_kind: ActorKind,
     pub(crate) target: String,
     pub(crate) method: Method,
-    pub(crate) request_id: RequestId,
+    /// `None` when the caller had no ambient id: the writer mints one, so
+    /// the caller's thread does not pay for it.
+    pub(crate) request_id: Option<RequestId>,
     pub(crate) detail: Map<String, Value>,
 }
 
-/// `evt-` + 20 lowercase hex (80 random bits), as the contract says.
-pub(crate) fn mint_event_id() -> String {
-    let bits = rand::random::<u128>() & ((1u128 << 80) - 1);
-    format!("evt-{bits:020x}")
+/// The id of an emitted row: 80 random bits, written `evt-` + 20 lowercase
+/// hex as the contract says. Kept as bits until the writer needs the text,
+/// so `emit` returns it without formatting or allocating.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventId(u128);
+
+impl EventId {
+    pub(crate) fn mint() -> Self {
+        Self(rand::random::<u128>() & ((1u128 << 80) - 1))
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "evt-{:020x}", self.0)
+    }
+}
+
+impl std::fmt::Debug for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EventId({self})")
+    }
 }
 
 /// The contract's 27-character UTC form, `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
@@ -168,9 +189,10 @@ impl Pending {
         let detail = Value::Object(self.detail);
         let detail_commitment = chain::commitment(&salt, &detail, buf);
         let meta = self.info.meta();
+        let id = self.id.to_string();
         Row {
-            origin_id: self.id.clone(),
-            id: self.id,
+            origin_id: id.clone(),
+            id,
             monotonic_seq: 0,
             timestamp: format_timestamp(self.timestamp),
             code: self.info.code().to_owned(),
@@ -180,13 +202,16 @@ impl Pending {
             service_id: self.service_id.to_string(),
             source_node_id: self.node_id.to_string(),
             tenant_id: self.tenant_id,
-            actor: self.actor,
+            actor: self.actor.unwrap_or_else(|| "system".to_owned()),
             actor_kind: self.actor_kind.as_str().to_owned(),
             target: self.target,
             category: meta.category.clone(),
             domain: self.info.domain().to_owned(),
             method: self.method.as_str().to_owned(),
-            request_id: self.request_id.as_str().to_owned(),
+            request_id: match self.request_id {
+                Some(id) => id.as_str().to_owned(),
+                None => RequestId::mint().as_str().to_owned(),
+            },
             detail: Some(detail),
             detail_salt: Some(salt),
             detail_commitment,
@@ -215,7 +240,7 @@ mod tests {
 
     #[test]
     fn event_ids_have_the_contract_form() {
-        let id = mint_event_id();
+        let id = EventId::mint().to_string();
         assert_eq!(id.len(), 24);
         assert!(id.starts_with("evt-"));
         assert!(

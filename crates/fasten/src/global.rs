@@ -9,7 +9,8 @@ use crate::code::{CodeError, Meta, Registry};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
-use crate::pipeline::{EventId, Fasten};
+use crate::event::EventId;
+use crate::pipeline::Fasten;
 use crate::writer::{QueueStats, ShutdownReport};
 
 static GLOBAL: RwLock<Option<Fasten>> = RwLock::new(None);

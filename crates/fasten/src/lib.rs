@@ -76,12 +76,12 @@ pub use chain::Row;
 pub use config::*;
 pub use dsn::Dsn;
 pub use error::{Error, ErrorKind, Result};
-pub use event::Event;
+pub use event::{Event, EventId};
 pub use global::{
     GUARD_DROP_TIMEOUT, Guard, emit, emit_durable, flush, init, queue_stats, register,
 };
 pub use kind::{ActorKind, Method, Outcome, ParseKindError, RetentionClass, Severity};
-pub use pipeline::{EventId, Fasten};
+pub use pipeline::Fasten;
 pub use request_id::RequestId;
 pub use verify::{NodeReport, Progress, Report, verify, verify_with_progress};
 pub use writer::{QueueStats, ShutdownReport, StoreHealth};

@@ -8,32 +8,14 @@ use crate::code::Registry;
 use crate::config::{Config, FailureStrategy};
 use crate::context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{self, Event, Pending};
+use crate::event::{Event, EventId, Pending};
 use crate::kind::ActorKind;
 use crate::redact;
-use crate::request_id::RequestId;
 use crate::store::{self, Access};
 use crate::writer::{QueueStats, Settings, ShutdownReport, Writer};
 
 /// The longest actor or target accepted, in bytes.
 const MAX_ANCHOR_LEN: usize = 1024;
-
-/// The id of an emitted row (`evt-` + 20 hex).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EventId(String);
-
-impl EventId {
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for EventId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// A running audit pipeline. Cheap to clone; the writer stops when the last
 /// clone is dropped (or at [`Fasten::shutdown`]).
@@ -159,17 +141,10 @@ impl Fasten {
     /// - [`ErrorKind::Closed`]: the pipeline is shut down.
     pub fn emit(&self, event: Event) -> Result<EventId> {
         let pending = self.prepare(event)?;
+        let id = pending.id;
         match self.inner.strategy {
-            FailureStrategy::Raise => self
-                .inner
-                .writer
-                .enqueue_durable(pending)
-                .map(|row| EventId(row.id)),
-            FailureStrategy::Retry => {
-                let id = EventId(pending.id.clone());
-                self.inner.writer.enqueue(pending)?;
-                Ok(id)
-            }
+            FailureStrategy::Raise => self.inner.writer.enqueue_durable(pending).map(|_| id),
+            FailureStrategy::Retry => self.inner.writer.enqueue(pending).map(|()| id),
         }
     }
 
@@ -203,10 +178,14 @@ impl Fasten {
             Some(Ok(map)) => map,
             Some(Err(e)) => return Err(Error::invalid("detail", e.to_string())),
         };
-        let (actor, actor_kind) = event
-            .actor
-            .unwrap_or_else(|| ("system".to_owned(), ActorKind::Service));
-        check_anchor("actor", &actor, false)?;
+        // `None` stands for the default actor, `system`, filled in by the writer.
+        let (actor, actor_kind) = match event.actor {
+            Some((actor, kind)) => {
+                check_anchor("actor", &actor, false)?;
+                (Some(actor), kind)
+            }
+            None => (None, ActorKind::Service),
+        };
         check_anchor("target", &event.target, true)?;
         let tenant_id = match event.tenant {
             Some(t) => {
@@ -223,12 +202,9 @@ impl Fasten {
             let done = inner.policy.apply(&mut detail, passthrough);
             inner.writer.count_redaction(&done);
         }
-        let request_id = event
-            .request_id
-            .or_else(context::current)
-            .unwrap_or_else(RequestId::mint);
+        let request_id = event.request_id.or_else(context::current);
         Ok(Pending {
-            id: event::mint_event_id(),
+            id: EventId::mint(),
             timestamp: jiff::Timestamp::now(),
             severity: event.severity.unwrap_or(meta.severity),
             outcome: event.outcome,

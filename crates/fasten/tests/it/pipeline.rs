@@ -61,7 +61,7 @@ fn raise_mode_returns_the_durable_row() -> fasten::Result<()> {
     let seq: i64 = conn
         .query_row(
             "SELECT monotonic_seq FROM audit_log WHERE id = ?1",
-            [id.as_str()],
+            [id.to_string()],
             |r| r.get(0),
         )
         .unwrap();
