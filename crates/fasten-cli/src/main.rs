@@ -22,6 +22,10 @@ enum Command {
     Emit(cmd::emit::Args),
     /// Print every registered code as `id,domain,severity`, sorted.
     Dump(cmd::dump::Args),
+    /// Make a checkpoint signing key; print its verifier key.
+    Keygen(cmd::keygen::Args),
+    /// Sign each node's chain as it is now and publish it to a directory.
+    Checkpoint(cmd::checkpoint::Args),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +34,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(&args),
         Command::Emit(args) => cmd::emit::run(args),
         Command::Dump(args) => cmd::dump::run(&args),
+        Command::Keygen(args) => cmd::keygen::run(&args),
+        Command::Checkpoint(args) => cmd::checkpoint::run(&args),
     };
     match result {
         Ok(code) => code,

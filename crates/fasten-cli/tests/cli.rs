@@ -233,3 +233,131 @@ fn emit_and_verify_against_postgres() {
     assert_eq!(report["ok"], true);
     assert_eq!(report["nodes"][0]["rows"], 3);
 }
+
+#[test]
+fn signed_checkpoints_catch_truncation_and_resealing() {
+    let dir = setup();
+    let keygen = fasten(
+        dir.path(),
+        &[
+            "keygen",
+            "--name",
+            "audit.example/node-cli",
+            "--out",
+            "signing.key",
+        ],
+    );
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    let verifier = stdout(&keygen).trim().to_owned();
+    assert!(
+        verifier.starts_with("audit.example/node-cli+"),
+        "{verifier}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("signing.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    // Never overwrites a key.
+    let again = fasten(
+        dir.path(),
+        &["keygen", "--name", "x", "--out", "signing.key"],
+    );
+    assert_eq!(again.status.code(), Some(2));
+
+    for _ in 0..5 {
+        assert!(
+            fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN"])
+                .status
+                .success()
+        );
+    }
+    let cp = fasten(
+        dir.path(),
+        &["checkpoint", "--key", "signing.key", "--dir", "published"],
+    );
+    assert!(cp.status.success(), "{}", stderr(&cp));
+    assert!(dir.path().join("published/node-cli/5.checkpoint").exists());
+    let verify = |dir: &Path| {
+        fasten(
+            dir,
+            &[
+                "verify",
+                "--json",
+                "--key",
+                &verifier,
+                "--checkpoints",
+                "published",
+            ],
+        )
+    };
+    // More rows later: the checkpoint is still a prefix.
+    for _ in 0..2 {
+        assert!(
+            fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN"])
+                .status
+                .success()
+        );
+    }
+    let out = verify(dir.path());
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["checkpoints"][0]["ok"], true);
+
+    // Cut off the newest rows: the chain alone still verifies, the checkpoint does not.
+    let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
+    conn.execute("DELETE FROM audit_log WHERE monotonic_seq >= 5", [])
+        .unwrap();
+    drop(conn);
+    assert!(fasten(dir.path(), &["verify"]).status.success());
+    let out = verify(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["ok"], false);
+    assert!(
+        report["checkpoints"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("fewer than the 5"),
+        "{report}"
+    );
+
+    // Re-seal from scratch with as many rows: a valid chain, a different history.
+    std::fs::remove_file(dir.path().join("audit.db")).unwrap();
+    for _ in 0..5 {
+        assert!(
+            fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN"])
+                .status
+                .success()
+        );
+    }
+    assert!(fasten(dir.path(), &["verify"]).status.success());
+    let out = fasten(
+        dir.path(),
+        &["verify", "--key", &verifier, "--checkpoints", "published"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("history was rewritten"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A key that did not sign it proves nothing.
+    let other = fasten(
+        dir.path(),
+        &["keygen", "--name", "someone-else", "--out", "other.key"],
+    );
+    let other = stdout(&other).trim().to_owned();
+    let out = fasten(
+        dir.path(),
+        &["verify", "--key", &other, "--checkpoints", "published"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("not a valid checkpoint"),
+        "{}",
+        stdout(&out)
+    );
+}

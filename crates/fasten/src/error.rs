@@ -43,6 +43,8 @@ pub enum ErrorKind {
     Store,
     /// The pipeline is shut down, or its writer thread is gone.
     Closed,
+    /// A signing key, verifier key or checkpoint note is malformed.
+    Checkpoint,
     /// A hash chain does not verify.
     ChainBroken {
         /// The node whose chain is broken.

@@ -56,6 +56,7 @@
 
 mod canonical;
 mod chain;
+mod checkpoint;
 pub mod code;
 mod config;
 pub mod context;
@@ -65,10 +66,12 @@ mod error;
 mod event;
 mod global;
 mod kind;
+mod merkle;
 mod pipeline;
 mod redact;
 mod request_id;
 mod store;
+pub mod transparency;
 mod verify;
 mod writer;
 

@@ -1,7 +1,9 @@
 //! One module per verb.
 
+pub(crate) mod checkpoint;
 pub(crate) mod dump;
 pub(crate) mod emit;
+pub(crate) mod keygen;
 pub(crate) mod verify;
 
 use anyhow::Context as _;

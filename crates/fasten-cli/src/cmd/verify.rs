@@ -3,6 +3,9 @@
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
 use fasten::Dsn;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -12,9 +15,40 @@ pub(crate) struct Args {
     /// The store to verify.
     #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::FASTEN_AUDIT_DSN_DEFAULT)]
     dsn: String,
-    /// Print `{"ok", "nodes": [...]}` instead of text.
+    /// Print `{"ok", "nodes": [...]}` instead of text (with `checkpoints`
+    /// when `--checkpoints` is given).
     #[arg(long)]
     json: bool,
+    /// Verifier keys (`name+id+base64`) trusted to sign checkpoints; repeat
+    /// for rotated keys.
+    #[arg(long = "key", requires = "checkpoints")]
+    keys: Vec<String>,
+    /// A directory of published checkpoints (`fasten checkpoint`): the store
+    /// must contain every one of them.
+    #[arg(long, requires = "keys")]
+    checkpoints: Option<PathBuf>,
+}
+
+/// Every `*.checkpoint` file under `dir`, sorted, as (path, text).
+fn read_checkpoints(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in
+            std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "checkpoint") {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                found.push((path.display().to_string(), text));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -36,11 +70,41 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         bar.set_position(p.checked);
     })?;
     bar.finish_and_clear();
+    let checks = match &args.checkpoints {
+        Some(dir) => {
+            let notes = read_checkpoints(dir)?;
+            if notes.is_empty() {
+                anyhow::bail!("no *.checkpoint files under {}", dir.display());
+            }
+            fasten::transparency::check_checkpoints(&dsn, &notes, &args.keys)?
+        }
+        None => Vec::new(),
+    };
+    let checkpoints_ok = checks.iter().all(|c| c.reason.is_none());
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer(&mut out, &report)?;
+        let mut value = serde_json::to_value(&report)?;
+        if args.checkpoints.is_some() {
+            value["ok"] = (report.ok && checkpoints_ok).into();
+            value["checkpoints"] = checks
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "file": c.label, "source_node_id": c.node, "size": c.size,
+                        "ok": c.reason.is_none(), "reason": c.reason,
+                    })
+                })
+                .collect();
+        }
+        serde_json::to_writer(&mut out, &value)?;
         writeln!(out)?;
     } else {
+        for c in &checks {
+            match &c.reason {
+                None => writeln!(out, "ok checkpoint {}", c.label)?,
+                Some(reason) => writeln!(out, "CONTRADICTED checkpoint {}: {reason}", c.label)?,
+            }
+        }
         for node in &report.nodes {
             match (&node.first_break_seq, &node.reason) {
                 (Some(seq), Some(reason)) => writeln!(
@@ -59,7 +123,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             writeln!(out, "ok: the store holds no rows")?;
         }
     }
-    Ok(if report.ok {
+    Ok(if report.ok && checkpoints_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,0 +1,226 @@
+//! Signed checkpoints over each node's chain (row contract §4).
+//!
+//! A hash chain alone cannot show that someone with write access re-sealed
+//! the store from its first row, or cut off its newest rows. A checkpoint
+//! can: it is a node's tree size and RFC 6962 Merkle root, signed with an
+//! Ed25519 key as a C2SP signed note and published outside the store. Every
+//! later state of the store must contain each published tree as a prefix;
+//! [`check_checkpoints`] says which checkpoint a store contradicts.
+//!
+//! ```no_run
+//! # fn main() -> fasten::Result<()> {
+//! use fasten::{transparency, Dsn};
+//! let keys = transparency::generate_key("audit.example/node-1")?;
+//! let dsn = Dsn::parse("FASTEN_AUDIT_DSN", "sqlite:///audit.db")?;
+//! let published = transparency::sign_checkpoints(&dsn, &keys.signing_key)?;
+//! let notes: Vec<(String, String)> =
+//!     published.iter().map(|c| (c.node.clone(), c.note.clone())).collect();
+//! let checks = transparency::check_checkpoints(&dsn, &notes, &[keys.verifier_key])?;
+//! assert!(checks.iter().all(|c| c.reason.is_none()));
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+
+use crate::checkpoint::{Checkpoint, Signer, VerifierKey};
+use crate::dsn::Dsn;
+use crate::error::{Error, ErrorKind, Result};
+use crate::merkle::MerkleLog;
+use crate::store::{self, Access, Store};
+
+/// A new signing key and its public half.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyPair {
+    /// `PRIVATE+KEY+<name>+<key id>+<base64>`: keep it where only its owner
+    /// can read it.
+    pub signing_key: String,
+    /// `<name>+<key id>+<base64>`: give it to whoever verifies.
+    pub verifier_key: String,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("verifier_key", &self.verifier_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One node's signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SignedCheckpoint {
+    /// The node (chain key).
+    pub node: String,
+    /// Rows in the node's tree.
+    pub size: u64,
+    /// The signed note, ready to publish.
+    pub note: String,
+}
+
+/// How one published checkpoint compares with the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointCheck {
+    /// Where the checkpoint came from (a file name), as the caller labelled it.
+    pub label: String,
+    /// The node it covers, when the note could be read.
+    pub node: Option<String>,
+    /// Its tree size, when the note could be read.
+    pub size: Option<u64>,
+    /// Why the store contradicts it, or why it could not be checked; `None`
+    /// when the store contains the checkpoint's tree.
+    pub reason: Option<String>,
+}
+
+fn checkpoint_error(message: String) -> Error {
+    Error::new(ErrorKind::Checkpoint, message)
+}
+
+/// Makes a new Ed25519 signing key named `name` (for example
+/// `audit.example/node-1`).
+///
+/// # Errors
+///
+/// [`ErrorKind::Checkpoint`] when the name is empty or holds `+`, spaces or
+/// control characters.
+pub fn generate_key(name: &str) -> Result<KeyPair> {
+    let signer = Signer::from_seed(name, &rand::random::<[u8; 32]>())
+        .map_err(|e| checkpoint_error(format!("invalid key name {name:?}: {e}")))?;
+    Ok(KeyPair {
+        signing_key: signer.to_text(),
+        verifier_key: signer.verifier_key().to_string(),
+    })
+}
+
+/// Builds each node's Merkle tree from the store.
+fn trees(store: &mut dyn Store) -> Result<HashMap<String, MerkleLog>> {
+    let mut trees = HashMap::new();
+    for node in store.nodes()? {
+        let mut log = MerkleLog::new();
+        let mut bad = None;
+        store.scan_chain(&node.node, &mut |row| {
+            let decoded = row.map_err(|u| u.reason).and_then(|row| {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(&row.hash, &mut hash)
+                    .map(|()| hash)
+                    .map_err(|_| {
+                        format!("seq {}: hash is not 64 hex characters", row.monotonic_seq)
+                    })
+            });
+            match decoded {
+                Ok(hash) if bad.is_none() => log.push(&hash),
+                Ok(_) => {}
+                Err(reason) => {
+                    bad.get_or_insert(reason);
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(reason) = bad {
+            return Err(checkpoint_error(format!(
+                "cannot build the Merkle tree of node {}: {reason}",
+                node.node
+            )));
+        }
+        trees.insert(node.node, log);
+    }
+    Ok(trees)
+}
+
+/// Signs a checkpoint of every node's chain as the store holds it now.
+///
+/// # Errors
+///
+/// [`ErrorKind::Checkpoint`] for a malformed signing key or a row whose hash
+/// is not hex; [`ErrorKind::Store`] when the store cannot be read.
+pub fn sign_checkpoints(dsn: &Dsn, signing_key: &str) -> Result<Vec<SignedCheckpoint>> {
+    let signer = Signer::parse(signing_key)
+        .map_err(|e| checkpoint_error(format!("invalid signing key: {e}")))?;
+    let mut store = store::open(dsn, Access::Read)?;
+    let mut out: Vec<SignedCheckpoint> = trees(store.as_mut())?
+        .into_iter()
+        .map(|(node, log)| {
+            let checkpoint = Checkpoint::new(&node, log.len(), log.root())
+                .map_err(|e| checkpoint_error(format!("node {node:?}: {e}")))?;
+            Ok(SignedCheckpoint {
+                size: log.len(),
+                note: checkpoint.sign(&[&signer]),
+                node,
+            })
+        })
+        .collect::<Result<_>>()?;
+    out.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok(out)
+}
+
+/// Checks published checkpoints (`(label, note)` pairs) against the store.
+/// A checkpoint holds when one of `verifier_keys` signed it and the node's
+/// first `size` rows in the store have its root.
+///
+/// # Errors
+///
+/// [`ErrorKind::Checkpoint`] for a malformed verifier key;
+/// [`ErrorKind::Store`] when the store cannot be read. A checkpoint the
+/// store contradicts is not an error: its [`CheckpointCheck::reason`] says
+/// how.
+pub fn check_checkpoints(
+    dsn: &Dsn,
+    notes: &[(String, String)],
+    verifier_keys: &[String],
+) -> Result<Vec<CheckpointCheck>> {
+    let keys = verifier_keys
+        .iter()
+        .map(|k| {
+            VerifierKey::parse(k)
+                .map_err(|e| checkpoint_error(format!("invalid verifier key: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut store = store::open(dsn, Access::Read)?;
+    let trees = trees(store.as_mut())?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(notes
+        .iter()
+        .map(|(label, note)| {
+            let (checkpoint, _) = match Checkpoint::open(note, &keys) {
+                Ok(opened) => opened,
+                Err(e) => {
+                    return CheckpointCheck {
+                        label: label.clone(),
+                        node: None,
+                        size: None,
+                        reason: Some(format!("not a valid checkpoint: {e}")),
+                    };
+                }
+            };
+            let node = checkpoint.origin().to_owned();
+            let size = checkpoint.size();
+            let held = trees.get(&node).map_or(0, MerkleLog::len);
+            let reason = if held < size {
+                Some(format!(
+                    "the store holds {held} rows of node {node}, fewer than the {size} this checkpoint signed: rows were cut off or the store was rolled back"
+                ))
+            } else {
+                match trees.get(&node).map(|log| log.root_at(size)) {
+                    Some(Ok(root)) if &root == checkpoint.root() => None,
+                    Some(Ok(root)) => Some(format!(
+                        "the first {size} rows of node {node} have root {}, not the signed {}: history was rewritten or forked",
+                        b64.encode(root),
+                        b64.encode(checkpoint.root())
+                    )),
+                    Some(Err(e)) => Some(e.to_string()),
+                    None => Some(format!("the store holds no rows of node {node}")),
+                }
+            };
+            CheckpointCheck {
+                label: label.clone(),
+                node: Some(node),
+                size: Some(size),
+                reason,
+            }
+        })
+        .collect())
+}
