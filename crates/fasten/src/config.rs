@@ -15,6 +15,10 @@
 //! | `FASTEN_AUDIT_BATCH_SIZE` | `2048` | most rows sealed in one transaction |
 //! | `FASTEN_AUDIT_STORE_FAILURE_STRATEGY` | `retry` | `retry`: emit returns once queued and the writer retries the store until it succeeds; `raise`: emit returns once the row is durable, or the store's error |
 //! | `FASTEN_AUDIT_MAX_RETRIES` | `5` | in `raise` mode, store attempts before the error goes back to the callers |
+//! | `FASTEN_SIGNING_KEY` | none | a `fasten keygen` key file: the writer then signs checkpoints |
+//! | `FASTEN_CHECKPOINT_EVERY` | `1000` | sign after this many new rows … |
+//! | `FASTEN_CHECKPOINT_INTERVAL` | `1s` | … or after this long with new rows (`500ms`, `1s`, `5m`, `1h`), and at flush and shutdown |
+//! | `FASTEN_CHECKPOINT_DIR` | none | also publish each checkpoint as a file here |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -61,6 +65,22 @@ pub const FASTEN_AUDIT_STORE_FAILURE_STRATEGY: &str = "FASTEN_AUDIT_STORE_FAILUR
 pub const FASTEN_AUDIT_MAX_RETRIES: &str = "FASTEN_AUDIT_MAX_RETRIES";
 /// Default of [`FASTEN_AUDIT_MAX_RETRIES`].
 pub const FASTEN_AUDIT_MAX_RETRIES_DEFAULT: u32 = 5;
+
+/// `FASTEN_SIGNING_KEY`: a `fasten keygen` key file; the writer signs
+/// checkpoints with it.
+pub const FASTEN_SIGNING_KEY: &str = "FASTEN_SIGNING_KEY";
+/// `FASTEN_CHECKPOINT_EVERY`: sign after this many new rows.
+pub const FASTEN_CHECKPOINT_EVERY: &str = "FASTEN_CHECKPOINT_EVERY";
+/// Default of [`FASTEN_CHECKPOINT_EVERY`]: a signature (~50 µs) per
+/// thousand rows is noise beside the inserts.
+pub const FASTEN_CHECKPOINT_EVERY_DEFAULT: u64 = 1000;
+/// `FASTEN_CHECKPOINT_INTERVAL`: sign after this long when there are new rows.
+pub const FASTEN_CHECKPOINT_INTERVAL: &str = "FASTEN_CHECKPOINT_INTERVAL";
+/// Default of [`FASTEN_CHECKPOINT_INTERVAL`]: at most a second of rows is
+/// ever unwitnessed, at most one signature and file a second when quiet.
+pub const FASTEN_CHECKPOINT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// `FASTEN_CHECKPOINT_DIR`: also publish each checkpoint as a file here.
+pub const FASTEN_CHECKPOINT_DIR: &str = "FASTEN_CHECKPOINT_DIR";
 
 /// What `emit` promises when it returns `Ok`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -136,6 +156,10 @@ pub struct Config {
     pub(crate) audit_store_failure_strategy: FailureStrategy,
     pub(crate) audit_max_retries: u32,
     pub(crate) registry: Option<Registry>,
+    pub(crate) signing_key: Option<PathBuf>,
+    pub(crate) checkpoint_every: u64,
+    pub(crate) checkpoint_interval: Duration,
+    pub(crate) checkpoint_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -162,6 +186,10 @@ impl Config {
             audit_store_failure_strategy: FailureStrategy::Retry,
             audit_max_retries: FASTEN_AUDIT_MAX_RETRIES_DEFAULT,
             registry: None,
+            signing_key: None,
+            checkpoint_every: FASTEN_CHECKPOINT_EVERY_DEFAULT,
+            checkpoint_interval: FASTEN_CHECKPOINT_INTERVAL_DEFAULT,
+            checkpoint_dir: None,
         }
     }
 
@@ -212,6 +240,14 @@ impl Config {
         if let Some(v) = get(FASTEN_AUDIT_MAX_RETRIES) {
             c.audit_max_retries = parse_number(FASTEN_AUDIT_MAX_RETRIES, &v, "5")?;
         }
+        c.signing_key = get(FASTEN_SIGNING_KEY).map(|v| PathBuf::from(v.trim()));
+        if let Some(v) = get(FASTEN_CHECKPOINT_EVERY) {
+            c.checkpoint_every = parse_number(FASTEN_CHECKPOINT_EVERY, &v, "1000")?;
+        }
+        if let Some(v) = get(FASTEN_CHECKPOINT_INTERVAL) {
+            c.checkpoint_interval = parse_duration(FASTEN_CHECKPOINT_INTERVAL, v.trim())?;
+        }
+        c.checkpoint_dir = get(FASTEN_CHECKPOINT_DIR).map(|v| PathBuf::from(v.trim()));
         Ok(c)
     }
 
@@ -288,6 +324,30 @@ impl Config {
         self
     }
 
+    /// `FASTEN_SIGNING_KEY`: sign checkpoints with this `fasten keygen` key file.
+    pub fn signing_key(mut self, path: impl Into<PathBuf>) -> Self {
+        self.signing_key = Some(path.into());
+        self
+    }
+
+    /// `FASTEN_CHECKPOINT_EVERY`: sign after this many new rows.
+    pub fn checkpoint_every(mut self, rows: u64) -> Self {
+        self.checkpoint_every = rows;
+        self
+    }
+
+    /// `FASTEN_CHECKPOINT_INTERVAL`: sign after this long with new rows.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// `FASTEN_CHECKPOINT_DIR`: also publish each checkpoint as a file here.
+    pub fn checkpoint_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.checkpoint_dir = Some(dir.into());
+        self
+    }
+
     /// The code registry to use instead of the default one.
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
@@ -317,6 +377,12 @@ impl Config {
                 ));
             }
         }
+        if self.checkpoint_every == 0 {
+            return Err(Error::config(
+                FASTEN_CHECKPOINT_EVERY,
+                format!("invalid {FASTEN_CHECKPOINT_EVERY} 0: must be at least 1, e.g. 1000"),
+            ));
+        }
         if self.audit_max_retries == 0 {
             return Err(Error::config(
                 FASTEN_AUDIT_MAX_RETRIES,
@@ -338,6 +404,33 @@ fn parse_number<T: std::str::FromStr>(var: &'static str, v: &str, example: &str)
             format!("invalid {var} {v:?}: expected a whole number, e.g. {example}"),
         )
     })
+}
+
+/// `500ms`, `1s`, `5m`, `1h`: a whole number and a unit, nothing else.
+fn parse_duration(var: &'static str, v: &str) -> Result<Duration> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad_duration(var, v))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(bad_duration(var, v)),
+    };
+    if d.is_zero() {
+        return Err(bad_duration(var, v));
+    }
+    Ok(d)
+}
+
+fn bad_duration(var: &'static str, v: &str) -> Error {
+    Error::config(
+        var,
+        format!(
+            "invalid {var} {v:?}: expected a positive whole number and a unit (ms, s, m, h), e.g. 1s"
+        ),
+    )
 }
 
 fn required(var: &'static str, value: Option<&str>, example: &str) -> Result<String> {
@@ -437,6 +530,29 @@ mod tests {
         insta::assert_snapshot!(err, @r#"invalid FASTEN_NODE_ID "node 1": expected 1-128 characters of [A-Za-z0-9._:-], e.g. node-1"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_QUEUE_CAPACITY", "lots")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_QUEUE_CAPACITY "lots": expected a whole number, e.g. 16384"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_STORE_FAILURE_STRATEGY", "drop")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_STORE_FAILURE_STRATEGY "drop": expected retry or raise"#);
+        for bad in ["1", "s", "1.5s", "0s", "1 s", "-1s", "1d"] {
+            let err = from(&[("FASTEN_CHECKPOINT_INTERVAL", bad)]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                &crate::ErrorKind::Config {
+                    var: FASTEN_CHECKPOINT_INTERVAL
+                },
+                "{bad}"
+            );
+        }
+        insta::assert_snapshot!(from(&[("FASTEN_CHECKPOINT_INTERVAL", "1d")]).unwrap_err(), @r#"invalid FASTEN_CHECKPOINT_INTERVAL "1d": expected a positive whole number and a unit (ms, s, m, h), e.g. 1s"#);
+        assert_eq!(
+            from(&[("FASTEN_CHECKPOINT_INTERVAL", "250ms")])
+                .unwrap()
+                .checkpoint_interval,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            from(&[("FASTEN_CHECKPOINT_INTERVAL", "2m")])
+                .unwrap()
+                .checkpoint_interval,
+            Duration::from_secs(120)
+        );
         let err = from(&[
             ("FASTEN_SERVICE_ID", "s"),
             ("FASTEN_NODE_ID", "n"),

@@ -57,6 +57,7 @@
 mod canonical;
 mod chain;
 mod checkpoint;
+mod checkpointer;
 pub mod code;
 mod config;
 pub mod context;

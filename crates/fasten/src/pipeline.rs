@@ -95,7 +95,35 @@ impl Config {
             })?;
         }
         let dsn = self.audit_dsn.clone();
-        let store = store::open(&dsn, Access::Write)?;
+        let mut store = store::open(&dsn, Access::Write)?;
+        let checkpointer = match &self.signing_key {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::config(
+                        crate::config::FASTEN_SIGNING_KEY,
+                        format!("cannot read FASTEN_SIGNING_KEY {}: make one with `fasten keygen --name NAME --out PATH`", path.display()),
+                    )
+                    .with_source(e)
+                })?;
+                let signer = crate::checkpoint::Signer::parse(&text).map_err(|e| {
+                    Error::config(
+                        crate::config::FASTEN_SIGNING_KEY,
+                        format!("invalid FASTEN_SIGNING_KEY {}: {e}", path.display()),
+                    )
+                })?;
+                Some(crate::checkpointer::Checkpointer::load(
+                    store.as_mut(),
+                    &node_id,
+                    crate::checkpointer::Settings {
+                        signer,
+                        every: self.checkpoint_every,
+                        interval: self.checkpoint_interval,
+                        dir: self.checkpoint_dir.clone(),
+                    },
+                )?)
+            }
+            None => None,
+        };
         let writer = Writer::start(
             store,
             Settings {
@@ -105,6 +133,7 @@ impl Config {
                 strategy: self.audit_store_failure_strategy,
                 max_retries: self.audit_max_retries,
                 reopen: Box::new(move || store::open(&dsn, Access::Write)),
+                checkpointer,
             },
         )?;
         Ok(Fasten {

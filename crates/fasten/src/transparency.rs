@@ -21,6 +21,8 @@
 //! ```
 
 use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
@@ -102,7 +104,7 @@ fn trees(store: &mut dyn Store) -> Result<HashMap<String, MerkleLog>> {
     for node in store.nodes()? {
         let mut log = MerkleLog::new();
         let mut bad = None;
-        store.scan_chain(&node.node, &mut |row| {
+        store.scan_chain(&node.node, 0, &mut |row| {
             let decoded = row.map_err(|u| u.reason).and_then(|row| {
                 let mut hash = [0u8; 32];
                 hex::decode_to_slice(&row.hash, &mut hash)
@@ -223,4 +225,32 @@ pub fn check_checkpoints(
             }
         })
         .collect())
+}
+
+/// Publishes a signed note as `dir/<node>/<size>.checkpoint`: temp file,
+/// fsync, rename, fsync of the directory, so a reader sees the whole
+/// checkpoint or none, even across a crash. Returns the file's path.
+///
+/// # Errors
+///
+/// [`ErrorKind::Checkpoint`] when the directory or file cannot be written.
+pub fn publish(dir: &Path, node: &str, size: u64, note: &str) -> Result<PathBuf> {
+    let io = |what: &str, path: &Path| {
+        let what = format!("cannot {what} {}", path.display());
+        move |e: std::io::Error| Error::new(ErrorKind::Checkpoint, what).with_source(e)
+    };
+    let node_dir = dir.join(node);
+    std::fs::create_dir_all(&node_dir).map_err(io("create", &node_dir))?;
+    let path = node_dir.join(format!("{size}.checkpoint"));
+    let tmp = node_dir.join(format!(".{size}.checkpoint.tmp.{}", std::process::id()));
+    {
+        let mut file = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
+        file.write_all(note.as_bytes()).map_err(io("write", &tmp))?;
+        file.sync_all().map_err(io("sync", &tmp))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io("rename into", &path))?;
+    std::fs::File::open(&node_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("sync", &node_dir))?;
+    Ok(path)
 }

@@ -85,7 +85,7 @@ pub(crate) fn verify_store(
     let mut reports = Vec::with_capacity(nodes.len());
     for node in nodes {
         let mut chain = ChainCheck::new(node.node.clone());
-        store.scan_chain(&node.node, &mut |row| {
+        store.scan_chain(&node.node, 0, &mut |row| {
             if chain.failure.is_none() {
                 match row {
                     Ok(row) => chain.check(&row),

@@ -80,6 +80,8 @@ pub struct QueueStats {
     pub redactions: u64,
     /// Details replaced by a summary for exceeding `FASTEN_MAX_DETAIL_BYTES`.
     pub truncated: u64,
+    /// Checkpoint steps that failed (signing, saving or publishing).
+    pub checkpoint_errors: u64,
     /// The last store error, if any.
     pub last_error: Option<String>,
     /// The store's state at the last attempt.
@@ -117,6 +119,7 @@ struct Counters {
     failed: AtomicU64,
     redactions: AtomicU64,
     truncated: AtomicU64,
+    checkpoint_errors: AtomicU64,
     health: AtomicU8,
     last_error: Mutex<Option<String>>,
 }
@@ -147,6 +150,8 @@ pub(crate) struct Settings {
     /// Opens the store again after a failure, so a broken connection or
     /// handle is never reused.
     pub(crate) reopen: Box<dyn Fn() -> Result<Box<dyn Store>> + Send>,
+    /// Signs checkpoints as rows commit, when a signing key is configured.
+    pub(crate) checkpointer: Option<crate::checkpointer::Checkpointer>,
 }
 
 impl Writer {
@@ -158,10 +163,12 @@ impl Writer {
         let store_kind = store.kind();
         let capacity = settings.capacity;
         let block = settings.block;
+        let mut settings = settings;
         let mut worker = Worker {
             rx,
             store: Some(store),
             counters: Arc::clone(&counters),
+            checkpointer: settings.checkpointer.take(),
             settings,
             buf: Vec::with_capacity(1024),
         };
@@ -300,6 +307,7 @@ impl Writer {
             failed: c.failed.load(Ordering::Relaxed),
             redactions: c.redactions.load(Ordering::Relaxed),
             truncated: c.truncated.load(Ordering::Relaxed),
+            checkpoint_errors: c.checkpoint_errors.load(Ordering::Relaxed),
             last_error: c
                 .last_error
                 .lock()
@@ -419,6 +427,7 @@ fn shutdown_timeout(timeout: Duration) -> Error {
 struct Worker {
     rx: Receiver<Msg>,
     store: Option<Box<dyn Store>>,
+    checkpointer: Option<crate::checkpointer::Checkpointer>,
     counters: Arc<Counters>,
     settings: Settings,
     buf: Vec<u8>,
@@ -444,15 +453,25 @@ impl Worker {
                     Ok(msg) => msg,
                     Err(TryRecvError::Empty) => {
                         idle += 1;
+                        self.checkpoint(|cp, store| cp.tick(store));
                         thread::park_timeout(POLL);
                         continue;
                     }
                     Err(TryRecvError::Disconnected) => break,
                 }
             } else {
-                match self.rx.recv() {
+                // Idle: wake at the checkpoint interval if one is configured.
+                let wait = self
+                    .checkpointer
+                    .as_ref()
+                    .map_or(Duration::from_secs(3600), |_| Duration::from_millis(100));
+                match self.rx.recv_timeout(wait) {
                     Ok(msg) => msg,
-                    Err(_) => break,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.checkpoint(|cp, store| cp.tick(store));
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
             };
             idle = 0;
@@ -471,6 +490,7 @@ impl Worker {
             self.write(batch);
             if shutdown {
                 self.drain_after_shutdown();
+                self.checkpoint(|cp, store| cp.sign_pending(store));
                 break;
             }
         }
@@ -485,6 +505,23 @@ impl Worker {
                 .enqueued
                 .load(Ordering::Relaxed)
                 .saturating_sub(written + failed),
+        }
+    }
+
+    /// Runs a checkpoint step if checkpoints are configured and the store is
+    /// open. A failure is logged and counted but never holds up audit rows;
+    /// the next step tries again.
+    fn checkpoint(
+        &mut self,
+        step: impl FnOnce(&mut crate::checkpointer::Checkpointer, &mut dyn Store) -> Result<()>,
+    ) {
+        if let (Some(cp), Some(store)) = (self.checkpointer.as_mut(), self.store.as_mut())
+            && let Err(e) = step(cp, store.as_mut())
+        {
+            self.counters
+                .checkpoint_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(target: "fasten::writer", error = %crate::error::Chain(&e), "checkpoint failed");
         }
     }
 
@@ -541,6 +578,9 @@ impl Worker {
         match outcome {
             Ok(()) => {
                 self.answer(&rows, queued, acks);
+                if !flushes.is_empty() {
+                    self.checkpoint(|cp, store| cp.sign_pending(store));
+                }
                 for flush in flushes {
                     let _ = flush.send(Ok(()));
                 }
@@ -614,6 +654,7 @@ impl Worker {
             };
             match result {
                 Ok(n) => {
+                    self.checkpoint(|cp, store| cp.committed(store, rows));
                     let c = &self.counters;
                     c.written.fetch_add(n as u64, Ordering::Relaxed);
                     c.batches.fetch_add(1, Ordering::Relaxed);

@@ -1,7 +1,7 @@
 //! `fasten checkpoint`: sign each node's chain and publish it to a directory.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -27,9 +27,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read the signing key {}", args.key.display()))?;
     let mut out = std::io::stdout().lock();
     for checkpoint in fasten::transparency::sign_checkpoints(&dsn, &key)? {
-        let dir = args.dir.join(&checkpoint.node);
-        let path = dir.join(format!("{}.checkpoint", checkpoint.size));
-        write_atomically(&dir, &path, checkpoint.note.as_bytes())?;
+        let path = fasten::transparency::publish(
+            &args.dir,
+            &checkpoint.node,
+            checkpoint.size,
+            &checkpoint.note,
+        )?;
         writeln!(
             out,
             "{}: {} rows -> {}",
@@ -39,20 +42,4 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Temp file, fsync, rename, fsync the directory: a reader sees the whole
-/// checkpoint or none, even across a crash.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    {
-        let mut file = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }

@@ -56,6 +56,10 @@ pub(crate) const COLUMNS: [(&str, &str, &str); 27] = [
     ("hash", "TEXT NOT NULL", "TEXT NOT NULL"),
 ];
 
+/// `<table>_checkpoints`: every checkpoint the writer signed, beside the rows
+/// (the copies outside the store are the ones that protect it).
+pub(crate) const CHECKPOINT_COLUMNS: &str = "source_node_id TEXT NOT NULL, tree_size BIGINT NOT NULL, note TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (source_node_id, tree_size)";
+
 /// Columns that get an index, besides the primary key and the chain key.
 pub(crate) const INDEXED: [&str; 5] = ["request_id", "timestamp", "code", "actor", "target"];
 
@@ -105,15 +109,21 @@ pub(crate) trait Store: Send {
     /// Every node with rows, and how many each has.
     fn nodes(&mut self) -> Result<Vec<NodeCount>>;
 
-    /// Calls `f` with each row of `node` in `monotonic_seq` order, stopping
+    /// Calls `f` with each row of `node` after `after_seq` (0 for the whole
+    /// chain) in `monotonic_seq` order, stopping
     /// at the first error `f` returns. A row that cannot be decoded (a
     /// detail that is not JSON, a NULL where the contract forbids one) comes
     /// as [`Unreadable`], so verification can name it instead of aborting.
     fn scan_chain(
         &mut self,
         node: &str,
+        after_seq: i64,
         f: &mut dyn FnMut(std::result::Result<Row, Unreadable>) -> Result<()>,
     ) -> Result<()>;
+
+    /// Keeps a signed checkpoint beside the rows (in `<table>_checkpoints`).
+    /// Saving one that is already there changes nothing.
+    fn save_checkpoint(&mut self, node: &str, size: u64, note: &str) -> Result<()>;
 
     /// One row by `id`.
     fn get(&mut self, id: &str) -> Result<Option<Row>>;

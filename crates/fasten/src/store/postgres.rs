@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
-use super::{Access, COLUMNS, INDEXED, NodeCount, Store, Unreadable};
+use super::{Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, NodeCount, Store, Unreadable};
 use crate::chain::{self, Row, Tip};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -43,6 +43,8 @@ pub(crate) struct PostgresStore {
     /// `"schema"."table"` or `"table"`, quoted after the DSN parser checked
     /// each part against `^[A-Za-z_][A-Za-z0-9_]*$`.
     qualified: String,
+    /// The quoted `<table>_checkpoints` beside it.
+    checkpoints: String,
     /// Prefix of the advisory-lock key; the node is appended.
     lock_prefix: String,
     select_sql: String,
@@ -103,10 +105,12 @@ impl PostgresStore {
                 tracing::debug!(target: "fasten::store", error = %e, "postgres connection closed");
             }
         });
-        let qualified = match schema {
-            Some(s) => format!("\"{s}\".\"{table}\""),
-            None => format!("\"{table}\""),
+        let quote = |name: &str| match schema {
+            Some(s) => format!("\"{s}\".\"{name}\""),
+            None => format!("\"{name}\""),
         };
+        let qualified = quote(table);
+        let checkpoints = quote(&format!("{table}_checkpoints"));
         let names: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
         let selected: Vec<String> = COLUMNS
             .iter()
@@ -147,6 +151,7 @@ impl PostgresStore {
             select_sql: format!("SELECT {} FROM {qualified}", selected.join(", ")),
             lock_prefix: format!("fasten chain {qualified} "),
             qualified,
+            checkpoints,
             rt,
             client,
             statements: None,
@@ -214,6 +219,7 @@ impl PostgresStore {
     /// migrations take an advisory lock.
     fn migrate(&mut self, schema: Option<&str>, table: &str) -> Result<()> {
         let t = self.qualified.clone();
+        let checkpoints = self.checkpoints.clone();
         let lock_key = format!("fasten migrate {t}");
         let defs: Vec<String> = COLUMNS
             .iter()
@@ -267,6 +273,11 @@ impl PostgresStore {
                 .await
                 .map_err(pg_err("create index"))?;
             }
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {checkpoints} ({CHECKPOINT_COLUMNS})"
+            ))
+            .await
+            .map_err(pg_err("create checkpoints table"))?;
             tx.commit().await.map_err(pg_err("commit migration"))
         })
     }
@@ -484,10 +495,11 @@ impl Store for PostgresStore {
     fn scan_chain(
         &mut self,
         node: &str,
+        after_seq: i64,
         f: &mut dyn FnMut(std::result::Result<Row, Unreadable>) -> Result<()>,
     ) -> Result<()> {
         let sql = format!(
-            "{} WHERE source_node_id = $1 ORDER BY monotonic_seq",
+            "{} WHERE source_node_id = $1 AND monotonic_seq > $2 ORDER BY monotonic_seq",
             self.select_sql
         );
         let client = &mut self.client;
@@ -496,7 +508,7 @@ impl Store for PostgresStore {
             // in memory.
             let tx = client.transaction().await.map_err(pg_err("scan chain"))?;
             let portal = tx
-                .bind(&sql, &[&node])
+                .bind(&sql, &[&node, &after_seq])
                 .await
                 .map_err(pg_err("scan chain"))?;
             loop {
@@ -516,6 +528,19 @@ impl Store for PostgresStore {
             }
             tx.commit().await.map_err(pg_err("scan chain"))
         })
+    }
+
+    fn save_checkpoint(&mut self, node: &str, size: u64, note: &str) -> Result<()> {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        let sql = format!(
+            "INSERT INTO {} (source_node_id, tree_size, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            self.checkpoints
+        );
+        let created = crate::event::format_timestamp(jiff::Timestamp::now());
+        self.rt
+            .block_on(self.client.execute(&sql, &[&node, &size, &note, &created]))
+            .map_err(pg_err("save checkpoint"))?;
+        Ok(())
     }
 
     fn get(&mut self, id: &str) -> Result<Option<Row>> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
-use super::{Access, COLUMNS, INDEXED, NodeCount, Store, Unreadable};
+use super::{Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, NodeCount, Store, Unreadable};
 use crate::chain::{self, Row, Tip};
 use crate::error::{Error, Result};
 
@@ -209,6 +209,10 @@ impl SqliteStore {
             ))
             .map_err(sql_err("create index"))?;
         }
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{t}_checkpoints\" ({CHECKPOINT_COLUMNS})"
+        ))
+        .map_err(sql_err("create checkpoints table"))?;
         tx.commit().map_err(sql_err("commit migration"))
     }
 }
@@ -359,22 +363,39 @@ impl Store for SqliteStore {
     fn scan_chain(
         &mut self,
         node: &str,
+        after_seq: i64,
         f: &mut dyn FnMut(std::result::Result<Row, Unreadable>) -> Result<()>,
     ) -> Result<()> {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "{} WHERE source_node_id = ?1 ORDER BY monotonic_seq",
+                "{} WHERE source_node_id = ?1 AND monotonic_seq > ?2 ORDER BY monotonic_seq",
                 self.select_sql
             ))
             .map_err(sql_err("scan chain"))?;
-        let mut rows = stmt.query([node]).map_err(sql_err("scan chain"))?;
+        let mut rows = stmt
+            .query(params![node, after_seq])
+            .map_err(sql_err("scan chain"))?;
         while let Some(r) = rows.next().map_err(sql_err("scan chain"))? {
             f(read_row(r).map_err(|e| Unreadable {
                 seq: r.get(2).ok(),
                 reason: e.to_string(),
             }))?;
         }
+        Ok(())
+    }
+
+    fn save_checkpoint(&mut self, node: &str, size: u64, note: &str) -> Result<()> {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        self.conn
+            .execute(
+                &format!(
+                    "INSERT INTO \"{}_checkpoints\" (source_node_id, tree_size, note, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    self.table
+                ),
+                params![node, size, note, crate::event::format_timestamp(jiff::Timestamp::now())],
+            )
+            .map_err(sql_err("save checkpoint"))?;
         Ok(())
     }
 

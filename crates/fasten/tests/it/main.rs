@@ -4,6 +4,7 @@
 // Helpers outside #[test] fns panic on failure by design, like the tests.
 #![allow(clippy::unwrap_used)]
 
+mod checkpoints;
 mod crash;
 mod multiprocess;
 mod pipeline;

@@ -506,3 +506,42 @@ fn a_terminated_backend_is_reconnected_without_loss_or_duplicates() -> fasten::R
     assert_eq!(report.nodes[0].rows, 3000);
     Ok(())
 }
+
+#[test]
+fn checkpoints_are_kept_in_postgres_and_hold() -> fasten::Result<()> {
+    let Some(mut schema) = Schema::new() else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = fasten::transparency::generate_key("it.example/pg")?;
+    std::fs::write(dir.path().join("k"), &keys.signing_key).unwrap();
+    let dsn = schema.dsn("audit_log");
+    let fasten = config(dsn.clone(), "node-cp")
+        .signing_key(dir.path().join("k"))
+        .checkpoint_every(10)
+        .audit_batch_size(5)
+        .build()?;
+    for _ in 0..25 {
+        fasten.emit(Event::new("USER_CREATED"))?;
+    }
+    fasten.shutdown(SECS)?;
+    let notes: Vec<(String, String)> = schema
+        .admin
+        .query(
+            &format!(
+                "SELECT tree_size::text, note FROM {}.audit_log_checkpoints ORDER BY tree_size",
+                schema.name
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(notes.len() >= 3, "{notes:?}");
+    assert_eq!(notes.last().map(|n| n.0.as_str()), Some("25"));
+    let checks = fasten::transparency::check_checkpoints(&dsn, &notes, &[keys.verifier_key])?;
+    assert!(checks.iter().all(|c| c.reason.is_none()), "{checks:?}");
+    schema.sql("SELECT 1");
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The writer's side of signed checkpoints: it keeps its node's Merkle tree
+//! up to date as batches commit and signs a checkpoint every
+//! `FASTEN_CHECKPOINT_EVERY` rows, every `FASTEN_CHECKPOINT_INTERVAL`, and
+//! at flush and shutdown, whichever comes first. Each goes to the store's
+//! `<table>_checkpoints` and, when `FASTEN_CHECKPOINT_DIR` is set, to a file
+//! there (see [`crate::transparency::publish`]).
+//!
+//! The tree is built once at start-up from the node's chain (O(n)), then
+//! grows with each commit (O(log n) a row). Rows of the same node written by
+//! other processes show up as a gap before a batch's first seq; they are
+//! read back from the store, so the tree always covers the whole chain.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::chain::Row;
+use crate::checkpoint::{Checkpoint, Signer};
+use crate::error::{Error, ErrorKind, Result};
+use crate::merkle::MerkleLog;
+use crate::store::Store;
+
+/// What the pipeline was configured with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) signer: Signer,
+    pub(crate) every: u64,
+    pub(crate) interval: Duration,
+    pub(crate) dir: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    settings: Settings,
+    node: String,
+    log: MerkleLog,
+    signed: u64,
+    last: Instant,
+}
+
+fn row_hash(row: &Row) -> Result<[u8; 32]> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(&row.hash, &mut hash).map_err(|_| {
+        Error::new(
+            ErrorKind::Checkpoint,
+            format!("seq {}: hash is not 64 hex characters", row.monotonic_seq),
+        )
+    })?;
+    Ok(hash)
+}
+
+impl Checkpointer {
+    /// Builds the node's tree from the store.
+    pub(crate) fn load(store: &mut dyn Store, node: &str, settings: Settings) -> Result<Self> {
+        let mut checkpointer = Self {
+            settings,
+            node: node.to_owned(),
+            log: MerkleLog::new(),
+            signed: 0,
+            last: Instant::now(),
+        };
+        checkpointer.catch_up(store)?;
+        // What was there at start-up was signed by whoever wrote it.
+        checkpointer.signed = checkpointer.log.len();
+        Ok(checkpointer)
+    }
+
+    /// Appends every stored row of the node the tree does not have yet.
+    fn catch_up(&mut self, store: &mut dyn Store) -> Result<()> {
+        let after = i64::try_from(self.log.len()).unwrap_or(i64::MAX);
+        let log = &mut self.log;
+        let mut failed = None;
+        store.scan_chain(&self.node, after, &mut |row| {
+            if failed.is_none() {
+                let hash = row
+                    .map_err(|u| Error::new(ErrorKind::Checkpoint, u.reason))
+                    .and_then(|r| row_hash(&r));
+                match hash {
+                    Ok(h) => log.push(&h),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            Ok(())
+        })?;
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Takes in a committed batch (rows in seq order), then signs if due.
+    pub(crate) fn committed(&mut self, store: &mut dyn Store, rows: &[Row]) -> Result<()> {
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        let next = i64::try_from(self.log.len()).unwrap_or(i64::MAX) + 1;
+        if first.monotonic_seq == next {
+            for row in rows {
+                self.log.push(&row_hash(row)?);
+            }
+        } else {
+            // Other writers of this node got in between: read what we miss.
+            self.catch_up(store)?;
+        }
+        if self.log.len() - self.signed >= self.settings.every {
+            self.sign(store)?;
+        }
+        Ok(())
+    }
+
+    /// Signs when the interval has passed and there is something new (also
+    /// rows other processes of this node wrote).
+    pub(crate) fn tick(&mut self, store: &mut dyn Store) -> Result<()> {
+        if self.last.elapsed() < self.settings.interval {
+            return Ok(());
+        }
+        self.last = Instant::now();
+        self.catch_up(store)?;
+        if self.log.len() > self.signed {
+            self.sign(store)?;
+        }
+        Ok(())
+    }
+
+    /// Signs now if anything is unsigned (flush, shutdown).
+    pub(crate) fn sign_pending(&mut self, store: &mut dyn Store) -> Result<()> {
+        if self.log.len() > self.signed {
+            self.sign(store)?;
+        }
+        Ok(())
+    }
+
+    fn sign(&mut self, store: &mut dyn Store) -> Result<()> {
+        let size = self.log.len();
+        let checkpoint = Checkpoint::new(&self.node, size, self.log.root())
+            .map_err(|e| Error::new(ErrorKind::Checkpoint, e.to_string()))?;
+        let note = checkpoint.sign(&[&self.settings.signer]);
+        store.save_checkpoint(&self.node, size, &note)?;
+        if let Some(dir) = &self.settings.dir {
+            crate::transparency::publish(dir, &self.node, size, &note)?;
+        }
+        self.signed = size;
+        self.last = Instant::now();
+        tracing::debug!(target: "fasten::writer", node = %self.node, size, "checkpoint signed");
+        Ok(())
+    }
+}
