@@ -26,6 +26,10 @@ enum Command {
     Keygen(cmd::keygen::Args),
     /// Sign each node's chain as it is now and publish it to a directory.
     Checkpoint(cmd::checkpoint::Args),
+    /// Prove a row is in a signed checkpoint, or that one checkpoint extends another.
+    Prove(cmd::prove::ProveArgs),
+    /// Check a proof from `fasten prove` offline, with only a verifier key.
+    VerifyProof(cmd::prove::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,8 @@ fn main() -> ExitCode {
         Command::Dump(args) => cmd::dump::run(&args),
         Command::Keygen(args) => cmd::keygen::run(&args),
         Command::Checkpoint(args) => cmd::checkpoint::run(&args),
+        Command::Prove(args) => cmd::prove::prove(&args),
+        Command::VerifyProof(args) => cmd::prove::verify(&args),
     };
     match result {
         Ok(code) => code,

@@ -361,3 +361,103 @@ fn signed_checkpoints_catch_truncation_and_resealing() {
         stdout(&out)
     );
 }
+
+#[test]
+fn proofs_verify_offline_and_fail_when_altered() {
+    let dir = setup();
+    let keygen = fasten(
+        dir.path(),
+        &[
+            "keygen",
+            "--name",
+            "audit.example/node-cli",
+            "--out",
+            "signing.key",
+        ],
+    );
+    let verifier = stdout(&keygen).trim().to_owned();
+    let emit = |dir: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fasten"))
+            .current_dir(dir)
+            .args(["emit", "--code", "AUTH_LOGIN"])
+            .env("FASTEN_SERVICE_ID", "cli-test")
+            .env("FASTEN_NODE_ID", "node-cli")
+            .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
+            .env("FASTEN_CODES", "shop.codes.yaml")
+            .env("FASTEN_SIGNING_KEY", "signing.key")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let row: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        row["id"].as_str().unwrap().to_owned()
+    };
+    // Each emitting process signs at its shutdown: checkpoints of sizes 1, 2, 3.
+    let ids: Vec<String> = (0..3).map(|_| emit(dir.path())).collect();
+    let out = fasten(dir.path(), &["prove", &ids[1], "-o", "row.proof"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = fasten(
+        dir.path(),
+        &["verify-proof", "row.proof", "--key", &verifier],
+    );
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("seq 2) is in the tree of size 3"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Any change to the row breaks it, and so does another key.
+    let text = std::fs::read_to_string(dir.path().join("row.proof")).unwrap();
+    std::fs::write(
+        dir.path().join("bad.proof"),
+        text.replacen("\"actor\": \"", "\"actor\": \"x", 1),
+    )
+    .unwrap();
+    let out = fasten(
+        dir.path(),
+        &["verify-proof", "bad.proof", "--key", &verifier],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("INVALID"), "{}", stdout(&out));
+    let other = fasten(
+        dir.path(),
+        &["keygen", "--name", "other", "--out", "other.key"],
+    );
+    let out = fasten(
+        dir.path(),
+        &["verify-proof", "row.proof", "--key", stdout(&other).trim()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = fasten(
+        dir.path(),
+        &[
+            "prove",
+            "--consistency",
+            "1",
+            "3",
+            "--node",
+            "node-cli",
+            "-o",
+            "c.proof",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = fasten(dir.path(), &["verify-proof", "c.proof", "--key", &verifier]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("size 3 extends its tree of size 1"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fasten(
+        dir.path(),
+        &["prove", "--consistency", "1", "9", "--node", "node-cli"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no checkpoint of size 9"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -26,10 +26,13 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{self, Row};
 use crate::checkpoint::{Checkpoint, Signer, VerifierKey};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
-use crate::merkle::MerkleLog;
+use crate::merkle::{self, MerkleLog};
 use crate::store::{self, Access, Store};
 
 /// A new signing key and its public half.
@@ -133,7 +136,8 @@ fn trees(store: &mut dyn Store) -> Result<HashMap<String, MerkleLog>> {
     Ok(trees)
 }
 
-/// Signs a checkpoint of every node's chain as the store holds it now.
+/// Signs a checkpoint of every node's chain as the store holds it now, and
+/// keeps each in the store's `<table>_checkpoints`.
 ///
 /// # Errors
 ///
@@ -142,7 +146,7 @@ fn trees(store: &mut dyn Store) -> Result<HashMap<String, MerkleLog>> {
 pub fn sign_checkpoints(dsn: &Dsn, signing_key: &str) -> Result<Vec<SignedCheckpoint>> {
     let signer = Signer::parse(signing_key)
         .map_err(|e| checkpoint_error(format!("invalid signing key: {e}")))?;
-    let mut store = store::open(dsn, Access::Read)?;
+    let mut store = store::open(dsn, Access::Write)?;
     let mut out: Vec<SignedCheckpoint> = trees(store.as_mut())?
         .into_iter()
         .map(|(node, log)| {
@@ -156,6 +160,10 @@ pub fn sign_checkpoints(dsn: &Dsn, signing_key: &str) -> Result<Vec<SignedCheckp
         })
         .collect::<Result<_>>()?;
     out.sort_by(|a, b| a.node.cmp(&b.node));
+    // Kept beside the rows too, so `prove` finds them.
+    for c in &out {
+        store.save_checkpoint(&c.node, c.size, &c.note)?;
+    }
     Ok(out)
 }
 
@@ -253,4 +261,223 @@ pub fn publish(dir: &Path, node: &str, size: u64, note: &str) -> Result<PathBuf>
         .and_then(|d| d.sync_all())
         .map_err(io("sync", &node_dir))?;
     Ok(path)
+}
+
+/// A proof, as `fasten prove` writes it and `fasten verify-proof` reads it:
+/// everything needed to check it offline except the verifier key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Proof {
+    /// One row is in the tree a checkpoint signed (RFC 6962 §2.1.1).
+    Inclusion {
+        /// The row, every column: its hash is recomputed, not trusted.
+        row: Box<Row>,
+        /// Its leaf index (`monotonic_seq - 1`).
+        leaf_index: u64,
+        /// The audit path, hex.
+        path: Vec<String>,
+        /// The signed checkpoint the path leads to.
+        checkpoint: String,
+    },
+    /// A later checkpoint's tree extends an earlier one's (RFC 6962 §2.1.2).
+    Consistency {
+        /// The earlier signed checkpoint.
+        old_checkpoint: String,
+        /// The later signed checkpoint.
+        new_checkpoint: String,
+        /// The consistency proof, hex.
+        path: Vec<String>,
+    },
+}
+
+fn hex_path(path: &[[u8; 32]]) -> Vec<String> {
+    path.iter().map(hex::encode).collect()
+}
+
+fn node_tree(store: &mut dyn Store, node: &str) -> Result<MerkleLog> {
+    trees(store)?
+        .remove(node)
+        .ok_or_else(|| checkpoint_error(format!("the store holds no rows of node {node}")))
+}
+
+/// An inclusion proof of row `id` against the newest checkpoint kept in the
+/// store that covers it.
+///
+/// # Errors
+///
+/// [`ErrorKind::Checkpoint`] when there is no such row or no checkpoint
+/// covers it yet; [`ErrorKind::Store`] when the store cannot be read.
+pub fn prove_row(dsn: &Dsn, id: &str) -> Result<Proof> {
+    let mut store = store::open(dsn, Access::Read)?;
+    let row = store
+        .get(id)?
+        .ok_or_else(|| checkpoint_error(format!("no row with id {id:?}")))?;
+    let node = row.source_node_id.clone();
+    let seq = u64::try_from(row.monotonic_seq).unwrap_or(0);
+    let (size, note) = store
+        .checkpoints(&node)?
+        .into_iter()
+        .rev()
+        .find(|(size, _)| *size >= seq)
+        .ok_or_else(|| {
+            checkpoint_error(format!(
+                "no checkpoint of node {node} covers seq {seq} yet (sign one with a FASTEN_SIGNING_KEY writer or `fasten checkpoint`)"
+            ))
+        })?;
+    let log = node_tree(store.as_mut(), &node)?;
+    let path = log
+        .inclusion_proof(seq.saturating_sub(1), size)
+        .map_err(|e| checkpoint_error(e.to_string()))?;
+    Ok(Proof::Inclusion {
+        row: Box::new(row),
+        leaf_index: seq - 1,
+        path: hex_path(&path),
+        checkpoint: note,
+    })
+}
+
+/// A consistency proof between two checkpoints of `node` kept in the store,
+/// of tree sizes `old` and `new`.
+///
+/// # Errors
+///
+/// [`ErrorKind::Checkpoint`] when either checkpoint is not kept or
+/// `old > new`; [`ErrorKind::Store`] when the store cannot be read.
+pub fn prove_consistency(dsn: &Dsn, node: &str, old: u64, new: u64) -> Result<Proof> {
+    let mut store = store::open(dsn, Access::Read)?;
+    let kept = store.checkpoints(node)?;
+    let note = |size: u64| {
+        kept.iter()
+            .find(|(s, _)| *s == size)
+            .map(|(_, n)| n.clone())
+            .ok_or_else(|| {
+                checkpoint_error(format!(
+                    "no checkpoint of size {size} is kept for node {node}"
+                ))
+            })
+    };
+    let (old_checkpoint, new_checkpoint) = (note(old)?, note(new)?);
+    let log = node_tree(store.as_mut(), node)?;
+    let path = log
+        .consistency_proof(old, new)
+        .map_err(|e| checkpoint_error(e.to_string()))?;
+    Ok(Proof::Consistency {
+        old_checkpoint,
+        new_checkpoint,
+        path: hex_path(&path),
+    })
+}
+
+fn parse_path(path: &[String]) -> Result<Vec<[u8; 32]>> {
+    path.iter()
+        .map(|h| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out).map_err(|_| {
+                checkpoint_error(format!("proof element {h:?} is not 64 hex characters"))
+            })?;
+            Ok(out)
+        })
+        .collect()
+}
+
+fn open_note(note: &str, keys: &[VerifierKey]) -> Result<Checkpoint> {
+    Checkpoint::open(note, keys)
+        .map(|(c, _)| c)
+        .map_err(|e| checkpoint_error(format!("not a valid checkpoint: {e}")))
+}
+
+/// Checks a proof offline against `verifier_keys`; returns what it proves,
+/// in one sentence.
+///
+/// # Errors
+///
+/// [`ErrorKind::Checkpoint`] naming what does not hold: a checkpoint not
+/// signed by a known key, a row whose hash or commitment does not match its
+/// columns, or a path that does not lead to the signed root.
+pub fn verify_proof(proof: &Proof, verifier_keys: &[String]) -> Result<String> {
+    let keys = verifier_keys
+        .iter()
+        .map(|k| {
+            VerifierKey::parse(k)
+                .map_err(|e| checkpoint_error(format!("invalid verifier key: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    match proof {
+        Proof::Inclusion {
+            row,
+            leaf_index,
+            path,
+            checkpoint,
+        } => {
+            let cp = open_note(checkpoint, &keys)?;
+            if cp.origin() != row.source_node_id {
+                return Err(checkpoint_error(format!(
+                    "the checkpoint covers node {}, the row is of node {}",
+                    cp.origin(),
+                    row.source_node_id
+                )));
+            }
+            let mut buf = Vec::new();
+            if chain::row_hash(row, &mut buf) != row.hash {
+                return Err(checkpoint_error(
+                    "the row's hash does not match its columns".to_owned(),
+                ));
+            }
+            if let (Some(detail), Some(salt)) = (&row.detail, &row.detail_salt)
+                && chain::commitment(salt, detail, &mut buf) != row.detail_commitment
+            {
+                return Err(checkpoint_error(
+                    "the row's detail does not match its commitment".to_owned(),
+                ));
+            }
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(&row.hash, &mut hash)
+                .map_err(|_| checkpoint_error("the row's hash is not hex".to_owned()))?;
+            merkle::verify_inclusion(
+                &merkle::leaf_hash(&hash),
+                *leaf_index,
+                cp.size(),
+                &parse_path(path)?,
+                cp.root(),
+            )
+            .map_err(|e| checkpoint_error(format!("the inclusion proof does not hold: {e}")))?;
+            Ok(format!(
+                "row {} (node {}, seq {}) is in the tree of size {} that the checkpoint signed",
+                row.id,
+                row.source_node_id,
+                row.monotonic_seq,
+                cp.size()
+            ))
+        }
+        Proof::Consistency {
+            old_checkpoint,
+            new_checkpoint,
+            path,
+        } => {
+            let old = open_note(old_checkpoint, &keys)?;
+            let new = open_note(new_checkpoint, &keys)?;
+            if old.origin() != new.origin() {
+                return Err(checkpoint_error(format!(
+                    "the checkpoints cover different nodes, {} and {}",
+                    old.origin(),
+                    new.origin()
+                )));
+            }
+            merkle::verify_consistency(
+                old.size(),
+                new.size(),
+                old.root(),
+                new.root(),
+                &parse_path(path)?,
+            )
+            .map_err(|e| checkpoint_error(format!("the consistency proof does not hold: {e}")))?;
+            Ok(format!(
+                "node {}'s tree of size {} extends its tree of size {}",
+                new.origin(),
+                new.size(),
+                old.size()
+            ))
+        }
+    }
 }

@@ -125,6 +125,10 @@ pub(crate) trait Store: Send {
     /// Saving one that is already there changes nothing.
     fn save_checkpoint(&mut self, node: &str, size: u64, note: &str) -> Result<()>;
 
+    /// The checkpoints kept for `node`, as `(tree size, signed note)` by
+    /// size. A table made before checkpoints existed reads as none.
+    fn checkpoints(&mut self, node: &str) -> Result<Vec<(u64, String)>>;
+
     /// One row by `id`.
     fn get(&mut self, id: &str) -> Result<Option<Row>>;
 }

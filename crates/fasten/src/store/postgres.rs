@@ -543,6 +543,32 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn checkpoints(&mut self, node: &str) -> Result<Vec<(u64, String)>> {
+        let exists = self
+            .rt
+            .block_on(
+                self.client
+                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.checkpoints]),
+            )
+            .map_err(pg_err("read checkpoints"))?
+            .get::<_, bool>(0);
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT tree_size, note FROM {} WHERE source_node_id = $1 ORDER BY tree_size",
+            self.checkpoints
+        );
+        let rows = self
+            .rt
+            .block_on(self.client.query(&sql, &[&node]))
+            .map_err(pg_err("read checkpoints"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (u64::try_from(r.get::<_, i64>(0)).unwrap_or(0), r.get(1)))
+            .collect())
+    }
+
     fn get(&mut self, id: &str) -> Result<Option<Row>> {
         let sql = format!("{} WHERE id = $1", self.select_sql);
         self.rt

@@ -399,6 +399,35 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn checkpoints(&mut self, node: &str) -> Result<Vec<(u64, String)>> {
+        let table = format!("{}_checkpoints", self.table);
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+                [&table],
+                |r| r.get(0),
+            )
+            .map_err(sql_err("read checkpoints"))?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT tree_size, note FROM \"{table}\" WHERE source_node_id = ?1 ORDER BY tree_size"
+            ))
+            .map_err(sql_err("read checkpoints"))?;
+        let rows = stmt
+            .query_map([node], |r| {
+                Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
+            })
+            .map_err(sql_err("read checkpoints"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql_err("read checkpoints"))?;
+        Ok(rows)
+    }
+
     fn get(&mut self, id: &str) -> Result<Option<Row>> {
         self.conn
             .query_row(
