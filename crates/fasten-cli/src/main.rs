@@ -30,6 +30,10 @@ enum Command {
     Prove(cmd::prove::ProveArgs),
     /// Check a proof from `fasten prove` offline, with only a verifier key.
     VerifyProof(cmd::prove::VerifyArgs),
+    /// Write an evidence pack: rows, their proofs, checkpoints and keys.
+    Export(cmd::pack::ExportArgs),
+    /// Check an evidence pack with nothing else.
+    VerifyPack(cmd::pack::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
         Command::Checkpoint(args) => cmd::checkpoint::run(&args),
         Command::Prove(args) => cmd::prove::prove(&args),
         Command::VerifyProof(args) => cmd::prove::verify(&args),
+        Command::Export(args) => cmd::pack::export(&args),
+        Command::VerifyPack(args) => cmd::pack::verify(&args),
     };
     match result {
         Ok(code) => code,

@@ -461,3 +461,110 @@ fn proofs_verify_offline_and_fail_when_altered() {
         stderr(&out)
     );
 }
+
+#[test]
+fn evidence_packs_prove_one_tenant_and_catch_any_change() {
+    let dir = setup();
+    let keygen = fasten(
+        dir.path(),
+        &[
+            "keygen",
+            "--name",
+            "audit.example/node-cli",
+            "--out",
+            "signing.key",
+        ],
+    );
+    let verifier = stdout(&keygen).trim().to_owned();
+    for (tenant, code) in [
+        ("acme", "AUTH_LOGIN"),
+        ("globex", "AUTH_LOGIN"),
+        ("acme", "ORDER_PLACED"),
+        ("acme", "AUTH_LOGIN"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_fasten"))
+            .current_dir(dir.path())
+            .args(["emit", "--code", code, "--detail", r#"{"n":1}"#])
+            .env("FASTEN_SERVICE_ID", "cli-test")
+            .env("FASTEN_NODE_ID", "node-cli")
+            .env("FASTEN_TENANT_ID", tenant)
+            .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
+            .env("FASTEN_CODES", "shop.codes.yaml")
+            .env("FASTEN_SIGNING_KEY", "signing.key")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = fasten(
+        dir.path(),
+        &[
+            "export",
+            "--tenant",
+            "acme",
+            "--code",
+            "AUTH_LOGIN",
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--key",
+            &verifier,
+            "-o",
+            "pack",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("2 rows, 1 checkpoints"),
+        "{}",
+        stdout(&out)
+    );
+    let rows = std::fs::read_to_string(dir.path().join("pack/rows.jsonl")).unwrap();
+    assert!(!rows.contains("globex"), "another tenant's row leaked");
+
+    // No database needed: move the store away first.
+    std::fs::rename(dir.path().join("audit.db"), dir.path().join("gone.db")).unwrap();
+    let out = fasten(dir.path(), &["verify-pack", "pack"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("ok: 2 rows proven"),
+        "{}",
+        stdout(&out)
+    );
+    // Pinned to the trusted key, and refused under another.
+    assert!(
+        fasten(dir.path(), &["verify-pack", "pack", "--key", &verifier])
+            .status
+            .success()
+    );
+    let other = fasten(
+        dir.path(),
+        &["keygen", "--name", "other", "--out", "other.key"],
+    );
+    let out = fasten(
+        dir.path(),
+        &["verify-pack", "pack", "--key", stdout(&other).trim()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // Change a row: the manifest catches it; fix the manifest too and the proof does.
+    let tampered = rows.replacen("\"actor\":\"", "\"actor\":\"x", 1);
+    std::fs::write(dir.path().join("pack/rows.jsonl"), &tampered).unwrap();
+    let out = fasten(dir.path(), &["verify-pack", "pack"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("rows.jsonl does not match its hash"),
+        "{}",
+        stdout(&out)
+    );
+    let manifest = std::fs::read_to_string(dir.path().join("pack/manifest.json")).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    use sha2::Digest as _;
+    m["files"]["rows.jsonl"] = hex::encode(sha2::Sha256::digest(tampered.as_bytes())).into();
+    std::fs::write(dir.path().join("pack/manifest.json"), m.to_string()).unwrap();
+    let out = fasten(dir.path(), &["verify-pack", "pack"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("hash does not match its columns"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -4,6 +4,7 @@ pub(crate) mod checkpoint;
 pub(crate) mod dump;
 pub(crate) mod emit;
 pub(crate) mod keygen;
+pub(crate) mod pack;
 pub(crate) mod prove;
 pub(crate) mod verify;
 
