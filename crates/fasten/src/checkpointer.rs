@@ -2,8 +2,9 @@
 //! up to date as batches commit and signs a checkpoint every
 //! `FASTEN_CHECKPOINT_EVERY` rows, every `FASTEN_CHECKPOINT_INTERVAL`, and
 //! at flush and shutdown, whichever comes first. Each goes to the store's
-//! `<table>_checkpoints` and, when `FASTEN_CHECKPOINT_DIR` is set, to a file
-//! there (see [`crate::transparency::publish`]).
+//! `<table>_checkpoints`, when `FASTEN_CHECKPOINT_DIR` is set to a file there
+//! (see [`crate::transparency::publish`]), and when
+//! `FASTEN_CHECKPOINT_WITNESS_URL` is set, to that HTTP witness.
 //!
 //! The tree is built once at start-up from the node's chain (O(n)), then
 //! grows with each commit (O(log n) a row). Rows of the same node written by
@@ -26,6 +27,42 @@ pub(crate) struct Settings {
     pub(crate) every: u64,
     pub(crate) interval: Duration,
     pub(crate) dir: Option<PathBuf>,
+    pub(crate) witness: Option<Witness>,
+}
+
+/// An HTTP witness: each signed note is POSTed to it as `text/plain`.
+#[derive(Debug, Clone)]
+pub(crate) struct Witness {
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl Witness {
+    /// How long one POST may take: the writer thread waits for it.
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    pub(crate) fn new(url: String) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Self::TIMEOUT))
+            .build()
+            .into();
+        Self { url, agent }
+    }
+
+    fn publish(&self, note: &str) -> Result<()> {
+        self.agent
+            .post(&self.url)
+            .header("content-type", "text/plain; charset=utf-8")
+            .send(note)
+            .map(drop)
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Checkpoint,
+                    format!("the witness at {} refused the checkpoint", self.url),
+                )
+                .with_source(e)
+            })
+    }
 }
 
 #[derive(Debug)]
@@ -134,6 +171,11 @@ impl Checkpointer {
         store.save_checkpoint(&self.node, size, &note)?;
         if let Some(dir) = &self.settings.dir {
             crate::transparency::publish(dir, &self.node, size, &note)?;
+        }
+        // Last, and not marked signed if it fails: the next step re-signs
+        // the same tree (same file, same row) and tries the witness again.
+        if let Some(witness) = &self.settings.witness {
+            witness.publish(&note)?;
         }
         self.signed = size;
         self.last = Instant::now();

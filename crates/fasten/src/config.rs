@@ -19,6 +19,7 @@
 //! | `FASTEN_CHECKPOINT_EVERY` | `1000` | sign after this many new rows … |
 //! | `FASTEN_CHECKPOINT_INTERVAL` | `1s` | … or after this long with new rows (`500ms`, `1s`, `5m`, `1h`), and at flush and shutdown |
 //! | `FASTEN_CHECKPOINT_DIR` | none | also publish each checkpoint as a file here |
+//! | `FASTEN_CHECKPOINT_WITNESS_URL` | none | also POST each checkpoint to this `http(s)://` witness |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,6 +82,9 @@ pub const FASTEN_CHECKPOINT_INTERVAL: &str = "FASTEN_CHECKPOINT_INTERVAL";
 pub const FASTEN_CHECKPOINT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 /// `FASTEN_CHECKPOINT_DIR`: also publish each checkpoint as a file here.
 pub const FASTEN_CHECKPOINT_DIR: &str = "FASTEN_CHECKPOINT_DIR";
+
+/// `FASTEN_CHECKPOINT_WITNESS_URL`: also POST each checkpoint here.
+pub const FASTEN_CHECKPOINT_WITNESS_URL: &str = "FASTEN_CHECKPOINT_WITNESS_URL";
 
 /// What `emit` promises when it returns `Ok`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -160,6 +164,7 @@ pub struct Config {
     pub(crate) checkpoint_every: u64,
     pub(crate) checkpoint_interval: Duration,
     pub(crate) checkpoint_dir: Option<PathBuf>,
+    pub(crate) checkpoint_witness_url: Option<String>,
 }
 
 impl Default for Config {
@@ -190,6 +195,7 @@ impl Config {
             checkpoint_every: FASTEN_CHECKPOINT_EVERY_DEFAULT,
             checkpoint_interval: FASTEN_CHECKPOINT_INTERVAL_DEFAULT,
             checkpoint_dir: None,
+            checkpoint_witness_url: None,
         }
     }
 
@@ -248,6 +254,7 @@ impl Config {
             c.checkpoint_interval = parse_duration(FASTEN_CHECKPOINT_INTERVAL, v.trim())?;
         }
         c.checkpoint_dir = get(FASTEN_CHECKPOINT_DIR).map(|v| PathBuf::from(v.trim()));
+        c.checkpoint_witness_url = get(FASTEN_CHECKPOINT_WITNESS_URL).map(|v| v.trim().to_owned());
         Ok(c)
     }
 
@@ -348,6 +355,13 @@ impl Config {
         self
     }
 
+    /// `FASTEN_CHECKPOINT_WITNESS_URL`: also POST each checkpoint to this
+    /// `http://` or `https://` witness.
+    pub fn checkpoint_witness_url(mut self, url: impl Into<String>) -> Self {
+        self.checkpoint_witness_url = Some(url.into());
+        self
+    }
+
     /// The code registry to use instead of the default one.
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
@@ -376,6 +390,16 @@ impl Config {
                     format!("invalid {var} 0: must be at least 1, e.g. {example}"),
                 ));
             }
+        }
+        if let Some(url) = &self.checkpoint_witness_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::config(
+                FASTEN_CHECKPOINT_WITNESS_URL,
+                format!(
+                    "invalid {FASTEN_CHECKPOINT_WITNESS_URL} {url:?}: expected an http:// or https:// URL, e.g. https://witness.example/add-checkpoint"
+                ),
+            ));
         }
         if self.checkpoint_every == 0 {
             return Err(Error::config(

@@ -32,6 +32,11 @@
 //! | `FASTEN_AUDIT_BATCH_SIZE` | 2048 | most rows per transaction |
 //! | `FASTEN_AUDIT_STORE_FAILURE_STRATEGY` | `retry` | `retry` or `raise` (emit returns once durable) |
 //! | `FASTEN_AUDIT_MAX_RETRIES` | 5 | store attempts in `raise` mode |
+//! | `FASTEN_SIGNING_KEY` | none | sign checkpoints with this `fasten keygen` key ([`transparency`]) |
+//! | `FASTEN_CHECKPOINT_EVERY` | 1000 | sign after this many new rows |
+//! | `FASTEN_CHECKPOINT_INTERVAL` | `1s` | or after this long with new rows, and at flush and shutdown |
+//! | `FASTEN_CHECKPOINT_DIR` | none | also publish checkpoints as files here |
+//! | `FASTEN_CHECKPOINT_WITNESS_URL` | none | also POST checkpoints to this witness |
 //!
 //! # Feature flags
 //!

@@ -119,6 +119,10 @@ impl Config {
                         every: self.checkpoint_every,
                         interval: self.checkpoint_interval,
                         dir: self.checkpoint_dir.clone(),
+                        witness: self
+                            .checkpoint_witness_url
+                            .clone()
+                            .map(crate::checkpointer::Witness::new),
                     },
                 )?)
             }

@@ -143,3 +143,70 @@ fn a_bad_signing_key_is_a_clear_error_at_start() {
         .unwrap_err();
     assert!(err.to_string().contains("fasten keygen"), "{err}");
 }
+
+/// A witness on loopback that records every body POSTed to it.
+fn witness() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/add-checkpoint", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let _ = tx.send(String::from_utf8(body).unwrap());
+            let mut stream = stream;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn checkpoints_go_to_an_http_witness() -> fasten::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let keys = transparency::generate_key("it.example/witnessed")?;
+    std::fs::write(dir.path().join("k"), &keys.signing_key).unwrap();
+    let (url, received) = witness();
+    let fasten = config(&path, "node-w")
+        .signing_key(dir.path().join("k"))
+        .checkpoint_witness_url(url)
+        .build()?;
+    for _ in 0..3 {
+        fasten.emit(Event::new("USER_CREATED"))?;
+    }
+    fasten.flush(Duration::from_secs(10))?;
+    let note = received.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(note.starts_with("fasten/node-w\n3\n"), "{note}");
+    let checks = transparency::check_checkpoints(
+        &dsn(&path),
+        &[("witness".into(), note)],
+        &[keys.verifier_key],
+    )?;
+    assert_eq!(checks[0].reason, None);
+    assert_eq!(fasten.queue_stats().checkpoint_errors, 0);
+    let err = config(&path, "n")
+        .checkpoint_witness_url("ftp://x")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &fasten::ErrorKind::Config {
+            var: "FASTEN_CHECKPOINT_WITNESS_URL"
+        }
+    );
+    Ok(())
+}
