@@ -161,12 +161,15 @@ enum Member<'a> {
 }
 
 /// The newest row of one node's chain, as read inside an insert transaction.
+// Only stores use it; a build with no store feature has none.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tip {
     pub(crate) seq: i64,
     pub(crate) hash: String,
 }
 
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 impl Tip {
     /// The tip of a chain with no rows yet.
     pub(crate) fn genesis() -> Self {
@@ -177,6 +180,7 @@ impl Tip {
     }
 }
 
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 /// Gives `row` the next place after `tip` and seals it; `tip` moves on to
 /// the row. Every store calls this inside its insert transaction, after
 /// reading the tip there, so all backends seal identically.

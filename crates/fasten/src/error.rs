@@ -81,6 +81,7 @@ impl Error {
         Self::new(ErrorKind::InvalidEvent { field }, message)
     }
 
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn store(
         message: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
