@@ -14,6 +14,7 @@ pub(crate) mod sqlite;
 /// and select, with their SQLite and PostgreSQL types (row contract §1).
 /// Existing tables missing a column (an older or upstream schema) get it
 /// added with `ALTER TABLE … ADD COLUMN`.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const COLUMNS: [(&str, &str, &str); 27] = [
     ("id", "TEXT PRIMARY KEY", "TEXT PRIMARY KEY"),
     ("origin_id", "TEXT NOT NULL", "TEXT NOT NULL"),
@@ -58,9 +59,11 @@ pub(crate) const COLUMNS: [(&str, &str, &str); 27] = [
 
 /// `<table>_checkpoints`: every checkpoint the writer signed, beside the rows
 /// (the copies outside the store are the ones that protect it).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const CHECKPOINT_COLUMNS: &str = "source_node_id TEXT NOT NULL, tree_size BIGINT NOT NULL, note TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (source_node_id, tree_size)";
 
 /// Columns that get an index, besides the primary key and the chain key.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const INDEXED: [&str; 5] = ["request_id", "timestamp", "code", "actor", "target"];
 
 /// Whether opening a store may create or migrate its schema.
@@ -136,6 +139,7 @@ pub(crate) trait Store: Send {
 /// The node of a batch. A pipeline writes one node, so a batch that mixes
 /// nodes is a bug; refuse it rather than chain one node's rows on another's
 /// tip.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn batch_node(rows: &[Row]) -> Result<String> {
     let node = rows
         .first()
