@@ -7,17 +7,31 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn fasten(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fasten"))
-        .current_dir(dir)
+    fasten_with(dir, args, &[])
+}
+
+/// Runs the binary with the test's environment, `env` added or overriding.
+fn fasten_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fasten"));
+    cmd.current_dir(dir)
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("FASTEN_SERVICE_ID", "cli-test")
         .env("FASTEN_NODE_ID", "node-cli")
         .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
-        .env("FASTEN_CODES", "shop.codes.yaml")
-        .output()
-        .expect("run fasten")
+        .env("FASTEN_CODES", "shop.codes.yaml");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run fasten")
+}
+
+/// `fasten keygen`; returns the verifier key it prints.
+fn keygen(dir: &Path, name: &str, out: &str) -> String {
+    let o = fasten(dir, &["keygen", "--name", name, "--out", out]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).trim().to_owned()
 }
 
 fn stdout(o: &Output) -> String {
@@ -88,16 +102,11 @@ fn emit_prints_the_durable_row_and_verify_is_green() {
 #[test]
 fn request_id_falls_back_to_the_environment() {
     let dir = setup();
-    let out = Command::new(env!("CARGO_BIN_EXE_fasten"))
-        .current_dir(dir.path())
-        .args(["emit", "--code", "AUTH_LOGIN"])
-        .env("FASTEN_SERVICE_ID", "s")
-        .env("FASTEN_NODE_ID", "n")
-        .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
-        .env("FASTEN_CODES", "shop.codes.yaml")
-        .env("FASTEN_REQUEST_ID", "from-script")
-        .output()
-        .unwrap();
+    let out = fasten_with(
+        dir.path(),
+        &["emit", "--code", "AUTH_LOGIN"],
+        &[("FASTEN_REQUEST_ID", "from-script")],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let row: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(row["request_id"], "from-script");
@@ -206,15 +215,11 @@ fn emit_and_verify_against_postgres() {
     let dsn = format!("{url}?table={schema}.audit_log");
     let dir = setup();
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_fasten"))
-            .current_dir(dir.path())
-            .args(args)
-            .env("FASTEN_SERVICE_ID", "cli-test")
-            .env("FASTEN_NODE_ID", "node-pg")
-            .env("FASTEN_AUDIT_DSN", &dsn)
-            .env("FASTEN_CODES", "shop.codes.yaml")
-            .output()
-            .unwrap()
+        fasten_with(
+            dir.path(),
+            args,
+            &[("FASTEN_NODE_ID", "node-pg"), ("FASTEN_AUDIT_DSN", &dsn)],
+        )
     };
     for _ in 0..3 {
         let out = run(&[
@@ -237,18 +242,7 @@ fn emit_and_verify_against_postgres() {
 #[test]
 fn signed_checkpoints_catch_truncation_and_resealing() {
     let dir = setup();
-    let keygen = fasten(
-        dir.path(),
-        &[
-            "keygen",
-            "--name",
-            "audit.example/node-cli",
-            "--out",
-            "signing.key",
-        ],
-    );
-    assert!(keygen.status.success(), "{}", stderr(&keygen));
-    let verifier = stdout(&keygen).trim().to_owned();
+    let verifier = keygen(dir.path(), "audit.example/node-cli", "signing.key");
     assert!(
         verifier.starts_with("audit.example/node-cli+"),
         "{verifier}"
@@ -345,11 +339,7 @@ fn signed_checkpoints_catch_truncation_and_resealing() {
     );
 
     // A key that did not sign it proves nothing.
-    let other = fasten(
-        dir.path(),
-        &["keygen", "--name", "someone-else", "--out", "other.key"],
-    );
-    let other = stdout(&other).trim().to_owned();
+    let other = keygen(dir.path(), "someone-else", "other.key");
     let out = fasten(
         dir.path(),
         &["verify", "--key", &other, "--checkpoints", "published"],
@@ -365,28 +355,13 @@ fn signed_checkpoints_catch_truncation_and_resealing() {
 #[test]
 fn proofs_verify_offline_and_fail_when_altered() {
     let dir = setup();
-    let keygen = fasten(
-        dir.path(),
-        &[
-            "keygen",
-            "--name",
-            "audit.example/node-cli",
-            "--out",
-            "signing.key",
-        ],
-    );
-    let verifier = stdout(&keygen).trim().to_owned();
+    let verifier = keygen(dir.path(), "audit.example/node-cli", "signing.key");
     let emit = |dir: &Path| {
-        let out = Command::new(env!("CARGO_BIN_EXE_fasten"))
-            .current_dir(dir)
-            .args(["emit", "--code", "AUTH_LOGIN"])
-            .env("FASTEN_SERVICE_ID", "cli-test")
-            .env("FASTEN_NODE_ID", "node-cli")
-            .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
-            .env("FASTEN_CODES", "shop.codes.yaml")
-            .env("FASTEN_SIGNING_KEY", "signing.key")
-            .output()
-            .unwrap();
+        let out = fasten_with(
+            dir,
+            &["emit", "--code", "AUTH_LOGIN"],
+            &[("FASTEN_SIGNING_KEY", "signing.key")],
+        );
         assert!(out.status.success(), "{}", stderr(&out));
         let row: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
         row["id"].as_str().unwrap().to_owned()
@@ -465,34 +440,21 @@ fn proofs_verify_offline_and_fail_when_altered() {
 #[test]
 fn evidence_packs_prove_one_tenant_and_catch_any_change() {
     let dir = setup();
-    let keygen = fasten(
-        dir.path(),
-        &[
-            "keygen",
-            "--name",
-            "audit.example/node-cli",
-            "--out",
-            "signing.key",
-        ],
-    );
-    let verifier = stdout(&keygen).trim().to_owned();
+    let verifier = keygen(dir.path(), "audit.example/node-cli", "signing.key");
     for (tenant, code) in [
         ("acme", "AUTH_LOGIN"),
         ("globex", "AUTH_LOGIN"),
         ("acme", "ORDER_PLACED"),
         ("acme", "AUTH_LOGIN"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_fasten"))
-            .current_dir(dir.path())
-            .args(["emit", "--code", code, "--detail", r#"{"n":1}"#])
-            .env("FASTEN_SERVICE_ID", "cli-test")
-            .env("FASTEN_NODE_ID", "node-cli")
-            .env("FASTEN_TENANT_ID", tenant)
-            .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
-            .env("FASTEN_CODES", "shop.codes.yaml")
-            .env("FASTEN_SIGNING_KEY", "signing.key")
-            .output()
-            .unwrap();
+        let out = fasten_with(
+            dir.path(),
+            &["emit", "--code", code, "--detail", r#"{"n":1}"#],
+            &[
+                ("FASTEN_TENANT_ID", tenant),
+                ("FASTEN_SIGNING_KEY", "signing.key"),
+            ],
+        );
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let out = fasten(

@@ -466,16 +466,7 @@ pub(crate) mod tests {
 
     use super::*;
 
-    /// The golden vectors, read as data (never copied into literals).
-    pub(crate) fn vectors() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/spec/vectors/form3.json"
-        );
-        let text =
-            std::fs::read_to_string(path).expect("shared/spec/vectors/form3.json beside the repo");
-        serde_json::from_str(&text).expect("vectors parse")
-    }
+    pub(crate) use crate::chain::tests::vectors;
 
     pub(crate) fn hash32(v: &Value) -> [u8; 32] {
         let text = v.as_str().expect("hex string");

@@ -87,6 +87,16 @@ fn checkpoint_error(message: String) -> Error {
     Error::new(ErrorKind::Checkpoint, message)
 }
 
+fn parse_keys(texts: &[String]) -> Result<Vec<VerifierKey>> {
+    texts
+        .iter()
+        .map(|k| {
+            VerifierKey::parse(k)
+                .map_err(|e| checkpoint_error(format!("invalid verifier key: {e}")))
+        })
+        .collect()
+}
+
 /// Makes a new Ed25519 signing key named `name` (for example
 /// `audit.example/node-1`).
 ///
@@ -184,13 +194,7 @@ pub fn check_checkpoints(
     notes: &[(String, String)],
     verifier_keys: &[String],
 ) -> Result<Vec<CheckpointCheck>> {
-    let keys = verifier_keys
-        .iter()
-        .map(|k| {
-            VerifierKey::parse(k)
-                .map_err(|e| checkpoint_error(format!("invalid verifier key: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let keys = parse_keys(verifier_keys)?;
     let mut store = store::open(dsn, Access::Read)?;
     let trees = trees(store.as_mut())?;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -398,13 +402,7 @@ fn open_note(note: &str, keys: &[VerifierKey]) -> Result<Checkpoint> {
 /// signed by a known key, a row whose hash or commitment does not match its
 /// columns, or a path that does not lead to the signed root.
 pub fn verify_proof(proof: &Proof, verifier_keys: &[String]) -> Result<String> {
-    let keys = verifier_keys
-        .iter()
-        .map(|k| {
-            VerifierKey::parse(k)
-                .map_err(|e| checkpoint_error(format!("invalid verifier key: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let keys = parse_keys(verifier_keys)?;
     match proof {
         Proof::Inclusion {
             row,

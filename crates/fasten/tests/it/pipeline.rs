@@ -376,14 +376,7 @@ fn retry_mode_keeps_rows_through_a_store_outage() -> fasten::Result<()> {
 fn verify_reads_a_table_written_by_another_implementation() -> fasten::Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("foreign.db");
-    let vectors: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/spec/vectors/form3.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let vectors = super::support::vectors();
     let conn = rusqlite::Connection::open(&path).unwrap();
     // Another column order, an extra column, no fasten indexes.
     conn.execute_batch(

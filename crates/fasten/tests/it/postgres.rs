@@ -130,14 +130,7 @@ fn golden_vectors_verify_through_postgres() -> fasten::Result<()> {
     let Some(mut schema) = Schema::new() else {
         return Ok(());
     };
-    let vectors: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/spec/vectors/form3.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let vectors = super::support::vectors();
     // fasten creates the tables, then rows sealed elsewhere are inserted raw.
     let mut cases: Vec<(String, Vec<serde_json::Value>)> = vectors["single_rows"]
         .as_object()

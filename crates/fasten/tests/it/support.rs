@@ -68,3 +68,12 @@ pub(crate) fn stored_ids(path: &Path) -> std::collections::HashSet<String> {
         .map(|r| r.expect("row"))
         .collect()
 }
+
+/// The golden vectors beside the repo, read as data.
+pub(crate) fn vectors() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/spec/vectors/form3.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
