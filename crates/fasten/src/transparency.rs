@@ -832,3 +832,167 @@ impl Pack {
         })
     }
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::chain::Tip;
+    use crate::code::{Meta, Registry};
+    use crate::{Config, Event};
+
+    /// A store of `rows` rows on node `n`, signed as it was written, and
+    /// the published checkpoints.
+    fn signed_store(dir: &Path, rows: usize) -> (Dsn, Vec<(String, String)>, String) {
+        let keys = generate_key("test.example/n").unwrap();
+        std::fs::write(dir.join("k"), &keys.signing_key).unwrap();
+        let registry = Registry::new();
+        registry
+            .register("t", [("THING_DONE", Meta::new("thing", "do"))])
+            .unwrap();
+        let dsn = Dsn::parse(
+            "FASTEN_AUDIT_DSN",
+            &format!("sqlite:///{}", dir.join("a.db").display()),
+        )
+        .unwrap();
+        let fasten = Config::new()
+            .service_id("s")
+            .node_id("n")
+            .audit_dsn(dsn.clone())
+            .registry(registry)
+            .signing_key(dir.join("k"))
+            .checkpoint_every(10)
+            .audit_batch_size(5)
+            .checkpoint_dir(dir.join("pub"))
+            .build()
+            .unwrap();
+        for i in 0..rows {
+            fasten
+                .emit(Event::new("THING_DONE").target(format!("t-{i}")))
+                .unwrap();
+        }
+        fasten.shutdown(Duration::from_secs(10)).unwrap();
+        let mut notes: Vec<(String, String)> = std::fs::read_dir(dir.join("pub/n"))
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                (
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
+            .collect();
+        notes.sort();
+        (dsn, notes, keys.verifier_key)
+    }
+
+    #[test]
+    fn replacing_an_old_row_and_resealing_from_there_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dsn, notes, key) = signed_store(dir.path(), 50);
+        assert!(
+            check_checkpoints(&dsn, &notes, std::slice::from_ref(&key))
+                .unwrap()
+                .iter()
+                .all(|c| c.reason.is_none())
+        );
+        // The attacker changes row 10 and re-seals rows 10..50, so the hash
+        // chain is whole again.
+        let mut store = store::open(&dsn, Access::Read).unwrap();
+        let mut rows = Vec::new();
+        store
+            .scan_chain("n", 0, &mut |r| {
+                rows.push(r.unwrap());
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let conn = rusqlite::Connection::open(dir.path().join("a.db")).unwrap();
+        let mut tip = Tip {
+            seq: 9,
+            hash: rows[8].hash.clone(),
+        };
+        let mut buf = Vec::new();
+        rows[9].target = "forged".to_owned();
+        for row in &mut rows[9..] {
+            chain::link(row, &mut tip, &mut buf);
+            conn.execute(
+                "UPDATE audit_log SET target = ?1, prev_hash = ?2, hash = ?3 WHERE id = ?4",
+                rusqlite::params![row.target, row.prev_hash, row.hash, row.id],
+            )
+            .unwrap();
+        }
+        assert!(crate::verify(&dsn).unwrap().ok, "the chain alone is fooled");
+        let checks = check_checkpoints(&dsn, &notes, &[key]).unwrap();
+        // Checkpoints before row 10 still hold; every later one names the rewrite.
+        for c in &checks {
+            let size = c.size.unwrap();
+            if size < 10 {
+                assert_eq!(c.reason, None, "{c:?}");
+            } else {
+                assert!(
+                    c.reason
+                        .as_deref()
+                        .unwrap()
+                        .contains("history was rewritten"),
+                    "{c:?}"
+                );
+            }
+        }
+        assert!(checks.iter().any(|c| c.size.unwrap() >= 10));
+    }
+
+    #[test]
+    fn restoring_an_older_backup_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dsn, _, key) = signed_store(dir.path(), 20);
+        // A backup of the first 20 rows, then 20 more rows are written and signed.
+        std::fs::copy(dir.path().join("a.db"), dir.path().join("backup.db")).unwrap();
+        std::fs::remove_dir_all(dir.path().join("pub")).unwrap();
+        let (_, notes, _) = {
+            // Same key file, same node: continue the store.
+            let registry = Registry::new();
+            registry
+                .register("t", [("THING_DONE", Meta::new("thing", "do"))])
+                .unwrap();
+            let fasten = Config::new()
+                .service_id("s")
+                .node_id("n")
+                .audit_dsn(dsn.clone())
+                .registry(registry)
+                .signing_key(dir.path().join("k"))
+                .checkpoint_dir(dir.path().join("pub"))
+                .build()
+                .unwrap();
+            for _ in 0..20 {
+                fasten.emit(Event::new("THING_DONE")).unwrap();
+            }
+            fasten.shutdown(Duration::from_secs(10)).unwrap();
+            let notes: Vec<(String, String)> = std::fs::read_dir(dir.path().join("pub/n"))
+                .unwrap()
+                .map(|e| {
+                    let p = e.unwrap().path();
+                    (
+                        p.display().to_string(),
+                        std::fs::read_to_string(&p).unwrap(),
+                    )
+                })
+                .collect();
+            (dsn.clone(), notes, ())
+        };
+        assert!(!notes.is_empty());
+        // Roll the database back to the backup.
+        let _ = std::fs::remove_file(dir.path().join("a.db-wal"));
+        let _ = std::fs::remove_file(dir.path().join("a.db-shm"));
+        std::fs::copy(dir.path().join("backup.db"), dir.path().join("a.db")).unwrap();
+        assert!(crate::verify(&dsn).unwrap().ok, "the chain alone is fooled");
+        let checks = check_checkpoints(&dsn, &notes, &[key]).unwrap();
+        assert!(
+            checks
+                .iter()
+                .all(|c| c.reason.as_deref().unwrap().contains("rolled back")),
+            "{checks:?}"
+        );
+    }
+}
