@@ -843,21 +843,14 @@ mod tests {
     use crate::code::{Meta, Registry};
     use crate::{Config, Event};
 
-    /// A store of `rows` rows on node `n`, signed as it was written, and
-    /// the published checkpoints.
-    fn signed_store(dir: &Path, rows: usize) -> (Dsn, Vec<(String, String)>, String) {
-        let keys = generate_key("test.example/n").unwrap();
-        std::fs::write(dir.join("k"), &keys.signing_key).unwrap();
+    /// A pipeline on node `n` of the store in `dir`, signing with `dir/k`
+    /// and publishing to `dir/pub`.
+    fn pipeline(dir: &Path, dsn: &Dsn) -> crate::Fasten {
         let registry = Registry::new();
         registry
             .register("t", [("THING_DONE", Meta::new("thing", "do"))])
             .unwrap();
-        let dsn = Dsn::parse(
-            "FASTEN_AUDIT_DSN",
-            &format!("sqlite:///{}", dir.join("a.db").display()),
-        )
-        .unwrap();
-        let fasten = Config::new()
+        Config::new()
             .service_id("s")
             .node_id("n")
             .audit_dsn(dsn.clone())
@@ -867,13 +860,10 @@ mod tests {
             .audit_batch_size(5)
             .checkpoint_dir(dir.join("pub"))
             .build()
-            .unwrap();
-        for i in 0..rows {
-            fasten
-                .emit(Event::new("THING_DONE").target(format!("t-{i}")))
-                .unwrap();
-        }
-        fasten.shutdown(Duration::from_secs(10)).unwrap();
+            .unwrap()
+    }
+
+    fn published(dir: &Path) -> Vec<(String, String)> {
         let mut notes: Vec<(String, String)> = std::fs::read_dir(dir.join("pub/n"))
             .unwrap()
             .map(|e| {
@@ -885,7 +875,27 @@ mod tests {
             })
             .collect();
         notes.sort();
-        (dsn, notes, keys.verifier_key)
+        notes
+    }
+
+    /// A store of `rows` rows on node `n`, signed as it was written, the
+    /// published checkpoints, and the verifier key.
+    fn signed_store(dir: &Path, rows: usize) -> (Dsn, Vec<(String, String)>, String) {
+        let keys = generate_key("test.example/n").unwrap();
+        std::fs::write(dir.join("k"), &keys.signing_key).unwrap();
+        let dsn = Dsn::parse(
+            "FASTEN_AUDIT_DSN",
+            &format!("sqlite:///{}", dir.join("a.db").display()),
+        )
+        .unwrap();
+        let fasten = pipeline(dir, &dsn);
+        for i in 0..rows {
+            fasten
+                .emit(Event::new("THING_DONE").target(format!("t-{i}")))
+                .unwrap();
+        }
+        fasten.shutdown(Duration::from_secs(10)).unwrap();
+        (dsn, published(dir), keys.verifier_key)
     }
 
     #[test]
@@ -951,37 +961,12 @@ mod tests {
         // A backup of the first 20 rows, then 20 more rows are written and signed.
         std::fs::copy(dir.path().join("a.db"), dir.path().join("backup.db")).unwrap();
         std::fs::remove_dir_all(dir.path().join("pub")).unwrap();
-        let (_, notes, _) = {
-            // Same key file, same node: continue the store.
-            let registry = Registry::new();
-            registry
-                .register("t", [("THING_DONE", Meta::new("thing", "do"))])
-                .unwrap();
-            let fasten = Config::new()
-                .service_id("s")
-                .node_id("n")
-                .audit_dsn(dsn.clone())
-                .registry(registry)
-                .signing_key(dir.path().join("k"))
-                .checkpoint_dir(dir.path().join("pub"))
-                .build()
-                .unwrap();
-            for _ in 0..20 {
-                fasten.emit(Event::new("THING_DONE")).unwrap();
-            }
-            fasten.shutdown(Duration::from_secs(10)).unwrap();
-            let notes: Vec<(String, String)> = std::fs::read_dir(dir.path().join("pub/n"))
-                .unwrap()
-                .map(|e| {
-                    let p = e.unwrap().path();
-                    (
-                        p.display().to_string(),
-                        std::fs::read_to_string(&p).unwrap(),
-                    )
-                })
-                .collect();
-            (dsn.clone(), notes, ())
-        };
+        let fasten = pipeline(dir.path(), &dsn);
+        for _ in 0..20 {
+            fasten.emit(Event::new("THING_DONE")).unwrap();
+        }
+        fasten.shutdown(Duration::from_secs(10)).unwrap();
+        let notes = published(dir.path());
         assert!(!notes.is_empty());
         // Roll the database back to the backup.
         let _ = std::fs::remove_file(dir.path().join("a.db-wal"));
