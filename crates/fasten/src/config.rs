@@ -20,6 +20,14 @@
 //! | `FASTEN_CHECKPOINT_INTERVAL` | `1s` | … or after this long with new rows (`500ms`, `1s`, `5m`, `1h`), and at flush and shutdown |
 //! | `FASTEN_CHECKPOINT_DIR` | none | also publish each checkpoint as a file here |
 //! | `FASTEN_CHECKPOINT_WITNESS_URL` | none | also POST each checkpoint to this `http(s)://` witness |
+//! | `FASTEN_SYS_RING_SIZE` | `10000` | sys rows kept in memory for the reader (0: none) |
+//! | `FASTEN_API_RING_SIZE` | `10000` | api rows kept in memory for the reader (0: none) |
+//! | `FASTEN_STDOUT` | `sys,api` | streams written to stdout as JSON lines: `all`, `sys`, `api`, `sys,api` or `none` |
+//! | `FASTEN_SYS_DSN` | none | also store sys rows (default table `sys_log`) |
+//! | `FASTEN_API_DSN` | none | also store api rows (default table `api_log`) |
+//! | `FASTEN_STREAM_QUEUE_CAPACITY` | `8192` | sys or api rows waiting for their writer before new ones are shed (counted) |
+//! | `FASTEN_SYS_LEVEL` | `info` | least severe `tracing` level the sys stream records |
+//! | `FASTEN_API_SKIP_PATHS` | none | comma-separated paths without api rows (`/health`; `/internal/*` for a prefix) |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -86,6 +94,82 @@ pub const FASTEN_CHECKPOINT_DIR: &str = "FASTEN_CHECKPOINT_DIR";
 /// `FASTEN_CHECKPOINT_WITNESS_URL`: also POST each checkpoint here.
 pub const FASTEN_CHECKPOINT_WITNESS_URL: &str = "FASTEN_CHECKPOINT_WITNESS_URL";
 
+/// `FASTEN_SYS_RING_SIZE`: sys rows kept in memory.
+pub const FASTEN_SYS_RING_SIZE: &str = "FASTEN_SYS_RING_SIZE";
+/// `FASTEN_API_RING_SIZE`: api rows kept in memory.
+pub const FASTEN_API_RING_SIZE: &str = "FASTEN_API_RING_SIZE";
+/// Default of [`FASTEN_SYS_RING_SIZE`] and [`FASTEN_API_RING_SIZE`]: the
+/// last minutes of a busy service for the reader, a few MiB each (the
+/// README gives the measured figure).
+pub const FASTEN_RING_SIZE_DEFAULT: usize = 10_000;
+/// `FASTEN_STDOUT`: streams written to stdout as JSON lines.
+pub const FASTEN_STDOUT: &str = "FASTEN_STDOUT";
+/// Default of [`FASTEN_STDOUT`]: both streams, one JSON object a line, as
+/// container platforms collect them. Audit rows go to their store, never
+/// here.
+pub const FASTEN_STDOUT_DEFAULT: &str = "sys,api";
+/// `FASTEN_SYS_DSN`: where sys rows are stored, if anywhere.
+pub const FASTEN_SYS_DSN: &str = "FASTEN_SYS_DSN";
+/// `FASTEN_API_DSN`: where api rows are stored, if anywhere.
+pub const FASTEN_API_DSN: &str = "FASTEN_API_DSN";
+/// `FASTEN_STREAM_QUEUE_CAPACITY`: sys or api rows queued for their writer.
+pub const FASTEN_STREAM_QUEUE_CAPACITY: &str = "FASTEN_STREAM_QUEUE_CAPACITY";
+/// Default of [`FASTEN_STREAM_QUEUE_CAPACITY`].
+pub const FASTEN_STREAM_QUEUE_CAPACITY_DEFAULT: usize = 8192;
+/// `FASTEN_SYS_LEVEL`: least severe level the sys stream records.
+pub const FASTEN_SYS_LEVEL: &str = "FASTEN_SYS_LEVEL";
+/// Default of [`FASTEN_SYS_LEVEL`].
+pub const FASTEN_SYS_LEVEL_DEFAULT: &str = "info";
+/// `FASTEN_API_SKIP_PATHS`: paths that get no api row.
+pub const FASTEN_API_SKIP_PATHS: &str = "FASTEN_API_SKIP_PATHS";
+
+/// Which streams go to stdout ([`FASTEN_STDOUT`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stdout {
+    /// Sys rows.
+    pub sys: bool,
+    /// Api rows.
+    pub api: bool,
+}
+
+impl Stdout {
+    /// Nothing to stdout.
+    pub const NONE: Self = Self {
+        sys: false,
+        api: false,
+    };
+    /// Both streams.
+    pub const ALL: Self = Self {
+        sys: true,
+        api: true,
+    };
+}
+
+impl std::str::FromStr for Stdout {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let mut out = Self::NONE;
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "all" => out = Self::ALL,
+                "none" if s.trim() == "none" => {}
+                "sys" => out.sys = true,
+                "api" => out.api = true,
+                _ => {
+                    return Err(Error::config(
+                        FASTEN_STDOUT,
+                        format!(
+                            "invalid {FASTEN_STDOUT} {s:?}: expected all, none, or a comma-separated list of sys and api, e.g. sys,api"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// What `emit` promises when it returns `Ok`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -136,6 +220,14 @@ impl std::str::FromStr for FailureStrategy {
 /// | [`audit_batch_size`](Self::audit_batch_size) | `FASTEN_AUDIT_BATCH_SIZE` | 2048 |
 /// | [`audit_store_failure_strategy`](Self::audit_store_failure_strategy) | `FASTEN_AUDIT_STORE_FAILURE_STRATEGY` | `retry` |
 /// | [`audit_max_retries`](Self::audit_max_retries) | `FASTEN_AUDIT_MAX_RETRIES` | 5 |
+/// | [`sys_ring_size`](Self::sys_ring_size) | `FASTEN_SYS_RING_SIZE` | 10000 |
+/// | [`api_ring_size`](Self::api_ring_size) | `FASTEN_API_RING_SIZE` | 10000 |
+/// | [`stdout`](Self::stdout) | `FASTEN_STDOUT` | `sys,api` |
+/// | [`sys_dsn`](Self::sys_dsn) | `FASTEN_SYS_DSN` | none |
+/// | [`api_dsn`](Self::api_dsn) | `FASTEN_API_DSN` | none |
+/// | [`stream_queue_capacity`](Self::stream_queue_capacity) | `FASTEN_STREAM_QUEUE_CAPACITY` | 8192 |
+/// | [`sys_level`](Self::sys_level) | `FASTEN_SYS_LEVEL` | `info` |
+/// | [`api_skip_paths`](Self::api_skip_paths) | `FASTEN_API_SKIP_PATHS` | none |
 /// | [`registry`](Self::registry) | — | [`Registry::global`] for `init`, a new one for `build` |
 ///
 /// # Examples
@@ -165,6 +257,14 @@ pub struct Config {
     pub(crate) checkpoint_interval: Duration,
     pub(crate) checkpoint_dir: Option<PathBuf>,
     pub(crate) checkpoint_witness_url: Option<String>,
+    pub(crate) sys_ring_size: usize,
+    pub(crate) api_ring_size: usize,
+    pub(crate) stdout: Stdout,
+    pub(crate) sys_dsn: Option<Dsn>,
+    pub(crate) api_dsn: Option<Dsn>,
+    pub(crate) stream_queue_capacity: usize,
+    pub(crate) sys_level: tracing::Level,
+    pub(crate) api_skip_paths: Vec<String>,
 }
 
 impl Default for Config {
@@ -196,6 +296,14 @@ impl Config {
             checkpoint_interval: FASTEN_CHECKPOINT_INTERVAL_DEFAULT,
             checkpoint_dir: None,
             checkpoint_witness_url: None,
+            sys_ring_size: FASTEN_RING_SIZE_DEFAULT,
+            api_ring_size: FASTEN_RING_SIZE_DEFAULT,
+            stdout: Stdout::ALL,
+            sys_dsn: None,
+            api_dsn: None,
+            stream_queue_capacity: FASTEN_STREAM_QUEUE_CAPACITY_DEFAULT,
+            sys_level: tracing::Level::INFO,
+            api_skip_paths: Vec::new(),
         }
     }
 
@@ -255,6 +363,30 @@ impl Config {
         }
         c.checkpoint_dir = get(FASTEN_CHECKPOINT_DIR).map(|v| PathBuf::from(v.trim()));
         c.checkpoint_witness_url = get(FASTEN_CHECKPOINT_WITNESS_URL).map(|v| v.trim().to_owned());
+        if let Some(v) = get(FASTEN_SYS_RING_SIZE) {
+            c.sys_ring_size = parse_number(FASTEN_SYS_RING_SIZE, &v, "10000")?;
+        }
+        if let Some(v) = get(FASTEN_API_RING_SIZE) {
+            c.api_ring_size = parse_number(FASTEN_API_RING_SIZE, &v, "10000")?;
+        }
+        if let Some(v) = get(FASTEN_STDOUT) {
+            c.stdout = v.trim().parse()?;
+        }
+        if let Some(v) = get(FASTEN_SYS_DSN) {
+            c.sys_dsn = Some(Dsn::parse_for(FASTEN_SYS_DSN, v.trim(), "sys_log")?);
+        }
+        if let Some(v) = get(FASTEN_API_DSN) {
+            c.api_dsn = Some(Dsn::parse_for(FASTEN_API_DSN, v.trim(), "api_log")?);
+        }
+        if let Some(v) = get(FASTEN_STREAM_QUEUE_CAPACITY) {
+            c.stream_queue_capacity = parse_number(FASTEN_STREAM_QUEUE_CAPACITY, &v, "8192")?;
+        }
+        if let Some(v) = get(FASTEN_SYS_LEVEL) {
+            c.sys_level = parse_level(v.trim())?;
+        }
+        if let Some(v) = get(FASTEN_API_SKIP_PATHS) {
+            c.api_skip_paths = split_list(&v).map(str::to_owned).collect();
+        }
         Ok(c)
     }
 
@@ -362,6 +494,57 @@ impl Config {
         self
     }
 
+    /// `FASTEN_SYS_RING_SIZE`: sys rows kept in memory (0: none).
+    pub fn sys_ring_size(mut self, rows: usize) -> Self {
+        self.sys_ring_size = rows;
+        self
+    }
+
+    /// `FASTEN_API_RING_SIZE`: api rows kept in memory (0: none).
+    pub fn api_ring_size(mut self, rows: usize) -> Self {
+        self.api_ring_size = rows;
+        self
+    }
+
+    /// `FASTEN_STDOUT`: which streams go to stdout as JSON lines.
+    pub fn stdout(mut self, streams: Stdout) -> Self {
+        self.stdout = streams;
+        self
+    }
+
+    /// `FASTEN_SYS_DSN`: also store sys rows (parse it with
+    /// [`Dsn::parse_for`] and the default table `sys_log`).
+    pub fn sys_dsn(mut self, dsn: Dsn) -> Self {
+        self.sys_dsn = Some(dsn);
+        self
+    }
+
+    /// `FASTEN_API_DSN`: also store api rows (default table `api_log`).
+    pub fn api_dsn(mut self, dsn: Dsn) -> Self {
+        self.api_dsn = Some(dsn);
+        self
+    }
+
+    /// `FASTEN_STREAM_QUEUE_CAPACITY`: sys or api rows waiting for their
+    /// writer before new ones are shed.
+    pub fn stream_queue_capacity(mut self, rows: usize) -> Self {
+        self.stream_queue_capacity = rows;
+        self
+    }
+
+    /// `FASTEN_SYS_LEVEL`: least severe level the sys stream records.
+    pub fn sys_level(mut self, level: tracing::Level) -> Self {
+        self.sys_level = level;
+        self
+    }
+
+    /// `FASTEN_API_SKIP_PATHS`: paths that get no api row; a trailing `*`
+    /// matches a prefix.
+    pub fn api_skip_paths(mut self, paths: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.api_skip_paths = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The code registry to use instead of the default one.
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
@@ -383,6 +566,11 @@ impl Config {
             ),
             (FASTEN_AUDIT_BATCH_SIZE, self.audit_batch_size, "2048"),
             (FASTEN_MAX_DETAIL_BYTES, self.max_detail_bytes, "65536"),
+            (
+                FASTEN_STREAM_QUEUE_CAPACITY,
+                self.stream_queue_capacity,
+                "8192",
+            ),
         ] {
             if value == 0 {
                 return Err(Error::config(
@@ -415,6 +603,17 @@ impl Config {
         }
         Ok((service, node))
     }
+}
+
+fn parse_level(v: &str) -> Result<tracing::Level> {
+    v.parse().map_err(|_| {
+        Error::config(
+            FASTEN_SYS_LEVEL,
+            format!(
+                "invalid {FASTEN_SYS_LEVEL} {v:?}: expected trace, debug, info, warn or error, e.g. info"
+            ),
+        )
+    })
 }
 
 fn split_list(v: &str) -> impl Iterator<Item = &str> {
@@ -533,6 +732,37 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_stream_variables() {
+        let c = from(&[
+            ("FASTEN_SYS_RING_SIZE", "5"),
+            ("FASTEN_API_RING_SIZE", "0"),
+            ("FASTEN_STDOUT", "api"),
+            ("FASTEN_SYS_DSN", "sqlite:///s.db"),
+            ("FASTEN_API_DSN", "sqlite:///s.db?table=http_rows"),
+            ("FASTEN_STREAM_QUEUE_CAPACITY", "64"),
+            ("FASTEN_SYS_LEVEL", "WARN"),
+            ("FASTEN_API_SKIP_PATHS", "/health, /metrics"),
+        ])
+        .unwrap();
+        assert_eq!((c.sys_ring_size, c.api_ring_size), (5, 0));
+        assert_eq!(
+            c.stdout,
+            Stdout {
+                sys: false,
+                api: true
+            }
+        );
+        assert_eq!(c.sys_dsn.unwrap().table(), "sys_log");
+        assert_eq!(c.api_dsn.unwrap().table(), "http_rows");
+        assert_eq!(c.stream_queue_capacity, 64);
+        assert_eq!(c.sys_level, tracing::Level::WARN);
+        assert_eq!(c.api_skip_paths, vec!["/health", "/metrics"]);
+        assert_eq!("none".parse::<Stdout>().unwrap(), Stdout::NONE);
+        assert_eq!("all".parse::<Stdout>().unwrap(), Stdout::ALL);
+        assert_eq!(from(&[]).unwrap().stdout, Stdout::ALL);
+    }
+
+    #[test]
     fn errors_name_the_variable_and_show_a_good_value() {
         let err = from(&[]).unwrap().validate().unwrap_err();
         assert_eq!(
@@ -554,6 +784,18 @@ mod tests {
         insta::assert_snapshot!(err, @r#"invalid FASTEN_NODE_ID "node 1": expected 1-128 characters of [A-Za-z0-9._:-], e.g. node-1"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_QUEUE_CAPACITY", "lots")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_QUEUE_CAPACITY "lots": expected a whole number, e.g. 16384"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_STORE_FAILURE_STRATEGY", "drop")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_STORE_FAILURE_STRATEGY "drop": expected retry or raise"#);
+        insta::assert_snapshot!(from(&[("FASTEN_STDOUT", "sys,audit")]).unwrap_err(), @r#"invalid FASTEN_STDOUT "sys,audit": expected all, none, or a comma-separated list of sys and api, e.g. sys,api"#);
+        insta::assert_snapshot!(from(&[("FASTEN_SYS_LEVEL", "loud")]).unwrap_err(), @r#"invalid FASTEN_SYS_LEVEL "loud": expected trace, debug, info, warn or error, e.g. info"#);
+        assert_eq!(
+            from(&[("FASTEN_SYS_DSN", "mysql://x")]).unwrap_err().kind(),
+            &crate::ErrorKind::Config {
+                var: FASTEN_SYS_DSN
+            }
+        );
+        assert_eq!(
+            from(&[("FASTEN_STDOUT", "none,sys")]).unwrap_err().kind(),
+            &crate::ErrorKind::Config { var: FASTEN_STDOUT }
+        );
         for bad in ["1", "s", "1.5s", "0s", "1 s", "-1s", "1d"] {
             let err = from(&[("FASTEN_CHECKPOINT_INTERVAL", bad)]).unwrap_err();
             assert_eq!(

@@ -50,6 +50,13 @@ pub fn current() -> Option<RequestId> {
     }
 }
 
+/// The id of the innermost fasten scope only, without looking at spans
+/// (inside a `tracing` layer the current span is not reachable).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) fn scoped() -> Option<RequestId> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
 fn replace(id: Option<RequestId>) -> Option<RequestId> {
     CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), id))
 }
@@ -110,6 +117,13 @@ pub fn scope<F: Future>(id: RequestId, future: F) -> Scoped<F> {
         id: Some(id),
         inner: future,
     }
+}
+
+/// [`scope`] when there is an id, else a transparent wrapper: one future
+/// type for layers that sometimes set an id.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+pub(crate) fn maybe_scope<F: Future>(id: Option<RequestId>, future: F) -> Scoped<F> {
+    Scoped { id, inner: future }
 }
 
 /// Wraps a closure so it runs with the caller's ambient id, for
@@ -178,6 +192,8 @@ impl<F: Future> FutureExt for F {}
 
 #[cfg(feature = "tracing")]
 pub use span::SpanLayer;
+#[cfg(feature = "tracing")]
+pub(crate) use span::{from_span_scope, remember_span_id};
 
 #[cfg(feature = "tracing")]
 mod span {
@@ -224,24 +240,43 @@ mod span {
         }
     }
 
+    /// Keeps a valid `request_id` field of a new or recorded span in its
+    /// extensions. `replace`, not `insert`: both [`SpanLayer`] and the sys
+    /// layer may be installed, and `insert` panics on a second value.
+    pub(crate) fn remember_span_id<S>(
+        values: &dyn Fn(&mut dyn Visit),
+        id: &Id,
+        ctx: &Context<'_, S>,
+    ) where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut find = Find(None);
+        values(&mut find);
+        if let (Some(found), Some(span)) = (find.0, ctx.span(id)) {
+            span.extensions_mut().replace(found);
+        }
+    }
+
+    /// The nearest `request_id` among the spans around an event.
+    pub(crate) fn from_span_scope<S>(
+        scope: Option<tracing_subscriber::registry::Scope<'_, S>>,
+    ) -> Option<RequestId>
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        scope?.find_map(|s| s.extensions().get::<RequestId>().cloned())
+    }
+
     impl<S> Layer<S> for SpanLayer
     where
         S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     {
         fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-            let mut find = Find(None);
-            attrs.record(&mut find);
-            if let (Some(found), Some(span)) = (find.0, ctx.span(id)) {
-                span.extensions_mut().insert(found);
-            }
+            remember_span_id(&|v| attrs.record(v), id, &ctx);
         }
 
         fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-            let mut find = Find(None);
-            values.record(&mut find);
-            if let (Some(found), Some(span)) = (find.0, ctx.span(id)) {
-                span.extensions_mut().replace(found);
-            }
+            remember_span_id(&|v| values.record(v), id, &ctx);
         }
     }
 

@@ -55,14 +55,34 @@ impl Dsn {
     /// # Ok::<(), fasten::Error>(())
     /// ```
     pub fn parse(var: &'static str, s: &str) -> Result<Self> {
+        Self::parse_for(var, s, DEFAULT_AUDIT_TABLE)
+    }
+
+    /// Parses a DSN whose table defaults to `default_table` (`sys_log` for
+    /// `FASTEN_SYS_DSN`, `api_log` for `FASTEN_API_DSN`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Dsn::parse`], and when `default_table` is not a plain identifier.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dsn = fasten::Dsn::parse_for("FASTEN_API_DSN", "sqlite:///streams.db", "api_log")?;
+    /// assert_eq!(dsn.table(), "api_log");
+    /// # Ok::<(), fasten::Error>(())
+    /// ```
+    pub fn parse_for(var: &'static str, s: &str, default_table: &str) -> Result<Self> {
         let shown = mask_password(s);
         let bad =
             |why: &str| Error::config(var, format!("invalid {var} {shown:?}: {why}; {EXPECTED}"));
+        check_identifier(default_table)
+            .map_err(|why| bad(&format!("default table {default_table:?} {why}")))?;
         if let Some(rest) = s.strip_prefix("sqlite://") {
-            return Self::parse_sqlite(rest, &bad);
+            return Self::parse_sqlite(rest, default_table, &bad);
         }
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            return Self::parse_postgres(s, &bad);
+            return Self::parse_postgres(s, default_table, &bad);
         }
         Err(match s.split_once("://") {
             Some((scheme, _)) => bad(&format!("unsupported scheme {scheme:?}")),
@@ -70,7 +90,7 @@ impl Dsn {
         })
     }
 
-    fn parse_sqlite(rest: &str, bad: &dyn Fn(&str) -> Error) -> Result<Self> {
+    fn parse_sqlite(rest: &str, default_table: &str, bad: &dyn Fn(&str) -> Error) -> Result<Self> {
         let Some(rest) = rest.strip_prefix('/') else {
             return Err(bad("the path must start after a third slash"));
         };
@@ -90,7 +110,7 @@ impl Dsn {
                 "in-memory and URI databases are not durable; name a file",
             ));
         }
-        let mut table = DEFAULT_AUDIT_TABLE.to_owned();
+        let mut table = default_table.to_owned();
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
             match pair.split_once('=') {
                 Some(("table", name)) => {
@@ -106,13 +126,13 @@ impl Dsn {
         })
     }
 
-    fn parse_postgres(s: &str, bad: &dyn Fn(&str) -> Error) -> Result<Self> {
+    fn parse_postgres(s: &str, default_table: &str, bad: &dyn Fn(&str) -> Error) -> Result<Self> {
         let (base, query) = match s.split_once('?') {
             Some((b, q)) => (b, Some(q)),
             None => (s, None),
         };
         let mut schema = None;
-        let mut table = DEFAULT_AUDIT_TABLE.to_owned();
+        let mut table = default_table.to_owned();
         let mut passed = Vec::new();
         for pair in query
             .into_iter()

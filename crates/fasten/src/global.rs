@@ -141,6 +141,11 @@ fn with_global<R>(f: impl FnOnce(&Fasten) -> Result<R>) -> Result<R> {
     }
 }
 
+/// The process-wide pipeline, if installed.
+pub(crate) fn current() -> Option<Fasten> {
+    with_global(|f| Ok(f.clone())).ok()
+}
+
 /// Emits an event through the process-wide pipeline. See [`Fasten::emit`].
 ///
 /// # Errors

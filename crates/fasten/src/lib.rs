@@ -71,12 +71,19 @@ mod dsn;
 mod error;
 mod event;
 mod global;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod kind;
 mod merkle;
 mod pipeline;
 mod redact;
 mod request_id;
 mod store;
+mod stream;
+#[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+pub mod sys;
 pub mod transparency;
 mod verify;
 mod writer;
@@ -92,5 +99,6 @@ pub use global::{
 pub use kind::{ActorKind, Method, Outcome, ParseKindError, RetentionClass, Severity};
 pub use pipeline::Fasten;
 pub use request_id::RequestId;
+pub use stream::{ApiRow, Source, StreamPage, StreamQuery, StreamStats, SysRow};
 pub use verify::{NodeReport, Progress, Report, verify, verify_with_progress};
 pub use writer::{QueueStats, ShutdownReport, StoreHealth};

@@ -1,6 +1,6 @@
 //! A running audit pipeline: emit → validate → redact → queue → writer.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::chain::Row;
@@ -11,7 +11,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Event, EventId, Pending};
 use crate::kind::ActorKind;
 use crate::redact;
+use crate::request_id::RequestId;
 use crate::store::{self, Access};
+use crate::stream::{ApiRow, Origin, StreamPage, StreamQuery, StreamStats, Streams, SysRow};
 use crate::writer::{QueueStats, Settings, ShutdownReport, Writer};
 
 /// The longest actor or target accepted, in bytes.
@@ -29,7 +31,7 @@ pub struct Fasten {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     service_id: Arc<str>,
     node_id: Arc<str>,
     tenant_id: Option<String>,
@@ -38,6 +40,18 @@ struct Inner {
     strategy: FailureStrategy,
     dsn: crate::dsn::Dsn,
     writer: Writer,
+    streams: Streams,
+}
+
+/// A `tracing` event on its way to the sys stream, before redaction.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) struct SysEvent {
+    pub(crate) level: &'static str,
+    pub(crate) target: &'static str,
+    pub(crate) message: String,
+    pub(crate) fields: serde_json::Map<String, serde_json::Value>,
+    pub(crate) span: Option<String>,
+    pub(crate) request_id: Option<RequestId>,
 }
 
 impl Drop for Inner {
@@ -128,6 +142,12 @@ impl Config {
             }
             None => None,
         };
+        let origin = Origin {
+            service_id: service_id.as_str().into(),
+            node_id: node_id.as_str().into(),
+            tenant_id: self.tenant_id.as_deref().map(Into::into),
+        };
+        let streams = Streams::start(&self, origin)?;
         let writer = Writer::start(
             store,
             Settings {
@@ -150,6 +170,7 @@ impl Config {
                 strategy: self.audit_store_failure_strategy,
                 dsn: self.audit_dsn,
                 writer,
+                streams,
             }),
         })
     }
@@ -282,13 +303,110 @@ impl Fasten {
     }
 
     /// Writes everything queued and stops the writer. Emits after this
-    /// fail with [`ErrorKind::Closed`].
+    /// fail with [`ErrorKind::Closed`]. The sys and api streams are
+    /// flushed too.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Timeout`] when the queue did not drain in time.
     pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport> {
-        self.inner.writer.shutdown(timeout)
+        let deadline = std::time::Instant::now() + timeout;
+        let report = self.inner.writer.shutdown(timeout)?;
+        self.flush_streams(deadline.saturating_duration_since(std::time::Instant::now()))?;
+        Ok(report)
+    }
+
+    /// Waits until every sys and api row pushed before the call has been
+    /// written to stdout and the stream stores.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when that takes longer than `timeout`.
+    pub fn flush_streams(&self, timeout: Duration) -> Result<()> {
+        self.inner.streams.flush(timeout)
+    }
+
+    /// The sys stream's counters: ring, queue, written, dropped, failed.
+    pub fn sys_stats(&self) -> StreamStats {
+        self.inner.streams.sys.stats()
+    }
+
+    /// The api stream's counters.
+    pub fn api_stats(&self) -> StreamStats {
+        self.inner.streams.api.stats()
+    }
+
+    /// Sys rows, newest first: from `FASTEN_SYS_DSN`'s table when set
+    /// (rows still queued for it are not there yet), else from the ring.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Store`] when the stream's store cannot be read.
+    pub fn sys_rows(&self, query: &StreamQuery) -> Result<StreamPage<SysRow>> {
+        self.inner.streams.sys.read(query)
+    }
+
+    /// Api rows, newest first: from `FASTEN_API_DSN`'s table when set,
+    /// else from the ring.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Store`] when the stream's store cannot be read.
+    pub fn api_rows(&self, query: &StreamQuery) -> Result<StreamPage<ApiRow>> {
+        self.inner.streams.api.read(query)
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(weak: &Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(|inner| Self { inner })
+    }
+
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.inner.streams.origin
+    }
+
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn sys_enabled(&self, level: &tracing::Level) -> bool {
+        *level <= self.inner.streams.sys_level
+    }
+
+    /// Redacts the event's fields like audit detail and pushes the row.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn push_sys(&self, e: SysEvent) {
+        let inner = &*self.inner;
+        let mut fields = e.fields;
+        if !fields.is_empty() {
+            let done = inner.policy.apply(&mut fields, None);
+            inner.writer.count_redaction(&done);
+        }
+        let origin = &inner.streams.origin;
+        inner.streams.sys.push(SysRow {
+            id: crate::stream::row_id(),
+            timestamp: crate::event::format_timestamp(jiff::Timestamp::now()),
+            service_id: Arc::clone(&origin.service_id),
+            source_node_id: Arc::clone(&origin.node_id),
+            tenant_id: origin.tenant_id.clone(),
+            request_id: e.request_id,
+            level: e.level.to_owned(),
+            target: e.target.to_owned(),
+            message: e.message,
+            span: e.span,
+            fields,
+            dropped: None,
+        });
+    }
+
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn push_api(&self, row: ApiRow) {
+        self.inner.streams.api.push(row);
+    }
+
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn skips_api_path(&self, path: &str) -> bool {
+        self.inner.streams.skips(path)
     }
 }
 

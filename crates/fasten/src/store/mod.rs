@@ -9,6 +9,7 @@ use crate::error::Result;
 pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+pub(crate) mod stream;
 
 /// The contract's columns in a fixed order shared by every backend's insert
 /// and select, with their SQLite and PostgreSQL types (row contract §1).

@@ -33,7 +33,7 @@ use crate::error::{Error, ErrorKind, Result};
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The contract's text form of a `TIMESTAMPTZ` column.
-fn ts_text(col: &str) -> String {
+pub(crate) fn ts_text(col: &str) -> String {
     format!(r#"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#)
 }
 
@@ -69,7 +69,38 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-fn pg_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
+/// Connects on a current-thread runtime of the caller's own, which also
+/// drives the connection whenever the caller waits on it.
+pub(crate) fn connect(url: &str) -> Result<(Runtime, Client)> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| Error::store("postgres: invalid connection string", e))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::store("postgres: cannot start the client runtime", e))?;
+    let (client, connection) = rt.block_on(config.connect(NoTls)).map_err(|e| {
+        let where_ = config
+            .get_hosts()
+            .first()
+            .map(|h| format!("{h:?}"))
+            .unwrap_or_default();
+        Error::store(format!("postgres: cannot connect to {where_}"), e)
+    })?;
+    // Polled whenever the store waits on the runtime; it ends (and
+    // requests fail) when the server goes away.
+    rt.spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(target: "fasten::store", error = %e, "postgres connection closed");
+        }
+    });
+    Ok((rt, client))
+}
+
+pub(crate) fn pg_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
     move |e| Error::store(format!("postgres: {what}"), e)
 }
 
@@ -80,31 +111,7 @@ impl PostgresStore {
         table: &str,
         access: Access,
     ) -> Result<Self> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| Error::store("postgres: invalid connection string", e))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::store("postgres: cannot start the client runtime", e))?;
-        let (client, connection) = rt.block_on(config.connect(NoTls)).map_err(|e| {
-            let where_ = config
-                .get_hosts()
-                .first()
-                .map(|h| format!("{h:?}"))
-                .unwrap_or_default();
-            Error::store(format!("postgres: cannot connect to {where_}"), e)
-        })?;
-        // Polled whenever the store waits on the runtime; it ends (and
-        // requests fail) when the server goes away.
-        rt.spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(target: "fasten::store", error = %e, "postgres connection closed");
-            }
-        });
+        let (rt, client) = connect(url)?;
         let quote = |name: &str| match schema {
             Some(s) => format!("\"{s}\".\"{name}\""),
             None => format!("\"{name}\""),

@@ -38,7 +38,33 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn sql_err(what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+/// Opens the file (creating it and its directory for [`Access::Write`]).
+pub(crate) fn connect(path: &Path, access: Access) -> Result<Connection> {
+    let flags = match access {
+        Access::Write => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if access == Access::Read && !path.exists() {
+        return Err(Error::new(
+            crate::ErrorKind::Store,
+            format!("sqlite: {} does not exist", path.display()),
+        ));
+    }
+    if access == Access::Write
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::store(
+                format!("sqlite: cannot create directory {}", dir.display()),
+                e,
+            )
+        })?;
+    }
+    Connection::open_with_flags(path, flags)
+        .map_err(|e| Error::store(format!("sqlite: cannot open {}", path.display()), e))
+}
+
+pub(crate) fn sql_err(what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
     move |e| Error::store(format!("sqlite: {what}"), e)
 }
 
@@ -46,29 +72,7 @@ impl SqliteStore {
     /// Opens (and with [`Access::Write`], creates and migrates) `table` in
     /// the file at `path`. `table` has been checked by the DSN parser.
     pub(crate) fn open(path: &Path, table: &str, access: Access) -> Result<Self> {
-        let flags = match access {
-            Access::Write => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-            Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
-        } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if access == Access::Read && !path.exists() {
-            return Err(Error::new(
-                crate::ErrorKind::Store,
-                format!("sqlite: {} does not exist", path.display()),
-            ));
-        }
-        if access == Access::Write
-            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::store(
-                    format!("sqlite: cannot create directory {}", dir.display()),
-                    e,
-                )
-            })?;
-        }
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| Error::store(format!("sqlite: cannot open {}", path.display()), e))?;
-        Self::with_connection(conn, table, access)
+        Self::with_connection(connect(path, access)?, table, access)
     }
 
     /// An in-memory store, for tests.

@@ -1,0 +1,643 @@
+//! Request ids over HTTP and the api stream, as tower layers (axum, hyper,
+//! tonic: anything built on `tower::Service`).
+//!
+//! ```no_run
+//! # async fn handler() -> &'static str { "ok" }
+//! use axum::{routing::get, Router};
+//! let _fasten = fasten::init()?;
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(handler))
+//!     .layer(fasten::http::ApiLogLayer::new())      // one api row per request
+//!     .layer(fasten::http::RequestIdLayer::new());  // outermost: the id for all inside
+//! # Ok::<(), fasten::Error>(())
+//! ```
+//!
+//! [`RequestIdLayer`] takes the request id from an inbound `X-Request-ID`
+//! when it is safe (1–128 characters of `[A-Za-z0-9._:-]`; anything else is
+//! replaced, never trusted verbatim), else the trace-id of a well-formed W3C
+//! `traceparent`, else mints one. It makes the id ambient for the handler
+//! (so `emit` and the sys layer pick it up; carry it into spawned tasks
+//! with [`FutureExt::in_current_context`](crate::context::FutureExt)),
+//! stores it in the request's extensions, and echoes it on the response.
+//! [`outbound_headers`] / [`inject`] carry it on calls to other services.
+//!
+//! [`ApiLogLayer`] pushes one [`ApiRow`] per request once the response head
+//! is ready: method, route template (axum's `MatchedPath`, else the path),
+//! status, duration, request id, bytes in and out when the `Content-Length`
+//! says, and the actor and target a handler sets with [`set_actor`] and
+//! [`set_target`]. A request whose client goes away first is recorded with
+//! status 499. Paths in `FASTEN_API_SKIP_PATHS` get no row.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response};
+use http_body::Body;
+use sha2::Digest as _;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::context;
+use crate::pipeline::{Fasten, Inner};
+use crate::request_id::RequestId;
+#[doc(no_inline)]
+pub use crate::stream::ApiRow;
+
+/// `x-request-id`: the header the id travels in, both ways.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `traceparent` (W3C Trace Context).
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// Where an inbound request's id came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdSource {
+    /// A safe `X-Request-ID` header.
+    Header,
+    /// The trace-id of a valid `traceparent` header.
+    Traceparent,
+    /// Neither was usable: minted here.
+    Minted,
+}
+
+/// The request id for an inbound request's headers, and where it came from.
+///
+/// An `X-Request-ID` that fails [`RequestId::parse`] is ignored, as is a
+/// `traceparent` that is not well-formed W3C Trace Context (version `00`
+/// exactly 55 characters, lowercase hex, trace-id and parent-id not all
+/// zero; version `ff` refused).
+///
+/// ```
+/// use fasten::http::{request_id_from, IdSource};
+/// let mut h = http::HeaderMap::new();
+/// h.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+/// let (id, source) = request_id_from(&h);
+/// assert_eq!((id.as_str(), source), ("4bf92f3577b34da6a3ce929d0e0e4736", IdSource::Traceparent));
+/// h.insert("x-request-id", "<script>".parse().unwrap());
+/// assert_eq!(request_id_from(&h).1, IdSource::Traceparent);
+/// ```
+pub fn request_id_from(headers: &HeaderMap) -> (RequestId, IdSource) {
+    let header_id = headers
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| RequestId::parse(v.trim()).ok());
+    if let Some(id) = header_id {
+        return (id, IdSource::Header);
+    }
+    let traced = headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(trace_id_of);
+    match traced {
+        Some(id) => (id, IdSource::Traceparent),
+        None => (RequestId::mint(), IdSource::Minted),
+    }
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The trace-id of a well-formed `traceparent`, as a request id.
+fn trace_id_of(value: &str) -> Option<RequestId> {
+    let value = value.trim();
+    let mut parts = value.splitn(5, '-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let rest = parts.next();
+    let shape_ok = version.len() == 2
+        && trace.len() == 32
+        && parent.len() == 16
+        && flags.len() == 2
+        && [version, trace, parent, flags]
+            .iter()
+            .all(|p| is_lower_hex(p));
+    if !shape_ok || version == "ff" {
+        return None;
+    }
+    // Version 00 has exactly four fields; later versions may append more.
+    if version == "00" && rest.is_some() {
+        return None;
+    }
+    if trace.bytes().all(|b| b == b'0') || parent.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    RequestId::parse(trace).ok()
+}
+
+/// A W3C trace-id for a request id: the id itself when it is one (minted
+/// ids are), else the first 16 bytes of its SHA-256, so any id maps to the
+/// same trace everywhere.
+fn trace_id_for(id: &RequestId) -> String {
+    let s = id.as_str();
+    if s.len() == 32 && is_lower_hex(s) && !s.bytes().all(|b| b == b'0') {
+        return s.to_owned();
+    }
+    hex::encode(&sha2::Sha256::digest(s.as_bytes())[..16])
+}
+
+/// Sets `X-Request-ID` and `traceparent` for the ambient request id (none
+/// when there is no ambient id), for a call to another service.
+///
+/// ```
+/// use fasten::{context, RequestId};
+/// let mut headers = http::HeaderMap::new();
+/// context::with(RequestId::parse("req-7")?, || fasten::http::inject(&mut headers));
+/// assert_eq!(headers["x-request-id"], "req-7");
+/// assert!(headers["traceparent"].to_str().unwrap().starts_with("00-"));
+/// # Ok::<(), fasten::Error>(())
+/// ```
+pub fn inject(headers: &mut HeaderMap) {
+    let Some(id) = context::current() else {
+        return;
+    };
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        headers.insert(X_REQUEST_ID, v);
+    }
+    let span_id = rand::random::<u64>() | 1;
+    let parent = format!("00-{}-{span_id:016x}-01", trace_id_for(&id));
+    if let Ok(v) = HeaderValue::from_str(&parent) {
+        headers.insert(TRACEPARENT, v);
+    }
+}
+
+/// [`inject`] into a fresh map: `client.get(url).headers(outbound_headers())`
+/// with reqwest, or any client that takes an `http::HeaderMap`.
+pub fn outbound_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    inject(&mut headers);
+    headers
+}
+
+/// Sets the request id for every request inside it; see the [module
+/// docs](self).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer {
+    _private: (),
+}
+
+impl RequestIdLayer {
+    /// The layer.
+    pub const fn new() -> Self {
+        Self { _private: () }
+    }
+}
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner }
+    }
+}
+
+/// The service made by [`RequestIdLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S, B, R> Service<Request<B>> for RequestIdService<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = RequestIdFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let (id, _) = request_id_from(req.headers());
+        // Replace whatever came in, so handlers that read the header see
+        // the checked id and never the hostile original.
+        if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+            req.headers_mut().insert(X_REQUEST_ID, v);
+        }
+        req.extensions_mut().insert(id.clone());
+        // `call` itself may do work (axum routes, runs extractors' setup):
+        // it runs inside the id too.
+        let inner = context::with(id.clone(), || self.inner.call(req));
+        RequestIdFuture {
+            inner: context::scope(id.clone(), inner),
+            id: Some(id),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequestIdService`].
+    #[derive(Debug)]
+    pub struct RequestIdFuture<F> {
+        #[pin]
+        inner: context::Scoped<F>,
+        id: Option<RequestId>,
+    }
+}
+
+impl<F, R, E> Future for RequestIdFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = Result<Response<R>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(id)) = (&mut res, this.id.take())
+            && let Ok(v) = HeaderValue::from_str(id.as_str())
+        {
+            response.headers_mut().insert(X_REQUEST_ID, v);
+        }
+        Poll::Ready(res)
+    }
+}
+
+/// What a handler says about its request, for the api row.
+#[derive(Debug, Default)]
+struct Notes {
+    actor: Option<String>,
+    target: Option<String>,
+}
+
+/// The handle a handler uses to annotate its api row; in the request's
+/// extensions (`axum::Extension<ApiNote>`) and ambient for [`set_actor`]
+/// and [`set_target`]. Clone it into spawned tasks if they annotate.
+#[derive(Debug, Clone, Default)]
+pub struct ApiNote(Arc<Mutex<Notes>>);
+
+impl ApiNote {
+    /// Who made the request (e.g. the authenticated user).
+    pub fn set_actor(&self, actor: impl Into<String>) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).actor = Some(clean(actor.into()));
+    }
+
+    /// Whom or what the request was about (e.g. `customer/42`).
+    pub fn set_target(&self, target: impl Into<String>) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).target = Some(clean(target.into()));
+    }
+}
+
+/// Anchors are bounded and printable, as on audit rows.
+fn clean(mut s: String) -> String {
+    s.retain(|c| !c.is_control());
+    if s.len() > 1024 {
+        let mut end = 1024;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+thread_local! {
+    static NOTE: RefCell<Option<ApiNote>> = const { RefCell::new(None) };
+}
+
+/// Sets the actor of the current request's api row. Returns `false` when
+/// there is no [`ApiLogLayer`] request on this task.
+pub fn set_actor(actor: impl Into<String>) -> bool {
+    NOTE.with(|n| match &*n.borrow() {
+        Some(note) => {
+            note.set_actor(actor);
+            true
+        }
+        None => false,
+    })
+}
+
+/// Sets the target of the current request's api row. Returns `false` when
+/// there is no [`ApiLogLayer`] request on this task.
+pub fn set_target(target: impl Into<String>) -> bool {
+    NOTE.with(|n| match &*n.borrow() {
+        Some(note) => {
+            note.set_target(target);
+            true
+        }
+        None => false,
+    })
+}
+
+/// Writes one api row per request; see the [module docs](self).
+#[derive(Debug, Clone, Default)]
+pub struct ApiLogLayer {
+    /// `None`: the process-wide pipeline, looked up per request.
+    pipeline: Option<Weak<Inner>>,
+}
+
+impl ApiLogLayer {
+    /// The layer for the process-wide pipeline ([`crate::init`]).
+    pub const fn new() -> Self {
+        Self { pipeline: None }
+    }
+}
+
+impl Fasten {
+    /// An [`ApiLogLayer`] that writes into this pipeline.
+    pub fn api_layer(&self) -> ApiLogLayer {
+        ApiLogLayer {
+            pipeline: Some(self.downgrade()),
+        }
+    }
+}
+
+impl<S> Layer<S> for ApiLogLayer {
+    type Service = ApiLogService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ApiLogService {
+            inner,
+            pipeline: self.pipeline.clone(),
+        }
+    }
+}
+
+/// The service made by [`ApiLogLayer`].
+#[derive(Debug, Clone)]
+pub struct ApiLogService<S> {
+    inner: S,
+    pipeline: Option<Weak<Inner>>,
+}
+
+/// What is known of a request before its response.
+#[derive(Debug)]
+struct Pending {
+    fasten: Fasten,
+    start: Instant,
+    timestamp: jiff::Timestamp,
+    request_id: RequestId,
+    method: String,
+    route: String,
+    path: String,
+    bytes_in: Option<u64>,
+    note: ApiNote,
+}
+
+impl Pending {
+    fn finish(self, status: u16, bytes_out: Option<u64>) {
+        let notes =
+            std::mem::take(&mut *self.note.0.lock().unwrap_or_else(PoisonError::into_inner));
+        let origin = self.fasten.origin();
+        let row = ApiRow {
+            id: crate::stream::row_id(),
+            timestamp: crate::event::format_timestamp(self.timestamp),
+            service_id: Arc::clone(&origin.service_id),
+            source_node_id: Arc::clone(&origin.node_id),
+            tenant_id: origin.tenant_id.clone(),
+            request_id: self.request_id,
+            method: self.method,
+            route: self.route,
+            path: self.path,
+            status,
+            duration_ms: self.start.elapsed().as_secs_f64() * 1000.0,
+            actor: notes.actor,
+            target: notes.target,
+            bytes_in: self.bytes_in,
+            bytes_out,
+            dropped: None,
+        };
+        self.fasten.push_api(row);
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+impl<S, B, R> Service<Request<B>> for ApiLogService<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    R: Body,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = ApiLogFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let fasten = match &self.pipeline {
+            Some(weak) => Fasten::upgrade(weak),
+            None => crate::global::current(),
+        };
+        let path = req.uri().path();
+        let Some(fasten) = fasten.filter(|f| !f.skips_api_path(path)) else {
+            return ApiLogFuture {
+                inner: context::maybe_scope(None, self.inner.call(req)),
+                note: None,
+                pending: None,
+            };
+        };
+        // The id of an outer RequestIdLayer, else the ambient one, else a
+        // fresh one made ambient here, so the rows still join.
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .cloned()
+            .or_else(context::current)
+            .unwrap_or_else(RequestId::mint);
+        let route = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or_else(|| path.to_owned(), |m| m.as_str().to_owned());
+        let note = ApiNote::default();
+        let pending = Pending {
+            fasten,
+            start: Instant::now(),
+            timestamp: jiff::Timestamp::now(),
+            method: req.method().as_str().to_owned(),
+            route,
+            path: path.to_owned(),
+            bytes_in: content_length(req.headers()),
+            note: note.clone(),
+            request_id: request_id.clone(),
+        };
+        req.extensions_mut().insert(note.clone());
+        let inner = context::with(request_id.clone(), || {
+            with_note(Some(&note), || self.inner.call(req))
+        });
+        ApiLogFuture {
+            inner: context::maybe_scope(Some(request_id), inner),
+            note: Some(note),
+            pending: Some(pending),
+        }
+    }
+}
+
+/// Runs `f` with `note` as the ambient [`ApiNote`], restoring the previous.
+fn with_note<T>(note: Option<&ApiNote>, f: impl FnOnce() -> T) -> T {
+    let Some(note) = note else { return f() };
+    let previous = NOTE.with(|n| n.replace(Some(note.clone())));
+    let out = f();
+    NOTE.with(|n| *n.borrow_mut() = previous);
+    out
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`ApiLogService`]. Dropped before the
+    /// response (the client went away), it records status 499.
+    #[derive(Debug)]
+    pub struct ApiLogFuture<F> {
+        #[pin]
+        inner: context::Scoped<F>,
+        note: Option<ApiNote>,
+        pending: Option<Pending>,
+    }
+
+    impl<F> PinnedDrop for ApiLogFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(pending) = this.project().pending.take() {
+                pending.finish(499, None);
+            }
+        }
+    }
+}
+
+impl<F, R, E> Future for ApiLogFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+    R: Body,
+{
+    type Output = Result<Response<R>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let inner = this.inner;
+        let res = std::task::ready!(with_note(this.note.as_ref(), || inner.poll(cx)));
+        if let Some(pending) = this.pending.take() {
+            match &res {
+                Ok(response) => {
+                    let bytes_out = response
+                        .body()
+                        .size_hint()
+                        .exact()
+                        .or_else(|| content_length(response.headers()));
+                    pending.finish(response.status().as_u16(), bytes_out);
+                }
+                Err(_) => pending.finish(0, None),
+            }
+        }
+        Poll::Ready(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn a_safe_header_id_is_kept() {
+        let (id, src) = request_id_from(&headers(&[("x-request-id", " req-42:a.b_c ")]));
+        assert_eq!((id.as_str(), src), ("req-42:a.b_c", IdSource::Header));
+    }
+
+    #[test]
+    fn hostile_header_ids_are_replaced() {
+        let long = "a".repeat(129);
+        for bad in [
+            "",
+            "a b",
+            "x\u{7f}y",
+            "<script>alert(1)</script>",
+            "1' OR '1'='1",
+            "../../etc/passwd",
+            "req%0d%0aSet-Cookie:x",
+            long.as_str(),
+        ] {
+            let (id, src) = request_id_from(&headers(&[("x-request-id", bad)]));
+            assert_eq!(src, IdSource::Minted, "{bad:?}");
+            assert_eq!(id.as_str().len(), 32);
+        }
+        // Non-UTF-8 bytes in the header.
+        let mut h = HeaderMap::new();
+        h.insert(X_REQUEST_ID, HeaderValue::from_bytes(b"r\xffq").unwrap());
+        assert_eq!(request_id_from(&h).1, IdSource::Minted);
+    }
+
+    #[test]
+    fn traceparent_is_used_only_when_well_formed() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let (id, src) = request_id_from(&headers(&[("traceparent", good)]));
+        assert_eq!(
+            (id.as_str(), src),
+            ("4bf92f3577b34da6a3ce929d0e0e4736", IdSource::Traceparent)
+        );
+        // A later version may carry more fields.
+        let v1 = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+        assert_eq!(
+            request_id_from(&headers(&[("traceparent", v1)])).1,
+            IdSource::Traceparent
+        );
+        for bad in [
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "garbage",
+            "",
+        ] {
+            assert_eq!(
+                request_id_from(&headers(&[("traceparent", bad)])).1,
+                IdSource::Minted,
+                "{bad:?}"
+            );
+        }
+        // A safe X-Request-ID wins over traceparent.
+        let (id, _) = request_id_from(&headers(&[("traceparent", good), ("x-request-id", "mine")]));
+        assert_eq!(id.as_str(), "mine");
+    }
+
+    #[test]
+    fn outbound_trace_ids_are_valid_for_any_request_id() {
+        for raw in ["req-7", "4bf92f3577b34da6a3ce929d0e0e4736", "A.B:C"] {
+            let id = RequestId::parse(raw).unwrap();
+            let h = context::with(id.clone(), outbound_headers);
+            assert_eq!(h[X_REQUEST_ID], raw);
+            let tp = h[TRACEPARENT].to_str().unwrap();
+            let trace = trace_id_of(tp).expect("our own traceparent parses");
+            assert_eq!(trace.as_str(), trace_id_for(&id));
+        }
+        assert_eq!(
+            trace_id_for(&RequestId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(outbound_headers().is_empty(), "no ambient id, no headers");
+    }
+
+    #[test]
+    fn notes_are_cleaned() {
+        let note = ApiNote::default();
+        note.set_actor("u-1\n");
+        note.set_target("t".repeat(2000));
+        let n = note.0.lock().unwrap();
+        assert_eq!(n.actor.as_deref(), Some("u-1"));
+        assert_eq!(n.target.as_ref().unwrap().len(), 1024);
+        drop(n);
+        assert!(!set_actor("nobody"), "no request on this thread");
+    }
+}

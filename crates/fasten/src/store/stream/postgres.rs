@@ -1,0 +1,204 @@
+//! Stream tables in PostgreSQL: one `INSERT … SELECT FROM unnest(…)` of
+//! column arrays per batch, as the audit store does.
+
+use serde_json::Value;
+use tokio::runtime::Runtime;
+use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+
+use super::{Cell, Col, ColType, INDEXED, Query, StreamStore, filter_sql, object};
+use crate::error::Result;
+use crate::store::postgres::{connect, pg_err, ts_text};
+
+pub(super) struct PostgresStreams {
+    rt: Runtime,
+    client: Client,
+    qualified: String,
+    cols: &'static [Col],
+    insert_sql: String,
+    select_list: String,
+}
+
+/// The array type a column crosses as, and the cast back to its own type.
+fn wire(ty: ColType) -> (&'static str, &'static str) {
+    match ty {
+        ColType::Key | ColType::Text | ColType::NullText => ("text", ""),
+        ColType::Time => ("text", "::timestamptz"),
+        ColType::Json => ("text", "::jsonb"),
+        ColType::Int | ColType::NullInt => ("int8", ""),
+        ColType::Float => ("float8", ""),
+    }
+}
+
+impl PostgresStreams {
+    pub(super) fn open(
+        url: &str,
+        schema: Option<&str>,
+        table: &str,
+        cols: &'static [Col],
+    ) -> Result<Self> {
+        let (rt, mut client) = connect(url)?;
+        let qualified = match schema {
+            Some(s) => format!("\"{s}\".\"{table}\""),
+            None => format!("\"{table}\""),
+        };
+        let defs: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.ty.ddl().1))
+            .collect();
+        let mut ddl = String::new();
+        if let Some(s) = schema {
+            ddl.push_str(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\";"));
+        }
+        ddl.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS {qualified} ({});",
+            defs.join(", ")
+        ));
+        for col in INDEXED {
+            ddl.push_str(&format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_{col}\" ON {qualified} ({col});"
+            ));
+        }
+        // Concurrent first starts can collide in the catalog even with
+        // IF NOT EXISTS; an advisory lock keyed by the table serialises them.
+        let lock = format!("fasten migrate {qualified}");
+        rt.block_on(async {
+            let tx = client.transaction().await?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&lock],
+            )
+            .await?;
+            tx.batch_execute(&ddl).await?;
+            tx.commit().await
+        })
+        .map_err(pg_err("create stream table"))?;
+        let names: Vec<&str> = cols.iter().map(|c| c.name).collect();
+        let (arrays, casts): (Vec<String>, Vec<String>) = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (array, cast) = wire(c.ty);
+                (format!("${}::{array}[]", i + 1), format!("c{i}{cast}"))
+            })
+            .unzip();
+        let aliases: Vec<String> = (0..cols.len()).map(|i| format!("c{i}")).collect();
+        let select_list: Vec<String> = cols
+            .iter()
+            .map(|c| match c.ty {
+                ColType::Time => ts_text(c.name),
+                ColType::Json => format!("{}::text", c.name),
+                _ => c.name.to_owned(),
+            })
+            .collect();
+        Ok(Self {
+            insert_sql: format!(
+                "INSERT INTO {qualified} ({}) SELECT {} FROM unnest({}) AS u({}) ON CONFLICT (id) DO NOTHING",
+                names.join(", "),
+                casts.join(", "),
+                arrays.join(", "),
+                aliases.join(", ")
+            ),
+            select_list: select_list.join(", "),
+            rt,
+            client,
+            qualified,
+            cols,
+        })
+    }
+}
+
+/// One column's values as the array PostgreSQL receives.
+enum Column {
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+}
+
+impl Column {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Self::Text(v) => v,
+            Self::Int(v) => v,
+            Self::Float(v) => v,
+        }
+    }
+}
+
+fn param(cell: Cell) -> Box<dyn ToSql + Sync + Send> {
+    match cell {
+        Cell::Text(v) => Box::new(v),
+        Cell::Int(v) => Box::new(v),
+        Cell::Float(v) => Box::new(v),
+    }
+}
+
+impl StreamStore for PostgresStreams {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn insert(&mut self, rows: &[Value]) -> Result<()> {
+        let columns: Vec<Column> = self
+            .cols
+            .iter()
+            .map(|c| {
+                let cells = rows.iter().map(|r| Cell::of(c, r));
+                match wire(c.ty).0 {
+                    "int8" => Column::Int(
+                        cells
+                            .map(|x| if let Cell::Int(i) = x { i } else { None })
+                            .collect(),
+                    ),
+                    "float8" => Column::Float(
+                        cells
+                            .map(|x| if let Cell::Float(f) = x { f } else { None })
+                            .collect(),
+                    ),
+                    _ => Column::Text(
+                        cells
+                            .map(|x| if let Cell::Text(t) = x { t } else { None })
+                            .collect(),
+                    ),
+                }
+            })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(Column::as_sql).collect();
+        self.rt
+            .block_on(self.client.execute(&self.insert_sql, &params))
+            .map_err(pg_err("insert stream rows"))?;
+        Ok(())
+    }
+
+    fn query(&mut self, q: &Query) -> Result<Vec<Value>> {
+        let (filter, cells) = filter_sql(q, self.cols, |i, ty| {
+            let (t, cast) = wire(ty);
+            format!("${i}::{t}{cast}")
+        });
+        let sql = format!(
+            "SELECT {} FROM {}{filter}",
+            self.select_list, self.qualified
+        );
+        let boxed: Vec<Box<dyn ToSql + Sync + Send>> = cells.into_iter().map(param).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = boxed
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = self
+            .rt
+            .block_on(self.client.query(&sql, &params))
+            .map_err(pg_err("query stream"))?;
+        let cols = self.cols;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let cells = cols.iter().enumerate().map(|(i, c)| match wire(c.ty).0 {
+                    "int8" => Cell::Int(r.get(i)),
+                    "float8" => Cell::Float(r.get(i)),
+                    _ => Cell::Text(r.get(i)),
+                });
+                object(cols, cells)
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,133 @@
+//! Stream tables in a SQLite file: WAL, `synchronous=NORMAL` (a stream row
+//! survives the process crashing, not the machine losing power; audit rows
+//! keep `FULL`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, params_from_iter};
+use serde_json::Value;
+
+use super::{Cell, Col, ColType, INDEXED, Query, StreamStore, filter_sql, object};
+use crate::error::{Error, Result};
+use crate::store::Access;
+use crate::store::sqlite::{connect, sql_err};
+
+pub(super) struct SqliteStreams {
+    conn: Connection,
+    table: String,
+    cols: &'static [Col],
+    insert_sql: String,
+}
+
+impl SqliteStreams {
+    pub(super) fn open(path: &Path, table: &str, cols: &'static [Col]) -> Result<Self> {
+        let conn = connect(path, Access::Write)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(sql_err("set busy_timeout"))?;
+        let _: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(sql_err("enable WAL"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql_err("set synchronous"))?;
+        let defs: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.ty.ddl().0))
+            .collect();
+        let mut ddl = format!(
+            "CREATE TABLE IF NOT EXISTS \"{table}\" ({});",
+            defs.join(", ")
+        );
+        for col in INDEXED {
+            ddl.push_str(&format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_{col}\" ON \"{table}\" ({col});"
+            ));
+        }
+        conn.execute_batch(&ddl)
+            .map_err(|e| Error::store(format!("sqlite: create stream table {table}"), e))?;
+        let names: Vec<&str> = cols.iter().map(|c| c.name).collect();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        Ok(Self {
+            insert_sql: format!(
+                "INSERT OR IGNORE INTO \"{table}\" ({}) VALUES ({})",
+                names.join(", "),
+                marks.join(", ")
+            ),
+            conn,
+            table: table.to_owned(),
+            cols,
+        })
+    }
+}
+
+fn bind(cell: Cell) -> SqlValue {
+    match cell {
+        Cell::Text(Some(s)) => SqlValue::Text(s),
+        Cell::Int(Some(i)) => SqlValue::Integer(i),
+        Cell::Float(Some(f)) => SqlValue::Real(f),
+        Cell::Text(None) | Cell::Int(None) | Cell::Float(None) => SqlValue::Null,
+    }
+}
+
+fn cell(v: ValueRef<'_>, ty: ColType) -> Cell {
+    match (v, ty) {
+        (ValueRef::Integer(i), ColType::Float) => Cell::Float(Some(i as f64)),
+        (ValueRef::Integer(i), _) => Cell::Int(Some(i)),
+        (ValueRef::Real(f), _) => Cell::Float(Some(f)),
+        (ValueRef::Text(t) | ValueRef::Blob(t), _) => {
+            Cell::Text(Some(String::from_utf8_lossy(t).into_owned()))
+        }
+        (ValueRef::Null, _) => Cell::Text(None),
+    }
+}
+
+impl StreamStore for SqliteStreams {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn insert(&mut self, rows: &[Value]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql_err("begin stream batch"))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(&self.insert_sql)
+                .map_err(sql_err("prepare stream insert"))?;
+            for row in rows {
+                let values = self.cols.iter().map(|c| bind(Cell::of(c, row)));
+                stmt.execute(params_from_iter(values))
+                    .map_err(|e| Error::store(format!("sqlite: insert into {}", self.table), e))?;
+            }
+        }
+        tx.commit().map_err(sql_err("commit stream batch"))
+    }
+
+    fn query(&mut self, q: &Query) -> Result<Vec<Value>> {
+        let (filter, params) = filter_sql(q, self.cols, |i, _| format!("?{i}"));
+        let names: Vec<&str> = self.cols.iter().map(|c| c.name).collect();
+        let sql = format!(
+            "SELECT {} FROM \"{}\"{filter}",
+            names.join(", "),
+            self.table
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(sql_err("prepare stream query"))?;
+        let cols = self.cols;
+        let rows = stmt
+            .query_map(params_from_iter(params.into_iter().map(bind)), |r| {
+                let mut cells = Vec::with_capacity(cols.len());
+                for (i, c) in cols.iter().enumerate() {
+                    cells.push(cell(r.get_ref(i)?, c.ty));
+                }
+                Ok(object(cols, cells))
+            })
+            .map_err(sql_err("query stream"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err("read stream rows"))
+    }
+}

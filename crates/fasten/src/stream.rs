@@ -1,0 +1,915 @@
+//! The sys and api streams: application log rows and HTTP access rows that
+//! carry the same `request_id` as the audit rows of a request.
+//!
+//! Unlike audit rows, stream rows are **not** hash-chained and never
+//! presented as tamper-evident, and a stream sheds load rather than block
+//! the request path. Each stream is a [`Lane`]:
+//!
+//! - a ring buffer in memory (`FASTEN_SYS_RING_SIZE`,
+//!   `FASTEN_API_RING_SIZE`), always current, for the reader;
+//! - a bounded queue to one background thread that writes JSON lines to
+//!   stdout (`FASTEN_STDOUT`) and, when `FASTEN_SYS_DSN` / `FASTEN_API_DSN`
+//!   is set, inserts batches into a table (`sys_log`, `api_log`).
+//!
+//! Pushing a row costs a mutex-guarded ring insert and a non-blocking
+//! channel send. When the queue is full the row is counted as dropped (it
+//! is still in the ring), and the thread writes one explicit
+//! `"N rows dropped"` row into the stream as soon as it catches up.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::dsn::Dsn;
+use crate::error::{Error, ErrorKind, Result};
+use crate::request_id::RequestId;
+use crate::store::stream::{self as table, Col, ColType, StreamStore};
+
+/// Rows written to a stream store in one transaction, at most.
+const BATCH: usize = 1024;
+
+/// One application log event (the sys stream), made by the
+/// [`tracing` layer](crate::sys::SysLayer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SysRow {
+    /// 32 hex characters, unique.
+    pub id: String,
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC.
+    pub timestamp: String,
+    /// The emitting service.
+    pub service_id: Arc<str>,
+    /// The node.
+    pub source_node_id: Arc<str>,
+    /// The pipeline's default tenant.
+    pub tenant_id: Option<Arc<str>>,
+    /// The ambient request id, when the event happened inside a request.
+    pub request_id: Option<RequestId>,
+    /// `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR`.
+    pub level: String,
+    /// The event's target (its module path unless set).
+    pub target: String,
+    /// The event's message.
+    pub message: String,
+    /// The innermost span's name, if any.
+    pub span: Option<String>,
+    /// The event's other fields, redacted like audit detail.
+    pub fields: Map<String, Value>,
+    /// On the row the stream writes after shedding load: how many rows it
+    /// could not write.
+    pub dropped: Option<u64>,
+}
+
+/// One HTTP request (the api stream), made by
+/// [`ApiLogLayer`](crate::http::ApiLogLayer) after the response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ApiRow {
+    /// 32 hex characters, unique.
+    pub id: String,
+    /// When the request arrived, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC.
+    pub timestamp: String,
+    /// The serving service.
+    pub service_id: Arc<str>,
+    /// The node.
+    pub source_node_id: Arc<str>,
+    /// The pipeline's default tenant.
+    pub tenant_id: Option<Arc<str>>,
+    /// The request's id, shared by every row it caused.
+    pub request_id: RequestId,
+    /// `GET`, `POST` …
+    pub method: String,
+    /// The route template where the router knows it (`/users/{id}`),
+    /// else the path.
+    pub route: String,
+    /// The path as requested, without the query string.
+    pub path: String,
+    /// The response status; 499 when the client went away before the
+    /// response, 0 when the service failed without one.
+    pub status: u16,
+    /// From the request to the response head, in milliseconds.
+    pub duration_ms: f64,
+    /// Set by the handler with [`crate::http::set_actor`].
+    pub actor: Option<String>,
+    /// Set by the handler with [`crate::http::set_target`].
+    pub target: Option<String>,
+    /// The request body's length, when its `Content-Length` says.
+    pub bytes_in: Option<u64>,
+    /// The response body's length, when known without reading it.
+    pub bytes_out: Option<u64>,
+    /// On the row the stream writes after shedding load: how many rows it
+    /// could not write.
+    pub dropped: Option<u64>,
+}
+
+/// A 32-hex unique row id.
+pub(crate) fn row_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Where a pipeline's stream rows come from: the identity stamped on each.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub(crate) service_id: Arc<str>,
+    pub(crate) node_id: Arc<str>,
+    pub(crate) tenant_id: Option<Arc<str>>,
+}
+
+/// What a stream row type tells its lane and its table.
+pub(crate) trait Record:
+    Serialize + for<'de> Deserialize<'de> + Send + Sync + 'static
+{
+    /// `sys` or `api`: the `stream` field of a stdout line.
+    const STREAM: &'static str;
+    /// The table's columns; their names are the row's field names.
+    const COLUMNS: &'static [Col];
+    /// The row a lane writes after dropping `n` rows.
+    fn dropped(n: u64, origin: &Origin) -> Self;
+    /// For ring filters.
+    fn request_id(&self) -> Option<&RequestId>;
+    fn timestamp(&self) -> &str;
+    fn id(&self) -> &str;
+}
+
+impl Record for SysRow {
+    const STREAM: &'static str = "sys";
+    const COLUMNS: &'static [Col] = &[
+        Col::new("id", ColType::Key),
+        Col::new("timestamp", ColType::Time),
+        Col::new("service_id", ColType::Text),
+        Col::new("source_node_id", ColType::Text),
+        Col::new("tenant_id", ColType::NullText),
+        Col::new("request_id", ColType::NullText),
+        Col::new("level", ColType::Text),
+        Col::new("target", ColType::Text),
+        Col::new("message", ColType::Text),
+        Col::new("span", ColType::NullText),
+        Col::new("fields", ColType::Json),
+        Col::new("dropped", ColType::NullInt),
+    ];
+
+    fn dropped(n: u64, origin: &Origin) -> Self {
+        Self {
+            id: row_id(),
+            timestamp: crate::event::format_timestamp(jiff::Timestamp::now()),
+            service_id: Arc::clone(&origin.service_id),
+            source_node_id: Arc::clone(&origin.node_id),
+            tenant_id: origin.tenant_id.clone(),
+            request_id: None,
+            level: "WARN".to_owned(),
+            target: "fasten::stream".to_owned(),
+            message: format!("{n} sys rows dropped: the sys stream's writer could not keep up"),
+            span: None,
+            fields: Map::new(),
+            dropped: Some(n),
+        }
+    }
+
+    fn request_id(&self) -> Option<&RequestId> {
+        self.request_id.as_ref()
+    }
+
+    fn timestamp(&self) -> &str {
+        &self.timestamp
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Record for ApiRow {
+    const STREAM: &'static str = "api";
+    const COLUMNS: &'static [Col] = &[
+        Col::new("id", ColType::Key),
+        Col::new("timestamp", ColType::Time),
+        Col::new("service_id", ColType::Text),
+        Col::new("source_node_id", ColType::Text),
+        Col::new("tenant_id", ColType::NullText),
+        Col::new("request_id", ColType::Text),
+        Col::new("method", ColType::Text),
+        Col::new("route", ColType::Text),
+        Col::new("path", ColType::Text),
+        Col::new("status", ColType::Int),
+        Col::new("duration_ms", ColType::Float),
+        Col::new("actor", ColType::NullText),
+        Col::new("target", ColType::NullText),
+        Col::new("bytes_in", ColType::NullInt),
+        Col::new("bytes_out", ColType::NullInt),
+        Col::new("dropped", ColType::NullInt),
+    ];
+
+    fn dropped(n: u64, origin: &Origin) -> Self {
+        Self {
+            id: row_id(),
+            timestamp: crate::event::format_timestamp(jiff::Timestamp::now()),
+            service_id: Arc::clone(&origin.service_id),
+            source_node_id: Arc::clone(&origin.node_id),
+            tenant_id: origin.tenant_id.clone(),
+            // The marker belongs to no request; a fresh id keeps the column's
+            // rule (always an id) without joining it to one.
+            request_id: RequestId::mint(),
+            method: "-".to_owned(),
+            route: "fasten:dropped".to_owned(),
+            path: "-".to_owned(),
+            status: 0,
+            duration_ms: 0.0,
+            actor: None,
+            target: None,
+            bytes_in: None,
+            bytes_out: None,
+            dropped: Some(n),
+        }
+    }
+
+    fn request_id(&self) -> Option<&RequestId> {
+        Some(&self.request_id)
+    }
+
+    fn timestamp(&self) -> &str {
+        &self.timestamp
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A stream's counters, from [`Fasten::stream_stats`](crate::Fasten::stream_stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamStats {
+    /// Rows in the ring now.
+    pub ring_len: usize,
+    /// The ring's size (`FASTEN_SYS_RING_SIZE` / `FASTEN_API_RING_SIZE`).
+    pub ring_capacity: usize,
+    /// Rows pushed into the stream since start.
+    pub pushed: u64,
+    /// Rows waiting for the writer thread.
+    pub queue_depth: usize,
+    /// Rows handed to stdout and the store.
+    pub written: u64,
+    /// Rows shed because the writer could not keep up (each shed run is
+    /// reported by a `dropped` row in the stream).
+    pub dropped: u64,
+    /// Rows the store refused (after one reconnect).
+    pub failed: u64,
+    /// The store's last error, if it ever failed.
+    pub last_error: Option<String>,
+    /// `sqlite` or `postgres` when the stream has a store.
+    pub store: Option<&'static str>,
+}
+
+/// Both streams of a pipeline.
+#[derive(Debug)]
+pub(crate) struct Streams {
+    pub(crate) origin: Origin,
+    pub(crate) sys: Lane<SysRow>,
+    pub(crate) api: Lane<ApiRow>,
+    pub(crate) sys_level: tracing::Level,
+    skip_paths: Vec<String>,
+}
+
+impl Streams {
+    pub(crate) fn start(config: &crate::Config, origin: Origin) -> Result<Self> {
+        let lane = |ring, stdout, dsn: &Option<Dsn>, dsn_var| LaneSettings {
+            ring,
+            queue: config.stream_queue_capacity,
+            stdout,
+            dsn: dsn.clone(),
+            dsn_var,
+        };
+        Ok(Self {
+            sys: Lane::start(
+                lane(
+                    config.sys_ring_size,
+                    config.stdout.sys,
+                    &config.sys_dsn,
+                    crate::config::FASTEN_SYS_DSN,
+                ),
+                origin.clone(),
+            )?,
+            api: Lane::start(
+                lane(
+                    config.api_ring_size,
+                    config.stdout.api,
+                    &config.api_dsn,
+                    crate::config::FASTEN_API_DSN,
+                ),
+                origin.clone(),
+            )?,
+            origin,
+            sys_level: config.sys_level,
+            skip_paths: config.api_skip_paths.clone(),
+        })
+    }
+
+    /// Whether `path` gets no api row: an exact entry, or a prefix entry
+    /// ending in `*`.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn skips(&self, path: &str) -> bool {
+        self.skip_paths.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => p == path,
+        })
+    }
+
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        self.sys.flush(timeout)?;
+        self.api
+            .flush(deadline.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// Which stream rows to read: newest first, filtered, one page at a time.
+///
+/// ```
+/// use fasten::{RequestId, StreamQuery};
+/// let q = StreamQuery::new(50).request_id(RequestId::parse("req-1")?).level("ERROR");
+/// # Ok::<(), fasten::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct StreamQuery {
+    request_id: Option<RequestId>,
+    since: Option<String>,
+    until: Option<String>,
+    eq: Vec<(&'static str, Value)>,
+    before: Option<(String, String)>,
+    limit: usize,
+}
+
+impl StreamQuery {
+    /// At most `limit` rows (at least one).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// Only rows of this request.
+    pub fn request_id(mut self, id: RequestId) -> Self {
+        self.request_id = Some(id);
+        self
+    }
+
+    /// Only rows at or after `t`.
+    pub fn since(mut self, t: jiff::Timestamp) -> Self {
+        self.since = Some(crate::event::format_timestamp(t));
+        self
+    }
+
+    /// Only rows before `t`.
+    pub fn until(mut self, t: jiff::Timestamp) -> Self {
+        self.until = Some(crate::event::format_timestamp(t));
+        self
+    }
+
+    /// Sys rows of this level (`ERROR`, `WARN`, `INFO`, `DEBUG`, `TRACE`).
+    pub fn level(self, level: &str) -> Self {
+        self.eq("level", level.to_ascii_uppercase().into())
+    }
+
+    /// Api rows of this HTTP method.
+    pub fn method(self, method: &str) -> Self {
+        self.eq("method", method.to_ascii_uppercase().into())
+    }
+
+    /// Api rows of this route template.
+    pub fn route(self, route: &str) -> Self {
+        self.eq("route", route.into())
+    }
+
+    /// Api rows with this status.
+    pub fn status(self, status: u16) -> Self {
+        self.eq("status", status.into())
+    }
+
+    /// Continues after the last row of a previous page (its
+    /// [`StreamPage::next`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidEvent`] with field `cursor` when the text is not
+    /// a cursor this crate made.
+    pub fn cursor(mut self, cursor: &str) -> Result<Self> {
+        self.before = Some(decode_cursor(cursor)?);
+        Ok(self)
+    }
+
+    fn eq(mut self, col: &'static str, v: Value) -> Self {
+        self.eq.push((col, v));
+        self
+    }
+
+    fn table_query(&self) -> table::Query {
+        let mut eq = self.eq.clone();
+        if let Some(id) = &self.request_id {
+            eq.push(("request_id", id.as_str().into()));
+        }
+        table::Query {
+            eq,
+            since: self.since.clone(),
+            until: self.until.clone(),
+            before: self.before.clone(),
+            limit: self.limit,
+        }
+    }
+
+    /// The same filter on a row in memory.
+    fn matches<T: Record>(&self, row: &T) -> bool {
+        let ts = row.timestamp();
+        if self.request_id.is_some() && row.request_id() != self.request_id.as_ref() {
+            return false;
+        }
+        if self.since.as_deref().is_some_and(|s| ts < s)
+            || self.until.as_deref().is_some_and(|u| ts >= u)
+        {
+            return false;
+        }
+        if let Some((bts, bid)) = &self.before
+            && (ts, row.id()) >= (bts.as_str(), bid.as_str())
+        {
+            return false;
+        }
+        if self.eq.is_empty() {
+            return true;
+        }
+        let Ok(Value::Object(v)) = serde_json::to_value(row) else {
+            return false;
+        };
+        self.eq.iter().all(|(k, want)| v.get(*k) == Some(want))
+    }
+}
+
+/// Where a page of stream rows came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Source {
+    /// The stream's table (`FASTEN_SYS_DSN` / `FASTEN_API_DSN`).
+    Store,
+    /// The in-memory ring: the stream has no store.
+    Ring,
+}
+
+/// One page of stream rows, newest first.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StreamPage<T> {
+    /// The rows.
+    pub rows: Vec<T>,
+    /// Where they came from.
+    pub source: Source,
+    /// Pass to [`StreamQuery::cursor`] for the next page; `None` on the last.
+    pub next: Option<String>,
+}
+
+fn encode_cursor(ts: &str, id: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{ts}|{id}"))
+}
+
+fn decode_cursor(c: &str) -> Result<(String, String)> {
+    use base64::Engine as _;
+    let bad = || {
+        Error::invalid(
+            "cursor",
+            "invalid cursor: pass the `next` value of a previous page unchanged",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (ts, id) = text.split_once('|').ok_or_else(bad)?;
+    if jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%S%.fZ", ts).is_err()
+        || id.len() != 32
+        || !id.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(bad());
+    }
+    Ok((ts.to_owned(), id.to_owned()))
+}
+
+/// How a lane starts.
+#[derive(Debug, Clone)]
+pub(crate) struct LaneSettings {
+    pub(crate) ring: usize,
+    pub(crate) queue: usize,
+    pub(crate) stdout: bool,
+    pub(crate) dsn: Option<Dsn>,
+    pub(crate) dsn_var: &'static str,
+}
+
+/// The newest rows, oldest first; pushes past the capacity evict the oldest.
+#[derive(Debug)]
+struct Ring<T> {
+    rows: Mutex<VecDeque<Arc<T>>>,
+    capacity: usize,
+}
+
+impl<T> Ring<T> {
+    fn new(capacity: usize) -> Self {
+        // Allocate up front (bounded by the capacity), so the ring's memory
+        // is what it will be and pushes never reallocate on the request path.
+        Self {
+            rows: Mutex::new(VecDeque::with_capacity(capacity)),
+            capacity,
+        }
+    }
+
+    fn push(&self, row: Arc<T>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        if rows.len() == self.capacity {
+            rows.pop_front();
+        }
+        rows.push_back(row);
+    }
+
+    fn len(&self) -> usize {
+        self.rows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Up to `limit` rows, newest first, that `keep` accepts.
+    fn newest(&self, limit: usize, mut keep: impl FnMut(&T) -> bool) -> Vec<Arc<T>> {
+        let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        rows.iter()
+            .rev()
+            .filter(|r| keep(r))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+enum Msg<T> {
+    Row(Arc<T>),
+    Flush(Sender<()>),
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    pushed: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    /// Dropped since the last `dropped` row was written.
+    unreported: AtomicU64,
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// One stream: ring, queue and writer thread.
+pub(crate) struct Lane<T: Record> {
+    ring: Ring<T>,
+    tx: Option<Sender<Msg<T>>>,
+    counters: Arc<Counters>,
+    store_kind: Option<&'static str>,
+    dsn: Option<Dsn>,
+    /// A connection for reads, kept between them.
+    reader: Mutex<Option<Box<dyn StreamStore>>>,
+}
+
+impl<T: Record> std::fmt::Debug for Lane<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane")
+            .field("stream", &T::STREAM)
+            .field("ring_capacity", &self.ring.capacity)
+            .field("store", &self.store_kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Record> Lane<T> {
+    /// Opens the stream's store now, so a bad DSN or an unreachable server
+    /// fails `init` rather than the first request.
+    pub(crate) fn start(settings: LaneSettings, origin: Origin) -> Result<Self> {
+        let store = match &settings.dsn {
+            Some(dsn) => Some(table::open::<T>(dsn).map_err(|e| {
+                Error::new(
+                    ErrorKind::Store,
+                    format!(
+                        "cannot open the {} stream store {dsn} ({})",
+                        T::STREAM,
+                        settings.dsn_var
+                    ),
+                )
+                .with_source(e)
+            })?),
+            None => None,
+        };
+        let store_kind = store.as_ref().map(|s| s.kind());
+        let counters = Arc::new(Counters::default());
+        // Without stdout or a store there is nothing to write: no thread,
+        // and pushes only touch the ring.
+        let tx = if settings.stdout || store.is_some() {
+            let (tx, rx) = crossbeam_channel::bounded(settings.queue.max(1));
+            let worker = Worker {
+                rx,
+                counters: Arc::clone(&counters),
+                stdout: settings.stdout,
+                store,
+                dsn: settings.dsn.clone(),
+                origin,
+                line: Vec::with_capacity(512),
+            };
+            // Detached: it ends when the lane (its only sender) is dropped,
+            // after writing what is still queued.
+            std::thread::Builder::new()
+                .name(format!("fasten-{}", T::STREAM))
+                .spawn(move || worker.run())
+                .map_err(|e| {
+                    Error::new(ErrorKind::Store, "cannot start a stream writer").with_source(e)
+                })?;
+            Some(tx)
+        } else {
+            None
+        };
+        Ok(Self {
+            ring: Ring::new(settings.ring),
+            tx,
+            counters,
+            store_kind,
+            dsn: settings.dsn,
+            reader: Mutex::new(None),
+        })
+    }
+
+    /// Never blocks on the writer: a full queue sheds the row (counted).
+    pub(crate) fn push(&self, row: T) {
+        let row = Arc::new(row);
+        self.counters.pushed.fetch_add(1, Ordering::Relaxed);
+        if let Some(tx) = &self.tx {
+            match tx.try_send(Msg::Row(Arc::clone(&row))) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.counters.unreported.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.ring.push(row);
+    }
+
+    /// A page from the store when the stream has one, else from the ring.
+    pub(crate) fn read(&self, q: &StreamQuery) -> Result<StreamPage<T>>
+    where
+        T: Clone,
+    {
+        let (rows, source) = match &self.dsn {
+            Some(dsn) => {
+                let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+                if reader.is_none() {
+                    *reader = Some(table::open::<T>(dsn)?);
+                }
+                let store = reader.as_mut().expect("opened above");
+                let rows = table::read::<T>(store.as_mut(), &q.table_query());
+                if rows.is_err() {
+                    // Reconnect on the next read.
+                    *reader = None;
+                }
+                (rows?, Source::Store)
+            }
+            None => (
+                self.ring
+                    .newest(q.limit, |r| q.matches(r))
+                    .into_iter()
+                    .map(|r| T::clone(&r))
+                    .collect(),
+                Source::Ring,
+            ),
+        };
+        let next = (rows.len() >= q.limit)
+            .then(|| rows.last().map(|r| encode_cursor(r.timestamp(), r.id())))
+            .flatten();
+        Ok(StreamPage { rows, source, next })
+    }
+
+    /// Waits until every row pushed before the call is written.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
+        let Some(tx) = &self.tx else { return Ok(()) };
+        let (ack, done) = crossbeam_channel::bounded(1);
+        let deadline = Instant::now() + timeout;
+        let timed_out = || {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("the {} stream did not drain within {timeout:?}", T::STREAM),
+            )
+        };
+        tx.send_deadline(Msg::Flush(ack), deadline)
+            .map_err(|_| timed_out())?;
+        done.recv_deadline(deadline).map_err(|_| timed_out())
+    }
+
+    pub(crate) fn stats(&self) -> StreamStats {
+        let c = &self.counters;
+        StreamStats {
+            ring_len: self.ring.len(),
+            ring_capacity: self.ring.capacity,
+            pushed: c.pushed.load(Ordering::Relaxed),
+            queue_depth: self.tx.as_ref().map_or(0, Sender::len),
+            written: c.written.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            last_error: c
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            store: self.store_kind,
+        }
+    }
+}
+
+struct Worker<T: Record> {
+    rx: Receiver<Msg<T>>,
+    counters: Arc<Counters>,
+    stdout: bool,
+    store: Option<Box<dyn StreamStore>>,
+    dsn: Option<Dsn>,
+    origin: Origin,
+    line: Vec<u8>,
+}
+
+impl<T: Record> Worker<T> {
+    fn run(mut self) {
+        let mut batch: Vec<Arc<T>> = Vec::with_capacity(BATCH);
+        let mut acks: Vec<Sender<()>> = Vec::new();
+        loop {
+            // Block for the first message, then take what else is there. The
+            // timeout bounds how late a `dropped` row is when shedding
+            // happened and then the stream went quiet.
+            let first = match self.rx.recv_timeout(Duration::from_millis(250)) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut next = first;
+            while let Some(msg) = next {
+                match msg {
+                    Msg::Row(r) => batch.push(r),
+                    Msg::Flush(ack) => acks.push(ack),
+                }
+                next = if batch.len() < BATCH {
+                    self.rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            let shed = self.counters.unreported.swap(0, Ordering::Relaxed);
+            if shed > 0 {
+                batch.push(Arc::new(T::dropped(shed, &self.origin)));
+            }
+            if !batch.is_empty() {
+                self.write(&batch);
+                batch.clear();
+            }
+            for ack in acks.drain(..) {
+                let _ = ack.send(());
+            }
+        }
+        if !batch.is_empty() {
+            self.write(&batch);
+        }
+    }
+
+    fn write(&mut self, batch: &[Arc<T>]) {
+        if self.stdout {
+            self.line.clear();
+            for row in batch {
+                write_line(&mut self.line, T::STREAM, row.as_ref());
+            }
+            // A closed stdout (a daemon, a pipe whose reader left) must not
+            // stop the store; there is nowhere to report it but the counter.
+            let _ = std::io::stdout().lock().write_all(&self.line);
+        }
+        let n = batch.len() as u64;
+        if self.store.is_none() {
+            self.counters.written.fetch_add(n, Ordering::Relaxed);
+            return;
+        }
+        let values: Vec<Value> = batch
+            .iter()
+            .filter_map(|r| serde_json::to_value(r.as_ref()).ok())
+            .collect();
+        let mut result = self.insert(&values);
+        if result.is_err() {
+            // One reconnect: a restarted server or a dropped connection.
+            self.store = self.dsn.as_ref().and_then(|d| table::open::<T>(d).ok());
+            result = self.insert(&values);
+        }
+        match result {
+            Ok(()) => {
+                self.counters.written.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters.failed.fetch_add(n, Ordering::Relaxed);
+                let first = self
+                    .counters
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .replace(e.to_string())
+                    .is_none();
+                if first {
+                    tracing::warn!(target: "fasten::stream", stream = T::STREAM, error = %e, rows = n, "stream store failed; rows shed (counted in stream_stats().failed)");
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, values: &[Value]) -> Result<()> {
+        match self.store.as_mut() {
+            Some(store) => store.insert(values),
+            None => Err(Error::new(ErrorKind::Store, "stream store unavailable")),
+        }
+    }
+}
+
+/// One JSON object and a newline, with `"stream"` first.
+fn write_line<T: Serialize>(out: &mut Vec<u8>, stream: &str, row: &T) {
+    out.extend_from_slice(b"{\"stream\":\"");
+    out.extend_from_slice(stream.as_bytes());
+    out.extend_from_slice(b"\",");
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, row).is_err() || out.get(start) != Some(&b'{') {
+        out.truncate(start - 1);
+        out.extend_from_slice(b"}\n");
+        return;
+    }
+    // Splice the row's object after our `"stream":…,` prefix.
+    out.remove(start);
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin {
+            service_id: "svc".into(),
+            node_id: "n1".into(),
+            tenant_id: None,
+        }
+    }
+
+    #[test]
+    fn ring_keeps_the_newest() {
+        let ring = Ring::new(3);
+        for i in 0..5 {
+            ring.push(Arc::new(i));
+        }
+        let got: Vec<i32> = ring.newest(10, |_| true).iter().map(|v| **v).collect();
+        assert_eq!(got, vec![4, 3, 2]);
+        assert_eq!(ring.newest(1, |v| *v < 4).len(), 1);
+        let off = Ring::new(0);
+        off.push(Arc::new(1));
+        assert_eq!(off.len(), 0);
+    }
+
+    #[test]
+    fn stdout_lines_are_one_object_with_the_stream_first() {
+        let mut out = Vec::new();
+        write_line(&mut out, "sys", &SysRow::dropped(3, &origin()));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("{\"stream\":\"sys\",\"id\":"), "{text}");
+        assert!(text.ends_with("}\n"));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["dropped"], 3);
+        assert_eq!(v["level"], "WARN");
+    }
+
+    #[test]
+    fn a_full_queue_sheds_and_reports_the_count() {
+        // A queue of one that nobody drains: the first row fits, the rest shed.
+        let (tx, _rx) = crossbeam_channel::bounded(1);
+        let lane = Lane::<SysRow> {
+            ring: Ring::new(10),
+            tx: Some(tx),
+            counters: Arc::default(),
+            store_kind: None,
+            dsn: None,
+            reader: Mutex::new(None),
+        };
+        for _ in 0..4 {
+            lane.push(SysRow::dropped(0, &origin()));
+        }
+        let stats = lane.stats();
+        assert_eq!((stats.pushed, stats.dropped, stats.ring_len), (4, 3, 4));
+    }
+}
