@@ -10,4 +10,6 @@ mod multiprocess;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "tracing")]
+mod streams;
 mod support;

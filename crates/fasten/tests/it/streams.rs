@@ -1,0 +1,492 @@
+//! The sys and api streams: the tracing layer, the HTTP layers over real
+//! loopback HTTP, and one request's rows joined across the three streams.
+
+use std::path::Path;
+use std::time::Duration;
+
+use fasten::{Config, Dsn, Event, Fasten, RequestId, Source, Stdout, StreamQuery};
+use serde_json::json;
+use tracing_subscriber::prelude::*;
+
+use super::support::{config, stored_ids};
+
+const SECS: Duration = Duration::from_secs(10);
+
+fn streams_config(path: &Path) -> Config {
+    let file = format!("sqlite:///{}", path.display());
+    config(path, "node-1")
+        .stdout(Stdout::NONE)
+        .sys_dsn(Dsn::parse_for("FASTEN_SYS_DSN", &file, "sys_log").unwrap())
+        .api_dsn(Dsn::parse_for("FASTEN_API_DSN", &file, "api_log").unwrap())
+}
+
+/// Audit rows of one request, straight from the file.
+fn audit_codes_of(path: &Path, id: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT code FROM audit_log WHERE request_id = ?1 ORDER BY timestamp")
+        .unwrap();
+    stmt.query_map([id], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn sys_rows_carry_the_ambient_id_and_redacted_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let fasten = streams_config(&path).build().unwrap();
+    let subscriber = tracing_subscriber::registry().with(fasten.sys_layer());
+    let scoped = RequestId::parse("req-scoped").unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        fasten::context::with(scoped.clone(), || {
+            tracing::info!(
+                order = 42,
+                password = "hunter2",
+                ratio = 0.5,
+                ok = true,
+                "order placed"
+            );
+            tracing::debug!("below FASTEN_SYS_LEVEL: not recorded");
+        });
+        let span = tracing::info_span!("job", request_id = "req-span").entered();
+        tracing::warn!(target: "billing", nan = f64::NAN, "inside a span");
+        drop(span);
+        tracing::error!("no request");
+    });
+    fasten.flush_streams(SECS).unwrap();
+
+    let page = fasten
+        .sys_rows(&StreamQuery::new(10).request_id(scoped))
+        .unwrap();
+    assert_eq!(page.source, Source::Store);
+    assert_eq!(page.rows.len(), 1, "{:?}", page.rows);
+    let row = &page.rows[0];
+    assert_eq!(
+        (row.level.as_str(), row.message.as_str()),
+        ("INFO", "order placed")
+    );
+    assert_eq!(row.fields["order"], 42);
+    assert_eq!(row.fields["ratio"], 0.5);
+    assert_eq!(row.fields["ok"], true);
+    assert_ne!(
+        row.fields["password"], "hunter2",
+        "secrets never reach a row"
+    );
+    assert_eq!(&*row.service_id, "it");
+
+    let span_page = fasten
+        .sys_rows(&StreamQuery::new(10).request_id(RequestId::parse("req-span").unwrap()))
+        .unwrap();
+    let row = &span_page.rows[0];
+    assert_eq!(
+        (row.target.as_str(), row.span.as_deref()),
+        ("billing", Some("job"))
+    );
+    assert_eq!(row.fields["nan"], "NaN", "JSON has no NaN: kept as text");
+
+    let all = fasten.sys_rows(&StreamQuery::new(10)).unwrap();
+    assert_eq!(all.rows.len(), 3, "the debug event is below the level");
+    assert_eq!(all.rows[0].level, "ERROR", "newest first");
+    assert_eq!(all.rows[0].request_id, None);
+    assert_eq!(fasten.sys_stats().written, 3);
+    assert_eq!(fasten.sys_stats().dropped, 0);
+}
+
+#[test]
+fn pages_follow_the_cursor_without_gaps_or_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    // The same reads from the ring (no store) and from the table.
+    for with_store in [false, true] {
+        let cfg = if with_store {
+            streams_config(&path)
+        } else {
+            config(&path, "node-1").stdout(Stdout::NONE)
+        };
+        let fasten = cfg.build().unwrap();
+        let subscriber = tracing_subscriber::registry().with(fasten.sys_layer());
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..25 {
+                tracing::info!(i, "row");
+            }
+        });
+        fasten.flush_streams(SECS).unwrap();
+        let mut seen = Vec::new();
+        let mut q = StreamQuery::new(10);
+        loop {
+            let page = fasten.sys_rows(&q).unwrap();
+            let expected = if with_store {
+                Source::Store
+            } else {
+                Source::Ring
+            };
+            assert_eq!(page.source, expected);
+            seen.extend(page.rows.iter().map(|r| r.fields["i"].as_u64().unwrap()));
+            match page.next {
+                Some(c) => q = StreamQuery::new(10).cursor(&c).unwrap(),
+                None => break,
+            }
+        }
+        let mut sorted = seen.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, (0..25).collect::<Vec<_>>(), "{seen:?}");
+        assert_eq!(seen.len(), 25);
+        fasten.shutdown(SECS).unwrap();
+        std::fs::remove_file(&path).ok();
+    }
+    let err = StreamQuery::new(1).cursor("not-a-cursor").unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &fasten::ErrorKind::InvalidEvent { field: "cursor" }
+    );
+}
+
+#[test]
+fn a_stream_that_cannot_keep_up_sheds_and_says_how_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let fasten = streams_config(&path)
+        .stream_queue_capacity(1)
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(fasten.sys_layer());
+    let n = 5_000u64;
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..n {
+            tracing::info!(i, "burst");
+        }
+    });
+    fasten.flush_streams(SECS).unwrap();
+    let stats = fasten.sys_stats();
+    assert_eq!(stats.pushed, n);
+    assert!(stats.dropped > 0, "a queue of one cannot hold a burst");
+    assert_eq!(stats.ring_len, stats.ring_capacity.min(n as usize));
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (rows, reported): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*) FILTER (WHERE dropped IS NULL), coalesce(sum(dropped), 0) FROM sys_log",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(reported as u64, stats.dropped, "every shed row is reported");
+    assert_eq!(
+        (rows + reported) as u64,
+        n,
+        "written + reported dropped = pushed"
+    );
+    let message: String = conn
+        .query_row(
+            "SELECT message FROM sys_log WHERE dropped IS NOT NULL LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(message.contains("sys rows dropped"), "{message}");
+}
+
+#[cfg(feature = "http")]
+mod http {
+    use super::*;
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use fasten::context::FutureExt as _;
+    use fasten::http::{RequestIdLayer, X_REQUEST_ID};
+
+    #[derive(Clone)]
+    struct App {
+        fasten: Fasten,
+        downstream: String,
+    }
+
+    async fn place_order(
+        State(app): State<App>,
+        UrlPath(id): UrlPath<String>,
+    ) -> (StatusCode, Json<serde_json::Value>) {
+        fasten::http::set_actor("u-42");
+        fasten::http::set_target(format!("order/{id}"));
+        tracing::info!(order = %id, "placing order");
+        app.fasten
+            .emit(Event::new("USER_CREATED").target(format!("order/{id}")))
+            .unwrap();
+        // Work on another task keeps the id when spawned in context.
+        let f = app.fasten.clone();
+        tokio::spawn(
+            async move {
+                tracing::info!("background step");
+                f.emit(Event::new("USER_UPDATED").target("order/bg"))
+                    .unwrap();
+            }
+            .in_current_context(),
+        )
+        .await
+        .unwrap();
+        let stock: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/stock/widget", app.downstream))
+            .headers(fasten::http::outbound_headers())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            StatusCode::CREATED,
+            Json(json!({ "order": id, "stock": stock })),
+        )
+    }
+
+    async fn stock(
+        State(app): State<App>,
+        UrlPath(sku): UrlPath<String>,
+    ) -> Json<serde_json::Value> {
+        tracing::info!(%sku, "stock checked");
+        app.fasten
+            .emit(Event::new("PROFILE_VIEWED").target(format!("sku/{sku}")))
+            .unwrap();
+        Json(json!({ "sku": sku, "left": 3 }))
+    }
+
+    fn router(app: App) -> Router {
+        Router::new()
+            .route("/orders/{id}", post(place_order))
+            .route("/stock/{sku}", get(stock))
+            .route("/health", get(|| async { "ok" }))
+            .with_state(app.clone())
+            .layer(app.fasten.api_layer())
+            .layer(RequestIdLayer::new())
+    }
+
+    /// Serves the app on loopback and runs `client` against it, all on one
+    /// current-thread runtime with the sys layer as the default subscriber.
+    fn serve<F, Fut, T>(fasten: &Fasten, client: F) -> T
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let subscriber = tracing_subscriber::registry().with(fasten.sys_layer());
+        tracing::subscriber::with_default(subscriber, || {
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let base = format!("http://{}", listener.local_addr().unwrap());
+                let app = App {
+                    fasten: fasten.clone(),
+                    downstream: base.clone(),
+                };
+                let server = tokio::spawn(async move {
+                    axum::serve(listener, router(app)).await.unwrap();
+                });
+                let out = client(base).await;
+                server.abort();
+                out
+            })
+        })
+    }
+
+    #[test]
+    fn one_request_joins_api_sys_and_audit_rows_on_one_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let fasten = streams_config(&path)
+            .api_skip_paths(["/health"])
+            .build()
+            .unwrap();
+        let ids = serve(&fasten, |base| async move {
+            let mut ids = Vec::new();
+            let client = reqwest::Client::new();
+            // No inbound id: one is minted and echoed.
+            let res = client
+                .post(format!("{base}/orders/7"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+            ids.push(res.headers()[X_REQUEST_ID].to_str().unwrap().to_owned());
+            // A safe inbound id is kept.
+            let res = client
+                .post(format!("{base}/orders/8"))
+                .header("x-request-id", "client-req-8")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.headers()[X_REQUEST_ID], "client-req-8");
+            ids.push("client-req-8".to_owned());
+            // A hostile one is replaced, never echoed.
+            let res = client
+                .post(format!("{base}/orders/9"))
+                .header("x-request-id", "evil\" OR 1=1 --")
+                .send()
+                .await
+                .unwrap();
+            let echoed = res.headers()[X_REQUEST_ID].to_str().unwrap().to_owned();
+            assert_eq!(echoed.len(), 32, "{echoed}");
+            ids.push(echoed);
+            // traceparent's trace-id becomes the id.
+            let res = client
+                .post(format!("{base}/orders/10"))
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.headers()[X_REQUEST_ID],
+                "4bf92f3577b34da6a3ce929d0e0e4736"
+            );
+            ids.push("4bf92f3577b34da6a3ce929d0e0e4736".to_owned());
+            let res = client.get(format!("{base}/health")).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            ids
+        });
+        fasten.flush(SECS).unwrap();
+        fasten.flush_streams(SECS).unwrap();
+
+        for id in &ids {
+            let rid = RequestId::parse(id).unwrap();
+            let api = fasten
+                .api_rows(&StreamQuery::new(10).request_id(rid.clone()))
+                .unwrap();
+            assert_eq!(api.source, Source::Store);
+            let mut routes: Vec<(&str, u16)> = api
+                .rows
+                .iter()
+                .map(|r| (r.route.as_str(), r.status))
+                .collect();
+            routes.sort_unstable();
+            assert_eq!(
+                routes,
+                vec![("/orders/{id}", 201), ("/stock/{sku}", 200)],
+                "the order and its downstream call, id {id}"
+            );
+            let order = api.rows.iter().find(|r| r.route == "/orders/{id}").unwrap();
+            assert_eq!(order.method, "POST");
+            assert_eq!(order.actor.as_deref(), Some("u-42"));
+            assert!(order.target.as_deref().unwrap().starts_with("order/"));
+            assert!(order.bytes_out.unwrap() > 0);
+            assert!(order.duration_ms > 0.0);
+
+            let sys = fasten
+                .sys_rows(&StreamQuery::new(10).request_id(rid))
+                .unwrap();
+            let mut messages: Vec<&str> = sys.rows.iter().map(|r| r.message.as_str()).collect();
+            messages.sort_unstable();
+            assert_eq!(
+                messages,
+                vec!["background step", "placing order", "stock checked"],
+                "handler, spawned task and downstream service, id {id}"
+            );
+
+            let mut codes = audit_codes_of(&path, id);
+            codes.sort_unstable();
+            assert_eq!(
+                codes,
+                vec!["PROFILE_VIEWED", "USER_CREATED", "USER_UPDATED"],
+                "id {id}"
+            );
+        }
+        assert_eq!(stored_ids(&path).len(), 12);
+        let all = fasten.api_rows(&StreamQuery::new(100)).unwrap();
+        assert!(
+            all.rows.iter().all(|r| r.route != "/health"),
+            "skipped paths get no row"
+        );
+        assert_eq!(all.rows.len(), 8);
+    }
+
+    #[test]
+    fn a_request_abandoned_by_its_client_is_recorded_as_499() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let fasten = config(&path, "node-1")
+            .stdout(Stdout::NONE)
+            .build()
+            .unwrap();
+        let app = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    "never"
+                }),
+            )
+            .layer(fasten.api_layer())
+            .layer(RequestIdLayer::new());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let req = axum::http::Request::get("/slow")
+                .header("x-request-id", "gone-1")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let fut = app.oneshot(req);
+            // The client gives up after a moment.
+            assert!(
+                tokio::time::timeout(Duration::from_millis(20), fut)
+                    .await
+                    .is_err()
+            );
+        });
+        let page = fasten
+            .api_rows(&StreamQuery::new(5).request_id(RequestId::parse("gone-1").unwrap()))
+            .unwrap();
+        assert_eq!(page.source, Source::Ring);
+        assert_eq!(page.rows.len(), 1);
+        assert_eq!(
+            (page.rows[0].status, page.rows[0].route.as_str()),
+            (499, "/slow")
+        );
+    }
+
+    #[test]
+    fn without_a_request_id_layer_the_api_row_still_gets_an_id() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let fasten = config(&path, "node-1")
+            .stdout(Stdout::NONE)
+            .build()
+            .unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen2 = seen.clone();
+        let app = Router::new()
+            .route(
+                "/x",
+                get(move || {
+                    *seen2.lock().unwrap() = fasten::context::current();
+                    async { "ok" }
+                }),
+            )
+            .layer(fasten.api_layer());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let res = rt.block_on(
+            app.oneshot(
+                axum::http::Request::get("/x?secret=1")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            ),
+        );
+        assert_eq!(res.unwrap().status(), 200);
+        let rows = fasten.api_rows(&StreamQuery::new(5)).unwrap().rows;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(Some(&rows[0].request_id), seen.lock().unwrap().as_ref());
+        assert_eq!(rows[0].path, "/x", "the query string is never stored");
+    }
+}
