@@ -129,15 +129,47 @@ pub(crate) trait Record:
     const STREAM: &'static str;
     /// The table's columns; their names are the row's field names.
     const COLUMNS: &'static [Col];
+    /// How the ring and the queue hold a row: as small as is cheap.
+    type Stored: Keyed + Send + Sync + 'static;
     /// The row a lane writes after dropping `n` rows.
     fn dropped(n: u64, origin: &Origin) -> Self;
-    /// For ring filters.
+    fn pack(self) -> Self::Stored;
+    fn unpack(stored: &Self::Stored) -> Self;
+}
+
+/// What ring filters and cursors read without unpacking a row.
+pub(crate) trait Keyed {
     fn request_id(&self) -> Option<&RequestId>;
     fn timestamp(&self) -> &str;
     fn id(&self) -> &str;
 }
 
+/// A sys row in the ring: its fields as JSON text. A field map costs a
+/// B-tree node (over 600 bytes) however few fields it has; the text costs
+/// what it says, which keeps 10,000 rows well under 8 MiB.
+#[derive(Debug)]
+pub(crate) struct PackedSys {
+    /// The row with an empty (unallocated) field map.
+    row: SysRow,
+    fields: Box<str>,
+}
+
+impl Keyed for PackedSys {
+    fn request_id(&self) -> Option<&RequestId> {
+        self.row.request_id.as_ref()
+    }
+
+    fn timestamp(&self) -> &str {
+        &self.row.timestamp
+    }
+
+    fn id(&self) -> &str {
+        &self.row.id
+    }
+}
+
 impl Record for SysRow {
+    type Stored = PackedSys;
     const STREAM: &'static str = "sys";
     const COLUMNS: &'static [Col] = &[
         Col::new("id", ColType::Key),
@@ -171,20 +203,32 @@ impl Record for SysRow {
         }
     }
 
-    fn request_id(&self) -> Option<&RequestId> {
-        self.request_id.as_ref()
+    fn pack(mut self) -> PackedSys {
+        let fields = std::mem::take(&mut self.fields);
+        let text = if fields.is_empty() {
+            String::new()
+        } else {
+            Value::Object(fields).to_string()
+        };
+        PackedSys {
+            row: self,
+            fields: text.into_boxed_str(),
+        }
     }
 
-    fn timestamp(&self) -> &str {
-        &self.timestamp
-    }
-
-    fn id(&self) -> &str {
-        &self.id
+    fn unpack(stored: &PackedSys) -> Self {
+        let mut row = stored.row.clone();
+        if !stored.fields.is_empty()
+            && let Ok(Value::Object(map)) = serde_json::from_str(&stored.fields)
+        {
+            row.fields = map;
+        }
+        row
     }
 }
 
 impl Record for ApiRow {
+    type Stored = Self;
     const STREAM: &'static str = "api";
     const COLUMNS: &'static [Col] = &[
         Col::new("id", ColType::Key),
@@ -228,6 +272,16 @@ impl Record for ApiRow {
         }
     }
 
+    fn pack(self) -> Self {
+        self
+    }
+
+    fn unpack(stored: &Self) -> Self {
+        stored.clone()
+    }
+}
+
+impl Keyed for ApiRow {
     fn request_id(&self) -> Option<&RequestId> {
         Some(&self.request_id)
     }
@@ -425,7 +479,7 @@ impl StreamQuery {
     }
 
     /// The same filter on a row in memory.
-    fn matches<T: Record>(&self, row: &T) -> bool {
+    fn matches<T: Record>(&self, row: &T::Stored) -> bool {
         let ts = row.timestamp();
         if self.request_id.is_some() && row.request_id() != self.request_id.as_ref() {
             return false;
@@ -443,7 +497,7 @@ impl StreamQuery {
         if self.eq.is_empty() {
             return true;
         }
-        let Ok(Value::Object(v)) = serde_json::to_value(row) else {
+        let Ok(Value::Object(v)) = serde_json::to_value(T::unpack(row)) else {
             return false;
         };
         self.eq.iter().all(|(k, want)| v.get(*k) == Some(want))
@@ -579,8 +633,8 @@ struct Counters {
 
 /// One stream: ring, queue and writer thread.
 pub(crate) struct Lane<T: Record> {
-    ring: Ring<T>,
-    tx: Option<Sender<Msg<T>>>,
+    ring: Ring<T::Stored>,
+    tx: Option<Sender<Msg<T::Stored>>>,
     counters: Arc<Counters>,
     store_kind: Option<&'static str>,
     dsn: Option<Dsn>,
@@ -622,7 +676,7 @@ impl<T: Record> Lane<T> {
         // and pushes only touch the ring.
         let tx = if settings.stdout || store.is_some() {
             let (tx, rx) = crossbeam_channel::bounded(settings.queue.max(1));
-            let worker = Worker {
+            let worker = Worker::<T> {
                 rx,
                 counters: Arc::clone(&counters),
                 stdout: settings.stdout,
@@ -655,7 +709,7 @@ impl<T: Record> Lane<T> {
 
     /// Never blocks on the writer: a full queue sheds the row (counted).
     pub(crate) fn push(&self, row: T) {
-        let row = Arc::new(row);
+        let row = Arc::new(row.pack());
         self.counters.pushed.fetch_add(1, Ordering::Relaxed);
         if let Some(tx) = &self.tx {
             match tx.try_send(Msg::Row(Arc::clone(&row))) {
@@ -670,10 +724,7 @@ impl<T: Record> Lane<T> {
     }
 
     /// A page from the store when the stream has one, else from the ring.
-    pub(crate) fn read(&self, q: &StreamQuery) -> Result<StreamPage<T>>
-    where
-        T: Clone,
-    {
+    pub(crate) fn read(&self, q: &StreamQuery) -> Result<StreamPage<T>> {
         let (rows, source) = match &self.dsn {
             Some(dsn) => {
                 let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
@@ -690,15 +741,23 @@ impl<T: Record> Lane<T> {
             }
             None => (
                 self.ring
-                    .newest(q.limit, |r| q.matches(r))
+                    .newest(q.limit, |r| q.matches::<T>(r))
                     .into_iter()
-                    .map(|r| T::clone(&r))
+                    .map(|r| T::unpack(&r))
                     .collect(),
                 Source::Ring,
             ),
         };
         let next = (rows.len() >= q.limit)
-            .then(|| rows.last().map(|r| encode_cursor(r.timestamp(), r.id())))
+            .then(|| {
+                rows.last().map(|r| {
+                    let v = serde_json::to_value(r).unwrap_or_default();
+                    encode_cursor(
+                        v["timestamp"].as_str().unwrap_or_default(),
+                        v["id"].as_str().unwrap_or_default(),
+                    )
+                })
+            })
             .flatten();
         Ok(StreamPage { rows, source, next })
     }
@@ -740,7 +799,7 @@ impl<T: Record> Lane<T> {
 }
 
 struct Worker<T: Record> {
-    rx: Receiver<Msg<T>>,
+    rx: Receiver<Msg<T::Stored>>,
     counters: Arc<Counters>,
     stdout: bool,
     store: Option<Box<dyn StreamStore>>,
@@ -751,7 +810,7 @@ struct Worker<T: Record> {
 
 impl<T: Record> Worker<T> {
     fn run(mut self) {
-        let mut batch: Vec<Arc<T>> = Vec::with_capacity(BATCH);
+        let mut batch: Vec<Arc<T::Stored>> = Vec::with_capacity(BATCH);
         let mut acks: Vec<Sender<()>> = Vec::new();
         loop {
             // Block for the first message, then take what else is there. The
@@ -776,7 +835,7 @@ impl<T: Record> Worker<T> {
             }
             let shed = self.counters.unreported.swap(0, Ordering::Relaxed);
             if shed > 0 {
-                batch.push(Arc::new(T::dropped(shed, &self.origin)));
+                batch.push(Arc::new(T::dropped(shed, &self.origin).pack()));
             }
             if !batch.is_empty() {
                 self.write(&batch);
@@ -791,11 +850,12 @@ impl<T: Record> Worker<T> {
         }
     }
 
-    fn write(&mut self, batch: &[Arc<T>]) {
+    fn write(&mut self, batch: &[Arc<T::Stored>]) {
+        let batch: Vec<T> = batch.iter().map(|r| T::unpack(r)).collect();
         if self.stdout {
             self.line.clear();
-            for row in batch {
-                write_line(&mut self.line, T::STREAM, row.as_ref());
+            for row in &batch {
+                write_line(&mut self.line, T::STREAM, row);
             }
             // A closed stdout (a daemon, a pipe whose reader left) must not
             // stop the store; there is nowhere to report it but the counter.
@@ -808,7 +868,7 @@ impl<T: Record> Worker<T> {
         }
         let values: Vec<Value> = batch
             .iter()
-            .filter_map(|r| serde_json::to_value(r.as_ref()).ok())
+            .filter_map(|r| serde_json::to_value(r).ok())
             .collect();
         let mut result = self.insert(&values);
         if result.is_err() {

@@ -538,3 +538,120 @@ fn checkpoints_are_kept_in_postgres_and_hold() -> fasten::Result<()> {
     schema.sql("SELECT 1");
     Ok(())
 }
+
+#[cfg(feature = "tracing")]
+#[test]
+fn sys_and_api_rows_are_stored_in_postgres_and_read_back() -> fasten::Result<()> {
+    use fasten::{RequestId, Source, Stdout, StreamQuery};
+    use tracing_subscriber::prelude::*;
+    let Some(mut schema) = Schema::new() else {
+        return Ok(());
+    };
+    let stream_dsn = |var: &'static str, table: &str| {
+        Dsn::parse_for(
+            var,
+            &format!("{}?table={}.{table}", base_url(), schema.name),
+            "unused",
+        )
+        .unwrap()
+    };
+    let fasten = config(schema.dsn("audit_log"), "pg-streams")
+        .stdout(Stdout::NONE)
+        .sys_dsn(stream_dsn("FASTEN_SYS_DSN", "sys_log"))
+        .api_dsn(stream_dsn("FASTEN_API_DSN", "api_log"))
+        .build()?;
+    let id = RequestId::parse("pg-req-1")?;
+    let subscriber = tracing_subscriber::registry().with(fasten.sys_layer());
+    tracing::subscriber::with_default(subscriber, || {
+        fasten::context::with(id.clone(), || {
+            for i in 0..30 {
+                tracing::warn!(i, token = "sk_live_abcdefghijklmnopqrstuvwx", "step");
+            }
+        });
+        tracing::info!("other");
+    });
+    fasten.flush_streams(SECS)?;
+    let mut seen = Vec::new();
+    let mut q = StreamQuery::new(7).request_id(id.clone()).level("warn");
+    loop {
+        let page = fasten.sys_rows(&q)?;
+        assert_eq!(page.source, Source::Store);
+        seen.extend(page.rows.iter().map(|r| r.fields["i"].as_u64().unwrap()));
+        assert!(
+            page.rows
+                .iter()
+                .all(|r| r.fields["token"] != "sk_live_abcdefghijklmnopqrstuvwx")
+        );
+        match page.next {
+            Some(c) => {
+                q = StreamQuery::new(7)
+                    .request_id(id.clone())
+                    .level("WARN")
+                    .cursor(&c)?
+            }
+            None => break,
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..30).collect::<Vec<u64>>());
+    let stored: i64 = schema
+        .admin
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {}.sys_log WHERE fields ? 'i' AND timestamp > now() - interval '1 hour'",
+                schema.name
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 30, "JSONB fields and TIMESTAMPTZ timestamps");
+
+    #[cfg(feature = "http")]
+    {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route(
+                "/users/{id}",
+                axum::routing::get(|| async {
+                    fasten::http::set_actor("admin");
+                    "ok"
+                }),
+            )
+            .layer(fasten.api_layer())
+            .layer(fasten::http::RequestIdLayer::new());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let res = rt
+            .block_on(
+                app.oneshot(
+                    axum::http::Request::get("/users/42")
+                        .header("x-request-id", "pg-req-2")
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                ),
+            )
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        fasten.flush_streams(SECS)?;
+        let page = fasten.api_rows(
+            &StreamQuery::new(5)
+                .request_id(RequestId::parse("pg-req-2")?)
+                .status(200)
+                .route("/users/{id}"),
+        )?;
+        assert_eq!(page.source, Source::Store);
+        assert_eq!(page.rows.len(), 1);
+        let row = &page.rows[0];
+        assert_eq!(
+            (row.method.as_str(), row.path.as_str()),
+            ("GET", "/users/42")
+        );
+        assert_eq!(row.actor.as_deref(), Some("admin"));
+        assert_eq!(row.bytes_out, Some(2));
+    }
+    schema.sql("SELECT 1");
+    Ok(())
+}
