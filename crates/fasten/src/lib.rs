@@ -37,13 +37,30 @@
 //! | `FASTEN_CHECKPOINT_INTERVAL` | `1s` | or after this long with new rows, and at flush and shutdown |
 //! | `FASTEN_CHECKPOINT_DIR` | none | also publish checkpoints as files here |
 //! | `FASTEN_CHECKPOINT_WITNESS_URL` | none | also POST checkpoints to this witness |
+//! | `FASTEN_SYS_RING_SIZE`, `FASTEN_API_RING_SIZE` | 10000 | stream rows kept in memory |
+//! | `FASTEN_STDOUT` | `sys,api` | streams written to stdout as JSON lines (`all`, `none`, …) |
+//! | `FASTEN_SYS_DSN`, `FASTEN_API_DSN` | none | also store stream rows (`sys_log`, `api_log`) |
+//! | `FASTEN_STREAM_QUEUE_CAPACITY` | 8192 | stream rows queued before they are shed (counted) |
+//! | `FASTEN_SYS_LEVEL` | `info` | least severe level of the sys stream |
+//! | `FASTEN_API_SKIP_PATHS` | none | paths without api rows |
 //!
 //! # Feature flags
 //!
 //! - `sqlite` (default): the embedded SQLite store.
 //! - `postgres`: PostgreSQL, for many nodes writing one table.
-//! - `tracing` (default): [`context::SpanLayer`], so a `request_id` field on
-//!   a `tracing` span becomes the ambient request id.
+//! - `tracing` (default): the sys stream's layer ([`sys::layer`]) and
+//!   [`context::SpanLayer`], so a `request_id` field on a `tracing` span
+//!   becomes the ambient request id.
+//! - `http`: tower layers for request ids over HTTP and the api stream
+//!   (the `fasten::http` module).
+//!
+//! # Three streams
+//!
+//! Audit rows are chained and durable. The sys and api streams carry the
+//! same request id but are neither: each keeps a ring in memory, writes
+//! JSON lines to stdout and, opt-in, a table, from a background thread,
+//! shedding (counted and reported) rather than slowing a request. Read them
+//! back with [`Fasten::sys_rows`] and [`Fasten::api_rows`].
 //!
 //! # Durability
 //!

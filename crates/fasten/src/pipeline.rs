@@ -1,6 +1,8 @@
 //! A running audit pipeline: emit → validate → redact → queue → writer.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+#[cfg(any(feature = "tracing", feature = "http"))]
+use std::sync::Weak;
 use std::time::Duration;
 
 use crate::chain::Row;
@@ -356,14 +358,17 @@ impl Fasten {
         self.inner.streams.api.read(query)
     }
 
+    #[cfg(any(feature = "tracing", feature = "http"))]
     pub(crate) fn downgrade(&self) -> Weak<Inner> {
         Arc::downgrade(&self.inner)
     }
 
+    #[cfg(any(feature = "tracing", feature = "http"))]
     pub(crate) fn upgrade(weak: &Weak<Inner>) -> Option<Self> {
         weak.upgrade().map(|inner| Self { inner })
     }
 
+    #[cfg(feature = "http")]
     pub(crate) fn origin(&self) -> &Origin {
         &self.inner.streams.origin
     }

@@ -67,7 +67,7 @@ pub struct SysRow {
 }
 
 /// One HTTP request (the api stream), made by
-/// [`ApiLogLayer`](crate::http::ApiLogLayer) after the response.
+/// `fasten::http::ApiLogLayer` (feature `http`) after the response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ApiRow {
@@ -95,9 +95,9 @@ pub struct ApiRow {
     pub status: u16,
     /// From the request to the response head, in milliseconds.
     pub duration_ms: f64,
-    /// Set by the handler with [`crate::http::set_actor`].
+    /// Set by the handler with `fasten::http::set_actor`.
     pub actor: Option<String>,
-    /// Set by the handler with [`crate::http::set_target`].
+    /// Set by the handler with `fasten::http::set_target`.
     pub target: Option<String>,
     /// The request body's length, when its `Content-Length` says.
     pub bytes_in: Option<u64>,
@@ -295,7 +295,8 @@ impl Keyed for ApiRow {
     }
 }
 
-/// A stream's counters, from [`Fasten::stream_stats`](crate::Fasten::stream_stats).
+/// A stream's counters, from [`Fasten::sys_stats`](crate::Fasten::sys_stats) and
+/// [`Fasten::api_stats`](crate::Fasten::api_stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StreamStats {

@@ -254,12 +254,13 @@ mod http {
     }
 
     fn router(app: App) -> Router {
+        let layer = app.fasten.api_layer();
         Router::new()
             .route("/orders/{id}", post(place_order))
             .route("/stock/{sku}", get(stock))
             .route("/health", get(|| async { "ok" }))
-            .with_state(app.clone())
-            .layer(app.fasten.api_layer())
+            .with_state(app)
+            .layer(layer)
             .layer(RequestIdLayer::new())
     }
 
