@@ -312,9 +312,9 @@ impl Fasten {
     ///
     /// [`ErrorKind::Timeout`] when the queue did not drain in time.
     pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport> {
-        let deadline = std::time::Instant::now() + timeout;
+        let start = std::time::Instant::now();
         let report = self.inner.writer.shutdown(timeout)?;
-        self.flush_streams(deadline.saturating_duration_since(std::time::Instant::now()))?;
+        self.flush_streams(timeout.saturating_sub(start.elapsed()))?;
         Ok(report)
     }
 

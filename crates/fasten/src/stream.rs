@@ -376,10 +376,9 @@ impl Streams {
     }
 
     pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
         self.sys.flush(timeout)?;
-        self.api
-            .flush(deadline.saturating_duration_since(Instant::now()))
+        self.api.flush(timeout.saturating_sub(start.elapsed()))
     }
 }
 
@@ -767,16 +766,24 @@ impl<T: Record> Lane<T> {
     pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
         let Some(tx) = &self.tx else { return Ok(()) };
         let (ack, done) = crossbeam_channel::bounded(1);
-        let deadline = Instant::now() + timeout;
         let timed_out = || {
             Error::new(
                 ErrorKind::Timeout,
                 format!("the {} stream did not drain within {timeout:?}", T::STREAM),
             )
         };
-        tx.send_deadline(Msg::Flush(ack), deadline)
-            .map_err(|_| timed_out())?;
-        done.recv_deadline(deadline).map_err(|_| timed_out())
+        // `Duration::MAX` means wait for ever; it does not fit an Instant.
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => {
+                tx.send_deadline(Msg::Flush(ack), deadline)
+                    .map_err(|_| timed_out())?;
+                done.recv_deadline(deadline).map_err(|_| timed_out())
+            }
+            None => {
+                tx.send(Msg::Flush(ack)).map_err(|_| timed_out())?;
+                done.recv().map_err(|_| timed_out())
+            }
+        }
     }
 
     pub(crate) fn stats(&self) -> StreamStats {
