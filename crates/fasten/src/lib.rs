@@ -94,6 +94,10 @@ pub mod http;
 mod kind;
 mod merkle;
 mod pipeline;
+pub mod read;
+#[cfg(feature = "reader")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reader")))]
+pub mod reader;
 mod redact;
 mod request_id;
 mod store;
@@ -115,6 +119,7 @@ pub use global::{
 };
 pub use kind::{ActorKind, Method, Outcome, ParseKindError, RetentionClass, Severity};
 pub use pipeline::Fasten;
+pub use read::{AuditPage, AuditQuery, Reader};
 pub use request_id::RequestId;
 pub use stream::{ApiRow, Source, StreamPage, StreamQuery, StreamStats, SysRow};
 pub use verify::{NodeReport, Progress, Report, verify, verify_with_progress};

@@ -459,6 +459,12 @@ impl StreamQuery {
         Ok(self)
     }
 
+    /// Confines the query to one tenant's rows, replacing any tenant filter.
+    pub fn tenant_scope(mut self, tenant: &str) -> Self {
+        self.eq.retain(|(c, _)| *c != "tenant_id");
+        self.eq("tenant_id", tenant.into())
+    }
+
     fn eq(mut self, col: &'static str, v: Value) -> Self {
         self.eq.push((col, v));
         self
@@ -513,6 +519,8 @@ pub enum Source {
     Store,
     /// The in-memory ring: the stream has no store.
     Ring,
+    /// Neither: a reader without the stream's table or a pipeline.
+    Unavailable,
 }
 
 /// One page of stream rows, newest first.
@@ -527,12 +535,22 @@ pub struct StreamPage<T> {
     pub next: Option<String>,
 }
 
-fn encode_cursor(ts: &str, id: &str) -> String {
+impl<T> StreamPage<T> {
+    pub(crate) fn empty() -> Self {
+        Self {
+            rows: Vec::new(),
+            source: Source::Unavailable,
+            next: None,
+        }
+    }
+}
+
+pub(crate) fn encode_cursor(ts: &str, id: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{ts}|{id}"))
 }
 
-fn decode_cursor(c: &str) -> Result<(String, String)> {
+pub(crate) fn decode_cursor(c: &str) -> Result<(String, String)> {
     use base64::Engine as _;
     let bad = || {
         Error::invalid(
@@ -550,12 +568,64 @@ fn decode_cursor(c: &str) -> Result<(String, String)> {
     if ts.len() != 27
         || !ts.ends_with('Z')
         || ts.parse::<jiff::Timestamp>().is_err()
-        || id.len() != 32
-        || !id.bytes().all(|b| b.is_ascii_hexdigit())
+        || id.is_empty()
+        || id.len() > 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(bad());
     }
     Ok((ts.to_owned(), id.to_owned()))
+}
+
+/// Reads a stream's table over one kept connection.
+pub(crate) struct TableReader<T> {
+    dsn: Dsn,
+    conn: crate::store::Cached<dyn StreamStore>,
+    _rows: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for TableReader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableReader")
+            .field("dsn", &self.dsn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Record> TableReader<T> {
+    pub(crate) fn new(dsn: Dsn) -> Self {
+        Self {
+            dsn,
+            conn: crate::store::Cached::default(),
+            _rows: std::marker::PhantomData,
+        }
+    }
+
+    pub(crate) fn read(&self, q: &StreamQuery) -> Result<StreamPage<T>> {
+        let rows = self.conn.with(
+            || table::open::<T>(&self.dsn),
+            |store| table::read::<T>(store, &q.table_query()),
+        )?;
+        Ok(page(rows, Source::Store, q.limit))
+    }
+}
+
+/// A page with the cursor of its last row when it is full.
+fn page<T: Serialize>(rows: Vec<T>, source: Source, limit: usize) -> StreamPage<T> {
+    let next = (rows.len() >= limit)
+        .then(|| {
+            rows.last().map(|r| {
+                let v = serde_json::to_value(r).unwrap_or_default();
+                encode_cursor(
+                    v["timestamp"].as_str().unwrap_or_default(),
+                    v["id"].as_str().unwrap_or_default(),
+                )
+            })
+        })
+        .flatten();
+    StreamPage { rows, source, next }
 }
 
 /// How a lane starts.
@@ -637,9 +707,8 @@ pub(crate) struct Lane<T: Record> {
     tx: Option<Sender<Msg<T::Stored>>>,
     counters: Arc<Counters>,
     store_kind: Option<&'static str>,
-    dsn: Option<Dsn>,
-    /// A connection for reads, kept between them.
-    reader: Mutex<Option<Box<dyn StreamStore>>>,
+    /// The stream's table, for reads.
+    table: Option<TableReader<T>>,
 }
 
 impl<T: Record> std::fmt::Debug for Lane<T> {
@@ -702,8 +771,7 @@ impl<T: Record> Lane<T> {
             tx,
             counters,
             store_kind,
-            dsn: settings.dsn,
-            reader: Mutex::new(None),
+            table: settings.dsn.map(TableReader::new),
         })
     }
 
@@ -725,41 +793,18 @@ impl<T: Record> Lane<T> {
 
     /// A page from the store when the stream has one, else from the ring.
     pub(crate) fn read(&self, q: &StreamQuery) -> Result<StreamPage<T>> {
-        let (rows, source) = match &self.dsn {
-            Some(dsn) => {
-                let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
-                if reader.is_none() {
-                    *reader = Some(table::open::<T>(dsn)?);
-                }
-                let store = reader.as_mut().expect("opened above");
-                let rows = table::read::<T>(store.as_mut(), &q.table_query());
-                if rows.is_err() {
-                    // Reconnect on the next read.
-                    *reader = None;
-                }
-                (rows?, Source::Store)
-            }
-            None => (
+        match &self.table {
+            Some(table) => table.read(q),
+            None => Ok(page(
                 self.ring
                     .newest(q.limit, |r| q.matches::<T>(r))
                     .into_iter()
                     .map(|r| T::unpack(&r))
                     .collect(),
                 Source::Ring,
-            ),
-        };
-        let next = (rows.len() >= q.limit)
-            .then(|| {
-                rows.last().map(|r| {
-                    let v = serde_json::to_value(r).unwrap_or_default();
-                    encode_cursor(
-                        v["timestamp"].as_str().unwrap_or_default(),
-                        v["id"].as_str().unwrap_or_default(),
-                    )
-                })
-            })
-            .flatten();
-        Ok(StreamPage { rows, source, next })
+                q.limit,
+            )),
+        }
     }
 
     /// Waits until every row pushed before the call is written.
@@ -975,8 +1020,7 @@ mod tests {
             tx: Some(tx),
             counters: Arc::default(),
             store_kind: None,
-            dsn: None,
-            reader: Mutex::new(None),
+            table: None,
         };
         for _ in 0..4 {
             lane.push(SysRow::dropped(0, &origin()));

@@ -116,6 +116,9 @@ pub(crate) struct ChainCheck {
     erased: u64,
     failure: Option<(i64, String)>,
     buf: Vec<u8>,
+    /// Checking from the middle of a chain: the first row's seq and
+    /// prev_hash are taken as given (its own hash is still checked).
+    anchor: bool,
 }
 
 impl ChainCheck {
@@ -128,6 +131,16 @@ impl ChainCheck {
             erased: 0,
             failure: None,
             buf: Vec::with_capacity(1024),
+            anchor: false,
+        }
+    }
+
+    /// A check that starts at whatever row comes first, unless
+    /// `from_genesis`: for the newest rows of a long chain.
+    pub(crate) fn anchored(node: String, from_genesis: bool) -> Self {
+        Self {
+            anchor: !from_genesis,
+            ..Self::new(node)
         }
     }
 
@@ -160,6 +173,10 @@ impl ChainCheck {
     /// `Ok(erased)` when the row holds, else the failing seq and why.
     fn reason(&mut self, row: &Row) -> std::result::Result<bool, (i64, String)> {
         let seq = row.monotonic_seq;
+        if std::mem::take(&mut self.anchor) {
+            self.expected_seq = seq;
+            self.prev_hash.clone_from(&row.prev_hash);
+        }
         if seq < 1 {
             return Err((seq, format!("monotonic_seq {seq} is below 1")));
         }

@@ -135,6 +135,53 @@ pub(crate) trait Store: Send {
 
     /// One row by `id`.
     fn get(&mut self, id: &str) -> Result<Option<Row>>;
+
+    /// A page of rows across nodes, newest first (`timestamp`, then `id`,
+    /// descending), filtered by `=` on [`stream::AUDIT_FILTERS`] columns.
+    fn query(&mut self, q: &stream::Query) -> Result<Vec<Row>>;
+}
+
+/// One connection kept between reads: opened on first use, dropped after
+/// an error so the next read reconnects (a restarted server, a dropped
+/// connection).
+pub(crate) struct Cached<C: ?Sized> {
+    conn: std::sync::Mutex<Option<Box<C>>>,
+}
+
+impl<C: ?Sized> std::fmt::Debug for Cached<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached").finish_non_exhaustive()
+    }
+}
+
+impl<C: ?Sized> Default for Cached<C> {
+    fn default() -> Self {
+        Self {
+            conn: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<C: ?Sized> Cached<C> {
+    pub(crate) fn with<R>(
+        &self,
+        open: impl FnOnce() -> Result<Box<C>>,
+        f: impl FnOnce(&mut C) -> Result<R>,
+    ) -> Result<R> {
+        let mut slot = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conn = match slot.as_mut() {
+            Some(c) => c,
+            None => slot.insert(open()?),
+        };
+        let out = f(conn);
+        if out.is_err() {
+            *slot = None;
+        }
+        out
+    }
 }
 
 /// The node of a batch. A pipeline writes one node, so a batch that mixes

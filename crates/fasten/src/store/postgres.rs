@@ -585,6 +585,27 @@ impl Store for PostgresStore {
             .map(read_row)
             .transpose()
     }
+
+    fn query(&mut self, q: &super::stream::Query) -> Result<Vec<Row>> {
+        use super::stream::postgres::{param, wire};
+        let (filter, cells) =
+            super::stream::filter_sql(q, &super::stream::AUDIT_FILTERS, |i, ty| {
+                let (t, cast) = wire(ty);
+                format!("${i}::{t}{cast}")
+            });
+        let boxed: Vec<_> = cells.into_iter().map(param).collect();
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = boxed
+            .iter()
+            .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let sql = format!("{}{filter}", self.select_sql);
+        self.rt
+            .block_on(self.client.query(&sql, &params))
+            .map_err(pg_err("query audit rows"))?
+            .iter()
+            .map(read_row)
+            .collect()
+    }
 }
 
 impl PostgresStore {

@@ -442,6 +442,20 @@ impl Store for SqliteStore {
             .optional()
             .map_err(sql_err("read row"))
     }
+
+    fn query(&mut self, q: &super::stream::Query) -> Result<Vec<Row>> {
+        let (filter, params) =
+            super::stream::filter_sql(q, &super::stream::AUDIT_FILTERS, |i, _| format!("?{i}"));
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{}{filter}", self.select_sql))
+            .map_err(sql_err("prepare audit query"))?;
+        let params = params.into_iter().map(super::stream::sqlite::bind);
+        stmt.query_map(rusqlite::params_from_iter(params), read_row)
+            .map_err(sql_err("query audit rows"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err("read audit rows"))
+    }
 }
 
 #[cfg(test)]

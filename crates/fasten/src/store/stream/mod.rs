@@ -10,9 +10,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::stream::Record;
 
 #[cfg(feature = "postgres")]
-mod postgres;
+pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
-mod sqlite;
+pub(crate) mod sqlite;
 
 /// A column's type, mapped per backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,21 @@ impl Col {
         Self { name, ty }
     }
 }
+
+/// The audit columns a reader may filter on with `=`.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const AUDIT_FILTERS: [Col; 10] = [
+    Col::new("request_id", ColType::Text),
+    Col::new("code", ColType::Text),
+    Col::new("domain", ColType::Text),
+    Col::new("actor", ColType::Text),
+    Col::new("actor_kind", ColType::Text),
+    Col::new("target", ColType::Text),
+    Col::new("outcome", ColType::Text),
+    Col::new("severity", ColType::Text),
+    Col::new("source_node_id", ColType::Text),
+    Col::new("tenant_id", ColType::Text),
+];
 
 /// Columns that get an index: the correlation key and the time order.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
@@ -141,7 +156,7 @@ pub(crate) fn read<T: Record>(store: &mut dyn StreamStore, q: &Query) -> Result<
 /// The SQL text of a cell, or `None` for NULL, as each backend binds it.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq)]
-enum Cell {
+pub(crate) enum Cell {
     Text(Option<String>),
     Int(Option<i64>),
     Float(Option<f64>),
@@ -190,7 +205,7 @@ fn object(cols: &[Col], cells: impl IntoIterator<Item = Cell>) -> Value {
 /// `param(i, ty)` writes the backend's placeholder for parameter `i`
 /// (1-based) of column type `ty`, cast as the backend needs.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-fn filter_sql(
+pub(crate) fn filter_sql(
     q: &Query,
     cols: &[Col],
     param: impl Fn(usize, ColType) -> String,

@@ -20,7 +20,7 @@ pub(super) struct PostgresStreams {
 }
 
 /// The array type a column crosses as, and the cast back to its own type.
-fn wire(ty: ColType) -> (&'static str, &'static str) {
+pub(crate) fn wire(ty: ColType) -> (&'static str, &'static str) {
     match ty {
         ColType::Key | ColType::Text | ColType::NullText => ("text", ""),
         ColType::Time => ("text", "::timestamptz"),
@@ -125,7 +125,7 @@ impl Column {
     }
 }
 
-fn param(cell: Cell) -> Box<dyn ToSql + Sync + Send> {
+pub(crate) fn param(cell: Cell) -> Box<dyn ToSql + Sync + Send> {
     match cell {
         Cell::Text(v) => Box::new(v),
         Cell::Int(v) => Box::new(v),

@@ -61,7 +61,7 @@ impl SqliteStreams {
     }
 }
 
-fn bind(cell: Cell) -> SqlValue {
+pub(crate) fn bind(cell: Cell) -> SqlValue {
     match cell {
         Cell::Text(Some(s)) => SqlValue::Text(s),
         Cell::Int(Some(i)) => SqlValue::Integer(i),

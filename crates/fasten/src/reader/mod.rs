@@ -1,0 +1,745 @@
+//! The mountable HTTP reader: JSON over GET, an axum router a service nests
+//! wherever it likes.
+//!
+//! ```no_run
+//! use fasten::reader::{self, Auth, Options};
+//! let guard = fasten::init()?;
+//! let logs = reader::router(
+//!     fasten::Reader::from_pipeline(guard.fasten()),
+//!     Options::new(Auth::from_env()?), // FASTEN_READER_TOKENS
+//! );
+//! let app: axum::Router = axum::Router::new().nest("/api/v1/logs", logs);
+//! # Ok::<(), fasten::Error>(())
+//! ```
+//!
+//! | endpoint | what |
+//! |---|---|
+//! | `GET /audit` | audit rows, newest first: `request_id`, `code`, `domain`, `actor`, `actor_kind`, `target`, `outcome`, `severity`, `source_node_id`, `tenant_id`, `since`, `until` (RFC 3339), `limit` (1–1000, default 100), `cursor` |
+//! | `GET /sys` | sys rows: `request_id`, `level`, `since`, `until`, `limit`, `cursor`; says `source`: `store` or `ring` |
+//! | `GET /api` | api rows: `request_id`, `method`, `route`, `status`, `since`, `until`, `limit`, `cursor` |
+//! | `GET /correlate?request_id=` | the audit, api and sys rows of one request, in time order |
+//! | `GET /audit/verify` | the chain verdict per node (as `fasten verify --json`) |
+//! | `GET /audit/doctor` | store kind and reachability, newest rows of each chain checked, queue and ring counters |
+//! | `GET /audit/proof?id=` | an inclusion proof of one row against the newest checkpoint covering it |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of these endpoints |
+//!
+//! **Auth is not optional**: [`Options::new`] takes an [`Auth`] — bearer
+//! tokens (kept as SHA-256 digests, compared in constant time, several at
+//! once so they can rotate), your own tower auth layer around the router
+//! ([`Auth::delegated`]), or the loudly named [`Auth::allow_unauthenticated`].
+//! A [`tenant scope`](Options::tenant_scope) confines every endpoint to the
+//! caller's tenant whatever the query says. A parameter the endpoint does
+//! not know, or a value that breaks its rule, is a 400 naming it; nothing is
+//! silently ignored.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use crate::error::{Error, ErrorKind};
+use crate::event::Event;
+use crate::kind::ActorKind;
+use crate::pipeline::Fasten;
+use crate::read::{AuditQuery, Reader, parse_time};
+use crate::request_id::RequestId;
+use crate::stream::StreamQuery;
+
+/// `FASTEN_READER_TOKENS`: comma-separated bearer tokens the reader accepts.
+pub const FASTEN_READER_TOKENS: &str = "FASTEN_READER_TOKENS";
+/// The shortest token accepted: guessing must be hopeless.
+pub const MIN_TOKEN_LEN: usize = 16;
+/// Rows a page holds when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 100;
+/// The code of the audit row written per read when
+/// [`Options::audit_reads`] is on.
+pub const READER_QUERY: &str = "READER_QUERY";
+
+/// Who may read. There is no default: building a router takes one.
+#[derive(Clone)]
+pub struct Auth(AuthKind);
+
+#[derive(Clone)]
+enum AuthKind {
+    Tokens(Arc<Vec<[u8; 32]>>),
+    Delegated,
+    Open,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            AuthKind::Tokens(t) => write!(f, "Auth::BearerTokens({} tokens)", t.len()),
+            AuthKind::Delegated => f.write_str("Auth::Delegated"),
+            AuthKind::Open => f.write_str("Auth::AllowUnauthenticated"),
+        }
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Auth {
+    /// `Authorization: Bearer <token>` with any of `tokens`. Only their
+    /// SHA-256 digests are kept.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] naming `FASTEN_READER_TOKENS` when there is no
+    /// token or one is shorter than [`MIN_TOKEN_LEN`] or not printable ASCII.
+    pub fn bearer_tokens<I, T>(tokens: I) -> crate::Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let mut digests = Vec::new();
+        for (i, t) in tokens.into_iter().enumerate() {
+            let t = t.as_ref().trim();
+            if t.len() < MIN_TOKEN_LEN || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(Error::config(
+                    FASTEN_READER_TOKENS,
+                    format!(
+                        "invalid {FASTEN_READER_TOKENS}: token {} must be at least {MIN_TOKEN_LEN} printable ASCII characters without spaces (e.g. from `openssl rand -hex 32`)",
+                        i + 1
+                    ),
+                ));
+            }
+            digests.push(digest(t));
+        }
+        if digests.is_empty() {
+            return Err(Error::config(
+                FASTEN_READER_TOKENS,
+                format!(
+                    "missing {FASTEN_READER_TOKENS}: give at least one bearer token, comma-separated for rotation"
+                ),
+            ));
+        }
+        Ok(Self(AuthKind::Tokens(Arc::new(digests))))
+    }
+
+    /// The tokens in `FASTEN_READER_TOKENS` (comma-separated).
+    ///
+    /// # Errors
+    ///
+    /// As [`Auth::bearer_tokens`], also when the variable is not set.
+    pub fn from_env() -> crate::Result<Self> {
+        let raw = std::env::var(FASTEN_READER_TOKENS).unwrap_or_default();
+        Self::bearer_tokens(raw.split(',').filter(|t| !t.trim().is_empty()))
+    }
+
+    /// Your own tower auth layer wraps the router and has already decided;
+    /// the router checks nothing itself.
+    pub fn delegated() -> Self {
+        Self(AuthKind::Delegated)
+    }
+
+    /// Anyone who can reach the router may read everything it serves. Only
+    /// for a loopback-only operator tool or a test.
+    pub fn allow_unauthenticated() -> Self {
+        Self(AuthKind::Open)
+    }
+}
+
+type TenantHook = dyn Fn(&Parts) -> Option<String> + Send + Sync;
+
+/// How the router behaves. See the [module docs](self).
+#[derive(Clone)]
+#[must_use]
+pub struct Options {
+    auth: Auth,
+    tenant: Option<Arc<TenantHook>>,
+    audit_reads: Option<Fasten>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("auth", &self.auth)
+            .field("tenant_scope", &self.tenant.is_some())
+            .field("audit_reads", &self.audit_reads.is_some())
+            .finish()
+    }
+}
+
+impl Options {
+    /// The one required choice: who may read.
+    pub fn new(auth: Auth) -> Self {
+        Self {
+            auth,
+            tenant: None,
+            audit_reads: None,
+        }
+    }
+
+    /// Confines every endpoint to the tenant `hook` names for the request
+    /// (after auth; e.g. from a header your gateway sets or a claim your
+    /// auth layer put in the extensions). `None` refuses the request (403).
+    /// A caller with a tenant scope cannot read other tenants' rows with
+    /// any parameter, and the operator endpoints (`/audit/verify`,
+    /// `/audit/doctor`) are refused to it.
+    pub fn tenant_scope(
+        mut self,
+        hook: impl Fn(&Parts) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.tenant = Some(Arc::new(hook));
+        self
+    }
+
+    /// Writes a chained `READER_QUERY` audit row per successful read into
+    /// `fasten` (endpoint, parameters, rows returned, and which token).
+    pub fn audit_reads(mut self, fasten: Fasten) -> Self {
+        let _ = fasten.registry().register(
+            "audit",
+            [(READER_QUERY, crate::code::Meta::new("audit_log", "read"))],
+        );
+        self.audit_reads = Some(fasten);
+        self
+    }
+}
+
+struct Shared {
+    reader: Reader,
+    options: Options,
+}
+
+/// The reader's routes, to `nest` under a prefix of your choice.
+pub fn router<S>(reader: Reader, options: Options) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let shared = Arc::new(Shared { reader, options });
+    axum::Router::new()
+        .route("/audit", get(audit))
+        .route("/sys", get(sys))
+        .route("/api", get(api))
+        .route("/correlate", get(correlate))
+        .route("/audit/verify", get(verify))
+        .route("/audit/doctor", get(doctor))
+        .route("/audit/proof", get(proof))
+        .route("/openapi.json", get(openapi))
+        .with_state(shared)
+}
+
+/// The OpenAPI 3.1 document the router serves.
+pub fn openapi_document() -> Value {
+    serde_json::from_str(include_str!("openapi.json")).expect("the bundled document is JSON")
+}
+
+/// A reader error as JSON: `{"error", "parameter"?}`.
+#[derive(Debug)]
+struct Problem {
+    status: StatusCode,
+    message: String,
+    parameter: Option<&'static str>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            parameter: None,
+        }
+    }
+
+    fn param(parameter: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            parameter: Some(parameter),
+        }
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e.kind() {
+            ErrorKind::InvalidEvent { field } => Self::param(field, e.to_string()),
+            ErrorKind::Store => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the store cannot be read: {e}"),
+            ),
+            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let Some(p) = self.parameter {
+            body["parameter"] = p.into();
+        }
+        let mut res = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"fasten\""),
+            );
+        }
+        res
+    }
+}
+
+/// The authorised caller of one request.
+struct Caller {
+    /// Set when a tenant scope applies.
+    tenant: Option<String>,
+    /// `token:<8 hex>` for bearer tokens, for `READER_QUERY` rows.
+    who: String,
+}
+
+impl FromRequestParts<Arc<Shared>> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        let who = match &shared.options.auth.0 {
+            AuthKind::Open => "anonymous".to_owned(),
+            AuthKind::Delegated => "delegated".to_owned(),
+            AuthKind::Tokens(digests) => {
+                let presented = parts
+                    .headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(str::trim)
+                    .ok_or_else(|| {
+                        Problem::new(
+                            StatusCode::UNAUTHORIZED,
+                            "missing bearer token: send Authorization: Bearer <token>",
+                        )
+                    })?;
+                let d = digest(presented);
+                // Compare with every token, so timing says nothing of which
+                // (or whether one) matched.
+                let matched = digests
+                    .iter()
+                    .fold(subtle::Choice::from(0), |acc, t| acc | t.ct_eq(&d));
+                if !bool::from(matched) {
+                    return Err(Problem::new(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid bearer token",
+                    ));
+                }
+                format!("token:{}", hex::encode(&d[..4]))
+            }
+        };
+        let tenant =
+            match &shared.options.tenant {
+                Some(hook) => Some(hook(parts).ok_or_else(|| {
+                    Problem::new(StatusCode::FORBIDDEN, "no tenant for this caller")
+                })?),
+                None => None,
+            };
+        Ok(Self { tenant, who })
+    }
+}
+
+/// The query string as pairs; every name must be one the endpoint knows,
+/// and none may repeat.
+fn params(
+    raw: Option<&str>,
+    known: &[&'static str],
+) -> Result<Vec<(&'static str, String)>, Problem> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| Problem::param("query", format!("malformed query string: {e}")))?;
+    let mut out: Vec<(&'static str, String)> = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        let Some(&known_name) = known.iter().find(|k| **k == name) else {
+            return Err(Problem::param(
+                "query",
+                format!(
+                    "unknown parameter {name:?}: expected one of {}",
+                    known.join(", ")
+                ),
+            ));
+        };
+        if out.iter().any(|(n, _)| *n == known_name) {
+            return Err(Problem::param(
+                known_name,
+                format!("parameter {name} is given twice"),
+            ));
+        }
+        out.push((known_name, value));
+    }
+    Ok(out)
+}
+
+fn limit(text: &str) -> Result<usize, Problem> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=crate::read::MAX_LIMIT).contains(n))
+        .ok_or_else(|| {
+            Problem::param(
+                "limit",
+                format!(
+                    "invalid limit {text:?}: expected a whole number from 1 to {}",
+                    crate::read::MAX_LIMIT
+                ),
+            )
+        })
+}
+
+fn request_id(text: &str) -> Result<RequestId, Problem> {
+    RequestId::parse(text).map_err(|e| Problem::param("request_id", e.to_string()))
+}
+
+fn time(field: &'static str, text: &str) -> Result<jiff::Timestamp, Problem> {
+    parse_time(field, text).map_err(|e| Problem::param(field, e.to_string()))
+}
+
+impl Shared {
+    /// The `READER_QUERY` row, when reads are audited. A failure to write it
+    /// fails the read: an audited read that leaves no trace is no audit.
+    fn record(
+        &self,
+        caller: &Caller,
+        endpoint: &str,
+        query: &[(&'static str, String)],
+        rows: usize,
+    ) -> Result<(), Problem> {
+        let Some(fasten) = &self.options.audit_reads else {
+            return Ok(());
+        };
+        let params: serde_json::Map<String, Value> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(v.as_str())))
+            .collect();
+        let mut event = Event::new(READER_QUERY)
+            .actor(caller.who.clone(), ActorKind::Service)
+            .target(endpoint.to_owned())
+            .detail(json!({ "params": params, "rows": rows }));
+        if let Some(t) = &caller.tenant {
+            event = event.tenant(t.clone());
+        }
+        fasten.emit(event).map(|_| ()).map_err(Problem::from)
+    }
+}
+
+const AUDIT_PARAMS: [&str; 14] = [
+    "request_id",
+    "code",
+    "domain",
+    "actor",
+    "actor_kind",
+    "target",
+    "outcome",
+    "severity",
+    "source_node_id",
+    "tenant_id",
+    "since",
+    "until",
+    "limit",
+    "cursor",
+];
+
+async fn audit(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, Problem> {
+    let query = params(raw.as_deref(), &AUDIT_PARAMS)?;
+    let mut q = AuditQuery::new(DEFAULT_LIMIT);
+    // Limit first: it makes a fresh query.
+    if let Some((_, v)) = query.iter().find(|(k, _)| *k == "limit") {
+        q = AuditQuery::new(limit(v)?);
+    }
+    for (name, value) in &query {
+        q = match *name {
+            "limit" => q,
+            "since" => q.since(time("since", value)?),
+            "until" => q.until(time("until", value)?),
+            "cursor" => q.cursor(value)?,
+            other => q
+                .filter(other, value)
+                .map_err(|e| Problem::param(name_of(other), e.to_string()))?,
+        };
+    }
+    if let Some(t) = &caller.tenant {
+        q = q.tenant_scope(t);
+    }
+    let page = read(&shared, move |r| r.audit(&q)).await?;
+    shared.record(&caller, "/audit", &query, page.rows.len())?;
+    Ok(Json(json!({ "rows": page.rows, "next": page.next })))
+}
+
+/// The `'static` name of an audit filter, for error bodies.
+fn name_of(param: &str) -> &'static str {
+    AUDIT_PARAMS
+        .iter()
+        .find(|p| **p == param)
+        .copied()
+        .unwrap_or("query")
+}
+
+/// `request_id`, `since`, `until`, `limit`, `cursor`, shared by /sys and /api.
+fn stream_query(
+    query: &[(&'static str, String)],
+    caller: &Caller,
+    extra: impl Fn(StreamQuery, &'static str, &str) -> Result<StreamQuery, Problem>,
+) -> Result<StreamQuery, Problem> {
+    let mut q = StreamQuery::new(DEFAULT_LIMIT);
+    if let Some((_, v)) = query.iter().find(|(k, _)| *k == "limit") {
+        q = StreamQuery::new(limit(v)?);
+    }
+    for (name, value) in query {
+        q = match *name {
+            "limit" => q,
+            "request_id" => q.request_id(request_id(value)?),
+            "since" => q.since(time("since", value)?),
+            "until" => q.until(time("until", value)?),
+            "cursor" => q.cursor(value)?,
+            other => extra(q, other, value)?,
+        };
+    }
+    if let Some(t) = &caller.tenant {
+        q = q.tenant_scope(t);
+    }
+    Ok(q)
+}
+
+async fn sys(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, Problem> {
+    let query = params(
+        raw.as_deref(),
+        &["request_id", "level", "since", "until", "limit", "cursor"],
+    )?;
+    let q = stream_query(&query, &caller, |q, name, value| match name {
+        "level" => match value.to_ascii_uppercase().as_str() {
+            l @ ("TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR") => Ok(q.level(l)),
+            _ => Err(Problem::param(
+                "level",
+                format!("invalid level {value:?}: expected trace, debug, info, warn or error"),
+            )),
+        },
+        _ => Ok(q),
+    })?;
+    let page = read(&shared, move |r| r.sys(&q)).await?;
+    shared.record(&caller, "/sys", &query, page.rows.len())?;
+    Ok(Json(
+        json!({ "rows": page.rows, "next": page.next, "source": page.source }),
+    ))
+}
+
+async fn api(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, Problem> {
+    let query = params(
+        raw.as_deref(),
+        &[
+            "request_id",
+            "method",
+            "route",
+            "status",
+            "since",
+            "until",
+            "limit",
+            "cursor",
+        ],
+    )?;
+    let q = stream_query(&query, &caller, |q, name, value| match name {
+        "method"
+            if !value.is_empty()
+                && value.len() <= 16
+                && value.bytes().all(|b| b.is_ascii_alphabetic()) =>
+        {
+            Ok(q.method(value))
+        }
+        "method" => Err(Problem::param(
+            "method",
+            format!("invalid method {value:?}: expected an HTTP method such as GET"),
+        )),
+        "route"
+            if !value.is_empty() && value.len() <= 1024 && !value.chars().any(char::is_control) =>
+        {
+            Ok(q.route(value))
+        }
+        "route" => Err(Problem::param(
+            "route",
+            "invalid route: expected 1 to 1024 printable characters, e.g. /users/{id}",
+        )),
+        "status" => value
+            .parse::<u16>()
+            .ok()
+            .filter(|s| *s <= 999)
+            .map(|s| q.status(s))
+            .ok_or_else(|| {
+                Problem::param(
+                    "status",
+                    format!("invalid status {value:?}: expected a number from 0 to 999"),
+                )
+            }),
+        _ => Ok(q),
+    })?;
+    let page = read(&shared, move |r| r.api(&q)).await?;
+    shared.record(&caller, "/api", &query, page.rows.len())?;
+    Ok(Json(
+        json!({ "rows": page.rows, "next": page.next, "source": page.source }),
+    ))
+}
+
+async fn correlate(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, Problem> {
+    let query = params(raw.as_deref(), &["request_id"])?;
+    let id = match query.first() {
+        Some((_, v)) => request_id(v)?,
+        None => return Err(Problem::param("request_id", "missing request_id")),
+    };
+    let tenant = caller.tenant.clone();
+    let timeline = read(&shared, move |r| r.correlate_scoped(&id, tenant.as_deref())).await?;
+    shared.record(&caller, "/correlate", &query, timeline.entries.len())?;
+    Ok(Json(serde_json::to_value(timeline).map_err(|e| {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    })?))
+}
+
+fn operator_only(caller: &Caller) -> Result<(), Problem> {
+    match caller.tenant {
+        Some(_) => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "an operator endpoint: not available to tenant-scoped callers",
+        )),
+        None => Ok(()),
+    }
+}
+
+async fn verify(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, Problem> {
+    let query = params(raw.as_deref(), &[])?;
+    operator_only(&caller)?;
+    let report = read(&shared, Reader::verify).await?;
+    shared.record(&caller, "/audit/verify", &query, 0)?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
+async fn doctor(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, Problem> {
+    let query = params(raw.as_deref(), &[])?;
+    operator_only(&caller)?;
+    let health = read(&shared, |r| Ok(r.health())).await?;
+    let mut body = serde_json::to_value(&health).unwrap_or_default();
+    if let Some(f) = shared.reader.pipeline() {
+        let s = f.queue_stats();
+        body["queue"] = json!({
+            "depth": s.depth, "capacity": s.capacity, "high_water": s.high_water,
+            "enqueued": s.enqueued, "written": s.written, "retries": s.retries,
+            "queue_full": s.queue_full, "failed": s.failed,
+            "last_error": s.last_error, "store_health": format!("{:?}", s.store_health),
+        });
+        let ring = |st: crate::stream::StreamStats| {
+            json!({
+                "ring_len": st.ring_len, "ring_capacity": st.ring_capacity,
+                "queue_depth": st.queue_depth, "written": st.written,
+                "dropped": st.dropped, "failed": st.failed, "store": st.store,
+            })
+        };
+        body["sys"] = ring(f.sys_stats());
+        body["api"] = ring(f.api_stats());
+    }
+    body["ok"] =
+        (health.reachable && health.chains.iter().all(|c| c.first_break_seq.is_none())).into();
+    shared.record(&caller, "/audit/doctor", &query, 0)?;
+    Ok(Json(body))
+}
+
+async fn proof(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, Problem> {
+    let query = params(raw.as_deref(), &["id"])?;
+    let Some((_, id)) = query.first().cloned() else {
+        return Err(Problem::param(
+            "id",
+            "missing id: the row's id, e.g. evt-0000000000000000002a",
+        ));
+    };
+    if id.is_empty()
+        || id.len() > 128
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Problem::param(
+            "id",
+            format!("invalid id {id:?}: expected a row id such as evt-0000000000000000002a"),
+        ));
+    }
+    let not_found = || Problem::new(StatusCode::NOT_FOUND, format!("no row {id}"));
+    let id2 = id.clone();
+    let row = read(&shared, move |r| r.audit_row(&id2))
+        .await?
+        .ok_or_else(not_found)?;
+    if caller.tenant.is_some() && row.tenant_id != caller.tenant {
+        return Err(not_found());
+    }
+    let dsn = shared.reader.audit_dsn().clone();
+    let id2 = id.clone();
+    let proof = blocking(move || crate::transparency::prove_row(&dsn, &id2))
+        .await
+        .map_err(|p| match p.status {
+            StatusCode::INTERNAL_SERVER_ERROR => Problem::new(StatusCode::CONFLICT, p.message),
+            _ => p,
+        })?;
+    shared.record(&caller, "/audit/proof", &query, 1)?;
+    Ok(Json(serde_json::to_value(proof).unwrap_or_default()))
+}
+
+async fn openapi(caller: Caller) -> Result<Json<Value>, Problem> {
+    let _ = caller;
+    Ok(Json(openapi_document()))
+}
+
+/// Runs a read on its own thread: store clients block (PostgreSQL's drives
+/// a runtime of its own, which must not run inside the server's).
+async fn read<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Reader) -> crate::Result<T> + Send + 'static,
+) -> Result<T, Problem> {
+    let shared = Arc::clone(shared);
+    blocking(move || f(&shared.reader)).await
+}
+
+/// Runs blocking work on its own thread and awaits it without tying the
+/// reader to one async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, Problem> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the reader thread stopped",
+            )
+        })?
+        .map_err(Problem::from)
+}
