@@ -206,7 +206,7 @@ pub struct AuditPage {
 #[non_exhaustive]
 pub enum Entry {
     /// A chained audit row.
-    Audit(Row),
+    Audit(Box<Row>),
     /// An HTTP request row.
     Api(ApiRow),
     /// An application log row.
@@ -445,7 +445,11 @@ impl Reader {
         let truncated =
             [audit.next.is_some(), sys.next.is_some(), api.next.is_some()].contains(&true);
         let in_scope = |row_tenant: Option<&str>| tenant.is_none() || row_tenant == tenant;
-        let mut entries: Vec<Entry> = audit.rows.into_iter().map(Entry::Audit).collect();
+        let mut entries: Vec<Entry> = audit
+            .rows
+            .into_iter()
+            .map(|r| Entry::Audit(Box::new(r)))
+            .collect();
         entries.extend(
             api.rows
                 .into_iter()

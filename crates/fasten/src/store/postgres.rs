@@ -38,7 +38,7 @@ pub(crate) fn ts_text(col: &str) -> String {
 }
 
 pub(crate) struct PostgresStore {
-    rt: Runtime,
+    rt: ClientRuntime,
     client: Client,
     /// `"schema"."table"` or `"table"`, quoted after the DSN parser checked
     /// each part against `^[A-Za-z_][A-Za-z0-9_]*$`.
@@ -69,9 +69,30 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// The client's own current-thread runtime. Dropped without waiting, so a
+/// store may be dropped anywhere, even on a thread of an async server
+/// (where dropping a runtime normally panics).
+pub(crate) struct ClientRuntime(Option<Runtime>);
+
+impl std::ops::Deref for ClientRuntime {
+    type Target = Runtime;
+
+    fn deref(&self) -> &Runtime {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// Connects on a current-thread runtime of the caller's own, which also
 /// drives the connection whenever the caller waits on it.
-pub(crate) fn connect(url: &str) -> Result<(Runtime, Client)> {
+pub(crate) fn connect(url: &str) -> Result<(ClientRuntime, Client)> {
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| Error::store("postgres: invalid connection string", e))?;
@@ -97,7 +118,7 @@ pub(crate) fn connect(url: &str) -> Result<(Runtime, Client)> {
             tracing::debug!(target: "fasten::store", error = %e, "postgres connection closed");
         }
     });
-    Ok((rt, client))
+    Ok((ClientRuntime(Some(rt)), client))
 }
 
 pub(crate) fn pg_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {

@@ -10,6 +10,8 @@ mod multiprocess;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "reader")]
+mod reader;
 #[cfg(feature = "tracing")]
 mod streams;
 mod support;

@@ -20,13 +20,13 @@ fn base_url() -> String {
 }
 
 /// A schema of the test's own, dropped at the end.
-struct Schema {
+pub(crate) struct Schema {
     name: String,
     admin: postgres::Client,
 }
 
 impl Schema {
-    fn new() -> Option<Self> {
+    pub(crate) fn new() -> Option<Self> {
         let admin = match postgres::Client::connect(&base_url(), postgres::NoTls) {
             Ok(c) => c,
             Err(e) if std::env::var_os("CI").is_some() => {
@@ -44,7 +44,7 @@ impl Schema {
         Some(Self { name, admin })
     }
 
-    fn dsn(&self, table: &str) -> Dsn {
+    pub(crate) fn dsn(&self, table: &str) -> Dsn {
         Dsn::parse(
             "FASTEN_AUDIT_DSN",
             &format!("{}?table={}.{table}", base_url(), self.name),

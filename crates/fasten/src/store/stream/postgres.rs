@@ -2,16 +2,15 @@
 //! column arrays per batch, as the audit store does.
 
 use serde_json::Value;
-use tokio::runtime::Runtime;
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
 use super::{Cell, Col, ColType, INDEXED, Query, StreamStore, filter_sql, object};
 use crate::error::Result;
-use crate::store::postgres::{connect, pg_err, ts_text};
+use crate::store::postgres::{ClientRuntime, connect, pg_err, ts_text};
 
 pub(super) struct PostgresStreams {
-    rt: Runtime,
+    rt: ClientRuntime,
     client: Client,
     qualified: String,
     cols: &'static [Col],
