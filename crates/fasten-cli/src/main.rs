@@ -34,6 +34,14 @@ enum Command {
     Export(cmd::pack::ExportArgs),
     /// Check an evidence pack with nothing else.
     VerifyPack(cmd::pack::VerifyArgs),
+    /// The newest rows of a stream, one a line; --follow for new ones.
+    Tail(cmd::tail::Args),
+    /// The audit, api and sys rows of one request, as a timeline.
+    Correlate(cmd::correlate::Args),
+    /// Check the setup: env, store, schema, codes, a write round trip, chains.
+    Doctor(cmd::doctor::Args),
+    /// Serve the HTTP reader at /api/v1/logs over the configured stores.
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +56,10 @@ fn main() -> ExitCode {
         Command::VerifyProof(args) => cmd::prove::verify(&args),
         Command::Export(args) => cmd::pack::export(&args),
         Command::VerifyPack(args) => cmd::pack::verify(&args),
+        Command::Tail(args) => cmd::tail::run(&args),
+        Command::Correlate(args) => cmd::correlate::run(&args),
+        Command::Doctor(args) => cmd::doctor::run(&args),
+        Command::Serve(args) => cmd::serve::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -530,3 +530,275 @@ fn evidence_packs_prove_one_tenant_and_catch_any_change() {
         stdout(&out)
     );
 }
+
+/// Three rows of request `req-a`, one of `req-b`, as an operator would
+/// write them.
+fn seed_rows(dir: &Path) {
+    for (code, target, req, outcome) in [
+        ("ORDER_PLACED", "order/1", "req-a", "success"),
+        ("AUTH_LOGIN", "user/7", "req-a", "denied"),
+        ("ORDER_PLACED", "order/2", "req-b", "success"),
+        ("ORDER_PLACED", "order/3", "req-a", "success"),
+    ] {
+        let o = fasten(
+            dir,
+            &[
+                "emit",
+                "--code",
+                code,
+                "--target",
+                target,
+                "--actor",
+                "ops",
+                "--request-id",
+                req,
+                "--outcome",
+                outcome,
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn tail_and_correlate_print_one_row_a_line() {
+    let dir = setup();
+    seed_rows(dir.path());
+    let o = fasten(dir.path(), &["tail", "-n", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    // Oldest of the three first; `<time>Z CODE actor target=… req=…`.
+    let shape = |l: &str, code: &str, target: &str, req: &str| {
+        let (ts, rest) = l.split_once(' ').unwrap();
+        assert!(ts.ends_with('Z') && ts.len() == 20, "{l}");
+        assert!(
+            rest.starts_with(&format!("{code} ops target={target} req={req}")),
+            "{l}"
+        );
+    };
+    shape(&lines[0], "AUTH_LOGIN", "user/7", "req-a");
+    assert!(lines[0].ends_with("outcome=denied"), "{}", lines[0]);
+    shape(&lines[1], "ORDER_PLACED", "order/2", "req-b");
+    shape(&lines[2], "ORDER_PLACED", "order/3", "req-a");
+
+    let o = fasten(dir.path(), &["tail", "--request-id", "req-b", "--json"]);
+    let rows: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["target"], "order/2");
+
+    let o = fasten(dir.path(), &["correlate", "req-a"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("audit ") && l.contains("req=req-a")),
+        "{text}"
+    );
+    let o = fasten(dir.path(), &["correlate", "req-none"]);
+    assert_eq!(stdout(&o).trim(), "no rows for request req-none");
+
+    for (args, needle) in [
+        (
+            vec!["tail", "--since", "yesterday"],
+            "invalid since \"yesterday\"",
+        ),
+        (vec!["tail", "-n", "0"], "invalid --limit 0"),
+        (vec!["correlate", "a b"], "invalid request id"),
+        (vec!["tail", "--url", "ftp://x"], "invalid --url"),
+    ] {
+        let o = fasten(dir.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line, no backtrace: {err}");
+    }
+}
+
+#[test]
+fn tail_follow_prints_rows_as_they_land() {
+    let dir = setup();
+    seed_rows(dir.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fasten"))
+        .current_dir(dir.path())
+        .args(["tail", "-n", "1", "--follow", "--interval", "100ms"])
+        .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead as _;
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("target=order/3"), "{line}");
+    let o = fasten(
+        dir.path(),
+        &["emit", "--code", "AUTH_LOGIN", "--target", "user/late"],
+    );
+    assert!(o.status.success());
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("AUTH_LOGIN") && line.contains("target=user/late"),
+        "{line}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn doctor_says_what_holds_and_fails_on_a_broken_chain() {
+    let dir = setup();
+    seed_rows(dir.path());
+    let o = fasten(dir.path(), &["doctor"]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+    for needle in [
+        "✓ env: service cli-test, node node-cli",
+        "✓ codes: 2 codes from shop.codes.yaml",
+        "✓ audit store: sqlite:///audit.db reachable",
+        "✓ round trip: FASTEN_DOCTOR_PROBE",
+        "✓ chain: node-cli: newest 5 of 5 rows intact",
+        "⚠ sys store: FASTEN_SYS_DSN is not set",
+        "doctor: 5 ok, 2 warnings, 0 failed",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in\n{text}");
+    }
+    tamper(dir.path());
+    let o = fasten(dir.path(), &["doctor", "--json", "--no-probe"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["ok"], false);
+    let chain = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "chain")
+        .unwrap();
+    assert_eq!(chain["status"], "fail");
+    assert!(
+        chain["detail"]
+            .as_str()
+            .unwrap()
+            .contains("seq 2: hash does not match"),
+        "{chain}"
+    );
+
+    let o = fasten_with(
+        dir.path(),
+        &["doctor"],
+        &[(
+            "FASTEN_AUDIT_DSN",
+            "postgres://nobody@127.0.0.1:1/none?connect_timeout=2",
+        )],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("✗ audit store: postgres://nobody@127.0.0.1:1/none"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn serve_needs_an_auth_decision_and_then_answers_over_http() {
+    let dir = setup();
+    seed_rows(dir.path());
+    let o = fasten(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("refuses to start without an auth decision"),
+        "{}",
+        stderr(&o)
+    );
+
+    let token = "cli-test-token-0123456789";
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fasten"))
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
+        .env(
+            "FASTEN_READER_TOKENS",
+            format!("old-token-abcdefghijkl,{token}"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    use std::io::BufRead as _;
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("fasten: serving ")
+        .unwrap()
+        .to_owned();
+    assert!(url.ends_with("/api/v1/logs"), "{first}");
+
+    let o = fasten_with(
+        dir.path(),
+        &[
+            "tail",
+            "--url",
+            &url,
+            "--token",
+            token,
+            "--request-id",
+            "req-a",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 3, "{}", stdout(&o));
+    let o = fasten_with(
+        dir.path(),
+        &[
+            "correlate",
+            "req-b",
+            "--url",
+            &url,
+            "--token",
+            token,
+            "--json",
+        ],
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["entries"].as_array().unwrap().len(), 1);
+    let o = fasten_with(
+        dir.path(),
+        &["tail", "--url", &url, "--token", "wrong-token-000000000"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("401") && stderr(&o).contains("hint"),
+        "{}",
+        stderr(&o)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn dump_prints_json_when_asked() {
+    let dir = setup();
+    let o = fasten(dir.path(), &["dump", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let codes: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["AUTH_LOGIN", "ORDER_PLACED"]);
+    assert_eq!(v[1]["severity"], "warn");
+}

@@ -1,11 +1,17 @@
 //! One module per verb.
 
 pub(crate) mod checkpoint;
+pub(crate) mod correlate;
+pub(crate) mod doctor;
 pub(crate) mod dump;
 pub(crate) mod emit;
 pub(crate) mod keygen;
+mod line;
 pub(crate) mod pack;
 pub(crate) mod prove;
+pub(crate) mod serve;
+mod source;
+pub(crate) mod tail;
 pub(crate) mod verify;
 
 use anyhow::Context as _;

@@ -1,0 +1,128 @@
+//! One row, one line, for people: `2026-04-22T12:34:56Z USER_CREATED admin
+//! target=u-42 req=3a7b1c…`, in colour on a terminal.
+
+use serde_json::Value;
+
+/// ANSI colours, or nothing when stdout is not a terminal or `NO_COLOR` is set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Paint(bool);
+
+impl Paint {
+    pub(crate) fn detect() -> Self {
+        use std::io::IsTerminal as _;
+        Self(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+    }
+
+    fn wrap(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+fn s<'a>(row: &'a Value, key: &str) -> &'a str {
+    row[key].as_str().unwrap_or("-")
+}
+
+/// Seconds are enough on a terminal; `--json` keeps the microseconds.
+fn when(row: &Value) -> String {
+    let ts = s(row, "timestamp");
+    match ts.split_once('.') {
+        Some((secs, _)) => format!("{secs}Z"),
+        None => ts.to_owned(),
+    }
+}
+
+/// Long ids are abbreviated like git's; `--json` has them whole.
+fn short_id(id: &str) -> String {
+    if id.len() > 12 {
+        format!("{}…", &id[..8])
+    } else {
+        id.to_owned()
+    }
+}
+
+pub(crate) fn audit(p: Paint, row: &Value) -> String {
+    let mut line = format!(
+        "{} {} {} target={} req={}",
+        when(row),
+        p.wrap("1;36", s(row, "code")),
+        s(row, "actor"),
+        s(row, "target"),
+        short_id(s(row, "request_id")),
+    );
+    match s(row, "outcome") {
+        "success" => {}
+        other => line.push_str(&format!(" outcome={}", p.wrap("31", other))),
+    }
+    line
+}
+
+pub(crate) fn sys(p: Paint, row: &Value) -> String {
+    let level = s(row, "level");
+    let colour = match level {
+        "ERROR" => "31",
+        "WARN" => "33",
+        "INFO" => "32",
+        _ => "2",
+    };
+    let mut line = format!(
+        "{} {:5} {} {}",
+        when(row),
+        p.wrap(colour, level),
+        s(row, "target"),
+        s(row, "message")
+    );
+    if let Some(id) = row["request_id"].as_str() {
+        line.push_str(&format!(" req={}", short_id(id)));
+    }
+    line
+}
+
+pub(crate) fn api(p: Paint, row: &Value) -> String {
+    let status = row["status"].as_u64().unwrap_or(0);
+    let colour = if status >= 500 || status == 0 {
+        "31"
+    } else if status >= 400 {
+        "33"
+    } else {
+        "32"
+    };
+    format!(
+        "{} {} {} {} {:.1}ms req={}",
+        when(row),
+        s(row, "method"),
+        s(row, "route"),
+        p.wrap(colour, &status.to_string()),
+        row["duration_ms"].as_f64().unwrap_or(0.0),
+        short_id(s(row, "request_id"))
+    )
+}
+
+/// A row of any stream.
+pub(crate) fn of(p: Paint, stream: &str, row: &Value) -> String {
+    match stream {
+        "sys" => sys(p, row),
+        "api" => api(p, row),
+        _ => audit(p, row),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_audit_row_reads_as_the_issue_shows() {
+        let row = serde_json::json!({
+            "timestamp": "2026-04-22T12:34:56.123456Z", "code": "USER_CREATED", "actor": "admin",
+            "target": "u-42", "request_id": "3a7b1c9d2e4f5a6b7c8d", "outcome": "success"
+        });
+        assert_eq!(
+            audit(Paint(false), &row),
+            "2026-04-22T12:34:56Z USER_CREATED admin target=u-42 req=3a7b1c9d…"
+        );
+    }
+}

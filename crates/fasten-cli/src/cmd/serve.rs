@@ -1,0 +1,88 @@
+//! `fasten serve`: the HTTP reader on its own, over the configured stores,
+//! at `/api/v1/logs` — for operators, and for a central store that many
+//! nodes write to.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use fasten::reader::{self, Auth, Options};
+use fasten::{Dsn, Reader};
+
+/// Arguments of `fasten serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on; port 0 picks a free one (printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Serve without any authentication. Without it, FASTEN_READER_TOKENS
+    /// must hold at least one bearer token.
+    #[arg(long)]
+    allow_unauthenticated: bool,
+    /// The audit store.
+    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::FASTEN_AUDIT_DSN_DEFAULT)]
+    dsn: String,
+    /// The sys stream's store, if any.
+    #[arg(long, env = "FASTEN_SYS_DSN")]
+    sys_dsn: Option<String>,
+    /// The api stream's store, if any.
+    #[arg(long, env = "FASTEN_API_DSN")]
+    api_dsn: Option<String>,
+}
+
+/// Where the router is nested.
+const PREFIX: &str = "/api/v1/logs";
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let auth = if args.allow_unauthenticated {
+        eprintln!(
+            "fasten: WARNING: serving WITHOUT authentication (--allow-unauthenticated): anyone who can reach {} can read every row",
+            args.listen
+        );
+        Auth::allow_unauthenticated()
+    } else {
+        Auth::from_env().context(
+            "fasten serve refuses to start without an auth decision (hint: set FASTEN_READER_TOKENS=<token>[,<token>…], or pass --allow-unauthenticated for a loopback-only tool)",
+        )?
+    };
+    let mut reader = Reader::new(Dsn::parse("FASTEN_AUDIT_DSN", &args.dsn)?);
+    if let Some(d) = args.sys_dsn.as_deref().filter(|d| !d.is_empty()) {
+        reader = reader.sys_dsn(Dsn::parse_for("FASTEN_SYS_DSN", d, "sys_log")?);
+    }
+    if let Some(d) = args.api_dsn.as_deref().filter(|d| !d.is_empty()) {
+        reader = reader.api_dsn(Dsn::parse_for("FASTEN_API_DSN", d, "api_log")?);
+    }
+    // Fail now, not on the first request, when the store is not there.
+    let health = reader.health();
+    if !health.reachable {
+        anyhow::bail!(
+            "cannot read the audit store {}: {}",
+            health.store,
+            health.error.unwrap_or_default()
+        );
+    }
+    let app: axum::Router =
+        axum::Router::new().nest(PREFIX, reader::router(reader, Options::new(auth)));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the server runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        // The first line on stdout, so scripts and tests can find the port.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "fasten: serving http://{addr}{PREFIX}")?;
+        out.flush()?;
+        drop(out);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("the server stopped")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
