@@ -60,7 +60,11 @@ fn percentiles(mut t: Vec<Duration>) -> (f64, f64) {
 fn measure(label: &str, dsn: &Dsn, rows: usize) {
     print!("{label}: filling {rows} rows … ");
     let took = fill(dsn, rows);
-    println!("{:.1} s ({:.0} rows/s)", took.as_secs_f64(), rows as f64 / took.as_secs_f64());
+    println!(
+        "{:.1} s ({:.0} rows/s)",
+        took.as_secs_f64(),
+        rows as f64 / took.as_secs_f64()
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -120,15 +124,22 @@ fn main() {
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = format!("sqlite:///{}", dir.path().join("reader.db").display());
-    measure("sqlite", &Dsn::parse("FASTEN_AUDIT_DSN", &file).expect("dsn"), rows);
+    measure(
+        "sqlite",
+        &Dsn::parse("FASTEN_AUDIT_DSN", &file).expect("dsn"),
+        rows,
+    );
 
     let base = std::env::var("FASTEN_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let schema = format!("fasten_bench_{:08x}", rand::random::<u32>());
     match postgres::Client::connect(&base, postgres::NoTls) {
         Ok(mut admin) => {
-            let dsn = Dsn::parse("FASTEN_AUDIT_DSN", &format!("{base}?table={schema}.audit_log"))
-                .expect("dsn");
+            let dsn = Dsn::parse(
+                "FASTEN_AUDIT_DSN",
+                &format!("{base}?table={schema}.audit_log"),
+            )
+            .expect("dsn");
             measure("postgres", &dsn, rows);
             let _ = admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
         }

@@ -479,3 +479,47 @@ fn the_reader_over_postgres() {
         config(dsn2.clone(), &format!("node-{n}")).build().unwrap()
     });
 }
+
+#[test]
+fn the_reader_serves_inclusion_proofs_that_verify_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proof.db");
+    let keys = fasten::transparency::generate_key("it.example/reader").unwrap();
+    std::fs::write(dir.path().join("signing.key"), &keys.signing_key).unwrap();
+    let fasten = config(super::support::dsn(&path), "node-p")
+        .signing_key(dir.path().join("signing.key"))
+        .build()
+        .unwrap();
+    let id = fasten
+        .emit_durable(Event::new("USER_CREATED").target("user/1"))
+        .unwrap()
+        .id;
+    for _ in 0..40 {
+        fasten.emit(Event::new("USER_UPDATED")).unwrap();
+    }
+    // Flush signs a checkpoint covering everything so far.
+    fasten.flush(SECS).unwrap();
+    let s = Served::start(nest(reader::router(
+        Reader::from_pipeline(&fasten),
+        Options::new(Auth::bearer_tokens([TOKEN]).unwrap()),
+    )));
+    let (status, body) = s.op(&format!("/audit/proof?id={id}"));
+    assert_eq!(status, 200, "{body}");
+    let proof: fasten::transparency::Proof = serde_json::from_value(body.clone()).unwrap();
+    let checked =
+        fasten::transparency::verify_proof(&proof, std::slice::from_ref(&keys.verifier_key));
+    assert!(checked.is_ok(), "{checked:?}");
+    // One altered byte of the path fails.
+    let mut bad = body;
+    let first = bad["path"][0].as_str().unwrap().to_owned();
+    let flipped = if first.starts_with('0') {
+        format!("1{}", &first[1..])
+    } else {
+        format!("0{}", &first[1..])
+    };
+    bad["path"][0] = flipped.into();
+    let bad: fasten::transparency::Proof = serde_json::from_value(bad).unwrap();
+    assert!(fasten::transparency::verify_proof(&bad, &[keys.verifier_key]).is_err());
+    assert_eq!(s.op("/audit/proof?id=evt-00000000000000000000").0, 404);
+    fasten.shutdown(SECS).unwrap();
+}
