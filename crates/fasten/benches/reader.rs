@@ -30,6 +30,8 @@ fn fill(dsn: &Dsn, rows: usize) -> Duration {
         .registry(registry)
         .stdout(Stdout::NONE)
         .audit_queue_capacity(65_536)
+        // A filling loop outruns any store; wait for room rather than fail.
+        .audit_queue_timeout(Duration::from_secs(120))
         .build()
         .expect("pipeline");
     let start = Instant::now();

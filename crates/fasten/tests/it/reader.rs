@@ -512,11 +512,9 @@ fn the_reader_serves_inclusion_proofs_that_verify_offline() {
     // One altered byte of the path fails.
     let mut bad = body;
     let first = bad["path"][0].as_str().unwrap().to_owned();
-    let flipped = if first.starts_with('0') {
-        format!("1{}", &first[1..])
-    } else {
-        format!("0{}", &first[1..])
-    };
+    let mut chars: Vec<char> = first.chars().collect();
+    chars[0] = if chars[0] == '0' { '1' } else { '0' };
+    let flipped: String = chars.into_iter().collect();
     bad["path"][0] = flipped.into();
     let bad: fasten::transparency::Proof = serde_json::from_value(bad).unwrap();
     assert!(fasten::transparency::verify_proof(&bad, &[keys.verifier_key]).is_err());
