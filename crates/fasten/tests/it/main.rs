@@ -10,7 +10,7 @@ mod multiprocess;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
-#[cfg(feature = "reader")]
+#[cfg(all(feature = "reader", feature = "tracing"))]
 mod reader;
 #[cfg(feature = "tracing")]
 mod streams;

@@ -76,6 +76,8 @@ fn config(dsn: Dsn, node: &str) -> Config {
     Config::new()
         .service_id("reader-it")
         .node_id(node)
+        // Stream rows carry the pipeline's tenant; audit rows here set their own.
+        .tenant_id("acme")
         .audit_dsn(dsn)
         .registry(registry())
         .stdout(Stdout::NONE)
@@ -356,6 +358,22 @@ fn scenario(dsn: &Dsn, second_node: impl Fn() -> Fasten + Send + Sync + 'static)
     assert_eq!(body["ok"], true, "{body}");
     assert!(body["queue"]["written"].as_u64().unwrap() >= 10_000);
 
+    // Three sys rows of req-0, from the acme pipeline.
+    {
+        use tracing_subscriber::prelude::*;
+        let subscriber = tracing_subscriber::registry().with(fasten.sys_layer());
+        tracing::subscriber::with_default(subscriber, || {
+            fasten::context::with(ids[0].clone(), || {
+                for i in 0..3 {
+                    tracing::info!(i, "step");
+                }
+            });
+        });
+    }
+    let (_, body) = s.op("/sys?request_id=req-0&level=info");
+    assert_eq!(rows(&body).len(), 3, "{body}");
+    assert_eq!(body["source"], "ring");
+
     // Tenant scope holds everywhere, whatever the query says.
     let h = |tenant: &'static str| {
         [
@@ -397,11 +415,18 @@ fn scenario(dsn: &Dsn, second_node: impl Fn() -> Fasten + Send + Sync + 'static)
     );
     let (status, body) = t.get("/audit", &[("authorization", &format!("Bearer {TOKEN}"))]);
     assert_eq!(status, 403, "no tenant for the caller: refused, {body}");
-    for path in ["/sys", "/api"] {
-        let (status, body) = get(path, "acme");
+    let (status, body) = get("/sys", "acme");
+    assert_eq!(status, 200);
+    assert_eq!(rows(&body).len(), 3, "{body}");
+    for path in ["/sys", "/api", "/sys?request_id=req-0"] {
+        let (status, body) = get(path, "globex");
         assert_eq!(status, 200, "{path}");
-        assert!(rows(&body).iter().all(|r| r["tenant_id"] == "acme"));
+        assert!(rows(&body).is_empty(), "{path}: another tenant's stream rows stay hidden");
     }
+    let (_, body) = get("/correlate?request_id=req-0", "globex");
+    assert!(body["entries"].as_array().unwrap().iter().all(|e| e["stream"] == "audit" && e["row"]["tenant_id"] == "globex"));
+    let (_, body) = get("/correlate?request_id=req-0", "acme");
+    assert_eq!(body["entries"].as_array().unwrap().iter().filter(|e| e["stream"] == "sys").count(), 3);
 
     // The OpenAPI document names every route the router serves.
     let (status, doc) = s.op("/openapi.json");
