@@ -74,12 +74,12 @@ pub(crate) struct Checkpointer {
     last: Instant,
 }
 
-fn row_hash(row: &Row) -> Result<[u8; 32]> {
+fn decode_hash(seq: i64, hex_hash: &str) -> Result<[u8; 32]> {
     let mut hash = [0u8; 32];
-    hex::decode_to_slice(&row.hash, &mut hash).map_err(|_| {
+    hex::decode_to_slice(hex_hash, &mut hash).map_err(|_| {
         Error::new(
             ErrorKind::Checkpoint,
-            format!("seq {}: hash is not 64 hex characters", row.monotonic_seq),
+            format!("seq {seq}: hash is not 64 hex characters"),
         )
     })?;
     Ok(hash)
@@ -105,20 +105,11 @@ impl Checkpointer {
     fn catch_up(&mut self, store: &mut dyn Store) -> Result<()> {
         let after = i64::try_from(self.log.len()).unwrap_or(i64::MAX);
         let log = &mut self.log;
-        let mut failed = None;
-        store.scan_chain(&self.node, after, &mut |row| {
-            if failed.is_none() {
-                let hash = row
-                    .map_err(|u| Error::new(ErrorKind::Checkpoint, u.reason))
-                    .and_then(|r| row_hash(&r));
-                match hash {
-                    Ok(h) => log.push(&h),
-                    Err(e) => failed = Some(e),
-                }
-            }
+        // Only the hash column: start-up reads the whole chain once.
+        store.scan_hashes(&self.node, after, &mut |seq, hash| {
+            log.push(&decode_hash(seq, hash)?);
             Ok(())
-        })?;
-        failed.map_or(Ok(()), Err)
+        })
     }
 
     /// Takes in a committed batch (rows in seq order), then signs if due.
@@ -129,7 +120,7 @@ impl Checkpointer {
         let next = i64::try_from(self.log.len()).unwrap_or(i64::MAX) + 1;
         if first.monotonic_seq == next {
             for row in rows {
-                self.log.push(&row_hash(row)?);
+                self.log.push(&decode_hash(row.monotonic_seq, &row.hash)?);
             }
         } else {
             // Other writers of this node got in between: read what we miss.

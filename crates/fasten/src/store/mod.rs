@@ -1,7 +1,7 @@
 //! The store seam: the writer and the verifier see only [`Store`]; each
 //! backend is one file. Backends are chosen by DSN.
 
-use crate::chain::Row;
+use crate::chain::{Row, RowRef};
 use crate::dsn::Dsn;
 use crate::error::Result;
 
@@ -113,15 +113,44 @@ pub(crate) trait Store: Send {
     fn nodes(&mut self) -> Result<Vec<NodeCount>>;
 
     /// Calls `f` with each row of `node` after `after_seq` (0 for the whole
-    /// chain) in `monotonic_seq` order, stopping
-    /// at the first error `f` returns. A row that cannot be decoded (a
-    /// detail that is not JSON, a NULL where the contract forbids one) comes
-    /// as [`Unreadable`], so verification can name it instead of aborting.
+    /// chain) in `monotonic_seq` order, borrowed from the backend's read
+    /// buffer, stopping at the first error `f` returns. A row that cannot be
+    /// decoded (a NULL where the contract forbids one, a number where text
+    /// belongs) comes as [`Unreadable`], so verification can name it instead
+    /// of aborting. The detail comes as the stored text, unparsed.
+    fn scan_rows(
+        &mut self,
+        node: &str,
+        after_seq: i64,
+        f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
+    ) -> Result<()>;
+
+    /// [`Store::scan_rows`] with owned rows and the detail parsed; a detail
+    /// that is not JSON makes its row [`Unreadable`].
     fn scan_chain(
         &mut self,
         node: &str,
         after_seq: i64,
         f: &mut dyn FnMut(std::result::Result<Row, Unreadable>) -> Result<()>,
+    ) -> Result<()> {
+        self.scan_rows(node, after_seq, &mut |row| {
+            f(row.and_then(|row| {
+                row.to_row().map_err(|e| Unreadable {
+                    seq: Some(row.monotonic_seq),
+                    reason: format!("stored detail is not JSON: {e}"),
+                })
+            }))
+        })
+    }
+
+    /// Calls `f` with `(monotonic_seq, hash)` of each row of `node` after
+    /// `after_seq`, in order: all a Merkle tree needs, without reading or
+    /// decoding the other columns.
+    fn scan_hashes(
+        &mut self,
+        node: &str,
+        after_seq: i64,
+        f: &mut dyn FnMut(i64, &str) -> Result<()>,
     ) -> Result<()>;
 
     /// Keeps a signed checkpoint beside the rows (in `<table>_checkpoints`).

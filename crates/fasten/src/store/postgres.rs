@@ -25,7 +25,7 @@ use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
 use super::{Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, NodeCount, Store, Unreadable};
-use crate::chain::{self, Row, Tip};
+use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Used when the DSN does not set `connect_timeout`: a writer must not hang
@@ -329,6 +329,47 @@ fn read_row(r: &tokio_postgres::Row) -> Result<Row> {
     })
 }
 
+/// The row `r` borrowed from the client's buffer, with no allocation; the
+/// error names the column that does not decode.
+fn read_ref(r: &tokio_postgres::Row) -> std::result::Result<RowRef<'_>, String> {
+    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+        r: &'a tokio_postgres::Row,
+        i: usize,
+    ) -> std::result::Result<T, String> {
+        r.try_get(i)
+            .map_err(|e| format!("column {}: {e}", COLUMNS[i].0))
+    }
+    Ok(RowRef {
+        id: get(r, 0)?,
+        origin_id: get(r, 1)?,
+        monotonic_seq: get(r, 2)?,
+        timestamp: get(r, 3)?,
+        code: get(r, 4)?,
+        action: get(r, 5)?,
+        severity: get(r, 6)?,
+        outcome: get(r, 7)?,
+        service_id: get(r, 8)?,
+        source_node_id: get(r, 9)?,
+        tenant_id: get(r, 10)?,
+        actor: get(r, 11)?,
+        actor_kind: get(r, 12)?,
+        target: get(r, 13)?,
+        category: get(r, 14)?,
+        domain: get(r, 15)?,
+        method: get(r, 16)?,
+        request_id: get(r, 17)?,
+        detail: get(r, 18)?,
+        detail_salt: get(r, 19)?,
+        detail_commitment: get(r, 20)?,
+        pii_in_detail: get(r, 21)?,
+        shipped_at: get(r, 22)?,
+        wire_version: get(r, 23)?,
+        canonical_form_id: get(r, 24)?,
+        prev_hash: get(r, 25)?,
+        hash: get(r, 26)?,
+    })
+}
+
 impl Store for PostgresStore {
     fn kind(&self) -> &'static str {
         "postgres"
@@ -492,41 +533,38 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    fn scan_chain(
+    fn scan_rows(
         &mut self,
         node: &str,
         after_seq: i64,
-        f: &mut dyn FnMut(std::result::Result<Row, Unreadable>) -> Result<()>,
+        f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
     ) -> Result<()> {
         let sql = format!(
             "{} WHERE source_node_id = $1 AND monotonic_seq > $2 ORDER BY monotonic_seq",
             self.select_sql
         );
-        let client = &mut self.client;
-        self.rt.block_on(async {
-            // A streaming portal: a chain of millions of rows is never held
-            // in memory.
-            let tx = client.transaction().await.map_err(pg_err("scan chain"))?;
-            let portal = tx
-                .bind(&sql, &[&node, &after_seq])
-                .await
-                .map_err(pg_err("scan chain"))?;
-            loop {
-                let rows = tx
-                    .query_portal(&portal, 4096)
-                    .await
-                    .map_err(pg_err("scan chain"))?;
-                if rows.is_empty() {
-                    break;
-                }
-                for r in &rows {
-                    f(read_row(r).map_err(|e| Unreadable {
-                        seq: r.try_get(2).ok(),
-                        reason: crate::error::Chain(&e).to_string(),
-                    }))?;
-                }
-            }
-            tx.commit().await.map_err(pg_err("scan chain"))
+        self.scan(&sql, node, after_seq, &mut |r| {
+            f(read_ref(r).map_err(|reason| Unreadable {
+                seq: r.try_get(2).ok(),
+                reason,
+            }))
+        })
+    }
+
+    fn scan_hashes(
+        &mut self,
+        node: &str,
+        after_seq: i64,
+        f: &mut dyn FnMut(i64, &str) -> Result<()>,
+    ) -> Result<()> {
+        let sql = format!(
+            "SELECT monotonic_seq, hash FROM {} WHERE source_node_id = $1 AND monotonic_seq > $2 ORDER BY monotonic_seq",
+            self.qualified
+        );
+        self.scan(&sql, node, after_seq, &mut |r| {
+            let seq: i64 = r.try_get(0).map_err(pg_err("scan hashes"))?;
+            let hash: &str = r.try_get(1).map_err(pg_err("scan hashes"))?;
+            f(seq, hash)
         })
     }
 
@@ -581,6 +619,39 @@ impl Store for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Runs `sql` (with `$1` the node and `$2` the seq to start after) and
+    /// calls `f` with each row, through a streaming portal: a chain of
+    /// millions of rows is never held in memory.
+    fn scan(
+        &mut self,
+        sql: &str,
+        node: &str,
+        after_seq: i64,
+        f: &mut dyn FnMut(&tokio_postgres::Row) -> Result<()>,
+    ) -> Result<()> {
+        let client = &mut self.client;
+        self.rt.block_on(async {
+            let tx = client.transaction().await.map_err(pg_err("scan chain"))?;
+            let portal = tx
+                .bind(sql, &[&node, &after_seq])
+                .await
+                .map_err(pg_err("scan chain"))?;
+            loop {
+                let rows = tx
+                    .query_portal(&portal, 4096)
+                    .await
+                    .map_err(pg_err("scan chain"))?;
+                if rows.is_empty() {
+                    break;
+                }
+                for r in &rows {
+                    f(r)?;
+                }
+            }
+            tx.commit().await.map_err(pg_err("scan chain"))
+        })
+    }
+
     /// Ends a transaction that failed half-way, so the connection can be
     /// used again (the writer reopens after a failure anyway; this keeps a
     /// healthy connection healthy).

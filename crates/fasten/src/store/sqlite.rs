@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use serde_json::Value;
 
 use super::{Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, NodeCount, Store, Unreadable};
-use crate::chain::{self, Row, Tip};
+use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, Result};
 
 /// How long one statement waits on another process's lock before it reports
@@ -256,6 +256,56 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     })
 }
 
+/// The row `r` borrowed, column by index, with no allocation; the error
+/// names the column that does not decode.
+fn read_ref<'a>(r: &'a rusqlite::Row<'_>) -> std::result::Result<RowRef<'a>, String> {
+    let col = |i: usize| r.get_ref(i).map_err(|e| e.to_string()).map(|v| (i, v));
+    let text = |i: usize| -> std::result::Result<&'a str, String> {
+        let (i, v) = col(i)?;
+        v.as_str()
+            .map_err(|e| format!("column {}: {e}", COLUMNS[i].0))
+    };
+    let maybe = |i: usize| -> std::result::Result<Option<&'a str>, String> {
+        let (i, v) = col(i)?;
+        v.as_str_or_null()
+            .map_err(|e| format!("column {}: {e}", COLUMNS[i].0))
+    };
+    let int = |i: usize| -> std::result::Result<i64, String> {
+        let (i, v) = col(i)?;
+        v.as_i64()
+            .map_err(|e| format!("column {}: {e}", COLUMNS[i].0))
+    };
+    Ok(RowRef {
+        id: text(0)?,
+        origin_id: text(1)?,
+        monotonic_seq: int(2)?,
+        timestamp: text(3)?,
+        code: text(4)?,
+        action: text(5)?,
+        severity: text(6)?,
+        outcome: text(7)?,
+        service_id: text(8)?,
+        source_node_id: text(9)?,
+        tenant_id: maybe(10)?,
+        actor: text(11)?,
+        actor_kind: text(12)?,
+        target: text(13)?,
+        category: text(14)?,
+        domain: text(15)?,
+        method: text(16)?,
+        request_id: text(17)?,
+        detail: maybe(18)?,
+        detail_salt: maybe(19)?,
+        detail_commitment: text(20)?,
+        pii_in_detail: int(21)? != 0,
+        shipped_at: maybe(22)?,
+        wire_version: text(23)?,
+        canonical_form_id: text(24)?,
+        prev_hash: text(25)?,
+        hash: text(26)?,
+    })
+}
+
 impl Store for SqliteStore {
     fn kind(&self) -> &'static str {
         "sqlite"
@@ -301,7 +351,12 @@ impl Store for SqliteStore {
                 .map_err(sql_err("prepare insert"))?;
             for row in rows.iter_mut() {
                 chain::link(row, &mut tip, &mut self.buf);
-                let detail = row.detail.as_ref().map(Value::to_string);
+                // JCS text: valid JSON for any reader, and what the
+                // verifier can hash without parsing (chain::commitment_of_text).
+                let detail = row
+                    .detail
+                    .as_ref()
+                    .map(|d| chain::detail_text(d, &mut self.buf));
                 insert
                     .execute(params![
                         row.id,
@@ -360,11 +415,11 @@ impl Store for SqliteStore {
         Ok(nodes)
     }
 
-    fn scan_chain(
+    fn scan_rows(
         &mut self,
         node: &str,
         after_seq: i64,
-        f: &mut dyn FnMut(std::result::Result<Row, Unreadable>) -> Result<()>,
+        f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
     ) -> Result<()> {
         let mut stmt = self
             .conn
@@ -377,10 +432,45 @@ impl Store for SqliteStore {
             .query(params![node, after_seq])
             .map_err(sql_err("scan chain"))?;
         while let Some(r) = rows.next().map_err(sql_err("scan chain"))? {
-            f(read_row(r).map_err(|e| Unreadable {
+            f(read_ref(r).map_err(|reason| Unreadable {
                 seq: r.get(2).ok(),
-                reason: e.to_string(),
+                reason,
             }))?;
+        }
+        Ok(())
+    }
+
+    fn scan_hashes(
+        &mut self,
+        node: &str,
+        after_seq: i64,
+        f: &mut dyn FnMut(i64, &str) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT monotonic_seq, hash FROM \"{}\" WHERE source_node_id = ?1 AND monotonic_seq > ?2 ORDER BY monotonic_seq",
+                self.table
+            ))
+            .map_err(sql_err("scan hashes"))?;
+        let mut rows = stmt
+            .query(params![node, after_seq])
+            .map_err(sql_err("scan hashes"))?;
+        while let Some(r) = rows.next().map_err(sql_err("scan hashes"))? {
+            let seq = r.get_ref(0).and_then(|v| Ok(v.as_i64()?));
+            let hash = r.get_ref(1).and_then(|v| Ok(v.as_str()?));
+            match (seq, hash) {
+                (Ok(seq), Ok(hash)) => f(seq, hash)?,
+                (seq, _) => {
+                    return Err(Error::new(
+                        crate::ErrorKind::Store,
+                        format!(
+                            "sqlite: a row of node {node} after seq {} has no readable monotonic_seq and hash",
+                            seq.unwrap_or(after_seq)
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }
