@@ -1,6 +1,8 @@
 //! Chain verification (row contract §3): per node, in `monotonic_seq`
 //! order, stop at the first failure and name it.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 #[cfg(test)]
@@ -84,19 +86,70 @@ pub(crate) fn verify_store(
     let nodes = store.nodes()?;
     let total = nodes.iter().map(|n| n.rows).sum();
     let mut checked = 0u64;
-    let mut reports = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        let mut chain = ChainCheck::new(node.node.clone());
-        store.scan_rows(&node.node, 0, &mut |row| {
+    let mut tick = |checked: u64| {
+        if checked.is_multiple_of(4096) {
+            progress(Progress { checked, total });
+        }
+    };
+    // One pass over the whole table in the order the store reads fastest
+    // (about twice as fast as walking each node's chain through the
+    // (node, seq) index), checking each node's rows as long as they come in
+    // chain order. A node whose rows do not (seq is not the next one) is read
+    // again in chain order below, so what is reported is always what the
+    // ordered walk finds: up to the first row out of order both walks see
+    // the same rows in the same order.
+    let mut passes: BTreeMap<String, TablePass> = nodes
+        .into_iter()
+        .map(|n| (n.node.clone(), TablePass::new(n.node)))
+        .collect();
+    let mut unreadable = false;
+    store.scan_table(&mut |row| {
+        let row = match row {
+            Ok(row) if !unreadable => row,
+            // Its node is unknown, so no node's verdict can stand on this
+            // pass: every node is walked in order instead.
+            _ => {
+                unreadable = true;
+                return Ok(());
+            }
+        };
+        let pass = match passes.get_mut(row.source_node_id) {
+            Some(pass) => pass,
+            // A node whose first rows were committed after `nodes()` ran.
+            None => passes
+                .entry(row.source_node_id.to_owned())
+                .or_insert_with(|| TablePass::new(row.source_node_id.to_owned())),
+        };
+        if !pass.in_order || pass.chain.failure.is_some() {
+            return Ok(());
+        }
+        if row.monotonic_seq != pass.chain.expected_seq {
+            pass.in_order = false;
+            checked -= std::mem::take(&mut pass.read);
+            return Ok(());
+        }
+        pass.chain.check_ref(&row);
+        pass.read += 1;
+        checked += 1;
+        tick(checked);
+        Ok(())
+    })?;
+    let mut reports = Vec::with_capacity(passes.len());
+    for (node, pass) in passes {
+        if pass.in_order && !unreadable {
+            reports.push(pass.chain.into_report());
+            continue;
+        }
+        checked -= pass.read;
+        let mut chain = ChainCheck::new(node.clone());
+        store.scan_rows(&node, 0, &mut |row| {
             if chain.failure.is_none() {
                 match row {
                     Ok(row) => chain.check_ref(&row),
                     Err(bad) => chain.unreadable(bad.seq, &bad.reason),
                 }
                 checked += 1;
-                if checked.is_multiple_of(4096) {
-                    progress(Progress { checked, total });
-                }
+                tick(checked);
             }
             Ok(())
         })?;
@@ -107,6 +160,26 @@ pub(crate) fn verify_store(
         ok: reports.iter().all(|r| r.first_break_seq.is_none()),
         nodes: reports,
     })
+}
+
+/// One node's state during the table-order pass of [`verify_store`].
+struct TablePass {
+    chain: ChainCheck,
+    /// Every row so far came in chain order.
+    in_order: bool,
+    /// Rows checked in this pass, to take back out of the progress count if
+    /// the node has to be read again.
+    read: u64,
+}
+
+impl TablePass {
+    fn new(node: String) -> Self {
+        Self {
+            chain: ChainCheck::new(node),
+            in_order: true,
+            read: 0,
+        }
+    }
 }
 
 /// Checks one node's rows as they stream past in `monotonic_seq` order.

@@ -125,6 +125,17 @@ pub(crate) trait Store: Send {
         f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
     ) -> Result<()>;
 
+    /// Calls `f` with every row of every node in the order the store reads
+    /// fastest (SQLite: rowid order, a plain walk of the table; Postgres: a
+    /// sequential scan), with no promise about that order. A writer appends
+    /// each node's rows in `monotonic_seq` order, so that is usually chain
+    /// order already; the verifier checks that it is, node by node, and
+    /// reads any node where it is not again with [`Store::scan_rows`].
+    fn scan_table(
+        &mut self,
+        f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
+    ) -> Result<()>;
+
     /// [`Store::scan_rows`] with owned rows and the detail parsed; a detail
     /// that is not JSON makes its row [`Unreadable`].
     fn scan_chain(

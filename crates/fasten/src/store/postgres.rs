@@ -543,7 +543,20 @@ impl Store for PostgresStore {
             "{} WHERE source_node_id = $1 AND monotonic_seq > $2 ORDER BY monotonic_seq",
             self.select_sql
         );
-        self.scan(&sql, node, after_seq, &mut |r| {
+        self.scan(&sql, &[&node, &after_seq], &mut |r| {
+            f(read_ref(r).map_err(|reason| Unreadable {
+                seq: r.try_get(2).ok(),
+                reason,
+            }))
+        })
+    }
+
+    fn scan_table(
+        &mut self,
+        f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
+    ) -> Result<()> {
+        let sql = self.select_sql.clone();
+        self.scan(&sql, &[], &mut |r| {
             f(read_ref(r).map_err(|reason| Unreadable {
                 seq: r.try_get(2).ok(),
                 reason,
@@ -561,7 +574,7 @@ impl Store for PostgresStore {
             "SELECT monotonic_seq, hash FROM {} WHERE source_node_id = $1 AND monotonic_seq > $2 ORDER BY monotonic_seq",
             self.qualified
         );
-        self.scan(&sql, node, after_seq, &mut |r| {
+        self.scan(&sql, &[&node, &after_seq], &mut |r| {
             let seq: i64 = r.try_get(0).map_err(pg_err("scan hashes"))?;
             let hash: &str = r.try_get(1).map_err(pg_err("scan hashes"))?;
             f(seq, hash)
@@ -619,23 +632,18 @@ impl Store for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Runs `sql` (with `$1` the node and `$2` the seq to start after) and
-    /// calls `f` with each row, through a streaming portal: a chain of
-    /// millions of rows is never held in memory.
+    /// Runs `sql` with `params` and calls `f` with each row, through a
+    /// streaming portal: a chain of millions of rows is never held in memory.
     fn scan(
         &mut self,
         sql: &str,
-        node: &str,
-        after_seq: i64,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
         f: &mut dyn FnMut(&tokio_postgres::Row) -> Result<()>,
     ) -> Result<()> {
         let client = &mut self.client;
         self.rt.block_on(async {
             let tx = client.transaction().await.map_err(pg_err("scan chain"))?;
-            let portal = tx
-                .bind(sql, &[&node, &after_seq])
-                .await
-                .map_err(pg_err("scan chain"))?;
+            let portal = tx.bind(sql, params).await.map_err(pg_err("scan chain"))?;
             loop {
                 let rows = tx
                     .query_portal(&portal, 4096)

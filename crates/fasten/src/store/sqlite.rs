@@ -440,6 +440,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn scan_table(
+        &mut self,
+        f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare(&self.select_sql)
+            .map_err(sql_err("scan table"))?;
+        let mut rows = stmt.query([]).map_err(sql_err("scan table"))?;
+        while let Some(r) = rows.next().map_err(sql_err("scan table"))? {
+            f(read_ref(r).map_err(|reason| Unreadable {
+                seq: r.get(2).ok(),
+                reason,
+            }))?;
+        }
+        Ok(())
+    }
+
     fn scan_hashes(
         &mut self,
         node: &str,
@@ -593,6 +611,86 @@ mod tests {
                 .map(|n| (n.node.as_str(), n.rows))
                 .collect::<Vec<_>>(),
             [("n1", 3), ("n2", 1)]
+        );
+        Ok(())
+    }
+
+    /// Verifies the memory store; `(node, rows, first break, reason)` per node.
+    fn verdicts(
+        store: &mut SqliteStore,
+    ) -> Result<Vec<(String, u64, Option<i64>, Option<String>)>> {
+        let report = crate::verify::verify_store(store, |_| {})?;
+        Ok(report
+            .nodes
+            .into_iter()
+            .map(|n| (n.source_node_id, n.rows, n.first_break_seq, n.reason))
+            .collect())
+    }
+
+    /// Moves seq `seq` of node `n1` to the end of the table (a new rowid),
+    /// as an import or a restore might, optionally changing its target.
+    fn move_to_end(store: &SqliteStore, seq: i64, target: &str) -> Result<()> {
+        store
+            .conn
+            .execute_batch(&format!(
+                "CREATE TEMP TABLE moved AS SELECT * FROM audit_log WHERE source_node_id = 'n1' AND monotonic_seq = {seq};
+                 DELETE FROM audit_log WHERE source_node_id = 'n1' AND monotonic_seq = {seq};
+                 UPDATE moved SET target = '{target}';
+                 INSERT INTO audit_log SELECT * FROM moved;
+                 DROP TABLE moved;"
+            ))
+            .map_err(sql_err("move row"))
+    }
+
+    #[test]
+    fn verify_gives_the_chain_order_verdict_whatever_the_table_order() -> Result<()> {
+        let mut store = SqliteStore::memory()?;
+        // Two nodes interleaved batch by batch, as two pipelines write.
+        for i in 0..4 {
+            for node in ["n1", "n2"] {
+                let mut batch = vec![
+                    row(node, &format!("evt-{node}-{i}a")),
+                    row(node, &format!("evt-{node}-{i}b")),
+                ];
+                store.append(&mut batch, false)?;
+            }
+        }
+        let all_ok = vec![
+            ("n1".to_owned(), 8, None, None),
+            ("n2".to_owned(), 8, None, None),
+        ];
+        assert_eq!(verdicts(&mut store)?, all_ok);
+        // Out of table order but intact: still verifies, by the ordered walk.
+        move_to_end(&store, 3, "")?;
+        assert_eq!(verdicts(&mut store)?, all_ok);
+        // Out of order and changed: named at its seq, with the rows before it.
+        move_to_end(&store, 5, "forged")?;
+        assert_eq!(
+            verdicts(&mut store)?,
+            [
+                (
+                    "n1".to_owned(),
+                    4,
+                    Some(5),
+                    Some("hash does not match the row".to_owned())
+                ),
+                ("n2".to_owned(), 8, None, None),
+            ]
+        );
+        // A row that does not decode sends every node to the ordered walk.
+        store
+            .conn
+            .execute_batch("UPDATE audit_log SET actor = X'00ff' WHERE source_node_id = 'n2' AND monotonic_seq = 2")
+            .map_err(sql_err("blob actor"))?;
+        let got = verdicts(&mut store)?;
+        assert_eq!((got[0].1, got[0].2), (4, Some(5)));
+        assert_eq!((got[1].1, got[1].2), (1, Some(2)));
+        assert!(
+            got[1]
+                .3
+                .as_deref()
+                .is_some_and(|r| r.starts_with("row cannot be read: column actor")),
+            "{got:?}"
         );
         Ok(())
     }
