@@ -7,7 +7,9 @@
 //! `FASTEN_CHECKPOINT_WITNESS_URL` is set, to that HTTP witness.
 //!
 //! The tree is built once at start-up from the node's chain (O(n)), then
-//! grows with each commit (O(log n) a row). Rows of the same node written by
+//! grows with each commit (O(log n) a row). With each checkpoint the roots of
+//! its newly completed subtrees of 1024 rows and more go to `<table>_merkle`,
+//! from which `prove` builds proofs without reading every row. Rows of the same node written by
 //! other processes show up as a gap before a batch's first seq; they are
 //! read back from the store, so the tree always covers the whole chain.
 
@@ -72,6 +74,9 @@ pub(crate) struct Checkpointer {
     log: MerkleLog,
     signed: u64,
     last: Instant,
+    /// Per tree level, how many subtree roots are kept in the store already
+    /// (see [`MerkleLog::new_stored_nodes`]).
+    kept: Vec<usize>,
 }
 
 fn decode_hash(seq: i64, hex_hash: &str) -> Result<[u8; 32]> {
@@ -94,6 +99,7 @@ impl Checkpointer {
             log: MerkleLog::new(),
             signed: 0,
             last: Instant::now(),
+            kept: Vec::new(),
         };
         checkpointer.catch_up(store)?;
         // What was there at start-up was signed by whoever wrote it.
@@ -106,7 +112,7 @@ impl Checkpointer {
         let after = i64::try_from(self.log.len()).unwrap_or(i64::MAX);
         let log = &mut self.log;
         // Only the hash column: start-up reads the whole chain once.
-        store.scan_hashes(&self.node, after, &mut |seq, hash| {
+        store.scan_hashes(&self.node, after, i64::MAX, &mut |seq, hash| {
             log.push(&decode_hash(seq, hash)?);
             Ok(())
         })
@@ -159,6 +165,12 @@ impl Checkpointer {
         let checkpoint = Checkpoint::new(&self.node, size, self.log.root())
             .map_err(|e| Error::new(ErrorKind::Checkpoint, e.to_string()))?;
         let note = checkpoint.sign(&[&self.settings.signer]);
+        // The subtree roots first, so that every kept checkpoint can be
+        // proven from kept roots (the first time, all the tree has: rows
+        // written before this process, or before roots were kept).
+        let mut kept = self.kept.clone();
+        store.save_merkle_nodes(&self.node, &self.log.new_stored_nodes(&mut kept))?;
+        self.kept = kept;
         store.save_checkpoint(&self.node, size, &note)?;
         if let Some(dir) = &self.settings.dir {
             crate::transparency::publish(dir, &self.node, size, &note)?;

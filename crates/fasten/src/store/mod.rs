@@ -62,6 +62,16 @@ pub(crate) const COLUMNS: [(&str, &str, &str); 27] = [
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const CHECKPOINT_COLUMNS: &str = "source_node_id TEXT NOT NULL, tree_size BIGINT NOT NULL, note TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (source_node_id, tree_size)";
 
+/// `<table>_merkle`: the roots of the node's complete perfect Merkle
+/// subtrees of 2^[`STORED_FROM_LEVEL`](crate::merkle::STORED_FROM_LEVEL)
+/// leaves and more, hex, so a proof reads O(log n) of them instead of
+/// rebuilding the tree from every row. Only proofs read it, and they check
+/// what they build against the signed root, so a wrong or stale entry costs
+/// a rebuild, never a false proof; the checks of a store against its
+/// checkpoints never read it.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const MERKLE_COLUMNS: &str = "source_node_id TEXT NOT NULL, level INTEGER NOT NULL, idx BIGINT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (source_node_id, level, idx)";
+
 /// Columns that get an index, besides the primary key and the chain key.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const INDEXED: [&str; 5] = ["request_id", "timestamp", "code", "actor", "target"];
@@ -154,15 +164,24 @@ pub(crate) trait Store: Send {
         })
     }
 
-    /// Calls `f` with `(monotonic_seq, hash)` of each row of `node` after
-    /// `after_seq`, in order: all a Merkle tree needs, without reading or
-    /// decoding the other columns.
+    /// Calls `f` with `(monotonic_seq, hash)` of each row of `node` with
+    /// `after_seq < monotonic_seq <= upto_seq`, in order: all a Merkle tree
+    /// needs, without reading or decoding the other columns.
     fn scan_hashes(
         &mut self,
         node: &str,
         after_seq: i64,
+        upto_seq: i64,
         f: &mut dyn FnMut(i64, &str) -> Result<()>,
     ) -> Result<()>;
+
+    /// Keeps Merkle subtree roots `(level, index, root)` of `node` in
+    /// `<table>_merkle`; ones already kept are left as they are.
+    fn save_merkle_nodes(&mut self, node: &str, nodes: &[(u32, u64, [u8; 32])]) -> Result<()>;
+
+    /// One kept subtree root of `node`, hex; `None` when it is not kept (or
+    /// the table predates `<table>_merkle`).
+    fn merkle_node(&mut self, node: &str, level: u32, index: u64) -> Result<Option<String>>;
 
     /// Keeps a signed checkpoint beside the rows (in `<table>_checkpoints`).
     /// Saving one that is already there changes nothing.

@@ -24,7 +24,9 @@ use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
-use super::{Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, NodeCount, Store, Unreadable};
+use super::{
+    Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, MERKLE_COLUMNS, NodeCount, Store, Unreadable,
+};
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -45,6 +47,8 @@ pub(crate) struct PostgresStore {
     qualified: String,
     /// The quoted `<table>_checkpoints` beside it.
     checkpoints: String,
+    /// The quoted `<table>_merkle` beside it.
+    merkle: String,
     /// Prefix of the advisory-lock key; the node is appended.
     lock_prefix: String,
     select_sql: String,
@@ -111,6 +115,7 @@ impl PostgresStore {
         };
         let qualified = quote(table);
         let checkpoints = quote(&format!("{table}_checkpoints"));
+        let merkle = quote(&format!("{table}_merkle"));
         let names: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
         let selected: Vec<String> = COLUMNS
             .iter()
@@ -152,6 +157,7 @@ impl PostgresStore {
             lock_prefix: format!("fasten chain {qualified} "),
             qualified,
             checkpoints,
+            merkle,
             rt,
             client,
             statements: None,
@@ -220,6 +226,7 @@ impl PostgresStore {
     fn migrate(&mut self, schema: Option<&str>, table: &str) -> Result<()> {
         let t = self.qualified.clone();
         let checkpoints = self.checkpoints.clone();
+        let merkle = self.merkle.clone();
         let lock_key = format!("fasten migrate {t}");
         let defs: Vec<String> = COLUMNS
             .iter()
@@ -278,6 +285,11 @@ impl PostgresStore {
             ))
             .await
             .map_err(pg_err("create checkpoints table"))?;
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {merkle} ({MERKLE_COLUMNS})"
+            ))
+            .await
+            .map_err(pg_err("create merkle table"))?;
             tx.commit().await.map_err(pg_err("commit migration"))
         })
     }
@@ -568,17 +580,69 @@ impl Store for PostgresStore {
         &mut self,
         node: &str,
         after_seq: i64,
+        upto_seq: i64,
         f: &mut dyn FnMut(i64, &str) -> Result<()>,
     ) -> Result<()> {
         let sql = format!(
-            "SELECT monotonic_seq, hash FROM {} WHERE source_node_id = $1 AND monotonic_seq > $2 ORDER BY monotonic_seq",
+            "SELECT monotonic_seq, hash FROM {} WHERE source_node_id = $1 AND monotonic_seq > $2 AND monotonic_seq <= $3 ORDER BY monotonic_seq",
             self.qualified
         );
-        self.scan(&sql, &[&node, &after_seq], &mut |r| {
+        self.scan(&sql, &[&node, &after_seq, &upto_seq], &mut |r| {
             let seq: i64 = r.try_get(0).map_err(pg_err("scan hashes"))?;
             let hash: &str = r.try_get(1).map_err(pg_err("scan hashes"))?;
             f(seq, hash)
         })
+    }
+
+    fn save_merkle_nodes(&mut self, node: &str, nodes: &[(u32, u64, [u8; 32])]) -> Result<()> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let levels: Vec<i32> = nodes
+            .iter()
+            .map(|n| i32::try_from(n.0).unwrap_or(i32::MAX))
+            .collect();
+        let indexes: Vec<i64> = nodes
+            .iter()
+            .map(|n| i64::try_from(n.1).unwrap_or(i64::MAX))
+            .collect();
+        let roots: Vec<String> = nodes.iter().map(|n| hex::encode(n.2)).collect();
+        let sql = format!(
+            "INSERT INTO {} (source_node_id, level, idx, hash) SELECT $1, l, i, h FROM unnest($2::int4[], $3::int8[], $4::text[]) AS u(l, i, h) ON CONFLICT DO NOTHING",
+            self.merkle
+        );
+        self.rt
+            .block_on(
+                self.client
+                    .execute(&sql, &[&node, &levels, &indexes, &roots]),
+            )
+            .map_err(pg_err("save merkle nodes"))?;
+        Ok(())
+    }
+
+    fn merkle_node(&mut self, node: &str, level: u32, index: u64) -> Result<Option<String>> {
+        let exists = self
+            .rt
+            .block_on(
+                self.client
+                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.merkle]),
+            )
+            .map_err(pg_err("read merkle node"))?
+            .get::<_, bool>(0);
+        if !exists {
+            return Ok(None);
+        }
+        let level = i32::try_from(level).unwrap_or(i32::MAX);
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT hash FROM {} WHERE source_node_id = $1 AND level = $2 AND idx = $3",
+            self.merkle
+        );
+        Ok(self
+            .rt
+            .block_on(self.client.query_opt(&sql, &[&node, &level, &index]))
+            .map_err(pg_err("read merkle node"))?
+            .map(|r| r.get(0)))
     }
 
     fn save_checkpoint(&mut self, node: &str, size: u64, note: &str) -> Result<()> {

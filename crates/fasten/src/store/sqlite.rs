@@ -10,7 +10,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
-use super::{Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, NodeCount, Store, Unreadable};
+use super::{
+    Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, MERKLE_COLUMNS, NodeCount, Store, Unreadable,
+};
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, Result};
 
@@ -223,6 +225,10 @@ impl SqliteStore {
             "CREATE TABLE IF NOT EXISTS \"{t}_checkpoints\" ({CHECKPOINT_COLUMNS})"
         ))
         .map_err(sql_err("create checkpoints table"))?;
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{t}_merkle\" ({MERKLE_COLUMNS})"
+        ))
+        .map_err(sql_err("create merkle table"))?;
         tx.commit().map_err(sql_err("commit migration"))
     }
 }
@@ -472,17 +478,18 @@ impl Store for SqliteStore {
         &mut self,
         node: &str,
         after_seq: i64,
+        upto_seq: i64,
         f: &mut dyn FnMut(i64, &str) -> Result<()>,
     ) -> Result<()> {
         let mut stmt = self
             .conn
-            .prepare(&format!(
-                "SELECT monotonic_seq, hash FROM \"{}\" WHERE source_node_id = ?1 AND monotonic_seq > ?2 ORDER BY monotonic_seq",
+            .prepare_cached(&format!(
+                "SELECT monotonic_seq, hash FROM \"{}\" WHERE source_node_id = ?1 AND monotonic_seq > ?2 AND monotonic_seq <= ?3 ORDER BY monotonic_seq",
                 self.table
             ))
             .map_err(sql_err("scan hashes"))?;
         let mut rows = stmt
-            .query(params![node, after_seq])
+            .query(params![node, after_seq, upto_seq])
             .map_err(sql_err("scan hashes"))?;
         while let Some(r) = rows.next().map_err(sql_err("scan hashes"))? {
             let seq = r.get_ref(0).and_then(|v| Ok(v.as_i64()?));
@@ -501,6 +508,45 @@ impl Store for SqliteStore {
             }
         }
         Ok(())
+    }
+
+    fn save_merkle_nodes(&mut self, node: &str, nodes: &[(u32, u64, [u8; 32])]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql_err("begin saving merkle nodes"))?;
+        {
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO \"{}_merkle\" (source_node_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    self.table
+                ))
+                .map_err(sql_err("save merkle nodes"))?;
+            for (level, index, root) in nodes {
+                let index = i64::try_from(*index).unwrap_or(i64::MAX);
+                insert
+                    .execute(params![node, level, index, hex::encode(root)])
+                    .map_err(sql_err("save merkle nodes"))?;
+            }
+        }
+        tx.commit().map_err(sql_err("commit merkle nodes"))
+    }
+
+    fn merkle_node(&mut self, node: &str, level: u32, index: u64) -> Result<Option<String>> {
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        let stmt = self.conn.prepare_cached(&format!(
+            "SELECT hash FROM \"{}_merkle\" WHERE source_node_id = ?1 AND level = ?2 AND idx = ?3",
+            self.table
+        ));
+        match stmt {
+            Ok(mut stmt) => stmt
+                .query_row(params![node, level, index], |r| r.get(0))
+                .optional()
+                .map_err(sql_err("read merkle node")),
+            // A table written before `<table>_merkle` existed, opened read-only.
+            Err(e) if e.to_string().contains("no such table") => Ok(None),
+            Err(e) => Err(sql_err("read merkle node")(e)),
+        }
     }
 
     fn save_checkpoint(&mut self, node: &str, size: u64, note: &str) -> Result<()> {
