@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::chain::Row;
 use crate::chain::{self, GENESIS, RowRef};
 use crate::dsn::Dsn;
-use crate::error::Result;
-use crate::store::{self, Access, Store};
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{self, Access, Store, Unreadable};
 
 /// The verdict over every node of a store; `--json` prints exactly this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,42 +98,79 @@ pub(crate) fn verify_store(
     // again in chain order below, so what is reported is always what the
     // ordered walk finds: up to the first row out of order both walks see
     // the same rows in the same order.
+    //
+    // The scan runs on a thread of its own and hands rows over in batches,
+    // so reading the store and hashing overlap on two cores.
     let mut passes: BTreeMap<String, TablePass> = nodes
         .into_iter()
         .map(|n| (n.node.clone(), TablePass::new(n.node)))
         .collect();
     let mut unreadable = false;
-    store.scan_table(&mut |row| {
-        let row = match row {
-            Ok(row) if !unreadable => row,
-            // Its node is unknown, so no node's verdict can stand on this
-            // pass: every node is walked in order instead.
-            _ => {
-                unreadable = true;
-                return Ok(());
+    let (full_tx, full_rx) = crossbeam_channel::bounded::<RowBatch>(BATCHES_IN_FLIGHT);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<RowBatch>(BATCHES_IN_FLIGHT + 2);
+    let scanned = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut batch = RowBatch::default();
+            let scanned = store.scan_table(&mut |row| {
+                batch.push(row);
+                if batch.len() == BATCH_ROWS {
+                    let next = empty_rx.try_recv().unwrap_or_default();
+                    // The checker hung up only if it panicked; stop reading.
+                    if full_tx.send(std::mem::replace(&mut batch, next)).is_err() {
+                        return Err(Error::new(ErrorKind::Store, "verification stopped"));
+                    }
+                }
+                Ok(())
+            });
+            if batch.len() > 0 {
+                let _ = full_tx.send(batch);
             }
-        };
-        let pass = match passes.get_mut(row.source_node_id) {
-            Some(pass) => pass,
-            // A node whose first rows were committed after `nodes()` ran.
-            None => passes
-                .entry(row.source_node_id.to_owned())
-                .or_insert_with(|| TablePass::new(row.source_node_id.to_owned())),
-        };
-        if !pass.in_order || pass.chain.failure.is_some() {
-            return Ok(());
+            drop(full_tx);
+            scanned
+        });
+        // By value: if checking panics, the receiver is dropped before the
+        // scope joins the reader, so a reader blocked on a full channel
+        // wakes up with an error instead of hanging.
+        for mut batch in full_rx {
+            for row in batch.rows() {
+                let row = match row {
+                    Ok(row) if !unreadable => row,
+                    // Its node is unknown, so no node's verdict can stand on
+                    // this pass: every node is walked in order instead.
+                    _ => {
+                        unreadable = true;
+                        continue;
+                    }
+                };
+                let pass = match passes.get_mut(row.source_node_id) {
+                    Some(pass) => pass,
+                    // A node whose first rows were committed after `nodes()` ran.
+                    None => passes
+                        .entry(row.source_node_id.to_owned())
+                        .or_insert_with(|| TablePass::new(row.source_node_id.to_owned())),
+                };
+                if !pass.in_order || pass.chain.failure.is_some() {
+                    continue;
+                }
+                if row.monotonic_seq != pass.chain.expected_seq {
+                    pass.in_order = false;
+                    checked -= std::mem::take(&mut pass.read);
+                    continue;
+                }
+                pass.chain.check_ref(&row);
+                pass.read += 1;
+                checked += 1;
+                tick(checked);
+            }
+            batch.clear();
+            let _ = empty_tx.try_send(batch);
         }
-        if row.monotonic_seq != pass.chain.expected_seq {
-            pass.in_order = false;
-            checked -= std::mem::take(&mut pass.read);
-            return Ok(());
-        }
-        pass.chain.check_ref(&row);
-        pass.read += 1;
-        checked += 1;
-        tick(checked);
-        Ok(())
-    })?;
+        reader.join()
+    });
+    match scanned {
+        Ok(result) => result?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
     let mut reports = Vec::with_capacity(passes.len());
     for (node, pass) in passes {
         if pass.in_order && !unreadable {
@@ -160,6 +197,142 @@ pub(crate) fn verify_store(
         ok: reports.iter().all(|r| r.first_break_seq.is_none()),
         nodes: reports,
     })
+}
+
+/// Rows a batch holds when the scanning thread hands it over: large enough
+/// that the hand-over costs nothing per row, small enough (about 1 MiB of
+/// text) to stay in cache. Unit tests use tiny batches, so their few rows
+/// cross batch boundaries.
+const BATCH_ROWS: usize = if cfg!(test) { 3 } else { 1024 };
+/// Batches between the scanning and the checking thread.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Rows copied out of the store's read buffer into one flat string, so the
+/// scanning thread can hand a thousand of them to the checking thread with
+/// no allocation per row; batches go back to the scanner to be reused.
+#[derive(Debug, Default)]
+struct RowBatch {
+    text: String,
+    rows: Vec<std::result::Result<PackedRow, Unreadable>>,
+}
+
+/// A [`RowRef`] as spans of [`RowBatch::text`]; `None` as `NULL_SPAN`.
+#[derive(Debug)]
+struct PackedRow {
+    spans: [(u32, u32); 25],
+    seq: i64,
+    pii: bool,
+}
+
+const NULL_SPAN: (u32, u32) = (u32::MAX, 0);
+
+impl RowBatch {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.rows.clear();
+    }
+
+    fn put(&mut self, s: Option<&str>) -> (u32, u32) {
+        let Some(s) = s else {
+            return NULL_SPAN;
+        };
+        let start = self.text.len();
+        self.text.push_str(s);
+        // A batch holds about a MiB; u32 spans are plenty.
+        (
+            u32::try_from(start).expect("a batch stays far below 4 GiB"),
+            u32::try_from(s.len()).expect("a column stays far below 4 GiB"),
+        )
+    }
+
+    fn push(&mut self, row: std::result::Result<RowRef<'_>, Unreadable>) {
+        let row = match row {
+            Ok(r) => {
+                let fields = [
+                    Some(r.id),
+                    Some(r.origin_id),
+                    Some(r.timestamp),
+                    Some(r.code),
+                    Some(r.action),
+                    Some(r.severity),
+                    Some(r.outcome),
+                    Some(r.service_id),
+                    Some(r.source_node_id),
+                    r.tenant_id,
+                    Some(r.actor),
+                    Some(r.actor_kind),
+                    Some(r.target),
+                    Some(r.category),
+                    Some(r.domain),
+                    Some(r.method),
+                    Some(r.request_id),
+                    r.detail,
+                    r.detail_salt,
+                    Some(r.detail_commitment),
+                    r.shipped_at,
+                    Some(r.wire_version),
+                    Some(r.canonical_form_id),
+                    Some(r.prev_hash),
+                    Some(r.hash),
+                ];
+                Ok(PackedRow {
+                    spans: fields.map(|f| self.put(f)),
+                    seq: r.monotonic_seq,
+                    pii: r.pii_in_detail,
+                })
+            }
+            Err(bad) => Err(bad),
+        };
+        self.rows.push(row);
+    }
+
+    /// The rows back as borrowed rows, in the order they were pushed.
+    fn rows(&self) -> impl Iterator<Item = std::result::Result<RowRef<'_>, &Unreadable>> + '_ {
+        self.rows.iter().map(|row| {
+            let packed = row.as_ref()?;
+            let opt = |i: usize| {
+                let (start, len) = packed.spans[i];
+                (start != u32::MAX).then(|| {
+                    let start = start as usize;
+                    &self.text[start..start + len as usize]
+                })
+            };
+            let get = |i: usize| opt(i).unwrap_or_default();
+            Ok(RowRef {
+                id: get(0),
+                origin_id: get(1),
+                monotonic_seq: packed.seq,
+                timestamp: get(2),
+                code: get(3),
+                action: get(4),
+                severity: get(5),
+                outcome: get(6),
+                service_id: get(7),
+                source_node_id: get(8),
+                tenant_id: opt(9),
+                actor: get(10),
+                actor_kind: get(11),
+                target: get(12),
+                category: get(13),
+                domain: get(14),
+                method: get(15),
+                request_id: get(16),
+                detail: opt(17),
+                detail_salt: opt(18),
+                detail_commitment: get(19),
+                pii_in_detail: packed.pii,
+                shipped_at: opt(20),
+                wire_version: get(21),
+                canonical_form_id: get(22),
+                prev_hash: get(23),
+                hash: get(24),
+            })
+        })
+    }
 }
 
 /// One node's state during the table-order pass of [`verify_store`].
