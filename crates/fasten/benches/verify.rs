@@ -210,10 +210,7 @@ fn main() {
     let chain_scan = median(chain_scans);
     println!("  plain SELECT, chain order (index)     {chain_scan:>10.0} rows/s");
     println!("  plain SELECT, table order             {scan:>10.0} rows/s");
-    println!(
-        "  raw SHA-256, {:.0} + {:.0} B a row        {sha:>10.0} rows/s",
-        detail_bytes, row_bytes
-    );
+    println!("  raw SHA-256, {detail_bytes:.0} + {row_bytes:.0} B a row        {sha:>10.0} rows/s");
     println!("  fasten::verify                        {verify:>10.0} rows/s");
     println!(
         "  ratio verify / plain table scan       {:>10.2}",
@@ -257,6 +254,6 @@ fn main() {
         let secs = start.elapsed().as_secs_f64();
         fasten::transparency::verify_proof(&proof, std::slice::from_ref(&verifier_key))
             .expect("proof holds");
-        println!("prove seq {seq} of {rows}: {:.4} s", secs);
+        println!("prove seq {seq} of {rows}: {secs:.4} s");
     }
 }

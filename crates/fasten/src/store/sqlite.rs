@@ -671,10 +671,11 @@ mod tests {
         Ok(())
     }
 
-    /// Verifies the memory store; `(node, rows, first break, reason)` per node.
-    fn verdicts(
-        store: &mut SqliteStore,
-    ) -> Result<Vec<(String, u64, Option<i64>, Option<String>)>> {
+    /// `(node, rows verified, first failing seq, reason)`.
+    type Verdict = (String, u64, Option<i64>, Option<String>);
+
+    /// Verifies the memory store; one [`Verdict`] per node.
+    fn verdicts(store: &mut SqliteStore) -> Result<Vec<Verdict>> {
         let report = crate::verify::verify_store(store, |_| {})?;
         Ok(report
             .nodes
