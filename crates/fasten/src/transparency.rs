@@ -117,29 +117,34 @@ pub fn generate_key(name: &str) -> Result<KeyPair> {
 fn trees(store: &mut dyn Store) -> Result<HashMap<String, MerkleLog>> {
     let mut trees = HashMap::new();
     for node in store.nodes()? {
-        let mut log = MerkleLog::new();
-        let mut bad = None;
-        // Only the hash column: the tree needs nothing else, and the other
-        // columns are what makes a full scan slow.
-        store.scan_hashes(&node.node, 0, i64::MAX, &mut |seq, hash| {
-            let mut raw = [0u8; 32];
-            if bad.is_none() {
-                match hex::decode_to_slice(hash, &mut raw) {
-                    Ok(()) => log.push(&raw),
-                    Err(_) => bad = Some(format!("seq {seq}: hash is not 64 hex characters")),
-                }
-            }
-            Ok(())
-        })?;
-        if let Some(reason) = bad {
-            return Err(checkpoint_error(format!(
-                "cannot build the Merkle tree of node {}: {reason}",
-                node.node
-            )));
-        }
+        let log = node_log(store, &node.node)?;
         trees.insert(node.node, log);
     }
     Ok(trees)
+}
+
+/// One node's Merkle tree over every row's hash, in seq order.
+pub(crate) fn node_log(store: &mut dyn Store, node: &str) -> Result<MerkleLog> {
+    let mut log = MerkleLog::new();
+    let mut bad = None;
+    // Only the hash column: the tree needs nothing else, and the other
+    // columns are what makes a full scan slow.
+    store.scan_hashes(node, 0, i64::MAX, &mut |seq, hash| {
+        let mut raw = [0u8; 32];
+        if bad.is_none() {
+            match hex::decode_to_slice(hash, &mut raw) {
+                Ok(()) => log.push(&raw),
+                Err(_) => bad = Some(format!("seq {seq}: hash is not 64 hex characters")),
+            }
+        }
+        Ok(())
+    })?;
+    match bad {
+        Some(reason) => Err(checkpoint_error(format!(
+            "cannot build the Merkle tree of node {node}: {reason}"
+        ))),
+        None => Ok(log),
+    }
 }
 
 /// Signs a checkpoint of every node's chain as the store holds it now, and
@@ -196,11 +201,39 @@ pub fn check_checkpoints(
     let keys = parse_keys(verifier_keys)?;
     let mut store = store::open(dsn, Access::Read)?;
     let trees = trees(store.as_mut())?;
+    Ok(check_against(&trees, notes, &keys))
+}
+
+/// [`crate::verify_with_progress`] and [`check_checkpoints`] in one pass
+/// over the store: the trees the checkpoints are checked against are built
+/// from the rows verify reads anyway.
+///
+/// # Errors
+///
+/// As [`crate::verify`] and [`check_checkpoints`].
+pub fn verify_with_checkpoints(
+    dsn: &Dsn,
+    notes: &[(String, String)],
+    verifier_keys: &[String],
+    progress: impl FnMut(crate::Progress),
+) -> Result<(crate::Report, Vec<CheckpointCheck>)> {
+    let keys = parse_keys(verifier_keys)?;
+    let mut store = store::open(dsn, Access::Read)?;
+    let (report, trees) = crate::verify::verify_store_and_trees(store.as_mut(), progress, true)?;
+    Ok((report, check_against(&trees, notes, &keys)))
+}
+
+/// How each published note compares with the trees of the store's rows.
+fn check_against(
+    trees: &HashMap<String, MerkleLog>,
+    notes: &[(String, String)],
+    keys: &[VerifierKey],
+) -> Vec<CheckpointCheck> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    Ok(notes
+    notes
         .iter()
         .map(|(label, note)| {
-            let (checkpoint, _) = match Checkpoint::open(note, &keys) {
+            let (checkpoint, _) = match Checkpoint::open(note, keys) {
                 Ok(opened) => opened,
                 Err(e) => {
                     return CheckpointCheck {
@@ -237,7 +270,7 @@ pub fn check_checkpoints(
                 reason,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Publishes a signed note as `dir/<node>/<size>.checkpoint`: temp file,

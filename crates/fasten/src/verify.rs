@@ -1,7 +1,7 @@
 //! Chain verification (row contract §3): per node, in `monotonic_seq`
 //! order, stop at the first failure and name it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -10,6 +10,7 @@ use crate::chain::Row;
 use crate::chain::{self, GENESIS, RowRef};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
+use crate::merkle::MerkleLog;
 use crate::store::{self, Access, Store, Unreadable};
 
 /// The verdict over every node of a store; `--json` prints exactly this.
@@ -81,8 +82,20 @@ pub fn verify_with_progress(dsn: &Dsn, progress: impl FnMut(Progress)) -> Result
 
 pub(crate) fn verify_store(
     store: &mut dyn Store,
-    mut progress: impl FnMut(Progress),
+    progress: impl FnMut(Progress),
 ) -> Result<Report> {
+    verify_store_and_trees(store, progress, false).map(|(report, _)| report)
+}
+
+/// [`verify_store`], and with `build_trees` also each node's Merkle tree
+/// over every row's hash in seq order (what [`crate::transparency`] checks
+/// checkpoints against), built from the same pass over the table rather
+/// than from a second one.
+pub(crate) fn verify_store_and_trees(
+    store: &mut dyn Store,
+    mut progress: impl FnMut(Progress),
+    build_trees: bool,
+) -> Result<(Report, HashMap<String, MerkleLog>)> {
     let nodes = store.nodes()?;
     let total = nodes.iter().map(|n| n.rows).sum();
     let mut checked = 0u64;
@@ -103,7 +116,7 @@ pub(crate) fn verify_store(
     // so reading the store and hashing overlap on two cores.
     let mut passes: BTreeMap<String, TablePass> = nodes
         .into_iter()
-        .map(|n| (n.node.clone(), TablePass::new(n.node)))
+        .map(|n| (n.node.clone(), TablePass::new(n.node, build_trees)))
         .collect();
     let mut unreadable = false;
     let (full_tx, full_rx) = crossbeam_channel::bounded::<RowBatch>(BATCHES_IN_FLIGHT);
@@ -147,8 +160,23 @@ pub(crate) fn verify_store(
                     // A node whose first rows were committed after `nodes()` ran.
                     None => passes
                         .entry(row.source_node_id.to_owned())
-                        .or_insert_with(|| TablePass::new(row.source_node_id.to_owned())),
+                        .or_insert_with(|| {
+                            TablePass::new(row.source_node_id.to_owned(), build_trees)
+                        }),
                 };
+                // The tree takes every row, also after a chain failure, as
+                // long as they come in seq order; else it is read again.
+                if let Some(tree) = pass.tree.as_mut() {
+                    let mut hash = [0u8; 32];
+                    let next = i64::try_from(tree.len()).unwrap_or(i64::MAX) + 1;
+                    if row.monotonic_seq == next
+                        && hex::decode_to_slice(row.hash, &mut hash).is_ok()
+                    {
+                        tree.push(&hash);
+                    } else {
+                        pass.tree = None;
+                    }
+                }
                 if !pass.in_order || pass.chain.failure.is_some() {
                     continue;
                 }
@@ -172,7 +200,15 @@ pub(crate) fn verify_store(
         Err(panic) => std::panic::resume_unwind(panic),
     }
     let mut reports = Vec::with_capacity(passes.len());
+    let mut trees = HashMap::new();
     for (node, pass) in passes {
+        if build_trees {
+            let tree = match pass.tree {
+                Some(tree) if !unreadable => tree,
+                _ => crate::transparency::node_log(store, &node)?,
+            };
+            trees.insert(node.clone(), tree);
+        }
         if pass.in_order && !unreadable {
             reports.push(pass.chain.into_report());
             continue;
@@ -193,10 +229,11 @@ pub(crate) fn verify_store(
         reports.push(chain.into_report());
     }
     progress(Progress { checked, total });
-    Ok(Report {
+    let report = Report {
         ok: reports.iter().all(|r| r.first_break_seq.is_none()),
         nodes: reports,
-    })
+    };
+    Ok((report, trees))
 }
 
 /// Rows a batch holds when the scanning thread hands it over: large enough
@@ -338,6 +375,8 @@ impl RowBatch {
 /// One node's state during the table-order pass of [`verify_store`].
 struct TablePass {
     chain: ChainCheck,
+    /// The node's Merkle tree so far, while its rows come in seq order.
+    tree: Option<MerkleLog>,
     /// Every row so far came in chain order.
     in_order: bool,
     /// Rows checked in this pass, to take back out of the progress count if
@@ -346,9 +385,10 @@ struct TablePass {
 }
 
 impl TablePass {
-    fn new(node: String) -> Self {
+    fn new(node: String, build_tree: bool) -> Self {
         Self {
             chain: ChainCheck::new(node),
+            tree: build_tree.then(MerkleLog::new),
             in_order: true,
             read: 0,
         }
