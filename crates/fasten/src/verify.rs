@@ -104,9 +104,9 @@ pub(crate) fn verify_store_and_trees(
             progress(Progress { checked, total });
         }
     };
-    // One pass over the whole table in the order the store reads fastest
-    // (about twice as fast as walking each node's chain through the
-    // (node, seq) index), checking each node's rows as long as they come in
+    // One pass over the whole table in the order the store reads it
+    // cheapest (walking each node's chain through the (node, seq) index adds
+    // an index lookup per row), checking each node's rows as long as they come in
     // chain order. A node whose rows do not (seq is not the next one) is read
     // again in chain order below, so what is reported is always what the
     // ordered walk finds: up to the first row out of order both walks see
