@@ -197,19 +197,28 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     assert_eq!(report["nodes"], serde_json::json!([]));
 }
 
-#[test]
-fn emit_and_verify_against_postgres() {
+/// The test PostgreSQL (`FASTEN_TEST_PG`, else the local one) and an admin
+/// connection to it. Under `CI` a missing server fails the test; elsewhere
+/// it says so loudly and the test returns.
+fn pg_admin() -> Option<(String, postgres::Client)> {
     let url = std::env::var("FASTEN_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let mut admin = match postgres::Client::connect(&url, postgres::NoTls) {
-        Ok(c) => c,
+    match postgres::Client::connect(&url, postgres::NoTls) {
+        Ok(c) => Some((url, c)),
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!("CI is set but PostgreSQL is unreachable: {e}")
         }
         Err(e) => {
             eprintln!("SKIPPED: PostgreSQL at {url} is unreachable: {e}");
-            return;
+            None
         }
+    }
+}
+
+#[test]
+fn emit_and_verify_against_postgres() {
+    let Some((url, mut admin)) = pg_admin() else {
+        return;
     };
     let schema = format!("fasten_cli_{:016x}", rand::random::<u64>());
     let dsn = format!("{url}?table={schema}.audit_log");
@@ -801,4 +810,300 @@ fn dump_prints_json_when_asked() {
         .collect();
     assert_eq!(codes, ["AUTH_LOGIN", "ORDER_PLACED"]);
     assert_eq!(v[1]["severity"], "warn");
+}
+
+// === Attacks by someone with write access to the store ===
+//
+// Each attack leaves a hash chain that verifies on its own; the published
+// checkpoints must catch it. The same scenario runs on SQLite and on
+// PostgreSQL through the `Attacked` seam, so the two cannot drift apart.
+
+/// A store as an attacker sees it: plain SQL, no fasten.
+trait Attacked {
+    /// The DSN fasten opens it with.
+    fn dsn(&self) -> String;
+    /// The audit table's name in SQL (`{t}` in [`Attacked::exec`]).
+    fn table(&self) -> String;
+    /// The `timestamp` column as the contract's text form.
+    fn timestamp_text(&self) -> &'static str;
+    /// Runs statements; `{t}` stands for the audit table.
+    fn exec(&mut self, sql: &str);
+    /// Every value of `sql`'s result as text (NULL as `None`).
+    fn texts(&mut self, sql: &str) -> Vec<Vec<Option<String>>>;
+}
+
+struct SqliteAttacked(std::path::PathBuf);
+
+impl Attacked for SqliteAttacked {
+    fn dsn(&self) -> String {
+        format!("sqlite:///{}", self.0.display())
+    }
+    fn table(&self) -> String {
+        "audit_log".to_owned()
+    }
+    fn timestamp_text(&self) -> &'static str {
+        "timestamp"
+    }
+    fn exec(&mut self, sql: &str) {
+        let conn = rusqlite::Connection::open(&self.0).unwrap();
+        conn.execute_batch(&sql.replace("{t}", &self.table()))
+            .unwrap();
+    }
+    fn texts(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let conn = rusqlite::Connection::open(&self.0).unwrap();
+        let mut stmt = conn.prepare(&sql.replace("{t}", &self.table())).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+}
+
+struct PostgresAttacked {
+    url: String,
+    schema: String,
+    admin: postgres::Client,
+}
+
+impl Drop for PostgresAttacked {
+    fn drop(&mut self) {
+        let _ = self
+            .admin
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+    }
+}
+
+impl Attacked for PostgresAttacked {
+    fn dsn(&self) -> String {
+        format!("{}?table={}", self.url, self.table())
+    }
+    fn table(&self) -> String {
+        format!("{}.audit_log", self.schema)
+    }
+    fn timestamp_text(&self) -> &'static str {
+        r#"to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#
+    }
+    fn exec(&mut self, sql: &str) {
+        let sql = sql.replace("{t}", &self.table());
+        self.admin.batch_execute(&sql).unwrap();
+    }
+    fn texts(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let sql = sql.replace("{t}", &self.table());
+        self.admin
+            .query(&sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| (0..r.len()).map(|i| r.get(i)).collect())
+            .collect()
+    }
+}
+
+/// The 23 hashed members (row contract §2), in the order selected below.
+const HASHED: [&str; 23] = [
+    "id",
+    "origin_id",
+    "monotonic_seq",
+    "timestamp",
+    "code",
+    "action",
+    "severity",
+    "outcome",
+    "service_id",
+    "source_node_id",
+    "tenant_id",
+    "actor",
+    "actor_kind",
+    "target",
+    "category",
+    "domain",
+    "method",
+    "request_id",
+    "detail_commitment",
+    "pii_in_detail",
+    "wire_version",
+    "canonical_form_id",
+    "prev_hash",
+];
+
+/// Changes the target of row `from_seq` and re-seals it and every later
+/// row, as an attacker who knows the (public) hashing rule would: a chain
+/// that verifies on its own. Written from the row contract, not with
+/// fasten's code.
+fn reseal_from(store: &mut dyn Attacked, from_seq: i64) {
+    // Aliased, or PostgreSQL's ORDER BY would sort the text casts.
+    let select: Vec<String> = HASHED
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match *c {
+            "timestamp" => format!("{} AS c{i}", store.timestamp_text()),
+            other => format!("CAST({other} AS TEXT) AS c{i}"),
+        })
+        .collect();
+    let rows = store.texts(&format!(
+        "SELECT {}, hash FROM {{t}} ORDER BY monotonic_seq",
+        select.join(", ")
+    ));
+    let mut prev: Option<String> = None;
+    for row in rows {
+        let mut members = serde_json::Map::new();
+        for (name, value) in HASHED.iter().zip(&row) {
+            let value = match (*name, value) {
+                ("monotonic_seq", Some(v)) => v.parse::<i64>().unwrap().into(),
+                ("pii_in_detail", Some(v)) => matches!(v.as_str(), "1" | "true").into(),
+                (_, Some(v)) => v.clone().into(),
+                (_, None) => serde_json::Value::Null,
+            };
+            members.insert((*name).to_owned(), value);
+        }
+        let seq = members["monotonic_seq"].as_i64().unwrap();
+        let mut hash = row[23].clone().unwrap();
+        if seq >= from_seq {
+            if seq == from_seq {
+                members.insert("target".to_owned(), "forged".into());
+            }
+            if let Some(p) = &prev {
+                members.insert("prev_hash".to_owned(), p.clone().into());
+            }
+            // Member names are ASCII and the values plain ASCII, so
+            // serde_json's sorted output is the JCS form here.
+            let canonical = serde_json::to_string(&members).unwrap();
+            hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(canonical));
+            store.exec(&format!(
+                "UPDATE {{t}} SET target = {}, prev_hash = '{}', hash = '{hash}' WHERE id = '{}'",
+                if seq == from_seq {
+                    "'forged'"
+                } else {
+                    "target"
+                },
+                members["prev_hash"].as_str().unwrap(),
+                members["id"].as_str().unwrap(),
+            ));
+        }
+        prev = Some(hash);
+    }
+}
+
+/// Copies the audit table and its checkpoints aside as `name`.
+fn backup(store: &mut dyn Attacked, name: &str) {
+    store.exec(&format!(
+        "DROP TABLE IF EXISTS {{t}}_{name}; CREATE TABLE {{t}}_{name} AS SELECT * FROM {{t}};
+         DROP TABLE IF EXISTS {{t}}_cp_{name}; CREATE TABLE {{t}}_cp_{name} AS SELECT * FROM {{t}}_checkpoints;"
+    ));
+}
+
+/// Puts back what [`backup`] copied, checkpoints kept in the store included.
+fn restore(store: &mut dyn Attacked, name: &str) {
+    store.exec(&format!(
+        "DELETE FROM {{t}}; INSERT INTO {{t}} SELECT * FROM {{t}}_{name};
+         DELETE FROM {{t}}_checkpoints; INSERT INTO {{t}}_checkpoints SELECT * FROM {{t}}_cp_{name};"
+    ));
+}
+
+/// Writes 12 rows through `fasten emit` (each process signs a checkpoint
+/// at its shutdown, so sizes 1 to 12 are published), plays each attack on a
+/// fresh copy, and checks that `fasten verify` alone is fooled while
+/// `fasten verify --key … --checkpoints …` names every checkpoint the attack
+/// contradicts and passes the ones it does not.
+fn attacks_are_caught_by_checkpoints(store: &mut dyn Attacked) {
+    let dir = setup();
+    let verifier = keygen(dir.path(), "audit.example/attacks", "signing.key");
+    let dsn = store.dsn();
+    let env = [
+        ("FASTEN_AUDIT_DSN", dsn.as_str()),
+        ("FASTEN_NODE_ID", "node-attacked"),
+        ("FASTEN_SIGNING_KEY", "signing.key"),
+        ("FASTEN_CHECKPOINT_DIR", "published"),
+    ];
+    for i in 1..=12 {
+        let out = fasten_with(dir.path(), &["emit", "--code", "AUTH_LOGIN"], &env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        if i == 8 {
+            backup(store, "older");
+        }
+    }
+    backup(store, "pristine");
+    let verify = |with_checkpoints: bool| {
+        let mut args = vec!["verify", "--json"];
+        if with_checkpoints {
+            args.extend(["--key", &verifier, "--checkpoints", "published"]);
+        }
+        let out = fasten_with(dir.path(), &args, &env);
+        let report: serde_json::Value = serde_json::from_str(stdout(&out).trim())
+            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+        assert_eq!(out.status.success(), report["ok"] == true, "{report}");
+        report
+    };
+    assert_eq!(verify(true)["ok"], true);
+
+    /// (name, the attack, sizes up to which checkpoints still hold, what the rest say)
+    type Attack = (&'static str, fn(&mut dyn Attacked), u64, &'static str);
+    let attacks: [Attack; 4] = [
+        (
+            "re-seal the whole table",
+            |s| reseal_from(s, 1),
+            0,
+            "history was rewritten",
+        ),
+        (
+            "delete the newest 4 rows",
+            |s| s.exec("DELETE FROM {t} WHERE monotonic_seq > 8"),
+            8,
+            "rows were cut off or the store was rolled back",
+        ),
+        (
+            "replace row 5 and re-seal from there",
+            |s| reseal_from(s, 5),
+            4,
+            "history was rewritten",
+        ),
+        (
+            "restore the backup taken at 8 rows",
+            |s| restore(s, "older"),
+            8,
+            "rows were cut off or the store was rolled back",
+        ),
+    ];
+    for (name, attack, holds_up_to, reason) in attacks {
+        restore(store, "pristine");
+        attack(store);
+        let alone = verify(false);
+        assert_eq!(
+            alone["ok"], true,
+            "{name}: the chain alone is fooled: {alone}"
+        );
+        let report = verify(true);
+        assert_eq!(report["ok"], false, "{name}: {report}");
+        let checks = report["checkpoints"].as_array().unwrap();
+        assert_eq!(checks.len(), 12, "{name}: {report}");
+        for check in checks {
+            let size = check["size"].as_u64().unwrap();
+            if size <= holds_up_to {
+                assert_eq!(check["ok"], true, "{name}: {check}");
+            } else {
+                assert!(
+                    check["reason"].as_str().unwrap().contains(reason),
+                    "{name}: {check}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn sqlite_attacks_are_caught_by_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    attacks_are_caught_by_checkpoints(&mut SqliteAttacked(dir.path().join("attacked.db")));
+}
+
+#[test]
+fn postgres_attacks_are_caught_by_checkpoints() {
+    let Some((url, admin)) = pg_admin() else {
+        return;
+    };
+    attacks_are_caught_by_checkpoints(&mut PostgresAttacked {
+        url,
+        schema: format!("fasten_attack_{:016x}", rand::random::<u64>()),
+        admin,
+    });
 }

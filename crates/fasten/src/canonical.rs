@@ -186,7 +186,11 @@ fn write_members<'a>(members: impl Iterator<Item = (&'a String, &'a Value)>, out
 /// supplementary character (UTF-8 lead byte F0..F4, UTF-16 D800..DBFF) against one in
 /// U+E000..U+FFFF (lead byte EE or EF). So compare bytes and fix up only that case.
 fn cmp_utf16(a: &str, b: &str) -> Ordering {
-    let (ab, bb) = (a.as_bytes(), b.as_bytes());
+    cmp_utf16_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`cmp_utf16`] over the UTF-8 bytes of two strings.
+fn cmp_utf16_bytes(ab: &[u8], bb: &[u8]) -> Ordering {
     let Some(i) = ab.iter().zip(bb).position(|(x, y)| x != y) else {
         return ab.len().cmp(&bb.len());
     };
@@ -198,6 +202,229 @@ fn cmp_utf16(a: &str, b: &str) -> Ordering {
         (true, false) if y >= 0xee => Ordering::Less,
         (false, true) if x >= 0xee => Ordering::Greater,
         _ => x.cmp(&y),
+    }
+}
+
+/// Whether `text` is exactly the JCS form of the JSON value it holds, that is,
+/// `JCS(parse(text)) == text` byte for byte, and it parses.
+///
+/// The verifier uses this to hash a stored detail as it is instead of parsing it into a
+/// `Value` and printing it again, which was most of the cost of verifying a row. The check
+/// is one pass over the bytes with no allocation. It is conservative: it says `false` for
+/// anything it does not prove canonical (whitespace, an escaped key, a number it would
+/// have to round, nesting deeper than [`MAX_CANONICAL_DEPTH`]), and the caller then takes
+/// the slow path, parse and print, which gives the same bytes whenever both apply. So a
+/// `false` costs time, never a verdict; only a wrong `true` could, and the properties in
+/// the tests pin that every `true` round-trips through serde_json and `write_value`.
+pub(crate) fn is_canonical(text: &str) -> bool {
+    let mut checker = Checker {
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    checker.value(0) && checker.at == checker.bytes.len()
+}
+
+/// Nesting accepted by [`is_canonical`]: well below serde_json's recursion limit (128), so
+/// every text it accepts also parses, and the check's own recursion stays shallow.
+const MAX_CANONICAL_DEPTH: usize = 64;
+
+/// The cursor of [`is_canonical`].
+struct Checker<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Checker<'a> {
+    fn eat(&mut self, b: u8) -> bool {
+        if self.bytes.get(self.at) == Some(&b) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> bool {
+        match self.bytes.get(self.at) {
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().is_some(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => false,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        if self.bytes[self.at..].starts_with(word) {
+            self.at += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> bool {
+        if depth > MAX_CANONICAL_DEPTH {
+            return false;
+        }
+        self.at += 1;
+        if self.eat(b']') {
+            return true;
+        }
+        loop {
+            if !self.value(depth) {
+                return false;
+            }
+            if !self.eat(b',') {
+                return self.eat(b']');
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> bool {
+        if depth > MAX_CANONICAL_DEPTH {
+            return false;
+        }
+        self.at += 1;
+        if self.eat(b'}') {
+            return true;
+        }
+        let mut previous: Option<&'a [u8]> = None;
+        loop {
+            let Some(key) = self.string() else {
+                return false;
+            };
+            // An escaped key would have to be decoded before comparing; such keys are rare,
+            // so leave them to the slow path. Strictly increasing also refuses a duplicate
+            // key, which a parser would collapse to one.
+            if key.contains(&b'\\')
+                || previous.is_some_and(|p| cmp_utf16_bytes(p, key) != Ordering::Less)
+            {
+                return false;
+            }
+            previous = Some(key);
+            if !self.eat(b':') || !self.value(depth) {
+                return false;
+            }
+            if !self.eat(b',') {
+                return self.eat(b'}');
+            }
+        }
+    }
+
+    /// A string literal exactly as [`write_str`] prints it; returns its raw content.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let bytes = self.bytes;
+        if bytes.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        let start = self.at + 1;
+        let mut i = start;
+        loop {
+            let b = *bytes.get(i)?;
+            match b {
+                b'"' => {
+                    self.at = i + 1;
+                    return Some(&bytes[start..i]);
+                }
+                // Raw control characters are not JSON at all.
+                0x00..=0x1f => return None,
+                b'\\' => {
+                    let e = *bytes.get(i + 1)?;
+                    i += 2;
+                    match e {
+                        b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                        // Only the control characters without a short escape, in lowercase
+                        // hex: `\u00e9` or `\/` parse fine but JCS never prints them.
+                        b'u' => {
+                            let hex = bytes.get(i..i + 4)?;
+                            let low = match hex[3] {
+                                d @ b'0'..=b'9' => d - b'0',
+                                d @ b'a'..=b'f' => d - b'a' + 10,
+                                _ => return None,
+                            };
+                            let c = match hex[..3] {
+                                [b'0', b'0', b'0'] => low,
+                                [b'0', b'0', b'1'] => 0x10 + low,
+                                _ => return None,
+                            };
+                            if ESCAPE[usize::from(c)] != b'u' {
+                                return None;
+                            }
+                            i += 4;
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// A number exactly as [`write_number`] prints what serde_json parses from it.
+    fn number(&mut self) -> bool {
+        let bytes = self.bytes;
+        let start = self.at;
+        let mut i = start;
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i - from
+        };
+        let negative = bytes.get(i) == Some(&b'-');
+        i += usize::from(negative);
+        let int_start = i;
+        let int_len = digits(&mut i);
+        if int_len == 0 || (int_len > 1 && bytes[int_start] == b'0') {
+            return false;
+        }
+        let mut integral = true;
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            integral = false;
+            if digits(&mut i) == 0 {
+                return false;
+            }
+        }
+        if matches!(bytes.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            integral = false;
+            if matches!(bytes.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if digits(&mut i) == 0 {
+                return false;
+            }
+        }
+        self.at = i;
+        let lexeme = &bytes[start..i];
+        if integral && int_len <= 16 {
+            // serde_json reads these as u64/i64, and JCS prints those up to 2^53 digit for
+            // digit; `-0` becomes `0`.
+            let magnitude = bytes[int_start..i]
+                .iter()
+                .fold(0_u64, |n, d| n * 10 + u64::from(d - b'0'));
+            if magnitude <= MAX_SAFE_INTEGER {
+                return !(negative && magnitude == 0);
+            }
+        }
+        // A fraction, an exponent or an integer beyond 2^53 (printed as the rounded
+        // double): parse it as the full parse would and print it back. Rare in audit
+        // details, so the small cost here does not matter.
+        let Ok(text) = std::str::from_utf8(lexeme) else {
+            return false;
+        };
+        let Ok(n) = serde_json::from_str::<Number>(text) else {
+            return false;
+        };
+        let mut out = Vec::with_capacity(lexeme.len());
+        write_number(&n, &mut out);
+        out == lexeme
     }
 }
 
@@ -390,6 +617,17 @@ mod tests {
         assert_eq!(out, br#"prefix{"a":[true],"b":1}"#);
     }
 
+    /// Whether some object key in `v` needs an escape in JCS.
+    fn has_escaped_key(v: &Value) -> bool {
+        match v {
+            Value::Array(items) => items.iter().any(has_escaped_key),
+            Value::Object(map) => map
+                .iter()
+                .any(|(k, v)| k.bytes().any(|b| ESCAPE[usize::from(b)] != 0) || has_escaped_key(v)),
+            _ => false,
+        }
+    }
+
     fn serde_json_exact(f: f64) -> bool {
         serde_json::from_str::<f64>(&num(f)).ok() == Some(f)
     }
@@ -500,8 +738,104 @@ mod tests {
         assert!(stack.is_empty());
     }
 
+    /// What the verifier's fast path relies on: a text [`is_canonical`] accepts parses, and
+    /// printing what it parses to gives the text back.
+    fn accepted_round_trips(text: &str) -> Result<(), String> {
+        if !is_canonical(text) {
+            return Ok(());
+        }
+        let parsed: Value =
+            serde_json::from_str(text).map_err(|e| format!("{text:?} accepted, fails: {e}"))?;
+        let printed = to_string(&parsed);
+        if printed == text {
+            Ok(())
+        } else {
+            Err(format!("{text:?} accepted, prints as {printed:?}"))
+        }
+    }
+
+    #[test]
+    fn canonical_texts_are_recognised() {
+        let accepted = [
+            r#"{}"#,
+            r#"{"qty":3,"sku":"WIDGET"}"#,
+            r#"{"a":[true,false,null,{}],"b":-9007199254740992,"c":"d\u001fe\n\"\\"}"#,
+            r#"{"big":1e+21,"price":12.5,"tiny":1e-7}"#,
+            "{\"\u{e9}\":1,\"\u{1d11e}\":2,\"\u{ff61}\":3}",
+            r#"[0,-1,9007199254740992,0.5]"#,
+            "\"\u{7f}\"",
+        ];
+        for text in accepted {
+            assert!(is_canonical(text), "{text}");
+            accepted_round_trips(text).unwrap();
+        }
+        let refused = [
+            r#"{"sku":"WIDGET","qty":3}"#,
+            r#"{"a":1,"a":1}"#,
+            r#"{"a": 1}"#,
+            " {}",
+            "{}\n",
+            r#"["\/"]"#,
+            r#"["\u00e9"]"#,
+            r#"["\u0008"]"#,
+            r#"["\u001F"]"#,
+            r#"["\u0020"]"#,
+            r#"[1.0]"#,
+            r#"[-0]"#,
+            r#"[1e2]"#,
+            r#"[1E+21]"#,
+            r#"[01]"#,
+            r#"[9007199254740993]"#,
+            r#"[18446744073709551615]"#,
+            r#"{"a\n":1}"#,
+            r#"[1,]"#,
+            r#"{"a":1,}"#,
+            r#"[tru]"#,
+            "\"a",
+            "\"\u{1}\"",
+            "not json",
+            "",
+        ];
+        for text in refused {
+            assert!(!is_canonical(text), "{text}");
+        }
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert!(!is_canonical(&deep));
+        let shallow = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        assert!(is_canonical(&shallow));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn prop_jcs_output_is_canonical_unless_a_key_is_escaped(v in arb_value()) {
+            let s = to_string(&v);
+            accepted_round_trips(&s).map_err(TestCaseError::fail)?;
+            let escaped_key = has_escaped_key(&v);
+            prop_assert!(is_canonical(&s) || escaped_key, "{}", s);
+        }
+
+        #[test]
+        fn prop_any_accepted_text_round_trips(
+            text in "[\\[\\]{}\":,0-9a-z.eE+\\- \\\\\u{e9}\u{1d11e}]{0,24}",
+        ) {
+            accepted_round_trips(&text).map_err(TestCaseError::fail)?;
+        }
+
+        #[test]
+        fn prop_accepted_after_a_byte_flip_round_trips(
+            v in arb_value(), pos in any::<prop::sample::Index>(), bit in 0u8..8,
+        ) {
+            let mut bytes = to_string(&v).into_bytes();
+            if !bytes.is_empty() {
+                let i = pos.index(bytes.len());
+                bytes[i] ^= 1 << bit;
+            }
+            if let Ok(text) = String::from_utf8(bytes) {
+                accepted_round_trips(&text).map_err(TestCaseError::fail)?;
+            }
+        }
 
         #[test]
         fn prop_round_trips(v in arb_value()) {

@@ -7,7 +7,9 @@
 //! `FASTEN_CHECKPOINT_WITNESS_URL` is set, to that HTTP witness.
 //!
 //! The tree is built once at start-up from the node's chain (O(n)), then
-//! grows with each commit (O(log n) a row). Rows of the same node written by
+//! grows with each commit (O(log n) a row). With each checkpoint the roots of
+//! its newly completed subtrees of 1024 rows and more go to `<table>_merkle`,
+//! from which `prove` builds proofs without reading every row. Rows of the same node written by
 //! other processes show up as a gap before a batch's first seq; they are
 //! read back from the store, so the tree always covers the whole chain.
 
@@ -72,14 +74,17 @@ pub(crate) struct Checkpointer {
     log: MerkleLog,
     signed: u64,
     last: Instant,
+    /// Per tree level, how many subtree roots are kept in the store already
+    /// (see [`MerkleLog::new_stored_nodes`]).
+    kept: Vec<usize>,
 }
 
-fn row_hash(row: &Row) -> Result<[u8; 32]> {
+fn decode_hash(seq: i64, hex_hash: &str) -> Result<[u8; 32]> {
     let mut hash = [0u8; 32];
-    hex::decode_to_slice(&row.hash, &mut hash).map_err(|_| {
+    hex::decode_to_slice(hex_hash, &mut hash).map_err(|_| {
         Error::new(
             ErrorKind::Checkpoint,
-            format!("seq {}: hash is not 64 hex characters", row.monotonic_seq),
+            format!("seq {seq}: hash is not 64 hex characters"),
         )
     })?;
     Ok(hash)
@@ -94,6 +99,7 @@ impl Checkpointer {
             log: MerkleLog::new(),
             signed: 0,
             last: Instant::now(),
+            kept: Vec::new(),
         };
         checkpointer.catch_up(store)?;
         // What was there at start-up was signed by whoever wrote it.
@@ -105,20 +111,11 @@ impl Checkpointer {
     fn catch_up(&mut self, store: &mut dyn Store) -> Result<()> {
         let after = i64::try_from(self.log.len()).unwrap_or(i64::MAX);
         let log = &mut self.log;
-        let mut failed = None;
-        store.scan_chain(&self.node, after, &mut |row| {
-            if failed.is_none() {
-                let hash = row
-                    .map_err(|u| Error::new(ErrorKind::Checkpoint, u.reason))
-                    .and_then(|r| row_hash(&r));
-                match hash {
-                    Ok(h) => log.push(&h),
-                    Err(e) => failed = Some(e),
-                }
-            }
+        // Only the hash column: start-up reads the whole chain once.
+        store.scan_hashes(&self.node, after, i64::MAX, &mut |seq, hash| {
+            log.push(&decode_hash(seq, hash)?);
             Ok(())
-        })?;
-        failed.map_or(Ok(()), Err)
+        })
     }
 
     /// Takes in a committed batch (rows in seq order), then signs if due.
@@ -129,7 +126,7 @@ impl Checkpointer {
         let next = i64::try_from(self.log.len()).unwrap_or(i64::MAX) + 1;
         if first.monotonic_seq == next {
             for row in rows {
-                self.log.push(&row_hash(row)?);
+                self.log.push(&decode_hash(row.monotonic_seq, &row.hash)?);
             }
         } else {
             // Other writers of this node got in between: read what we miss.
@@ -168,6 +165,12 @@ impl Checkpointer {
         let checkpoint = Checkpoint::new(&self.node, size, self.log.root())
             .map_err(|e| Error::new(ErrorKind::Checkpoint, e.to_string()))?;
         let note = checkpoint.sign(&[&self.settings.signer]);
+        // The subtree roots first, so that every kept checkpoint can be
+        // proven from kept roots (the first time, all the tree has: rows
+        // written before this process, or before roots were kept).
+        let mut kept = self.kept.clone();
+        store.save_merkle_nodes(&self.node, &self.log.new_stored_nodes(&mut kept))?;
+        self.kept = kept;
         store.save_checkpoint(&self.node, size, &note)?;
         if let Some(dir) = &self.settings.dir {
             crate::transparency::publish(dir, &self.node, size, &note)?;

@@ -24,6 +24,13 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+/// The smallest perfect subtrees whose roots a store keeps (in
+/// `<table>_merkle`): 2^10 = 1024 leaves. A proof then reads at most two
+/// runs of 1024 row hashes (the leaf's block and the tree's last, partial
+/// one) and O(log n) kept roots, while the writer adds about one kept root
+/// per 512 rows.
+pub(crate) const STORED_FROM_LEVEL: u32 = 10;
+
 /// The root of the empty tree: SHA-256 of nothing.
 pub(crate) const EMPTY_ROOT: [u8; 32] = [
     0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
@@ -188,27 +195,9 @@ impl MerkleLog {
             return Err(ProofError::IndexOutOfRange { index, size });
         }
         let size = self.check_size(size)?;
-        let mut m = usize::try_from(index).expect("index < size, and size fits in usize");
-        // PATH(m, D[start:start+n]) descended iteratively from the root; the
-        // siblings come out root side first, so the path is reversed at the
-        // end. Only the first right-hand sibling can be an imperfect tree;
-        // everything below it is perfect and read from `levels` directly.
-        let (mut start, mut n) = (0, size);
-        let mut proof = Vec::new();
-        while n > 1 {
-            let k = split(n);
-            if m < k {
-                proof.push(self.subtree(start + k, n - k));
-                n = k;
-            } else {
-                proof.push(self.subtree(start, k));
-                m -= k;
-                start += k;
-                n -= k;
-            }
-        }
-        proof.reverse();
-        Ok(proof)
+        let index = usize::try_from(index).expect("index < size, and size fits in usize");
+        let Ok(path) = inclusion_path(&mut self.nodes(), index, size);
+        Ok(path)
     }
 
     /// The RFC 6962 §2.1.2 consistency proof from the tree of `old` leaves to
@@ -223,32 +212,44 @@ impl MerkleLog {
             return Err(ProofError::SizeMismatch { old, new });
         }
         let new = self.check_size(new)?;
-        let mut m = usize::try_from(old).expect("old <= new, and new fits in usize");
-        let mut proof = Vec::new();
-        if m == 0 || m == new {
-            return Ok(proof);
+        let old = usize::try_from(old).expect("old <= new, and new fits in usize");
+        let Ok(path) = consistency_path(&mut self.nodes(), old, new);
+        Ok(path)
+    }
+
+    /// The root of the perfect subtree of 2^`level` leaves starting at leaf
+    /// `index << level`, if the log holds all of them.
+    pub(crate) fn perfect(&self, level: u32, index: usize) -> Option<[u8; 32]> {
+        let level = usize::try_from(level).ok()?;
+        self.levels.get(level)?.get(index).copied()
+    }
+
+    /// The roots a store keeps (levels from [`STORED_FROM_LEVEL`]) that the
+    /// log completed since `kept` (per level, how many were handed out
+    /// before; updated), as `(level, index, root)`.
+    pub(crate) fn new_stored_nodes(&self, kept: &mut Vec<usize>) -> Vec<(u32, u64, [u8; 32])> {
+        let mut out = Vec::new();
+        let from = usize::try_from(STORED_FROM_LEVEL).expect("a small constant");
+        if kept.len() < self.levels.len() {
+            kept.resize(self.levels.len(), 0);
         }
-        // SUBPROOF(m, D[start:start+n], b), iteratively, as for inclusion.
-        let (mut start, mut n, mut whole_old_tree) = (0, new, true);
-        while m != n {
-            let k = split(n);
-            if m <= k {
-                proof.push(self.subtree(start + k, n - k));
-                n = k;
-            } else {
-                proof.push(self.subtree(start, k));
-                m -= k;
-                start += k;
-                n -= k;
-                whole_old_tree = false;
+        for (level, nodes) in self.levels.iter().enumerate().skip(from) {
+            let level_u32 = u32::try_from(level).expect("at most 64 levels");
+            for (index, root) in nodes.iter().enumerate().skip(kept[level]) {
+                out.push((level_u32, as_u64(index), *root));
             }
+            kept[level] = nodes.len();
         }
-        // The old root itself is left out: the verifier has it.
-        if !whole_old_tree {
-            proof.push(self.subtree(start, n));
+        out
+    }
+
+    /// The log as a source of stored perfect subtrees, which it never lacks.
+    fn nodes(&self) -> impl FnMut(u32, usize) -> Result<[u8; 32], std::convert::Infallible> + '_ {
+        |level, index| {
+            Ok(self
+                .perfect(level, index)
+                .expect("proofs ask only for subtrees inside the checked size"))
         }
-        proof.reverse();
-        Ok(proof)
     }
 
     /// `size` as an index type, once it is known not to exceed the log.
@@ -260,32 +261,110 @@ impl MerkleLog {
         Ok(usize::try_from(size).expect("size <= len, which is a Vec length"))
     }
 
-    /// MTH(D[start:start+n]) for a range the RFC 6962 recursion produces:
-    /// `start` is a multiple of the largest power of two not above `n`, so the
-    /// range splits into stored perfect subtrees, one per bit of `n`,
-    /// largest first. Folding them from the right gives the RFC's shape.
+    /// MTH(D[start:start+n]), see [`subtree_root`].
     fn subtree(&self, start: usize, n: usize) -> [u8; 32] {
-        let mut acc: Option<[u8; 32]> = None;
-        for k in 0..usize::BITS {
-            let bit = 1_usize << k;
-            if bit > n {
-                break;
-            }
-            if n & bit == 0 {
-                continue;
-            }
-            // The part of the range left of this subtree is the sum of the
-            // higher bits of `n`.
-            let offset = start + (n & !((bit << 1).wrapping_sub(1)));
-            let level = usize::try_from(k).expect("k < usize::BITS");
-            let stored = self.levels[level][offset >> k];
-            acc = Some(match acc {
-                None => stored,
-                Some(right) => node_hash(&stored, &right),
-            });
-        }
-        acc.unwrap_or(EMPTY_ROOT)
+        let Ok(root) = subtree_root(&mut self.nodes(), start, n);
+        root
     }
+}
+
+/// MTH(D[start:start+n]) for a range the RFC 6962 recursion produces:
+/// `start` is a multiple of the largest power of two not above `n`, so the
+/// range splits into perfect subtrees, one per bit of `n`, largest first,
+/// each read from `perfect(level, index)`. Folding them from the right
+/// gives the RFC's shape.
+///
+/// The proof functions below take `perfect` as a parameter so that a proof
+/// can come from the in-memory [`MerkleLog`] or from subtree roots a store
+/// keeps (see `transparency`), by one and the same code.
+pub(crate) fn subtree_root<E>(
+    perfect: &mut impl FnMut(u32, usize) -> Result<[u8; 32], E>,
+    start: usize,
+    n: usize,
+) -> Result<[u8; 32], E> {
+    let mut acc: Option<[u8; 32]> = None;
+    for k in 0..usize::BITS {
+        let bit = 1_usize << k;
+        if bit > n {
+            break;
+        }
+        if n & bit == 0 {
+            continue;
+        }
+        // The part of the range left of this subtree is the sum of the
+        // higher bits of `n`.
+        let offset = start + (n & !((bit << 1).wrapping_sub(1)));
+        let stored = perfect(k, offset >> k)?;
+        acc = Some(match acc {
+            None => stored,
+            Some(right) => node_hash(&stored, &right),
+        });
+    }
+    Ok(acc.unwrap_or(EMPTY_ROOT))
+}
+
+/// The audit path of leaf `index` (< `size`), as [`MerkleLog::inclusion_proof`].
+pub(crate) fn inclusion_path<E>(
+    perfect: &mut impl FnMut(u32, usize) -> Result<[u8; 32], E>,
+    index: usize,
+    size: usize,
+) -> Result<Vec<[u8; 32]>, E> {
+    let mut m = index;
+    // PATH(m, D[start:start+n]) descended iteratively from the root; the
+    // siblings come out root side first, so the path is reversed at the
+    // end. Only the first right-hand sibling can be an imperfect tree;
+    // everything below it is perfect and read directly.
+    let (mut start, mut n) = (0, size);
+    let mut proof = Vec::new();
+    while n > 1 {
+        let k = split(n);
+        if m < k {
+            proof.push(subtree_root(perfect, start + k, n - k)?);
+            n = k;
+        } else {
+            proof.push(subtree_root(perfect, start, k)?);
+            m -= k;
+            start += k;
+            n -= k;
+        }
+    }
+    proof.reverse();
+    Ok(proof)
+}
+
+/// The consistency proof from `old` to `new` leaves (`old <= new`), as
+/// [`MerkleLog::consistency_proof`].
+pub(crate) fn consistency_path<E>(
+    perfect: &mut impl FnMut(u32, usize) -> Result<[u8; 32], E>,
+    old: usize,
+    new: usize,
+) -> Result<Vec<[u8; 32]>, E> {
+    let mut m = old;
+    let mut proof = Vec::new();
+    if m == 0 || m == new {
+        return Ok(proof);
+    }
+    // SUBPROOF(m, D[start:start+n], b), iteratively, as for inclusion.
+    let (mut start, mut n, mut whole_old_tree) = (0, new, true);
+    while m != n {
+        let k = split(n);
+        if m <= k {
+            proof.push(subtree_root(perfect, start + k, n - k)?);
+            n = k;
+        } else {
+            proof.push(subtree_root(perfect, start, k)?);
+            m -= k;
+            start += k;
+            n -= k;
+            whole_old_tree = false;
+        }
+    }
+    // The old root itself is left out: the verifier has it.
+    if !whole_old_tree {
+        proof.push(subtree_root(perfect, start, n)?);
+    }
+    proof.reverse();
+    Ok(proof)
 }
 
 /// The largest power of two strictly below `n` (n > 1): where RFC 6962 splits.

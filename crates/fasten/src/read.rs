@@ -496,9 +496,9 @@ impl Reader {
                 let rows = i64::try_from(node.rows).unwrap_or(i64::MAX);
                 let after = rows.saturating_sub(HEALTH_CHAIN_ROWS).max(0);
                 let mut check = ChainCheck::anchored(node.node.clone(), after == 0);
-                s.scan_chain(&node.node, after, &mut |row| {
+                s.scan_rows(&node.node, after, &mut |row| {
                     match row {
-                        Ok(row) => check.check(&row),
+                        Ok(row) => check.check_ref(&row),
                         Err(bad) => check.unreadable(bad.seq, &bad.reason),
                     }
                     Ok(())

@@ -117,35 +117,34 @@ pub fn generate_key(name: &str) -> Result<KeyPair> {
 fn trees(store: &mut dyn Store) -> Result<HashMap<String, MerkleLog>> {
     let mut trees = HashMap::new();
     for node in store.nodes()? {
-        let mut log = MerkleLog::new();
-        let mut bad = None;
-        store.scan_chain(&node.node, 0, &mut |row| {
-            let decoded = row.map_err(|u| u.reason).and_then(|row| {
-                let mut hash = [0u8; 32];
-                hex::decode_to_slice(&row.hash, &mut hash)
-                    .map(|()| hash)
-                    .map_err(|_| {
-                        format!("seq {}: hash is not 64 hex characters", row.monotonic_seq)
-                    })
-            });
-            match decoded {
-                Ok(hash) if bad.is_none() => log.push(&hash),
-                Ok(_) => {}
-                Err(reason) => {
-                    bad.get_or_insert(reason);
-                }
-            }
-            Ok(())
-        })?;
-        if let Some(reason) = bad {
-            return Err(checkpoint_error(format!(
-                "cannot build the Merkle tree of node {}: {reason}",
-                node.node
-            )));
-        }
+        let log = node_log(store, &node.node)?;
         trees.insert(node.node, log);
     }
     Ok(trees)
+}
+
+/// One node's Merkle tree over every row's hash, in seq order.
+pub(crate) fn node_log(store: &mut dyn Store, node: &str) -> Result<MerkleLog> {
+    let mut log = MerkleLog::new();
+    let mut bad = None;
+    // Only the hash column: the tree needs nothing else, and the other
+    // columns are what makes a full scan slow.
+    store.scan_hashes(node, 0, i64::MAX, &mut |seq, hash| {
+        let mut raw = [0u8; 32];
+        if bad.is_none() {
+            match hex::decode_to_slice(hash, &mut raw) {
+                Ok(()) => log.push(&raw),
+                Err(_) => bad = Some(format!("seq {seq}: hash is not 64 hex characters")),
+            }
+        }
+        Ok(())
+    })?;
+    match bad {
+        Some(reason) => Err(checkpoint_error(format!(
+            "cannot build the Merkle tree of node {node}: {reason}"
+        ))),
+        None => Ok(log),
+    }
 }
 
 /// Signs a checkpoint of every node's chain as the store holds it now, and
@@ -159,9 +158,11 @@ pub fn sign_checkpoints(dsn: &Dsn, signing_key: &str) -> Result<Vec<SignedCheckp
     let signer = Signer::parse(signing_key)
         .map_err(|e| checkpoint_error(format!("invalid signing key: {e}")))?;
     let mut store = store::open(dsn, Access::Write)?;
-    let mut out: Vec<SignedCheckpoint> = trees(store.as_mut())?
-        .into_iter()
+    let trees = trees(store.as_mut())?;
+    let mut out: Vec<SignedCheckpoint> = trees
+        .iter()
         .map(|(node, log)| {
+            let node = node.clone();
             let checkpoint = Checkpoint::new(&node, log.len(), log.root())
                 .map_err(|e| checkpoint_error(format!("node {node:?}: {e}")))?;
             Ok(SignedCheckpoint {
@@ -172,8 +173,11 @@ pub fn sign_checkpoints(dsn: &Dsn, signing_key: &str) -> Result<Vec<SignedCheckp
         })
         .collect::<Result<_>>()?;
     out.sort_by(|a, b| a.node.cmp(&b.node));
-    // Kept beside the rows too, so `prove` finds them.
+    // Kept beside the rows too, so `prove` finds them, with the subtree
+    // roots it builds proofs from.
     for c in &out {
+        let nodes = trees[&c.node].new_stored_nodes(&mut Vec::new());
+        store.save_merkle_nodes(&c.node, &nodes)?;
         store.save_checkpoint(&c.node, c.size, &c.note)?;
     }
     Ok(out)
@@ -197,11 +201,39 @@ pub fn check_checkpoints(
     let keys = parse_keys(verifier_keys)?;
     let mut store = store::open(dsn, Access::Read)?;
     let trees = trees(store.as_mut())?;
+    Ok(check_against(&trees, notes, &keys))
+}
+
+/// [`crate::verify_with_progress`] and [`check_checkpoints`] in one pass
+/// over the store: the trees the checkpoints are checked against are built
+/// from the rows verify reads anyway.
+///
+/// # Errors
+///
+/// As [`crate::verify`] and [`check_checkpoints`].
+pub fn verify_with_checkpoints(
+    dsn: &Dsn,
+    notes: &[(String, String)],
+    verifier_keys: &[String],
+    progress: impl FnMut(crate::Progress),
+) -> Result<(crate::Report, Vec<CheckpointCheck>)> {
+    let keys = parse_keys(verifier_keys)?;
+    let mut store = store::open(dsn, Access::Read)?;
+    let (report, trees) = crate::verify::verify_store_and_trees(store.as_mut(), progress, true)?;
+    Ok((report, check_against(&trees, notes, &keys)))
+}
+
+/// How each published note compares with the trees of the store's rows.
+fn check_against(
+    trees: &HashMap<String, MerkleLog>,
+    notes: &[(String, String)],
+    keys: &[VerifierKey],
+) -> Vec<CheckpointCheck> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    Ok(notes
+    notes
         .iter()
         .map(|(label, note)| {
-            let (checkpoint, _) = match Checkpoint::open(note, &keys) {
+            let (checkpoint, _) = match Checkpoint::open(note, keys) {
                 Ok(opened) => opened,
                 Err(e) => {
                     return CheckpointCheck {
@@ -238,7 +270,7 @@ pub fn check_checkpoints(
                 reason,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Publishes a signed note as `dir/<node>/<size>.checkpoint`: temp file,
@@ -301,6 +333,144 @@ fn hex_path(path: &[[u8; 32]]) -> Vec<String> {
     path.iter().map(hex::encode).collect()
 }
 
+/// Subtree roots for proofs, read from the store rather than rebuilt from
+/// every row: roots of [`merkle::STORED_FROM_LEVEL`] and up from
+/// `<table>_merkle`, smaller ones from the row hashes of the block of 1024
+/// rows they lie in. What it gives is checked against the signed root before
+/// it is handed out (see [`inclusion_from_store`]).
+struct StoredTree<'a> {
+    store: &'a mut dyn Store,
+    node: &'a str,
+    /// Leaf blocks read so far, by block number.
+    blocks: HashMap<usize, MerkleLog>,
+}
+
+/// Why [`StoredTree`] has no answer.
+enum Miss {
+    /// The root is not kept, or the rows of its block are not a whole run
+    /// of hex hashes: build the tree from every row instead.
+    NotKept,
+    /// The store failed.
+    Store(Error),
+}
+
+impl StoredTree<'_> {
+    fn perfect(&mut self, level: u32, index: usize) -> std::result::Result<[u8; 32], Miss> {
+        if level >= merkle::STORED_FROM_LEVEL {
+            let index = u64::try_from(index).map_err(|_| Miss::NotKept)?;
+            let text = self
+                .store
+                .merkle_node(self.node, level, index)
+                .map_err(Miss::Store)?
+                .ok_or(Miss::NotKept)?;
+            let mut root = [0u8; 32];
+            hex::decode_to_slice(text, &mut root).map_err(|_| Miss::NotKept)?;
+            return Ok(root);
+        }
+        let shift = merkle::STORED_FROM_LEVEL - level;
+        let block = index >> shift;
+        if !self.blocks.contains_key(&block) {
+            let after =
+                i64::try_from(block << merkle::STORED_FROM_LEVEL).map_err(|_| Miss::NotKept)?;
+            let upto = after + (1 << merkle::STORED_FROM_LEVEL);
+            let mut log = MerkleLog::new();
+            let mut whole = true;
+            self.store
+                .scan_hashes(self.node, after, upto, &mut |seq, hash| {
+                    let mut raw = [0u8; 32];
+                    let next = after + 1 + i64::try_from(log.len()).unwrap_or(i64::MAX);
+                    if whole && seq == next && hex::decode_to_slice(hash, &mut raw).is_ok() {
+                        log.push(&raw);
+                    } else {
+                        whole = false;
+                    }
+                    Ok(())
+                })
+                .map_err(Miss::Store)?;
+            if !whole {
+                return Err(Miss::NotKept);
+            }
+            self.blocks.insert(block, log);
+        }
+        self.blocks[&block]
+            .perfect(level, index - (block << shift))
+            .ok_or(Miss::NotKept)
+    }
+}
+
+/// The audit path of leaf `index` in the tree of `size` rows that `note`
+/// signed: from kept roots when the path they give leads to the note's root
+/// (O(log n) reads), else from the whole tree rebuilt from every row, as
+/// before roots were kept.
+fn inclusion_from_store(
+    store: &mut dyn Store,
+    node: &str,
+    index: u64,
+    size: u64,
+    note: &str,
+) -> Result<Vec<[u8; 32]>> {
+    if let (Some(cp), Ok(i), Ok(n)) = (
+        Checkpoint::parse_unverified(note).filter(|cp| cp.size() == size && index < size),
+        usize::try_from(index),
+        usize::try_from(size),
+    ) {
+        let mut tree = StoredTree {
+            store: &mut *store,
+            node,
+            blocks: HashMap::new(),
+        };
+        let path = merkle::inclusion_path(&mut |l, k| tree.perfect(l, k), i, n);
+        match path.and_then(|path| Ok((tree.perfect(0, i)?, path))) {
+            Ok((leaf, path)) => {
+                if merkle::verify_inclusion(&leaf, index, size, &path, cp.root()).is_ok() {
+                    return Ok(path);
+                }
+                tracing::debug!(target: "fasten::store", node, size, "kept Merkle roots do not lead to the signed root; rebuilding the tree");
+            }
+            Err(Miss::Store(e)) => return Err(e),
+            Err(Miss::NotKept) => {}
+        }
+    }
+    node_tree(store, node)?
+        .inclusion_proof(index, size)
+        .map_err(|e| checkpoint_error(e.to_string()))
+}
+
+/// The consistency proof between the trees two notes signed, as
+/// [`inclusion_from_store`] does it.
+fn consistency_from_store(
+    store: &mut dyn Store,
+    node: &str,
+    (old, old_note): (u64, &str),
+    (new, new_note): (u64, &str),
+) -> Result<Vec<[u8; 32]>> {
+    let parsed = (
+        Checkpoint::parse_unverified(old_note).filter(|cp| cp.size() == old),
+        Checkpoint::parse_unverified(new_note).filter(|cp| cp.size() == new),
+    );
+    if let ((Some(o), Some(n)), Ok(m), Ok(k)) = (parsed, usize::try_from(old), usize::try_from(new))
+        && m <= k
+    {
+        let mut tree = StoredTree {
+            store: &mut *store,
+            node,
+            blocks: HashMap::new(),
+        };
+        match merkle::consistency_path(&mut |l, i| tree.perfect(l, i), m, k) {
+            Ok(path) => {
+                if merkle::verify_consistency(old, new, o.root(), n.root(), &path).is_ok() {
+                    return Ok(path);
+                }
+            }
+            Err(Miss::Store(e)) => return Err(e),
+            Err(Miss::NotKept) => {}
+        }
+    }
+    node_tree(store, node)?
+        .consistency_proof(old, new)
+        .map_err(|e| checkpoint_error(e.to_string()))
+}
+
 fn node_tree(store: &mut dyn Store, node: &str) -> Result<MerkleLog> {
     trees(store)?
         .remove(node)
@@ -331,10 +501,7 @@ pub fn prove_row(dsn: &Dsn, id: &str) -> Result<Proof> {
                 "no checkpoint of node {node} covers seq {seq} yet (sign one with a FASTEN_SIGNING_KEY writer or `fasten checkpoint`)"
             ))
         })?;
-    let log = node_tree(store.as_mut(), &node)?;
-    let path = log
-        .inclusion_proof(seq.saturating_sub(1), size)
-        .map_err(|e| checkpoint_error(e.to_string()))?;
+    let path = inclusion_from_store(store.as_mut(), &node, seq.saturating_sub(1), size, &note)?;
     Ok(Proof::Inclusion {
         row: Box::new(row),
         leaf_index: seq - 1,
@@ -364,10 +531,17 @@ pub fn prove_consistency(dsn: &Dsn, node: &str, old: u64, new: u64) -> Result<Pr
             })
     };
     let (old_checkpoint, new_checkpoint) = (note(old)?, note(new)?);
-    let log = node_tree(store.as_mut(), node)?;
-    let path = log
-        .consistency_proof(old, new)
-        .map_err(|e| checkpoint_error(e.to_string()))?;
+    if old > new {
+        return Err(checkpoint_error(
+            merkle::ProofError::SizeMismatch { old, new }.to_string(),
+        ));
+    }
+    let path = consistency_from_store(
+        store.as_mut(),
+        node,
+        (old, &old_checkpoint),
+        (new, &new_checkpoint),
+    )?;
     Ok(Proof::Consistency {
         old_checkpoint,
         new_checkpoint,
@@ -952,6 +1126,73 @@ mod tests {
             }
         }
         assert!(checks.iter().any(|c| c.size.unwrap() >= 10));
+    }
+
+    #[test]
+    fn proofs_read_kept_roots_and_fall_back_when_they_are_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dsn, _, key) = signed_store(dir.path(), 2100);
+        let keys = std::slice::from_ref(&key);
+        let conn = rusqlite::Connection::open(dir.path().join("a.db")).unwrap();
+        // Blocks 0 and 1 of 1024 rows are complete, and the 2048 above them.
+        let kept: Vec<(i64, i64)> = conn
+            .prepare("SELECT level, idx FROM audit_log_merkle WHERE source_node_id = 'n' ORDER BY level, idx")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(kept, [(10, 0), (10, 1), (11, 0)]);
+        let id = |seq: i64| -> String {
+            conn.query_row(
+                "SELECT id FROM audit_log WHERE monotonic_seq = ?1",
+                [seq],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let proves = |seq: i64| {
+            prove_row(&dsn, &id(seq))
+                .and_then(|p| verify_proof(&p, keys))
+                .map_err(|e| e.to_string())
+        };
+        for seq in [1, 5, 1024, 1025, 2048, 2049, 2100] {
+            proves(seq).unwrap();
+        }
+        verify_proof(&prove_consistency(&dsn, "n", 1030, 2100).unwrap(), keys).unwrap();
+
+        // A wrong kept root leads elsewhere than the signed root: the proof
+        // is rebuilt from the rows and still holds.
+        let good: String = conn
+            .query_row(
+                "SELECT hash FROM audit_log_merkle WHERE level = 10 AND idx = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let set_root = |hash: &str| {
+            conn.execute(
+                "UPDATE audit_log_merkle SET hash = ?1 WHERE level = 10 AND idx = 1",
+                [hash],
+            )
+            .unwrap()
+        };
+        set_root(&"00".repeat(32));
+        proves(5).unwrap();
+        verify_proof(&prove_consistency(&dsn, "n", 1030, 2100).unwrap(), keys).unwrap();
+        set_root(&good);
+
+        // With the roots kept, proving row 5 never reads the rows of block 1:
+        // hashes there that no rebuild could read do not stop it, while a
+        // row of that block, which needs them, can no longer be proven.
+        conn.execute(
+            "UPDATE audit_log SET hash = 'not hex' WHERE monotonic_seq BETWEEN 1100 AND 1200",
+            [],
+        )
+        .unwrap();
+        proves(5).unwrap();
+        proves(2100).unwrap();
+        assert!(proves(1150).unwrap_err().contains("not 64 hex"));
     }
 
     #[test]

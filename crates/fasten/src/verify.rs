@@ -1,12 +1,17 @@
 //! Chain verification (row contract §3): per node, in `monotonic_seq`
 //! order, stop at the first failure and name it.
 
+use std::collections::{BTreeMap, HashMap};
+
 use serde::Serialize;
 
-use crate::chain::{self, GENESIS, Row};
+#[cfg(test)]
+use crate::chain::Row;
+use crate::chain::{self, GENESIS, RowRef};
 use crate::dsn::Dsn;
-use crate::error::Result;
-use crate::store::{self, Access, Store};
+use crate::error::{Error, ErrorKind, Result};
+use crate::merkle::MerkleLog;
+use crate::store::{self, Access, Store, Unreadable};
 
 /// The verdict over every node of a store; `--json` prints exactly this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,34 +82,317 @@ pub fn verify_with_progress(dsn: &Dsn, progress: impl FnMut(Progress)) -> Result
 
 pub(crate) fn verify_store(
     store: &mut dyn Store,
-    mut progress: impl FnMut(Progress),
+    progress: impl FnMut(Progress),
 ) -> Result<Report> {
+    verify_store_and_trees(store, progress, false).map(|(report, _)| report)
+}
+
+/// [`verify_store`], and with `build_trees` also each node's Merkle tree
+/// over every row's hash in seq order (what [`crate::transparency`] checks
+/// checkpoints against), built from the same pass over the table rather
+/// than from a second one.
+pub(crate) fn verify_store_and_trees(
+    store: &mut dyn Store,
+    mut progress: impl FnMut(Progress),
+    build_trees: bool,
+) -> Result<(Report, HashMap<String, MerkleLog>)> {
     let nodes = store.nodes()?;
     let total = nodes.iter().map(|n| n.rows).sum();
     let mut checked = 0u64;
-    let mut reports = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        let mut chain = ChainCheck::new(node.node.clone());
-        store.scan_chain(&node.node, 0, &mut |row| {
+    let mut tick = |checked: u64| {
+        if checked.is_multiple_of(4096) {
+            progress(Progress { checked, total });
+        }
+    };
+    // One pass over the whole table in the order the store reads it
+    // cheapest (walking each node's chain through the (node, seq) index adds
+    // an index lookup per row), checking each node's rows as long as they come in
+    // chain order. A node whose rows do not (seq is not the next one) is read
+    // again in chain order below, so what is reported is always what the
+    // ordered walk finds: up to the first row out of order both walks see
+    // the same rows in the same order.
+    //
+    // The scan runs on a thread of its own and hands rows over in batches,
+    // so reading the store and hashing overlap on two cores.
+    let mut passes: BTreeMap<String, TablePass> = nodes
+        .into_iter()
+        .map(|n| (n.node.clone(), TablePass::new(n.node, build_trees)))
+        .collect();
+    let mut unreadable = false;
+    let (full_tx, full_rx) = crossbeam_channel::bounded::<RowBatch>(BATCHES_IN_FLIGHT);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<RowBatch>(BATCHES_IN_FLIGHT + 2);
+    let scanned = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut batch = RowBatch::default();
+            let scanned = store.scan_table(&mut |row| {
+                batch.push(row);
+                if batch.len() == BATCH_ROWS {
+                    let next = empty_rx.try_recv().unwrap_or_default();
+                    // The checker hung up only if it panicked; stop reading.
+                    if full_tx.send(std::mem::replace(&mut batch, next)).is_err() {
+                        return Err(Error::new(ErrorKind::Store, "verification stopped"));
+                    }
+                }
+                Ok(())
+            });
+            if batch.len() > 0 {
+                let _ = full_tx.send(batch);
+            }
+            drop(full_tx);
+            scanned
+        });
+        // By value: if checking panics, the receiver is dropped before the
+        // scope joins the reader, so a reader blocked on a full channel
+        // wakes up with an error instead of hanging.
+        for mut batch in full_rx {
+            for row in batch.rows() {
+                let row = match row {
+                    Ok(row) if !unreadable => row,
+                    // Its node is unknown, so no node's verdict can stand on
+                    // this pass: every node is walked in order instead.
+                    _ => {
+                        unreadable = true;
+                        continue;
+                    }
+                };
+                let pass = match passes.get_mut(row.source_node_id) {
+                    Some(pass) => pass,
+                    // A node whose first rows were committed after `nodes()` ran.
+                    None => passes
+                        .entry(row.source_node_id.to_owned())
+                        .or_insert_with(|| {
+                            TablePass::new(row.source_node_id.to_owned(), build_trees)
+                        }),
+                };
+                // The tree takes every row, also after a chain failure, as
+                // long as they come in seq order; else it is read again.
+                if let Some(tree) = pass.tree.as_mut() {
+                    let mut hash = [0u8; 32];
+                    let next = i64::try_from(tree.len()).unwrap_or(i64::MAX) + 1;
+                    if row.monotonic_seq == next
+                        && hex::decode_to_slice(row.hash, &mut hash).is_ok()
+                    {
+                        tree.push(&hash);
+                    } else {
+                        pass.tree = None;
+                    }
+                }
+                if !pass.in_order || pass.chain.failure.is_some() {
+                    continue;
+                }
+                if row.monotonic_seq != pass.chain.expected_seq {
+                    pass.in_order = false;
+                    checked -= std::mem::take(&mut pass.read);
+                    continue;
+                }
+                pass.chain.check_ref(&row);
+                pass.read += 1;
+                checked += 1;
+                tick(checked);
+            }
+            batch.clear();
+            let _ = empty_tx.try_send(batch);
+        }
+        reader.join()
+    });
+    match scanned {
+        Ok(result) => result?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+    let mut reports = Vec::with_capacity(passes.len());
+    let mut trees = HashMap::new();
+    for (node, pass) in passes {
+        if build_trees {
+            let tree = match pass.tree {
+                Some(tree) if !unreadable => tree,
+                _ => crate::transparency::node_log(store, &node)?,
+            };
+            trees.insert(node.clone(), tree);
+        }
+        if pass.in_order && !unreadable {
+            reports.push(pass.chain.into_report());
+            continue;
+        }
+        checked -= pass.read;
+        let mut chain = ChainCheck::new(node.clone());
+        store.scan_rows(&node, 0, &mut |row| {
             if chain.failure.is_none() {
                 match row {
-                    Ok(row) => chain.check(&row),
+                    Ok(row) => chain.check_ref(&row),
                     Err(bad) => chain.unreadable(bad.seq, &bad.reason),
                 }
                 checked += 1;
-                if checked.is_multiple_of(4096) {
-                    progress(Progress { checked, total });
-                }
+                tick(checked);
             }
             Ok(())
         })?;
         reports.push(chain.into_report());
     }
     progress(Progress { checked, total });
-    Ok(Report {
+    let report = Report {
         ok: reports.iter().all(|r| r.first_break_seq.is_none()),
         nodes: reports,
-    })
+    };
+    Ok((report, trees))
+}
+
+/// Rows a batch holds when the scanning thread hands it over: large enough
+/// that the hand-over costs nothing per row, small enough (about 1 MiB of
+/// text) to stay in cache. Unit tests use tiny batches, so their few rows
+/// cross batch boundaries.
+const BATCH_ROWS: usize = if cfg!(test) { 3 } else { 1024 };
+/// Batches between the scanning and the checking thread.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Rows copied out of the store's read buffer into one flat string, so the
+/// scanning thread can hand a thousand of them to the checking thread with
+/// no allocation per row; batches go back to the scanner to be reused.
+#[derive(Debug, Default)]
+struct RowBatch {
+    text: String,
+    rows: Vec<std::result::Result<PackedRow, Unreadable>>,
+}
+
+/// A [`RowRef`] as spans of [`RowBatch::text`]; `None` as `NULL_SPAN`.
+#[derive(Debug)]
+struct PackedRow {
+    spans: [(u32, u32); 25],
+    seq: i64,
+    pii: bool,
+}
+
+const NULL_SPAN: (u32, u32) = (u32::MAX, 0);
+
+impl RowBatch {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.rows.clear();
+    }
+
+    fn put(&mut self, s: Option<&str>) -> (u32, u32) {
+        let Some(s) = s else {
+            return NULL_SPAN;
+        };
+        let start = self.text.len();
+        self.text.push_str(s);
+        // A batch holds about a MiB; u32 spans are plenty.
+        (
+            u32::try_from(start).expect("a batch stays far below 4 GiB"),
+            u32::try_from(s.len()).expect("a column stays far below 4 GiB"),
+        )
+    }
+
+    fn push(&mut self, row: std::result::Result<RowRef<'_>, Unreadable>) {
+        let row = match row {
+            Ok(r) => {
+                let fields = [
+                    Some(r.id),
+                    Some(r.origin_id),
+                    Some(r.timestamp),
+                    Some(r.code),
+                    Some(r.action),
+                    Some(r.severity),
+                    Some(r.outcome),
+                    Some(r.service_id),
+                    Some(r.source_node_id),
+                    r.tenant_id,
+                    Some(r.actor),
+                    Some(r.actor_kind),
+                    Some(r.target),
+                    Some(r.category),
+                    Some(r.domain),
+                    Some(r.method),
+                    Some(r.request_id),
+                    r.detail,
+                    r.detail_salt,
+                    Some(r.detail_commitment),
+                    r.shipped_at,
+                    Some(r.wire_version),
+                    Some(r.canonical_form_id),
+                    Some(r.prev_hash),
+                    Some(r.hash),
+                ];
+                Ok(PackedRow {
+                    spans: fields.map(|f| self.put(f)),
+                    seq: r.monotonic_seq,
+                    pii: r.pii_in_detail,
+                })
+            }
+            Err(bad) => Err(bad),
+        };
+        self.rows.push(row);
+    }
+
+    /// The rows back as borrowed rows, in the order they were pushed.
+    fn rows(&self) -> impl Iterator<Item = std::result::Result<RowRef<'_>, &Unreadable>> + '_ {
+        self.rows.iter().map(|row| {
+            let packed = row.as_ref()?;
+            let opt = |i: usize| {
+                let (start, len) = packed.spans[i];
+                (start != u32::MAX).then(|| {
+                    let start = start as usize;
+                    &self.text[start..start + len as usize]
+                })
+            };
+            let get = |i: usize| opt(i).unwrap_or_default();
+            Ok(RowRef {
+                id: get(0),
+                origin_id: get(1),
+                monotonic_seq: packed.seq,
+                timestamp: get(2),
+                code: get(3),
+                action: get(4),
+                severity: get(5),
+                outcome: get(6),
+                service_id: get(7),
+                source_node_id: get(8),
+                tenant_id: opt(9),
+                actor: get(10),
+                actor_kind: get(11),
+                target: get(12),
+                category: get(13),
+                domain: get(14),
+                method: get(15),
+                request_id: get(16),
+                detail: opt(17),
+                detail_salt: opt(18),
+                detail_commitment: get(19),
+                pii_in_detail: packed.pii,
+                shipped_at: opt(20),
+                wire_version: get(21),
+                canonical_form_id: get(22),
+                prev_hash: get(23),
+                hash: get(24),
+            })
+        })
+    }
+}
+
+/// One node's state during the table-order pass of [`verify_store`].
+struct TablePass {
+    chain: ChainCheck,
+    /// The node's Merkle tree so far, while its rows come in seq order.
+    tree: Option<MerkleLog>,
+    /// Every row so far came in chain order.
+    in_order: bool,
+    /// Rows checked in this pass, to take back out of the progress count if
+    /// the node has to be read again.
+    read: u64,
+}
+
+impl TablePass {
+    fn new(node: String, build_tree: bool) -> Self {
+        Self {
+            chain: ChainCheck::new(node),
+            tree: build_tree.then(MerkleLog::new),
+            in_order: true,
+            read: 0,
+        }
+    }
 }
 
 /// Checks one node's rows as they stream past in `monotonic_seq` order.
@@ -145,7 +433,24 @@ impl ChainCheck {
     }
 
     /// Checks the next row; after the first failure it ignores the rest.
+    #[cfg(test)]
     pub(crate) fn check(&mut self, row: &Row) {
+        // The detail as a store that follows the contract keeps it (JCS
+        // text); the tests that store other texts go through a real store.
+        let text = row
+            .detail
+            .as_ref()
+            .map(|d| chain::detail_text(d, &mut self.buf));
+        let view = RowRef {
+            detail: text.as_deref(),
+            ..row.hashed()
+        };
+        self.check_ref(&view);
+    }
+
+    /// Checks the next row as the store holds it; after the first failure
+    /// it ignores the rest.
+    pub(crate) fn check_ref(&mut self, row: &RowRef<'_>) {
         if self.failure.is_some() {
             return;
         }
@@ -154,7 +459,9 @@ impl ChainCheck {
                 self.rows += 1;
                 self.erased += u64::from(erased);
                 self.expected_seq = row.monotonic_seq + 1;
-                self.prev_hash.clone_from(&row.hash);
+                // Reuses the String's capacity: no allocation per row.
+                self.prev_hash.clear();
+                self.prev_hash.push_str(row.hash);
             }
             Err((seq, reason)) => self.failure = Some((seq, reason)),
         }
@@ -171,11 +478,12 @@ impl ChainCheck {
     }
 
     /// `Ok(erased)` when the row holds, else the failing seq and why.
-    fn reason(&mut self, row: &Row) -> std::result::Result<bool, (i64, String)> {
+    fn reason(&mut self, row: &RowRef<'_>) -> std::result::Result<bool, (i64, String)> {
         let seq = row.monotonic_seq;
         if std::mem::take(&mut self.anchor) {
             self.expected_seq = seq;
-            self.prev_hash.clone_from(&row.prev_hash);
+            self.prev_hash.clear();
+            self.prev_hash.push_str(row.prev_hash);
         }
         if seq < 1 {
             return Err((seq, format!("monotonic_seq {seq} is below 1")));
@@ -192,7 +500,7 @@ impl ChainCheck {
                 ),
             ));
         }
-        match row.canonical_form_id.as_str() {
+        match row.canonical_form_id {
             chain::CANONICAL_FORM_ID => {}
             "1" | "2" => {
                 return Err((
@@ -205,10 +513,17 @@ impl ChainCheck {
             }
             other => return Err((seq, format!("unknown canonical form {other:?}"))),
         }
-        let erased = match (&row.detail, &row.detail_salt) {
+        let erased = match (row.detail, row.detail_salt) {
             (Some(_), None) => return Err((seq, "detail present without salt".to_owned())),
             (Some(detail), Some(salt)) => {
-                if chain::commitment(salt, detail, &mut self.buf) != row.detail_commitment {
+                let digest =
+                    chain::commitment_of_text(salt, detail, &mut self.buf).map_err(|e| {
+                        (
+                            seq,
+                            format!("row cannot be read: stored detail is not JSON: {e}"),
+                        )
+                    })?;
+                if !chain::hex_matches(&digest, row.detail_commitment) {
                     return Err((seq, "detail_commitment does not match detail".to_owned()));
                 }
                 false
@@ -217,7 +532,7 @@ impl ChainCheck {
             // Erasure clears both; a salt without its detail is not an erasure.
             (None, Some(_)) => return Err((seq, "detail missing but salt present".to_owned())),
         };
-        if chain::row_hash(row, &mut self.buf) != row.hash {
+        if !chain::hex_matches(&chain::row_digest(row, &mut self.buf), row.hash) {
             return Err((seq, "hash does not match the row".to_owned()));
         }
         if row.prev_hash != self.prev_hash {

@@ -65,21 +65,22 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ProgressBar::hidden()
     };
-    let report = fasten::verify_with_progress(&dsn, |p| {
+    let progress = |p: fasten::Progress| {
         bar.set_length(p.total);
         bar.set_position(p.checked);
-    })?;
-    bar.finish_and_clear();
-    let checks = match &args.checkpoints {
+    };
+    // With checkpoints, one pass over the store does both.
+    let (report, checks) = match &args.checkpoints {
         Some(dir) => {
             let notes = read_checkpoints(dir)?;
             if notes.is_empty() {
                 anyhow::bail!("no *.checkpoint files under {}", dir.display());
             }
-            fasten::transparency::check_checkpoints(&dsn, &notes, &args.keys)?
+            fasten::transparency::verify_with_checkpoints(&dsn, &notes, &args.keys, progress)?
         }
-        None => Vec::new(),
+        None => (fasten::verify_with_progress(&dsn, progress)?, Vec::new()),
     };
+    bar.finish_and_clear();
     let checkpoints_ok = checks.iter().all(|c| c.reason.is_none());
     let mut out = std::io::stdout().lock();
     if args.json {

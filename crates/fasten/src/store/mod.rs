@@ -1,7 +1,7 @@
 //! The store seam: the writer and the verifier see only [`Store`]; each
 //! backend is one file. Backends are chosen by DSN.
 
-use crate::chain::Row;
+use crate::chain::{Row, RowRef};
 use crate::dsn::Dsn;
 use crate::error::Result;
 
@@ -63,9 +63,30 @@ pub(crate) const COLUMNS: [(&str, &str, &str); 27] = [
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const CHECKPOINT_COLUMNS: &str = "source_node_id TEXT NOT NULL, tree_size BIGINT NOT NULL, note TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (source_node_id, tree_size)";
 
+/// `<table>_merkle`: the roots of the node's complete perfect Merkle
+/// subtrees of 2^[`STORED_FROM_LEVEL`](crate::merkle::STORED_FROM_LEVEL)
+/// leaves and more, hex, so a proof reads O(log n) of them instead of
+/// rebuilding the tree from every row. Only proofs read it, and they check
+/// what they build against the signed root, so a wrong or stale entry costs
+/// a rebuild, never a false proof; the checks of a store against its
+/// checkpoints never read it.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const MERKLE_COLUMNS: &str = "source_node_id TEXT NOT NULL, level INTEGER NOT NULL, idx BIGINT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (source_node_id, level, idx)";
+
 /// Columns that get an index, besides the primary key and the chain key.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-pub(crate) const INDEXED: [&str; 5] = ["request_id", "timestamp", "code", "actor", "target"];
+pub(crate) const INDEXED: [(&str, &str); 6] = [
+    // Each filter the reader offers, with the time after it: `WHERE col = ?
+    // ORDER BY timestamp DESC LIMIT n` then reads only the rows it returns.
+    // With a lone `col` index PostgreSQL may walk the timestamp index
+    // backwards instead and filter a million rows (seen: 1.2 s a query).
+    ("request_id_time", "request_id, timestamp"),
+    ("timestamp", "timestamp"),
+    ("code_time", "code, timestamp"),
+    ("actor_time", "actor, timestamp"),
+    ("target_time", "target, timestamp"),
+    ("tenant_time", "tenant_id, timestamp"),
+];
 
 /// Whether opening a store may create or migrate its schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,16 +135,65 @@ pub(crate) trait Store: Send {
     fn nodes(&mut self) -> Result<Vec<NodeCount>>;
 
     /// Calls `f` with each row of `node` after `after_seq` (0 for the whole
-    /// chain) in `monotonic_seq` order, stopping
-    /// at the first error `f` returns. A row that cannot be decoded (a
-    /// detail that is not JSON, a NULL where the contract forbids one) comes
-    /// as [`Unreadable`], so verification can name it instead of aborting.
+    /// chain) in `monotonic_seq` order, borrowed from the backend's read
+    /// buffer, stopping at the first error `f` returns. A row that cannot be
+    /// decoded (a NULL where the contract forbids one, a number where text
+    /// belongs) comes as [`Unreadable`], so verification can name it instead
+    /// of aborting. The detail comes as the stored text, unparsed.
+    fn scan_rows(
+        &mut self,
+        node: &str,
+        after_seq: i64,
+        f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Calls `f` with every row of every node in the order the store reads
+    /// fastest (SQLite: rowid order, a plain walk of the table; Postgres: a
+    /// sequential scan), with no promise about that order. A writer appends
+    /// each node's rows in `monotonic_seq` order, so that is usually chain
+    /// order already; the verifier checks that it is, node by node, and
+    /// reads any node where it is not again with [`Store::scan_rows`].
+    fn scan_table(
+        &mut self,
+        f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
+    ) -> Result<()>;
+
+    /// [`Store::scan_rows`] with owned rows and the detail parsed; a detail
+    /// that is not JSON makes its row [`Unreadable`].
     fn scan_chain(
         &mut self,
         node: &str,
         after_seq: i64,
         f: &mut dyn FnMut(std::result::Result<Row, Unreadable>) -> Result<()>,
+    ) -> Result<()> {
+        self.scan_rows(node, after_seq, &mut |row| {
+            f(row.and_then(|row| {
+                row.to_row().map_err(|e| Unreadable {
+                    seq: Some(row.monotonic_seq),
+                    reason: format!("stored detail is not JSON: {e}"),
+                })
+            }))
+        })
+    }
+
+    /// Calls `f` with `(monotonic_seq, hash)` of each row of `node` with
+    /// `after_seq < monotonic_seq <= upto_seq`, in order: all a Merkle tree
+    /// needs, without reading or decoding the other columns.
+    fn scan_hashes(
+        &mut self,
+        node: &str,
+        after_seq: i64,
+        upto_seq: i64,
+        f: &mut dyn FnMut(i64, &str) -> Result<()>,
     ) -> Result<()>;
+
+    /// Keeps Merkle subtree roots `(level, index, root)` of `node` in
+    /// `<table>_merkle`; ones already kept are left as they are.
+    fn save_merkle_nodes(&mut self, node: &str, nodes: &[(u32, u64, [u8; 32])]) -> Result<()>;
+
+    /// One kept subtree root of `node`, hex; `None` when it is not kept (or
+    /// the table predates `<table>_merkle`).
+    fn merkle_node(&mut self, node: &str, level: u32, index: u64) -> Result<Option<String>>;
 
     /// Keeps a signed checkpoint beside the rows (in `<table>_checkpoints`).
     /// Saving one that is already there changes nothing.

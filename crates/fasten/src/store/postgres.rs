@@ -24,8 +24,10 @@ use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
-use super::{Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, NodeCount, Store, Unreadable};
-use crate::chain::{self, Row, Tip};
+use super::{
+    Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, MERKLE_COLUMNS, NodeCount, Store, Unreadable,
+};
+use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Used when the DSN does not set `connect_timeout`: a writer must not hang
@@ -45,6 +47,8 @@ pub(crate) struct PostgresStore {
     qualified: String,
     /// The quoted `<table>_checkpoints` beside it.
     checkpoints: String,
+    /// The quoted `<table>_merkle` beside it.
+    merkle: String,
     /// Prefix of the advisory-lock key; the node is appended.
     lock_prefix: String,
     select_sql: String,
@@ -139,6 +143,7 @@ impl PostgresStore {
         };
         let qualified = quote(table);
         let checkpoints = quote(&format!("{table}_checkpoints"));
+        let merkle = quote(&format!("{table}_merkle"));
         let names: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
         let selected: Vec<String> = COLUMNS
             .iter()
@@ -180,6 +185,7 @@ impl PostgresStore {
             lock_prefix: format!("fasten chain {qualified} "),
             qualified,
             checkpoints,
+            merkle,
             rt,
             client,
             statements: None,
@@ -248,6 +254,7 @@ impl PostgresStore {
     fn migrate(&mut self, schema: Option<&str>, table: &str) -> Result<()> {
         let t = self.qualified.clone();
         let checkpoints = self.checkpoints.clone();
+        let merkle = self.merkle.clone();
         let lock_key = format!("fasten migrate {t}");
         let defs: Vec<String> = COLUMNS
             .iter()
@@ -294,9 +301,9 @@ impl PostgresStore {
             ))
             .await
             .map_err(pg_err("create chain index"))?;
-            for col in INDEXED {
+            for (name, cols) in INDEXED {
                 tx.batch_execute(&format!(
-                    "CREATE INDEX IF NOT EXISTS \"{table}_{col}\" ON {t} ({col})"
+                    "CREATE INDEX IF NOT EXISTS \"{table}_{name}\" ON {t} ({cols})"
                 ))
                 .await
                 .map_err(pg_err("create index"))?;
@@ -306,6 +313,11 @@ impl PostgresStore {
             ))
             .await
             .map_err(pg_err("create checkpoints table"))?;
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {merkle} ({MERKLE_COLUMNS})"
+            ))
+            .await
+            .map_err(pg_err("create merkle table"))?;
             tx.commit().await.map_err(pg_err("commit migration"))
         })
     }
@@ -354,6 +366,47 @@ fn read_row(r: &tokio_postgres::Row) -> Result<Row> {
         canonical_form_id: get(24)?,
         prev_hash: get(25)?,
         hash: get(26)?,
+    })
+}
+
+/// The row `r` borrowed from the client's buffer, with no allocation; the
+/// error names the column that does not decode.
+fn read_ref(r: &tokio_postgres::Row) -> std::result::Result<RowRef<'_>, String> {
+    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+        r: &'a tokio_postgres::Row,
+        i: usize,
+    ) -> std::result::Result<T, String> {
+        r.try_get(i)
+            .map_err(|e| format!("column {}: {e}", COLUMNS[i].0))
+    }
+    Ok(RowRef {
+        id: get(r, 0)?,
+        origin_id: get(r, 1)?,
+        monotonic_seq: get(r, 2)?,
+        timestamp: get(r, 3)?,
+        code: get(r, 4)?,
+        action: get(r, 5)?,
+        severity: get(r, 6)?,
+        outcome: get(r, 7)?,
+        service_id: get(r, 8)?,
+        source_node_id: get(r, 9)?,
+        tenant_id: get(r, 10)?,
+        actor: get(r, 11)?,
+        actor_kind: get(r, 12)?,
+        target: get(r, 13)?,
+        category: get(r, 14)?,
+        domain: get(r, 15)?,
+        method: get(r, 16)?,
+        request_id: get(r, 17)?,
+        detail: get(r, 18)?,
+        detail_salt: get(r, 19)?,
+        detail_commitment: get(r, 20)?,
+        pii_in_detail: get(r, 21)?,
+        shipped_at: get(r, 22)?,
+        wire_version: get(r, 23)?,
+        canonical_form_id: get(r, 24)?,
+        prev_hash: get(r, 25)?,
+        hash: get(r, 26)?,
     })
 }
 
@@ -520,42 +573,104 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    fn scan_chain(
+    fn scan_rows(
         &mut self,
         node: &str,
         after_seq: i64,
-        f: &mut dyn FnMut(std::result::Result<Row, Unreadable>) -> Result<()>,
+        f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
     ) -> Result<()> {
         let sql = format!(
             "{} WHERE source_node_id = $1 AND monotonic_seq > $2 ORDER BY monotonic_seq",
             self.select_sql
         );
-        let client = &mut self.client;
-        self.rt.block_on(async {
-            // A streaming portal: a chain of millions of rows is never held
-            // in memory.
-            let tx = client.transaction().await.map_err(pg_err("scan chain"))?;
-            let portal = tx
-                .bind(&sql, &[&node, &after_seq])
-                .await
-                .map_err(pg_err("scan chain"))?;
-            loop {
-                let rows = tx
-                    .query_portal(&portal, 4096)
-                    .await
-                    .map_err(pg_err("scan chain"))?;
-                if rows.is_empty() {
-                    break;
-                }
-                for r in &rows {
-                    f(read_row(r).map_err(|e| Unreadable {
-                        seq: r.try_get(2).ok(),
-                        reason: crate::error::Chain(&e).to_string(),
-                    }))?;
-                }
-            }
-            tx.commit().await.map_err(pg_err("scan chain"))
+        self.scan(&sql, &[&node, &after_seq], &mut |r| {
+            f(read_ref(r).map_err(|reason| Unreadable {
+                seq: r.try_get(2).ok(),
+                reason,
+            }))
         })
+    }
+
+    fn scan_table(
+        &mut self,
+        f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
+    ) -> Result<()> {
+        let sql = self.select_sql.clone();
+        self.scan(&sql, &[], &mut |r| {
+            f(read_ref(r).map_err(|reason| Unreadable {
+                seq: r.try_get(2).ok(),
+                reason,
+            }))
+        })
+    }
+
+    fn scan_hashes(
+        &mut self,
+        node: &str,
+        after_seq: i64,
+        upto_seq: i64,
+        f: &mut dyn FnMut(i64, &str) -> Result<()>,
+    ) -> Result<()> {
+        let sql = format!(
+            "SELECT monotonic_seq, hash FROM {} WHERE source_node_id = $1 AND monotonic_seq > $2 AND monotonic_seq <= $3 ORDER BY monotonic_seq",
+            self.qualified
+        );
+        self.scan(&sql, &[&node, &after_seq, &upto_seq], &mut |r| {
+            let seq: i64 = r.try_get(0).map_err(pg_err("scan hashes"))?;
+            let hash: &str = r.try_get(1).map_err(pg_err("scan hashes"))?;
+            f(seq, hash)
+        })
+    }
+
+    fn save_merkle_nodes(&mut self, node: &str, nodes: &[(u32, u64, [u8; 32])]) -> Result<()> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let levels: Vec<i32> = nodes
+            .iter()
+            .map(|n| i32::try_from(n.0).unwrap_or(i32::MAX))
+            .collect();
+        let indexes: Vec<i64> = nodes
+            .iter()
+            .map(|n| i64::try_from(n.1).unwrap_or(i64::MAX))
+            .collect();
+        let roots: Vec<String> = nodes.iter().map(|n| hex::encode(n.2)).collect();
+        let sql = format!(
+            "INSERT INTO {} (source_node_id, level, idx, hash) SELECT $1, l, i, h FROM unnest($2::int4[], $3::int8[], $4::text[]) AS u(l, i, h) ON CONFLICT DO NOTHING",
+            self.merkle
+        );
+        self.rt
+            .block_on(
+                self.client
+                    .execute(&sql, &[&node, &levels, &indexes, &roots]),
+            )
+            .map_err(pg_err("save merkle nodes"))?;
+        Ok(())
+    }
+
+    fn merkle_node(&mut self, node: &str, level: u32, index: u64) -> Result<Option<String>> {
+        let exists = self
+            .rt
+            .block_on(
+                self.client
+                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.merkle]),
+            )
+            .map_err(pg_err("read merkle node"))?
+            .get::<_, bool>(0);
+        if !exists {
+            return Ok(None);
+        }
+        let level = i32::try_from(level).unwrap_or(i32::MAX);
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT hash FROM {} WHERE source_node_id = $1 AND level = $2 AND idx = $3",
+            self.merkle
+        );
+        Ok(self
+            .rt
+            .block_on(self.client.query_opt(&sql, &[&node, &level, &index]))
+            .map_err(pg_err("read merkle node"))?
+            .map(|r| r.get(0)))
     }
 
     fn save_checkpoint(&mut self, node: &str, size: u64, note: &str) -> Result<()> {
@@ -630,6 +745,34 @@ impl Store for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Runs `sql` with `params` and calls `f` with each row, through a
+    /// streaming portal: a chain of millions of rows is never held in memory.
+    fn scan(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        f: &mut dyn FnMut(&tokio_postgres::Row) -> Result<()>,
+    ) -> Result<()> {
+        let client = &mut self.client;
+        self.rt.block_on(async {
+            let tx = client.transaction().await.map_err(pg_err("scan chain"))?;
+            let portal = tx.bind(sql, params).await.map_err(pg_err("scan chain"))?;
+            loop {
+                let rows = tx
+                    .query_portal(&portal, 4096)
+                    .await
+                    .map_err(pg_err("scan chain"))?;
+                if rows.is_empty() {
+                    break;
+                }
+                for r in &rows {
+                    f(r)?;
+                }
+            }
+            tx.commit().await.map_err(pg_err("scan chain"))
+        })
+    }
+
     /// Ends a transaction that failed half-way, so the connection can be
     /// used again (the writer reopens after a failure anyway; this keeps a
     /// healthy connection healthy).

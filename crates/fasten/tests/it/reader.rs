@@ -421,12 +421,29 @@ fn scenario(dsn: &Dsn, second_node: impl Fn() -> Fasten + Send + Sync + 'static)
     for path in ["/sys", "/api", "/sys?request_id=req-0"] {
         let (status, body) = get(path, "globex");
         assert_eq!(status, 200, "{path}");
-        assert!(rows(&body).is_empty(), "{path}: another tenant's stream rows stay hidden");
+        assert!(
+            rows(&body).is_empty(),
+            "{path}: another tenant's stream rows stay hidden"
+        );
     }
     let (_, body) = get("/correlate?request_id=req-0", "globex");
-    assert!(body["entries"].as_array().unwrap().iter().all(|e| e["stream"] == "audit" && e["row"]["tenant_id"] == "globex"));
+    assert!(
+        body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["stream"] == "audit" && e["row"]["tenant_id"] == "globex")
+    );
     let (_, body) = get("/correlate?request_id=req-0", "acme");
-    assert_eq!(body["entries"].as_array().unwrap().iter().filter(|e| e["stream"] == "sys").count(), 3);
+    assert_eq!(
+        body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["stream"] == "sys")
+            .count(),
+        3
+    );
 
     // The OpenAPI document names every route the router serves.
     let (status, doc) = s.op("/openapi.json");

@@ -77,7 +77,10 @@ pub(crate) const AUDIT_FILTERS: [Col; 10] = [
 
 /// Columns that get an index: the correlation key and the time order.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-const INDEXED: [&str; 2] = ["request_id", "timestamp"];
+const INDEXED: [(&str, &str); 2] = [
+    ("request_id_time", "request_id, timestamp"),
+    ("timestamp", "timestamp"),
+];
 
 /// A newest-first page of stream rows.
 #[derive(Debug, Clone, Default)]

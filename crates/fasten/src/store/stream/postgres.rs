@@ -53,9 +53,9 @@ impl PostgresStreams {
             "CREATE TABLE IF NOT EXISTS {qualified} ({});",
             defs.join(", ")
         ));
-        for col in INDEXED {
+        for (name, cols) in INDEXED {
             ddl.push_str(&format!(
-                "CREATE INDEX IF NOT EXISTS \"{table}_{col}\" ON {qualified} ({col});"
+                "CREATE INDEX IF NOT EXISTS \"{table}_{name}\" ON {qualified} ({cols});"
             ));
         }
         // Concurrent first starts can collide in the catalog even with

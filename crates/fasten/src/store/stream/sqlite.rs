@@ -39,9 +39,9 @@ impl SqliteStreams {
             "CREATE TABLE IF NOT EXISTS \"{table}\" ({});",
             defs.join(", ")
         );
-        for col in INDEXED {
+        for (name, cols) in INDEXED {
             ddl.push_str(&format!(
-                "CREATE INDEX IF NOT EXISTS \"{table}_{col}\" ON \"{table}\" ({col});"
+                "CREATE INDEX IF NOT EXISTS \"{table}_{name}\" ON \"{table}\" ({cols});"
             ));
         }
         conn.execute_batch(&ddl)
