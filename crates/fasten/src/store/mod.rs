@@ -66,11 +66,23 @@ pub(crate) const CHECKPOINT_COLUMNS: &str = "source_node_id TEXT NOT NULL, tree_
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const INDEXED: [&str; 5] = ["request_id", "timestamp", "code", "actor", "target"];
 
+/// Rows whose detail is still there, by code, personal data and age: what a
+/// retention sweep reads, so each sweep visits only rows that are due (erased
+/// rows leave this partial index). Keyed to end in `timestamp, id`, the
+/// sweep's page cursor.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const UNERASED_INDEX: &str =
+    "(code, pii_in_detail, timestamp, id) WHERE detail_salt IS NOT NULL";
+
 /// Whether opening a store may create or migrate its schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
     /// The writer: create the table and add missing columns and indexes.
     Write,
+    /// A retention sweep or an erasure: migrates like [`Access::Write`], but
+    /// SQLite commits without their own fsync (`synchronous=NORMAL`); the
+    /// writer's commit of the sweep's audit event syncs the log they are in.
+    Maintain,
     /// Readers and verifiers: touch nothing, fail if the table is missing.
     Read,
 }
@@ -89,6 +101,39 @@ pub(crate) struct NodeCount {
     pub(crate) node: String,
     pub(crate) rows: u64,
 }
+
+/// A row whose detail a sweep or an erasure may erase, with what decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub(crate) id: String,
+    /// The contract's text form.
+    pub(crate) timestamp: String,
+    pub(crate) code: String,
+    pub(crate) node: String,
+    pub(crate) seq: i64,
+    pub(crate) tenant_id: Option<String>,
+    /// `shipped_at` is set.
+    pub(crate) shipped: bool,
+}
+
+/// Which rows (with their detail still there) a page reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope<'a> {
+    /// Rows of `code` with this `pii_in_detail`, sealed at or before `due`
+    /// (the contract's text form).
+    Due {
+        code: &'a str,
+        pii: bool,
+        due: &'a str,
+    },
+    /// Rows whose `actor` is this.
+    Actor(&'a str),
+    /// Rows whose `target` is this.
+    Target(&'a str),
+}
+
+/// Where a page starts: after this `(timestamp, id)`.
+pub(crate) const PAGE_START: (&str, &str) = ("0001-01-01T00:00:00.000000Z", "");
 
 /// What every backend provides. Rows are sealed with
 /// [`chain::link`](crate::chain::link) inside the backend's transaction, so
@@ -134,6 +179,33 @@ pub(crate) trait Store: Send {
 
     /// One row by `id`.
     fn get(&mut self, id: &str) -> Result<Option<Row>>;
+
+    /// Every `(code, pii_in_detail)` pair with rows whose detail is still
+    /// there, sorted (a skip scan of the unerased index).
+    fn unerased_groups(&mut self) -> Result<Vec<(String, bool)>>;
+
+    /// Up to `limit` rows of `scope` whose detail is still there, ordered by
+    /// `(timestamp, id)` and strictly after `after`.
+    fn page(
+        &mut self,
+        scope: Scope<'_>,
+        after: (&str, &str),
+        limit: usize,
+    ) -> Result<Vec<Candidate>>;
+
+    /// Erases the detail of the rows with these ids (row contract §2: sets
+    /// `detail` and `detail_salt` to NULL) in one short transaction. Rows
+    /// already erased are left alone. Returns `(source_node_id,
+    /// monotonic_seq)` of each row this call erased.
+    fn erase(&mut self, ids: &[&str]) -> Result<Vec<(String, i64)>>;
+
+    /// The nodes with at least one row whose `shipped_at` is set: nodes
+    /// that ship their rows to an aggregator.
+    fn shipping_nodes(&mut self) -> Result<Vec<String>>;
+
+    /// The `timestamp` of the newest row of `node` with `code`, or with no
+    /// code given, of the node's first row.
+    fn time_of(&mut self, node: &str, code: Option<&str>) -> Result<Option<String>>;
 }
 
 /// The node of a batch. A pipeline writes one node, so a batch that mixes
@@ -172,6 +244,38 @@ pub(crate) fn open(dsn: &Dsn, access: Access) -> Result<Box<dyn Store>> {
         )?)),
         #[cfg(not(feature = "postgres"))]
         Dsn::Postgres { .. } => Err(missing_feature(access, "postgres")),
+    }
+}
+
+/// Deletes the rows of `table` (any table with a contract-form `timestamp`
+/// column, in the database `dsn` names, beside its audit table) sealed at or
+/// before `cutoff` (the contract's text form), at most `batch` rows per
+/// transaction. Returns how many rows it deleted. For the stream stores,
+/// which are not chained: never point it at an audit table.
+pub(crate) fn prune(dsn: &Dsn, table: &str, cutoff: &str, batch: usize) -> Result<u64> {
+    crate::dsn::check_identifier(table).map_err(|rule| {
+        crate::Error::new(
+            crate::ErrorKind::Store,
+            format!("invalid table name {table:?} to prune: {rule}"),
+        )
+    })?;
+    if table == dsn.table() {
+        return Err(crate::Error::new(
+            crate::ErrorKind::Store,
+            format!("refusing to prune {table:?}: it is the audit table, whose rows are chained and only ever erased"),
+        ));
+    }
+    match dsn {
+        #[cfg(feature = "sqlite")]
+        Dsn::Sqlite { path, .. } => sqlite::prune(path, table, cutoff, batch),
+        #[cfg(not(feature = "sqlite"))]
+        Dsn::Sqlite { .. } => Err(missing_feature(Access::Write, "sqlite")),
+        #[cfg(feature = "postgres")]
+        Dsn::Postgres { url, schema, .. } => {
+            postgres::prune(url, schema.as_deref(), table, cutoff, batch)
+        }
+        #[cfg(not(feature = "postgres"))]
+        Dsn::Postgres { .. } => Err(missing_feature(Access::Write, "postgres")),
     }
 }
 
