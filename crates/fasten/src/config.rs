@@ -86,6 +86,35 @@ pub const FASTEN_CHECKPOINT_DIR: &str = "FASTEN_CHECKPOINT_DIR";
 /// `FASTEN_CHECKPOINT_WITNESS_URL`: also POST each checkpoint here.
 pub const FASTEN_CHECKPOINT_WITNESS_URL: &str = "FASTEN_CHECKPOINT_WITNESS_URL";
 
+// === retention (see crate::retention) ===
+
+/// `FASTEN_AUDIT_RETENTION_CLASS_SHORT`: days the detail of a `short` row is kept.
+pub const FASTEN_AUDIT_RETENTION_CLASS_SHORT: &str = "FASTEN_AUDIT_RETENTION_CLASS_SHORT";
+/// Default of [`FASTEN_AUDIT_RETENTION_CLASS_SHORT`]: 30 days.
+pub const FASTEN_AUDIT_RETENTION_CLASS_SHORT_DEFAULT: u32 = 30;
+/// `FASTEN_AUDIT_RETENTION_CLASS_MEDIUM`: days the detail of a `medium` row is kept.
+pub const FASTEN_AUDIT_RETENTION_CLASS_MEDIUM: &str = "FASTEN_AUDIT_RETENTION_CLASS_MEDIUM";
+/// Default of [`FASTEN_AUDIT_RETENTION_CLASS_MEDIUM`]: 180 days.
+pub const FASTEN_AUDIT_RETENTION_CLASS_MEDIUM_DEFAULT: u32 = 180;
+/// `FASTEN_AUDIT_RETENTION_CLASS_LONG`: days the detail of a `long` row is kept.
+pub const FASTEN_AUDIT_RETENTION_CLASS_LONG: &str = "FASTEN_AUDIT_RETENTION_CLASS_LONG";
+/// Default of [`FASTEN_AUDIT_RETENTION_CLASS_LONG`]: three years of 365 days.
+pub const FASTEN_AUDIT_RETENTION_CLASS_LONG_DEFAULT: u32 = 3 * 365;
+/// `FASTEN_AUDIT_RETENTION_OVERRIDE`: `long=7y,medium=1y` (units d, w, m, y).
+pub const FASTEN_AUDIT_RETENTION_OVERRIDE: &str = "FASTEN_AUDIT_RETENTION_OVERRIDE";
+/// `FASTEN_RETENTION_SWEEP_INTERVAL`: how often the background sweep runs, or `off`.
+pub const FASTEN_RETENTION_SWEEP_INTERVAL: &str = "FASTEN_RETENTION_SWEEP_INTERVAL";
+/// Default of [`FASTEN_RETENTION_SWEEP_INTERVAL`]: six hours.
+pub const FASTEN_RETENTION_SWEEP_INTERVAL_DEFAULT: Duration = Duration::from_secs(6 * 3600);
+/// `FASTEN_AUDIT_LEGAL_HOLD`: comma-separated codes whose rows are never erased.
+pub const FASTEN_AUDIT_LEGAL_HOLD: &str = "FASTEN_AUDIT_LEGAL_HOLD";
+/// `FASTEN_AUDIT_LEGAL_HOLD_TENANTS`: comma-separated tenants whose rows are never erased.
+pub const FASTEN_AUDIT_LEGAL_HOLD_TENANTS: &str = "FASTEN_AUDIT_LEGAL_HOLD_TENANTS";
+/// `FASTEN_API_RETENTION_DAYS`: days api stream rows are kept in their store.
+pub const FASTEN_API_RETENTION_DAYS: &str = "FASTEN_API_RETENTION_DAYS";
+/// `FASTEN_SYS_RETENTION_DAYS`: days sys stream rows are kept in their store.
+pub const FASTEN_SYS_RETENTION_DAYS: &str = "FASTEN_SYS_RETENTION_DAYS";
+
 /// What `emit` promises when it returns `Ok`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -165,6 +194,7 @@ pub struct Config {
     pub(crate) checkpoint_interval: Duration,
     pub(crate) checkpoint_dir: Option<PathBuf>,
     pub(crate) checkpoint_witness_url: Option<String>,
+    pub(crate) retention: crate::retention::Retention,
 }
 
 impl Default for Config {
@@ -196,6 +226,7 @@ impl Config {
             checkpoint_interval: FASTEN_CHECKPOINT_INTERVAL_DEFAULT,
             checkpoint_dir: None,
             checkpoint_witness_url: None,
+            retention: crate::retention::Retention::default(),
         }
     }
 
@@ -255,6 +286,7 @@ impl Config {
         }
         c.checkpoint_dir = get(FASTEN_CHECKPOINT_DIR).map(|v| PathBuf::from(v.trim()));
         c.checkpoint_witness_url = get(FASTEN_CHECKPOINT_WITNESS_URL).map(|v| v.trim().to_owned());
+        c.retention = crate::retention::Retention::from_vars(&get)?;
         Ok(c)
     }
 
@@ -407,6 +439,7 @@ impl Config {
                 format!("invalid {FASTEN_CHECKPOINT_EVERY} 0: must be at least 1, e.g. 1000"),
             ));
         }
+        self.retention.validate()?;
         if self.audit_max_retries == 0 {
             return Err(Error::config(
                 FASTEN_AUDIT_MAX_RETRIES,

@@ -76,6 +76,7 @@ mod merkle;
 mod pipeline;
 mod redact;
 mod request_id;
+pub mod retention;
 mod store;
 pub mod transparency;
 mod verify;
@@ -87,7 +88,8 @@ pub use dsn::Dsn;
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, EventId};
 pub use global::{
-    GUARD_DROP_TIMEOUT, Guard, emit, emit_durable, flush, init, queue_stats, register,
+    GUARD_DROP_TIMEOUT, Guard, emit, emit_durable, erase_subject, flush, init, queue_stats,
+    register, sweep,
 };
 pub use kind::{ActorKind, Method, Outcome, ParseKindError, RetentionClass, Severity};
 pub use pipeline::Fasten;
