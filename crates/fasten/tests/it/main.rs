@@ -10,4 +10,5 @@ mod multiprocess;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod retention;
 mod support;

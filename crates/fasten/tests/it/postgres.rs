@@ -14,19 +14,19 @@ use serde_json::json;
 
 use super::support::{child, registry, role};
 
-fn base_url() -> String {
+pub(crate) fn base_url() -> String {
     std::env::var("FASTEN_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// A schema of the test's own, dropped at the end.
-struct Schema {
-    name: String,
+pub(crate) struct Schema {
+    pub(crate) name: String,
     admin: postgres::Client,
 }
 
 impl Schema {
-    fn new() -> Option<Self> {
+    pub(crate) fn new() -> Option<Self> {
         let admin = match postgres::Client::connect(&base_url(), postgres::NoTls) {
             Ok(c) => c,
             Err(e) if std::env::var_os("CI").is_some() => {
@@ -44,7 +44,7 @@ impl Schema {
         Some(Self { name, admin })
     }
 
-    fn dsn(&self, table: &str) -> Dsn {
+    pub(crate) fn dsn(&self, table: &str) -> Dsn {
         Dsn::parse(
             "FASTEN_AUDIT_DSN",
             &format!("{}?table={}.{table}", base_url(), self.name),
