@@ -34,6 +34,10 @@ enum Command {
     Export(cmd::pack::ExportArgs),
     /// Check an evidence pack with nothing else.
     VerifyPack(cmd::pack::VerifyArgs),
+    /// Erase the detail of rows past their retention class's age, once.
+    Sweep(cmd::sweep::Args),
+    /// Erase the detail of every row about one subject (GDPR art. 17).
+    Erase(cmd::erase::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,8 @@ fn main() -> ExitCode {
         Command::VerifyProof(args) => cmd::prove::verify(&args),
         Command::Export(args) => cmd::pack::export(&args),
         Command::VerifyPack(args) => cmd::pack::verify(&args),
+        Command::Sweep(args) => cmd::sweep::run(&args),
+        Command::Erase(args) => cmd::erase::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -699,14 +699,7 @@ impl Fasten {
             .map_err(|e| Error::new(ErrorKind::Store, "sweep clock out of range").with_source(e))?;
         let policy = self.retention();
         let mut store = store::open(self.dsn(), Access::Maintain)?;
-        let mut report = sweep_store(
-            store.as_mut(),
-            self.registry(),
-            policy,
-            now,
-            options,
-            stop,
-        )?;
+        let mut report = sweep_store(store.as_mut(), self.registry(), policy, now, options, stop)?;
         drop(store);
         if !options.dry_run {
             let detail = serde_json::to_value(&report)
@@ -789,7 +782,13 @@ impl Fasten {
                     None => ids.push(c.id.as_str()),
                 }
             }
-            erase_paced(store.as_mut(), &ids, &page, RetentionClass::Short, &mut tally)?;
+            erase_paced(
+                store.as_mut(),
+                &ids,
+                &page,
+                RetentionClass::Short,
+                &mut tally,
+            )?;
             if !full {
                 break;
             }
@@ -917,7 +916,11 @@ impl Tally {
 
 /// Why `c` must be kept, if it must. `shipping` is `None` for erasure on
 /// request, which does not wait for shipping.
-fn hold(policy: &Retention, c: &Candidate, shipping: Option<&HashSet<String>>) -> Option<HoldReason> {
+fn hold(
+    policy: &Retention,
+    c: &Candidate,
+    shipping: Option<&HashSet<String>>,
+) -> Option<HoldReason> {
     if policy.legal_hold_codes.iter().any(|h| *h == c.code) {
         Some(HoldReason::LegalHoldCode)
     } else if c
@@ -1067,8 +1070,11 @@ impl Sweeper {
             .name("fasten-retention".into())
             .spawn(move || background(&fasten, interval, &flag, &lock))
             .map_err(|e| {
-                Error::new(ErrorKind::Store, "cannot start the retention sweeper thread")
-                    .with_source(e)
+                Error::new(
+                    ErrorKind::Store,
+                    "cannot start the retention sweeper thread",
+                )
+                .with_source(e)
             })?;
         Ok(Self {
             stop,
@@ -1174,7 +1180,11 @@ fn background(fasten: &WeakFasten, interval: Duration, stop: &AtomicBool, runnin
 /// # Ok::<(), fasten::Error>(())
 /// ```
 pub fn prune_stream(dsn: &Dsn, table: &str, days: u32, now: SystemTime) -> Result<u64> {
-    check_days(FASTEN_API_RETENTION_DAYS, &days.to_string(), u64::from(days))?;
+    check_days(
+        FASTEN_API_RETENTION_DAYS,
+        &days.to_string(),
+        u64::from(days),
+    )?;
     let now = jiff::Timestamp::try_from(now)
         .map_err(|e| Error::new(ErrorKind::Store, "prune clock out of range").with_source(e))?;
     let age = jiff::SignedDuration::from_secs(i64::from(days) * DAY as i64);

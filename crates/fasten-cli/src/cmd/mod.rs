@@ -3,9 +3,11 @@
 pub(crate) mod checkpoint;
 pub(crate) mod dump;
 pub(crate) mod emit;
+pub(crate) mod erase;
 pub(crate) mod keygen;
 pub(crate) mod pack;
 pub(crate) mod prove;
+pub(crate) mod sweep;
 pub(crate) mod verify;
 
 use anyhow::Context as _;

@@ -262,7 +262,9 @@ pub(crate) fn prune(dsn: &Dsn, table: &str, cutoff: &str, batch: usize) -> Resul
     if table == dsn.table() {
         return Err(crate::Error::new(
             crate::ErrorKind::Store,
-            format!("refusing to prune {table:?}: it is the audit table, whose rows are chained and only ever erased"),
+            format!(
+                "refusing to prune {table:?}: it is the audit table, whose rows are chained and only ever erased"
+            ),
         ));
     }
     match dsn {

@@ -79,32 +79,32 @@ fn pg_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
 /// A client on a current-thread runtime of its own; the connection task
 /// runs whenever the runtime is waited on.
 fn connect(url: &str) -> Result<(Runtime, Client)> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| Error::store("postgres: invalid connection string", e))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| Error::store("postgres: invalid connection string", e))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::store("postgres: cannot start the client runtime", e))?;
+    let (client, connection) = rt.block_on(config.connect(NoTls)).map_err(|e| {
+        let where_ = config
+            .get_hosts()
+            .first()
+            .map(|h| format!("{h:?}"))
+            .unwrap_or_default();
+        Error::store(format!("postgres: cannot connect to {where_}"), e)
+    })?;
+    // Polled whenever the store waits on the runtime; it ends (and
+    // requests fail) when the server goes away.
+    rt.spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(target: "fasten::store", error = %e, "postgres connection closed");
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::store("postgres: cannot start the client runtime", e))?;
-        let (client, connection) = rt.block_on(config.connect(NoTls)).map_err(|e| {
-            let where_ = config
-                .get_hosts()
-                .first()
-                .map(|h| format!("{h:?}"))
-                .unwrap_or_default();
-            Error::store(format!("postgres: cannot connect to {where_}"), e)
-        })?;
-        // Polled whenever the store waits on the runtime; it ends (and
-        // requests fail) when the server goes away.
-        rt.spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(target: "fasten::store", error = %e, "postgres connection closed");
-            }
-        });
-        Ok((rt, client))
+    });
+    Ok((rt, client))
 }
 
 impl PostgresStore {

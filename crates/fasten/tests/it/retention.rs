@@ -75,7 +75,9 @@ impl Db {
         match self {
             Self::Sqlite(dir) => {
                 let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
-                let sql = sql.replace("$1", "?1").replace("audit_log", "\"audit_log\"");
+                let sql = sql
+                    .replace("$1", "?1")
+                    .replace("audit_log", "\"audit_log\"");
                 let mut stmt = conn.prepare(&sql).unwrap();
                 stmt.query_map([param], |r| r.get::<_, String>(0))
                     .unwrap()
@@ -155,7 +157,11 @@ fn sweep_at(fasten: &Fasten, now: SystemTime) -> fasten::retention::SweepReport 
 
 fn emit(fasten: &Fasten, code: &'static str, detail: serde_json::Value) -> Row {
     fasten
-        .emit_durable(Event::new(code).actor("u-1", ActorKind::User).detail(detail))
+        .emit_durable(
+            Event::new(code)
+                .actor("u-1", ActorKind::User)
+                .detail(detail),
+        )
         .unwrap()
 }
 
@@ -204,7 +210,10 @@ fn classes_are_erased_exactly_when_due(db: &Db) {
         .collect();
     assert_eq!(erased_per_event, [0, 1, 0, 1, 0, 1, 0, 1]);
     assert_eq!(events[1]["codes"][0]["code"], "CART_TOUCHED");
-    assert_eq!(events[1]["codes"][0]["ranges"][0]["source_node_id"], "node-r");
+    assert_eq!(
+        events[1]["codes"][0]["ranges"][0]["source_node_id"],
+        "node-r"
+    );
     fasten.shutdown(SECS).unwrap();
     // Sweep events are long-lived rows of their own, chained like the rest.
     let report = fasten::verify(&db.dsn()).unwrap();
@@ -376,7 +385,11 @@ fn a_subject_is_erased_on_request(db: &Db) {
         )
         .unwrap();
     let as_target = fasten
-        .emit_durable(Event::new("ORDER_PLACED").target("jane").detail(json!({"n": 1})))
+        .emit_durable(
+            Event::new("ORDER_PLACED")
+                .target("jane")
+                .detail(json!({"n": 1})),
+        )
         .unwrap();
     let other = emit(&fasten, "ORDER_PLACED", json!({"n": 2}));
 
@@ -418,8 +431,11 @@ fn a_subject_is_erased_on_request(db: &Db) {
     assert_eq!(detail["requested_by"], "dpo");
     assert!(!detail.to_string().contains(secret), "{detail}");
     assert!(
-        db.query("SELECT id FROM audit_log WHERE detail IS NOT NULL AND id = $1", &about[0])
-            .is_empty()
+        db.query(
+            "SELECT id FROM audit_log WHERE detail IS NOT NULL AND id = $1",
+            &about[0]
+        )
+        .is_empty()
     );
 
     let by_target = fasten
@@ -575,8 +591,7 @@ fn stream_rows_older_than_their_days_are_deleted() {
         conn.execute("INSERT INTO api_log VALUES (?1, ?2)", [id, ts])
             .unwrap();
     }
-    let deleted =
-        fasten::retention::prune_stream(&db.dsn(), "api_log", 14, sys(now)).unwrap();
+    let deleted = fasten::retention::prune_stream(&db.dsn(), "api_log", 14, sys(now)).unwrap();
     assert_eq!(deleted, 2);
     let left: Vec<String> = conn
         .prepare("SELECT id FROM api_log ORDER BY id")
@@ -586,11 +601,9 @@ fn stream_rows_older_than_their_days_are_deleted() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(left, ["kept", "new"]);
-    let err = fasten::retention::prune_stream(&db.dsn(), "audit_log", 14, sys(now))
-        .unwrap_err();
+    let err = fasten::retention::prune_stream(&db.dsn(), "audit_log", 14, sys(now)).unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Store);
-    let err = fasten::retention::prune_stream(&db.dsn(), "api_log", 0, sys(now))
-        .unwrap_err();
+    let err = fasten::retention::prune_stream(&db.dsn(), "api_log", 0, sys(now)).unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Config { .. }));
 }
 
@@ -611,8 +624,7 @@ fn postgres_stream_rows_older_than_their_days_are_deleted() {
         ))
         .unwrap();
     let now: jiff::Timestamp = "2026-06-30T12:00:00Z".parse().unwrap();
-    let deleted =
-        fasten::retention::prune_stream(&db.dsn(), "sys_log", 14, sys(now)).unwrap();
+    let deleted = fasten::retention::prune_stream(&db.dsn(), "sys_log", 14, sys(now)).unwrap();
     assert_eq!(deleted, 2);
     let left: Vec<String> = client
         .query(&format!("SELECT id FROM {}.sys_log", schema.name), &[])
