@@ -628,10 +628,12 @@ impl Store for PostgresStore {
         );
         let tail = "ORDER BY timestamp, id LIMIT $3";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Due rows: ordered as the unerased index is (code and pii are
+        // fixed), so the planner reads exactly that index's range.
         let rows = match scope {
             Scope::Due { code, pii, due } => self.rt.block_on(self.client.query(
                 &format!(
-                    "{head} AND code = $4 AND pii_in_detail = $5 AND timestamp <= $6::text::timestamptz {tail}"
+                    "{head} AND code = $4 AND pii_in_detail = $5 AND timestamp <= $6::text::timestamptz ORDER BY code, pii_in_detail, timestamp, id LIMIT $3"
                 ),
                 &[&after.0, &after.1, &limit, &code, &pii, &due],
             )),

@@ -492,11 +492,13 @@ impl Store for SqliteStore {
         );
         let tail = "ORDER BY timestamp, id LIMIT ?3";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Due rows: ordered as the unerased index is (code and pii are
+        // fixed), so the planner reads exactly that index's range.
         let rows = match scope {
             Scope::Due { code, pii, due } => self
                 .conn
                 .prepare_cached(&format!(
-                    "{head} AND code = ?4 AND pii_in_detail = ?5 AND timestamp <= ?6 {tail}"
+                    "{head} AND code = ?4 AND pii_in_detail = ?5 AND timestamp <= ?6 ORDER BY code, pii_in_detail, timestamp, id LIMIT ?3"
                 ))
                 .and_then(|mut stmt| {
                     stmt.query_map(
