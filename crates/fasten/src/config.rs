@@ -20,6 +20,15 @@
 //! | `FASTEN_CHECKPOINT_INTERVAL` | `1s` | … or after this long with new rows (`500ms`, `1s`, `5m`, `1h`), and at flush and shutdown |
 //! | `FASTEN_CHECKPOINT_DIR` | none | also publish each checkpoint as a file here |
 //! | `FASTEN_CHECKPOINT_WITNESS_URL` | none | also POST each checkpoint to this `http(s)://` witness |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_SHORT` | `30` | days the detail of `short` rows is kept |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_MEDIUM` | `180` | days for `medium` |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_LONG` | `1095` | days for `long` |
+//! | `FASTEN_AUDIT_RETENTION_OVERRIDE` | none | `long=7y,medium=1y` (units d, w, m = 30 d, y = 365 d) |
+//! | `FASTEN_RETENTION_SWEEP_INTERVAL` | `6h` | background retention sweep (`30m`, `6h`, `1d`), or `off` |
+//! | `FASTEN_AUDIT_LEGAL_HOLD` | none | comma-separated codes whose rows are never erased |
+//! | `FASTEN_AUDIT_LEGAL_HOLD_TENANTS` | none | comma-separated tenants whose rows are never erased |
+//! | `FASTEN_API_RETENTION_DAYS` | none | days api stream rows are kept |
+//! | `FASTEN_SYS_RETENTION_DAYS` | none | days sys stream rows are kept |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -165,6 +174,13 @@ impl std::str::FromStr for FailureStrategy {
 /// | [`audit_batch_size`](Self::audit_batch_size) | `FASTEN_AUDIT_BATCH_SIZE` | 2048 |
 /// | [`audit_store_failure_strategy`](Self::audit_store_failure_strategy) | `FASTEN_AUDIT_STORE_FAILURE_STRATEGY` | `retry` |
 /// | [`audit_max_retries`](Self::audit_max_retries) | `FASTEN_AUDIT_MAX_RETRIES` | 5 |
+/// | [`audit_retention_class`](Self::audit_retention_class) | `FASTEN_AUDIT_RETENTION_CLASS_SHORT`, `_MEDIUM`, `_LONG` | 30, 180, 1095 days |
+/// | [`audit_retention_override`](Self::audit_retention_override) | `FASTEN_AUDIT_RETENTION_OVERRIDE` | none |
+/// | [`retention_sweep_interval`](Self::retention_sweep_interval) | `FASTEN_RETENTION_SWEEP_INTERVAL` | 6 h |
+/// | [`audit_legal_hold`](Self::audit_legal_hold) | `FASTEN_AUDIT_LEGAL_HOLD` | none |
+/// | [`audit_legal_hold_tenants`](Self::audit_legal_hold_tenants) | `FASTEN_AUDIT_LEGAL_HOLD_TENANTS` | none |
+/// | [`api_retention_days`](Self::api_retention_days) | `FASTEN_API_RETENTION_DAYS` | none |
+/// | [`sys_retention_days`](Self::sys_retention_days) | `FASTEN_SYS_RETENTION_DAYS` | none |
 /// | [`registry`](Self::registry) | — | [`Registry::global`] for `init`, a new one for `build` |
 ///
 /// # Examples

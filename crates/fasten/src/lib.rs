@@ -37,6 +37,15 @@
 //! | `FASTEN_CHECKPOINT_INTERVAL` | `1s` | or after this long with new rows, and at flush and shutdown |
 //! | `FASTEN_CHECKPOINT_DIR` | none | also publish checkpoints as files here |
 //! | `FASTEN_CHECKPOINT_WITNESS_URL` | none | also POST checkpoints to this witness |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_SHORT` | 30 | days `short` rows keep their detail ([`retention`]) |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_MEDIUM` | 180 | days for `medium`, the default class |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_LONG` | 1095 | days for `long` |
+//! | `FASTEN_AUDIT_RETENTION_OVERRIDE` | none | `long=7y,medium=1y` (units d, w, m, y) |
+//! | `FASTEN_RETENTION_SWEEP_INTERVAL` | `6h` | background retention sweep (`30m`, `1d` …), or `off` |
+//! | `FASTEN_AUDIT_LEGAL_HOLD` | none | codes whose rows are never erased |
+//! | `FASTEN_AUDIT_LEGAL_HOLD_TENANTS` | none | tenants whose rows are never erased |
+//! | `FASTEN_API_RETENTION_DAYS` | none | days api stream rows are kept |
+//! | `FASTEN_SYS_RETENTION_DAYS` | none | days sys stream rows are kept |
 //!
 //! # Feature flags
 //!
