@@ -921,7 +921,7 @@ fn hold(
     c: &Candidate,
     shipping: Option<&HashSet<String>>,
 ) -> Option<HoldReason> {
-    if policy.legal_hold_codes.iter().any(|h| *h == c.code) {
+    if policy.legal_hold_codes.contains(&c.code) {
         Some(HoldReason::LegalHoldCode)
     } else if c
         .tenant_id

@@ -39,7 +39,7 @@ fn registry() -> Registry {
 enum Db {
     Sqlite(tempfile::TempDir),
     #[cfg(feature = "postgres")]
-    Pg(super::postgres::Schema),
+    Pg(Box<super::postgres::Schema>),
 }
 
 impl Db {
@@ -49,7 +49,7 @@ impl Db {
 
     #[cfg(feature = "postgres")]
     fn pg() -> Option<Self> {
-        super::postgres::Schema::new().map(Self::Pg)
+        super::postgres::Schema::new().map(|s| Self::Pg(Box::new(s)))
     }
 
     fn dsn(&self) -> Dsn {
