@@ -103,6 +103,7 @@ pub(crate) struct NodeCount {
 }
 
 /// A row whose detail a sweep or an erasure may erase, with what decides it.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Candidate {
     pub(crate) id: String,
@@ -117,6 +118,7 @@ pub(crate) struct Candidate {
 }
 
 /// Which rows (with their detail still there) a page reads.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Scope<'a> {
     /// Rows of `code` with this `pii_in_detail`, sealed at or before `due`
@@ -252,6 +254,10 @@ pub(crate) fn open(dsn: &Dsn, access: Access) -> Result<Box<dyn Store>> {
 /// before `cutoff` (the contract's text form), at most `batch` rows per
 /// transaction. Returns how many rows it deleted. For the stream stores,
 /// which are not chained: never point it at an audit table.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(unused_variables)
+)]
 pub(crate) fn prune(dsn: &Dsn, table: &str, cutoff: &str, batch: usize) -> Result<u64> {
     crate::dsn::check_identifier(table).map_err(|rule| {
         crate::Error::new(
