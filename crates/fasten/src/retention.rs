@@ -82,8 +82,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Serialize, Serializer};
 
+use crate::code::Registry;
 pub use crate::code::{AUDIT_RETENTION_SWEPT, AUDIT_SUBJECT_ERASED};
-use crate::code::{BUILTIN_DOMAIN, Registry};
 use crate::config::{
     Config, FASTEN_API_RETENTION_DAYS, FASTEN_AUDIT_LEGAL_HOLD, FASTEN_AUDIT_LEGAL_HOLD_TENANTS,
     FASTEN_AUDIT_RETENTION_CLASS_LONG, FASTEN_AUDIT_RETENTION_CLASS_LONG_DEFAULT,
@@ -770,11 +770,7 @@ impl Fasten {
             let full = page.len() == batch;
             let mut ids = Vec::with_capacity(page.len());
             for c in &page {
-                if self
-                    .registry()
-                    .get(&c.code)
-                    .is_some_and(|i| i.domain() == BUILTIN_DOMAIN)
-                {
+                if c.code == AUDIT_RETENTION_SWEPT || c.code == AUDIT_SUBJECT_ERASED {
                     continue;
                 }
                 match hold(policy, c, None) {

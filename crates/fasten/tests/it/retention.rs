@@ -546,12 +546,22 @@ fn longest_stall_during_sweep(db: &Db, rows: usize) -> (Duration, Duration, f64)
     (stall, baseline, rate)
 }
 
+/// Rows to sweep under load: `FASTEN_IT_SWEEP_ROWS`, default 20000 (the
+/// `retention` bench runs 1,000,000 in release mode).
+fn sweep_rows() -> usize {
+    std::env::var("FASTEN_IT_SWEEP_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
+
 #[test]
 fn emits_go_on_while_a_sweep_erases() {
     let db = Db::sqlite();
-    let (stall, baseline, rate) = longest_stall_during_sweep(&db, 20_000);
+    let rows = sweep_rows();
+    let (stall, baseline, rate) = longest_stall_during_sweep(&db, rows);
     eprintln!(
-        "sqlite: longest emit during a sweep of 20000 rows {stall:?} (without a sweep {baseline:?}), {rate:.0} rows/s erased"
+        "sqlite: longest emit during a sweep of {rows} rows {stall:?} (without a sweep {baseline:?}), {rate:.0} rows/s erased"
     );
     // Generous: a sweep transaction is at most 1000 rows, and the sweep
     // pauses as long as each took. The bench measures 1,000,000 rows.
@@ -562,9 +572,10 @@ fn emits_go_on_while_a_sweep_erases() {
 #[test]
 fn postgres_emits_go_on_while_a_sweep_erases() {
     if let Some(db) = Db::pg() {
-        let (stall, baseline, rate) = longest_stall_during_sweep(&db, 20_000);
+        let rows = sweep_rows();
+        let (stall, baseline, rate) = longest_stall_during_sweep(&db, rows);
         eprintln!(
-            "postgres: longest emit during a sweep of 20000 rows {stall:?} (without a sweep {baseline:?}), {rate:.0} rows/s erased"
+            "postgres: longest emit during a sweep of {rows} rows {stall:?} (without a sweep {baseline:?}), {rate:.0} rows/s erased"
         );
         assert!(stall < Duration::from_secs(2), "{stall:?}");
     }
