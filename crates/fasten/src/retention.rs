@@ -528,6 +528,11 @@ pub struct SweepReport {
     pub codes: Vec<CodeErasure>,
     /// Due rows that were kept, sorted by code and reason.
     pub held: Vec<HeldBack>,
+    /// The store failure that stopped the sweep early, if one did. The
+    /// event still records what was erased before it; `sweep` then returns
+    /// the error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// The [`AUDIT_RETENTION_SWEPT`] row the sweep appended (none when dry).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
@@ -699,9 +704,11 @@ impl Fasten {
             .map_err(|e| Error::new(ErrorKind::Store, "sweep clock out of range").with_source(e))?;
         let policy = self.retention();
         let mut store = store::open(self.dsn(), Access::Maintain)?;
-        let mut report = sweep_store(store.as_mut(), self.registry(), policy, now, options, stop)?;
+        let (mut report, failed) =
+            sweep_store(store.as_mut(), self.registry(), policy, now, options, stop);
         drop(store);
-        if !options.dry_run {
+        // A sweep that failed half-way still records what it erased.
+        if !options.dry_run && (failed.is_none() || report.erased > 0) {
             let detail = serde_json::to_value(&report)
                 .map_err(|e| Error::new(ErrorKind::Store, "encode sweep report").with_source(e))?;
             let row = self.emit_durable(
@@ -711,6 +718,9 @@ impl Fasten {
                     .detail(detail),
             )?;
             report.event_id = Some(row.id);
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         tracing::info!(target: "fasten::store", erased = report.erased, dry_run = options.dry_run, "retention sweep done");
         Ok(report)
@@ -761,35 +771,38 @@ impl Fasten {
             Scope::Target(&request.subject)
         };
         let mut tally = Tally::default();
-        let mut cursor = (PAGE_START.0.to_owned(), PAGE_START.1.to_owned());
-        let batch = SweepOptions::new().batch_size;
-        loop {
-            let page = store.page(scope, (&cursor.0, &cursor.1), batch)?;
-            let Some(last) = page.last() else { break };
-            cursor = (last.timestamp.clone(), last.id.clone());
-            let full = page.len() == batch;
-            let mut ids = Vec::with_capacity(page.len());
-            for c in &page {
-                if c.code == AUDIT_RETENTION_SWEPT || c.code == AUDIT_SUBJECT_ERASED {
-                    continue;
+        let mut run = |tally: &mut Tally| -> Result<()> {
+            let mut cursor = (PAGE_START.0.to_owned(), PAGE_START.1.to_owned());
+            let batch = SweepOptions::new().batch_size;
+            loop {
+                let page = store.page(scope, (&cursor.0, &cursor.1), batch)?;
+                let Some(last) = page.last() else { break };
+                cursor = (last.timestamp.clone(), last.id.clone());
+                let full = page.len() == batch;
+                let mut ids = Vec::with_capacity(page.len());
+                for c in &page {
+                    if c.code == AUDIT_RETENTION_SWEPT || c.code == AUDIT_SUBJECT_ERASED {
+                        continue;
+                    }
+                    match hold(policy, c, None) {
+                        Some(reason) => tally.hold(&c.code, reason, 1),
+                        None => ids.push(c.id.as_str()),
+                    }
                 }
-                match hold(policy, c, None) {
-                    Some(reason) => tally.hold(&c.code, reason, 1),
-                    None => ids.push(c.id.as_str()),
+                erase_paced(store.as_mut(), &ids, &page, RetentionClass::Short, tally)?;
+                if !full {
+                    break;
                 }
             }
-            erase_paced(
-                store.as_mut(),
-                &ids,
-                &page,
-                RetentionClass::Short,
-                &mut tally,
-            )?;
-            if !full {
-                break;
-            }
-        }
+            Ok(())
+        };
+        let failed = run(&mut tally).err();
         drop(store);
+        // Rows erased before a failure are recorded all the same.
+        let failed = match failed {
+            Some(e) if tally.erased == 0 => return Err(e),
+            other => other,
+        };
         let ranges = tally.all_ranges();
         let held = tally.held();
         let erased = tally.erased;
@@ -809,8 +822,12 @@ impl Fasten {
                     "erased": erased,
                     "ranges": ranges,
                     "held": held,
+                    "error": failed.as_ref().map(|e| crate::error::Chain(e).to_string()),
                 })),
         )?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         Ok(ErasureReport {
             subject: field,
             erased,
@@ -961,6 +978,8 @@ fn erase_paced(
     Ok(())
 }
 
+/// Sweeps the store. A store failure stops the sweep; what it erased until
+/// then is in the report, and the error beside it.
 fn sweep_store(
     store: &mut dyn Store,
     registry: &Registry,
@@ -968,7 +987,7 @@ fn sweep_store(
     now: jiff::Timestamp,
     options: &SweepOptions,
     stop: Option<&AtomicBool>,
-) -> Result<SweepReport> {
+) -> (SweepReport, Option<Error>) {
     let cutoff = |class: RetentionClass| {
         let age = jiff::SignedDuration::from_secs(i64::from(policy.days(class)) * DAY as i64);
         format_timestamp(now.checked_sub(age).unwrap_or(jiff::Timestamp::MIN))
@@ -981,61 +1000,67 @@ fn sweep_store(
     .into_iter()
     .map(|c| (c, cutoff(c)))
     .collect();
-    let groups = store.unerased_groups()?;
-    let shipping: HashSet<String> = if groups.is_empty() {
-        HashSet::new()
-    } else {
-        store.shipping_nodes()?.into_iter().collect()
-    };
     let mut tally = Tally::default();
-    let batch = options.batch_size;
-    'groups: for (code, pii) in &groups {
-        let class = if *pii {
-            RetentionClass::Short
+    let mut run = |tally: &mut Tally| -> Result<()> {
+        let groups = store.unerased_groups()?;
+        let shipping: HashSet<String> = if groups.is_empty() {
+            HashSet::new()
         } else {
-            registry
-                .get(code)
-                .map_or(RetentionClass::Medium, |i| i.meta().retention_class)
+            store.shipping_nodes()?.into_iter().collect()
         };
-        let due = &cutoffs[&class];
-        let scope = Scope::Due {
-            code,
-            pii: *pii,
-            due,
-        };
-        let mut cursor = (PAGE_START.0.to_owned(), PAGE_START.1.to_owned());
-        loop {
-            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-                tracing::info!(target: "fasten::store", "retention sweep stopped early: the pipeline is shutting down");
-                break 'groups;
-            }
-            let page = store.page(scope, (&cursor.0, &cursor.1), batch)?;
-            let Some(last) = page.last() else { break };
-            cursor = (last.timestamp.clone(), last.id.clone());
-            let full = page.len() == batch;
-            let mut ids = Vec::with_capacity(page.len());
-            for c in &page {
-                match hold(policy, c, Some(&shipping)) {
-                    Some(reason) => tally.hold(code, reason, 1),
-                    None if options.dry_run => tally.erased(code, class, &c.node, c.seq),
-                    None => ids.push(c.id.as_str()),
+        let batch = options.batch_size;
+        for (code, pii) in &groups {
+            let class = if *pii {
+                RetentionClass::Short
+            } else {
+                registry
+                    .get(code)
+                    .map_or(RetentionClass::Medium, |i| i.meta().retention_class)
+            };
+            let due = &cutoffs[&class];
+            let scope = Scope::Due {
+                code,
+                pii: *pii,
+                due,
+            };
+            let mut cursor = (PAGE_START.0.to_owned(), PAGE_START.1.to_owned());
+            loop {
+                if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    tracing::info!(target: "fasten::store", "retention sweep stopped early: the pipeline is shutting down");
+                    return Ok(());
+                }
+                let page = store.page(scope, (&cursor.0, &cursor.1), batch)?;
+                let Some(last) = page.last() else { break };
+                cursor = (last.timestamp.clone(), last.id.clone());
+                let full = page.len() == batch;
+                let mut ids = Vec::with_capacity(page.len());
+                for c in &page {
+                    match hold(policy, c, Some(&shipping)) {
+                        Some(reason) => tally.hold(code, reason, 1),
+                        None if options.dry_run => tally.erased(code, class, &c.node, c.seq),
+                        None => ids.push(c.id.as_str()),
+                    }
+                }
+                erase_paced(store, &ids, &page, class, tally)?;
+                if !full {
+                    break;
                 }
             }
-            erase_paced(store, &ids, &page, class, &mut tally)?;
-            if !full {
-                break;
-            }
         }
-    }
-    Ok(SweepReport {
+        Ok(())
+    };
+    let failed = run(&mut tally).err();
+    let report = SweepReport {
         dry_run: options.dry_run,
         now: format_timestamp(now),
         cutoffs,
         erased: tally.erased,
         codes: tally.codes(),
         held: tally.held(),
+        error: failed.as_ref().map(|e| crate::error::Chain(e).to_string()),
         event_id: None,
-    })
+    };
+    (report, failed)
 }
 
 // === the background sweeper ===

@@ -645,3 +645,38 @@ fn postgres_stream_rows_older_than_their_days_are_deleted() {
         .collect();
     assert_eq!(left, ["kept"]);
 }
+
+#[test]
+fn a_sweep_that_fails_half_way_still_records_what_it_erased() {
+    let db = Db::sqlite();
+    let fasten = db.config().build().unwrap();
+    let first = emit(&fasten, "ORDER_PLACED", json!({"n": 1}));
+    let second = emit(&fasten, "ORDER_PLACED", json!({"n": 2}));
+    let Db::Sqlite(dir) = &db else { unreachable!() };
+    let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON audit_log WHEN old.id = '{}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        second.id
+    ))
+    .unwrap();
+    let err = fasten
+        .sweep(
+            &SweepOptions::new()
+                .now(at(&second) + DAY * 180)
+                .batch_size(1),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Store);
+    assert_eq!(db.erased(), HashSet::from([first.id.clone()]));
+    let event = &db.details("AUDIT_RETENTION_SWEPT")[0];
+    assert_eq!(event["erased"], 1);
+    assert!(
+        event["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused by the test"),
+        "{event}"
+    );
+    db.verify(1);
+    fasten.shutdown(SECS).unwrap();
+}
