@@ -533,6 +533,11 @@ pub struct SweepReport {
     /// the error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The longest one erase transaction held the store (SQLite's write
+    /// lock; on PostgreSQL, which locks only the rows, how long it ran).
+    /// Not part of the event.
+    #[serde(skip)]
+    pub longest_batch: Duration,
     /// The [`AUDIT_RETENTION_SWEPT`] row the sweep appended (none when dry).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
@@ -861,6 +866,7 @@ struct Tally {
     /// code → (class, node → range)
     codes: BTreeMap<String, (RetentionClass, BTreeMap<String, SeqRange>)>,
     held: BTreeMap<(String, HoldReason), u64>,
+    longest_batch: Duration,
 }
 
 impl Tally {
@@ -950,8 +956,8 @@ fn hold(
 }
 
 /// Erases `ids` (of `page`) in one transaction and tallies what it erased,
-/// then pauses as long as the transaction took (at least [`MIN_PAUSE`]), so
-/// the writer gets the store at least half the time.
+/// then pauses as long as the transaction held the store (at least
+/// [`MIN_PAUSE`]), so the writer gets the store at least half the time.
 fn erase_paced(
     store: &mut dyn Store,
     ids: &[&str],
@@ -962,19 +968,18 @@ fn erase_paced(
     if ids.is_empty() {
         return Ok(());
     }
-    let started = Instant::now();
     let erased = store.erase(ids)?;
-    let took = started.elapsed();
     let codes: std::collections::HashMap<(&str, i64), &str> = page
         .iter()
         .map(|c| ((c.node.as_str(), c.seq), c.code.as_str()))
         .collect();
-    for (node, seq) in &erased {
+    for (node, seq) in &erased.rows {
         let code = codes.get(&(node.as_str(), *seq)).copied().unwrap_or("");
         tally.erased(code, class, node, *seq);
     }
-    tracing::debug!(target: "fasten::store", rows = erased.len(), took_ms = took.as_millis() as u64, "erase batch committed");
-    std::thread::sleep(took.max(MIN_PAUSE));
+    tally.longest_batch = tally.longest_batch.max(erased.held);
+    tracing::debug!(target: "fasten::store", rows = erased.rows.len(), held_us = erased.held.as_micros() as u64, "erase batch committed");
+    std::thread::sleep(erased.held.max(MIN_PAUSE));
     Ok(())
 }
 
@@ -1058,6 +1063,7 @@ fn sweep_store(
         codes: tally.codes(),
         held: tally.held(),
         error: failed.as_ref().map(|e| crate::error::Chain(e).to_string()),
+        longest_batch: tally.longest_batch,
         event_id: None,
     };
     (report, failed)

@@ -134,6 +134,17 @@ pub(crate) enum Scope<'a> {
     Target(&'a str),
 }
 
+/// What one erase transaction did.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Erased {
+    /// `(source_node_id, monotonic_seq)` of each row it erased.
+    pub(crate) rows: Vec<(String, i64)>,
+    /// How long it held the store's write lock (SQLite), or ran (PostgreSQL,
+    /// which locks only the rows): waiting for the lock is not counted.
+    pub(crate) held: std::time::Duration,
+}
+
 /// Where a page starts: after this `(timestamp, id)`.
 pub(crate) const PAGE_START: (&str, &str) = ("0001-01-01T00:00:00.000000Z", "");
 
@@ -197,9 +208,8 @@ pub(crate) trait Store: Send {
 
     /// Erases the detail of the rows with these ids (row contract §2: sets
     /// `detail` and `detail_salt` to NULL) in one short transaction. Rows
-    /// already erased are left alone. Returns `(source_node_id,
-    /// monotonic_seq)` of each row this call erased.
-    fn erase(&mut self, ids: &[&str]) -> Result<Vec<(String, i64)>>;
+    /// already erased are left alone.
+    fn erase(&mut self, ids: &[&str]) -> Result<Erased>;
 
     /// The nodes with at least one row whose `shipped_at` is set: nodes
     /// that ship their rows to an aggregator.

@@ -25,7 +25,7 @@ use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
 use super::{
-    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, INDEXED, NodeCount, Scope, Store,
+    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, NodeCount, Scope, Store,
     UNERASED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, Tip};
@@ -603,11 +603,11 @@ impl Store for PostgresStore {
         );
         let mut groups = Vec::new();
         let mut after = (String::new(), false);
-        while let Some(r) = self
-            .rt
-            .block_on(self.client.query_opt(&sql, &[&after.0, &after.1]))
-            .map_err(pg_err("list unerased codes"))?
-        {
+        loop {
+            let rows = self
+                .in_index_order(&sql, &[&after.0, &after.1])
+                .map_err(pg_err("list unerased codes"))?;
+            let Some(r) = rows.first() else { break };
             let group: (String, bool) = (r.get(0), r.get(1));
             groups.push(group.clone());
             after = group;
@@ -626,17 +626,14 @@ impl Store for PostgresStore {
             ts_text("timestamp"),
             self.qualified
         );
-        let tail = "ORDER BY timestamp, id LIMIT $3";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // Due rows: ordered as the unerased index is (code and pii are
-        // fixed), so the planner reads exactly that index's range.
         let rows = match scope {
-            Scope::Due { code, pii, due } => self.rt.block_on(self.client.query(
+            Scope::Due { code, pii, due } => self.in_index_order(
                 &format!(
                     "{head} AND code = $4 AND pii_in_detail = $5 AND timestamp <= $6::text::timestamptz ORDER BY code, pii_in_detail, timestamp, id LIMIT $3"
                 ),
                 &[&after.0, &after.1, &limit, &code, &pii, &due],
-            )),
+            ),
             Scope::Actor(who) | Scope::Target(who) => {
                 let column = if matches!(scope, Scope::Actor(_)) {
                     "actor"
@@ -644,7 +641,7 @@ impl Store for PostgresStore {
                     "target"
                 };
                 self.rt.block_on(self.client.query(
-                    &format!("{head} AND {column} = $4 {tail}"),
+                    &format!("{head} AND {column} = $4 ORDER BY timestamp, id LIMIT $3"),
                     &[&after.0, &after.1, &limit, &who],
                 ))
             }
@@ -653,18 +650,22 @@ impl Store for PostgresStore {
         rows.iter().map(read_candidate).collect()
     }
 
-    fn erase(&mut self, ids: &[&str]) -> Result<Vec<(String, i64)>> {
+    fn erase(&mut self, ids: &[&str]) -> Result<Erased> {
         // One statement, its own short transaction; row locks only, so the
         // writer's inserts never wait on it.
         let sql = format!(
             "UPDATE {} SET detail = NULL, detail_salt = NULL WHERE id = ANY($1) AND detail_salt IS NOT NULL RETURNING source_node_id, monotonic_seq",
             self.qualified
         );
+        let started = std::time::Instant::now();
         let rows = self
             .rt
             .block_on(self.client.query(&sql, &[&ids]))
             .map_err(pg_err("erase"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(Erased {
+            rows: rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            held: started.elapsed(),
+        })
     }
 
     fn shipping_nodes(&mut self) -> Result<Vec<String>> {
@@ -749,6 +750,27 @@ pub(crate) fn prune(
 }
 
 impl PostgresStore {
+    /// Runs a query whose `ORDER BY` is the unerased index's order, with
+    /// sorts and bitmap scans off for its transaction, so the plan reads that
+    /// index's range whatever the table's statistics say. (Before the first
+    /// `ANALYZE` of a freshly filled table, the planner otherwise joins two
+    /// bitmap scans and sorts a million rows for each page of a sweep.)
+    fn in_index_order(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let client = &mut self.client;
+        self.rt.block_on(async {
+            let tx = client.transaction().await?;
+            tx.batch_execute("SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off")
+                .await?;
+            let rows = tx.query(sql, params).await?;
+            tx.commit().await?;
+            Ok(rows)
+        })
+    }
+
     /// Ends a transaction that failed half-way, so the connection can be
     /// used again (the writer reopens after a failure anyway; this keeps a
     /// healthy connection healthy).

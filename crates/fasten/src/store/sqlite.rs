@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use serde_json::Value;
 
 use super::{
-    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, INDEXED, NodeCount, Scope, Store,
+    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, NodeCount, Scope, Store,
     UNERASED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, Tip};
@@ -524,7 +524,7 @@ impl Store for SqliteStore {
         rows.map_err(sql_err("read rows to erase"))
     }
 
-    fn erase(&mut self, ids: &[&str]) -> Result<Vec<(String, i64)>> {
+    fn erase(&mut self, ids: &[&str]) -> Result<Erased> {
         let ids = serde_json::to_string(ids)
             .map_err(|e| Error::store("sqlite: encode ids to erase", e))?;
         // IMMEDIATE: take the write lock up front (waiting out the writer's
@@ -533,7 +533,8 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err("begin erase"))?;
-        let erased = {
+        let locked = std::time::Instant::now();
+        let rows = {
             let mut stmt = tx
                 .prepare_cached(&format!(
                     "UPDATE \"{}\" SET detail = NULL, detail_salt = NULL WHERE id IN (SELECT value FROM json_each(?1)) AND detail_salt IS NOT NULL RETURNING source_node_id, monotonic_seq",
@@ -546,7 +547,10 @@ impl Store for SqliteStore {
                 .map_err(sql_err("erase"))?
         };
         tx.commit().map_err(sql_err("commit erase"))?;
-        Ok(erased)
+        Ok(Erased {
+            rows,
+            held: locked.elapsed(),
+        })
     }
 
     fn shipping_nodes(&mut self) -> Result<Vec<String>> {
