@@ -39,8 +39,9 @@
 //!
 //! [`Fasten::sweep`] erases the detail of every due row of the store, all
 //! nodes, in transactions of at most [`SweepOptions::batch_size`] rows
-//! (1000), pausing between them so the writer is never held up for more than
-//! one batch. Then it appends one chained [`AUDIT_RETENTION_SWEPT`] event
+//! (1000; fewer, down to 50, while a transaction holds the store for longer
+//! than 25 ms), pausing after each for as long as it held the store, so the
+//! writer waits at most one short transaction. Then it appends one chained [`AUDIT_RETENTION_SWEPT`] event
 //! whose detail says how many rows of which codes and which seq ranges were
 //! erased, and what was held back. It keeps:
 //!
@@ -103,6 +104,24 @@ use crate::store::{self, Access, Candidate, PAGE_START, Scope, Store};
 const MAX_DAYS: u32 = 36_500;
 /// The shortest pause between two erase transactions of a sweep.
 const MIN_PAUSE: Duration = Duration::from_millis(2);
+/// How long one erase transaction should hold the store at most: batches
+/// shrink (halve, down to [`MIN_BATCH`]) while they take longer, and grow
+/// back (up to the batch size) while they take less than half of it.
+const TARGET_HOLD: Duration = Duration::from_millis(25);
+/// The smallest batch the sweep shrinks to.
+const MIN_BATCH: usize = 50;
+
+/// The next batch size after a transaction of `rows` rows held the store
+/// for `held`.
+fn next_batch(rows: usize, held: Duration, max: usize) -> usize {
+    if held > TARGET_HOLD {
+        (rows / 2).max(MIN_BATCH).min(max)
+    } else if held < TARGET_HOLD / 2 {
+        rows.saturating_mul(2).min(max)
+    } else {
+        rows
+    }
+}
 /// Rows per stream-prune transaction.
 const PRUNE_BATCH: usize = 1000;
 const DAY: u64 = 86_400;
@@ -610,8 +629,10 @@ impl SweepOptions {
         self
     }
 
-    /// Most rows erased per transaction (at least 1). Smaller batches hold
-    /// the writer up for less time each.
+    /// Most rows erased per transaction (at least 1). The sweep also
+    /// shrinks its batches (down to 50 rows) while a transaction holds the
+    /// store for longer than 25 ms, and pauses after each for as long as it
+    /// held the store, so the writer always gets its turn soon.
     pub fn batch_size(mut self, rows: usize) -> Self {
         self.batch_size = rows.max(1);
         self
@@ -778,7 +799,8 @@ impl Fasten {
         let mut tally = Tally::default();
         let mut run = |tally: &mut Tally| -> Result<()> {
             let mut cursor = (PAGE_START.0.to_owned(), PAGE_START.1.to_owned());
-            let batch = SweepOptions::new().batch_size;
+            let max = SweepOptions::new().batch_size;
+            let mut batch = max;
             loop {
                 let page = store.page(scope, (&cursor.0, &cursor.1), batch)?;
                 let Some(last) = page.last() else { break };
@@ -794,7 +816,11 @@ impl Fasten {
                         None => ids.push(c.id.as_str()),
                     }
                 }
-                erase_paced(store.as_mut(), &ids, &page, RetentionClass::Short, tally)?;
+                if !ids.is_empty() {
+                    let held =
+                        erase_paced(store.as_mut(), &ids, &page, RetentionClass::Short, tally)?;
+                    batch = next_batch(ids.len(), held, max);
+                }
                 if !full {
                     break;
                 }
@@ -964,9 +990,9 @@ fn erase_paced(
     page: &[Candidate],
     class: RetentionClass,
     tally: &mut Tally,
-) -> Result<()> {
+) -> Result<Duration> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Duration::ZERO);
     }
     let erased = store.erase(ids)?;
     let codes: std::collections::HashMap<(&str, i64), &str> = page
@@ -980,7 +1006,7 @@ fn erase_paced(
     tally.longest_batch = tally.longest_batch.max(erased.held);
     tracing::debug!(target: "fasten::store", rows = erased.rows.len(), held_us = erased.held.as_micros() as u64, "erase batch committed");
     std::thread::sleep(erased.held.max(MIN_PAUSE));
-    Ok(())
+    Ok(erased.held)
 }
 
 /// Sweeps the store. A store failure stops the sweep; what it erased until
@@ -1013,7 +1039,7 @@ fn sweep_store(
         } else {
             store.shipping_nodes()?.into_iter().collect()
         };
-        let batch = options.batch_size;
+        let mut batch = options.batch_size;
         for (code, pii) in &groups {
             let class = if *pii {
                 RetentionClass::Short
@@ -1046,7 +1072,10 @@ fn sweep_store(
                         None => ids.push(c.id.as_str()),
                     }
                 }
-                erase_paced(store, &ids, &page, class, tally)?;
+                if !ids.is_empty() {
+                    let held = erase_paced(store, &ids, &page, class, tally)?;
+                    batch = next_batch(ids.len(), held, options.batch_size);
+                }
                 if !full {
                     break;
                 }
@@ -1116,11 +1145,14 @@ impl Sweeper {
     pub(crate) fn stop(&self, timeout: Duration) {
         self.stop.store(true, Ordering::SeqCst);
         self.thread.unpark();
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to represent waits as long as it takes.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             match self.running.try_lock() {
                 Ok(_) | Err(std::sync::TryLockError::Poisoned(_)) => return,
-                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                Err(std::sync::TryLockError::WouldBlock)
+                    if deadline.is_none_or(|d| Instant::now() < d) =>
+                {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(std::sync::TryLockError::WouldBlock) => {
@@ -1322,6 +1354,17 @@ mod tests {
         insta::assert_snapshot!(from(&[("FASTEN_RETENTION_SWEEP_INTERVAL", "1w")]).unwrap_err(), @r#"invalid FASTEN_RETENTION_SWEEP_INTERVAL "1w": expected a positive whole number and a unit (s, m, h, d), e.g. 6h, or off"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_LEGAL_HOLD", "ORDER_PLACED,order_lost")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_LEGAL_HOLD entry "order_lost": a code must match ^[A-Z][A-Z0-9_]*$, e.g. ORDER_PLACED,USER_DELETED"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_LEGAL_HOLD_TENANTS", "a b")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_LEGAL_HOLD_TENANTS entry "a b": expected 1-128 characters of [A-Za-z0-9._:-], e.g. tenant-a,tenant-b"#);
+    }
+
+    #[test]
+    fn batches_shrink_while_slow_and_grow_back() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_batch(1000, ms(30), 1000), 500);
+        assert_eq!(next_batch(60, ms(30), 1000), 50);
+        assert_eq!(next_batch(500, ms(20), 1000), 500);
+        assert_eq!(next_batch(500, ms(5), 1000), 1000);
+        assert_eq!(next_batch(1000, ms(1), 1000), 1000);
+        assert_eq!(next_batch(1000, ms(30), 10), 10);
     }
 
     #[test]

@@ -517,7 +517,7 @@ fn longest_stall_during_sweep(db: &Db, rows: usize) -> (Duration, Duration, f64)
         while !until.load(std::sync::atomic::Ordering::Relaxed) {
             let started = Instant::now();
             fasten
-                .emit(Event::new("CART_TOUCHED").detail(json!({"n": 1})))
+                .emit(Event::new("INVOICE_ISSUED").detail(json!({"n": 1})))
                 .unwrap();
             longest = longest.max(started.elapsed());
         }
