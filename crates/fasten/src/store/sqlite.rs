@@ -21,6 +21,21 @@ use crate::error::{Error, Result};
 /// busy and the writer's own backoff takes over.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// SQLite's busy handler: retry every millisecond for [`BUSY_TIMEOUT`].
+///
+/// `busy_timeout` sleeps in growing steps (1, 2, 5 … 100 ms), so a waiter
+/// keeps missing the short gaps between another connection's transactions:
+/// a writer emitting non-stop starved a retention sweep past the timeout,
+/// and a sweep's 20 ms transaction cost the writer up to 100 ms. Polling
+/// every millisecond takes the lock within about a millisecond of its release.
+fn wait_for_lock(attempt: i32) -> bool {
+    if u128::try_from(attempt).unwrap_or(0) >= BUSY_TIMEOUT.as_millis() {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(1));
+    true
+}
+
 /// Page cache of the writer's connection, in KiB (as a negative
 /// `cache_size`): 64 MiB.
 const CACHE_KIB: i64 = -65_536;
@@ -83,9 +98,9 @@ impl SqliteStore {
         Self::with_connection(conn, crate::dsn::DEFAULT_AUDIT_TABLE, Access::Write)
     }
 
-    fn with_connection(conn: Connection, table: &str, access: Access) -> Result<Self> {
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(sql_err("set busy_timeout"))?;
+    fn with_connection(mut conn: Connection, table: &str, access: Access) -> Result<Self> {
+        conn.busy_handler(Some(wait_for_lock))
+            .map_err(sql_err("set busy handler"))?;
         if access != Access::Read {
             // WAL lets readers run beside the writer; FULL makes each commit
             // durable (fsync of the WAL), which "nothing lost" needs.
@@ -605,13 +620,13 @@ fn read_candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
 
 /// See [`super::prune`].
 pub(crate) fn prune(path: &Path, table: &str, cutoff: &str, batch: usize) -> Result<u64> {
-    let conn = Connection::open_with_flags(
+    let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| Error::store(format!("sqlite: cannot open {}", path.display()), e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(sql_err("set busy_timeout"))?;
+    conn.busy_handler(Some(wait_for_lock))
+        .map_err(sql_err("set busy handler"))?;
     let sql = format!(
         "DELETE FROM \"{table}\" WHERE rowid IN (SELECT rowid FROM \"{table}\" WHERE timestamp <= ?1 LIMIT ?2)"
     );
