@@ -42,6 +42,10 @@ enum Command {
     Doctor(cmd::doctor::Args),
     /// Serve the HTTP reader at /api/v1/logs over the configured stores.
     Serve(cmd::serve::Args),
+    /// Erase the detail of rows past their retention class's age, once.
+    Sweep(cmd::sweep::Args),
+    /// Erase the detail of every row about one subject (GDPR art. 17).
+    Erase(cmd::erase::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,8 @@ fn main() -> ExitCode {
         Command::Correlate(args) => cmd::correlate::run(&args),
         Command::Doctor(args) => cmd::doctor::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
+        Command::Sweep(args) => cmd::sweep::run(&args),
+        Command::Erase(args) => cmd::erase::run(&args),
     };
     match result {
         Ok(code) => code,

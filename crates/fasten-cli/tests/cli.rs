@@ -1107,3 +1107,148 @@ fn postgres_attacks_are_caught_by_checkpoints() {
         admin,
     });
 }
+
+/// `fasten sweep` and `fasten erase` end to end: what they say, what they
+/// erase, and that `fasten verify` stays green and counts the erased rows.
+#[test]
+fn sweep_and_erase_keep_verify_green() {
+    let dir = setup();
+    std::fs::write(
+        dir.path().join("cart.codes.yaml"),
+        "domain: cart\ncodes:\n  CART_TOUCHED:\n    category: cart\n    action: update\n    retention_class: short\n",
+    )
+    .unwrap();
+    let codes = [("FASTEN_CODES", "shop.codes.yaml,cart.codes.yaml")];
+    for (code, actor) in [
+        ("CART_TOUCHED", "jane"),
+        ("ORDER_PLACED", "jane"),
+        ("AUTH_LOGIN", "joe"),
+    ] {
+        let out = fasten_with(
+            dir.path(),
+            &[
+                "emit",
+                "--code",
+                code,
+                "--actor",
+                actor,
+                "--detail",
+                r#"{"email":"x@y.example"}"#,
+            ],
+            &codes,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let in_days = |days: i64| {
+        (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * days)).to_string()
+    };
+    // Dry: says what would go, erases nothing, appends nothing.
+    let out = fasten_with(
+        dir.path(),
+        &["sweep", "--dry-run", "--now", &in_days(31)],
+        &codes,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "would erase the detail of 1 rows (dry run: nothing erased)\n  CART_TOUCHED (short): 1 rows on node-cli in seq 1..=1\n"
+    );
+    assert_eq!(
+        stdout(&fasten(dir.path(), &["verify"])),
+        "ok node-cli: 3 rows, 0 erased\n"
+    );
+    // Real: erases the short row, appends its event (seq 4).
+    let out = fasten_with(
+        dir.path(),
+        &["sweep", "--json", "--now", &in_days(31)],
+        &codes,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["erased"], 1);
+    assert_eq!(report["dry_run"], false);
+    assert_eq!(report["codes"][0]["code"], "CART_TOUCHED");
+    assert!(report["event_id"].as_str().unwrap().starts_with("evt-"));
+    assert_eq!(
+        stdout(&fasten(dir.path(), &["verify"])),
+        "ok node-cli: 4 rows, 1 erased\n"
+    );
+    // On request: jane's other row goes; joe's stays.
+    let out = fasten(
+        dir.path(),
+        &[
+            "erase",
+            "--actor",
+            "jane",
+            "--reason",
+            "GDPR art. 17 request #1",
+            "--requested-by",
+            "dpo",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("erased the detail of 1 rows by actor (event evt-"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        stdout(&fasten(dir.path(), &["verify"])),
+        "ok node-cli: 5 rows, 2 erased\n"
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
+    let (actor, target, method, detail): (String, String, String, String) = conn
+        .query_row(
+            "SELECT actor, target, method, detail FROM audit_log WHERE code = 'AUDIT_SUBJECT_ERASED'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (actor.as_str(), target.as_str(), method.as_str()),
+        ("dpo", "jane", "cli")
+    );
+    assert!(detail.contains("GDPR art. 17 request #1"), "{detail}");
+    assert!(!detail.contains("x@y.example"), "{detail}");
+}
+
+#[test]
+fn sweep_and_erase_refuse_bad_input() {
+    let dir = setup();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["sweep", "--now", "tomorrow"],
+            "invalid --now \"tomorrow\"",
+        ),
+        (
+            &["erase", "--reason", "x"],
+            "--actor <ACTOR>|--target <TARGET>",
+        ),
+        (
+            &["erase", "--actor", "jane", "--reason", " "],
+            "invalid reason",
+        ),
+        (
+            &[
+                "erase", "--actor", "jane", "--target", "jane", "--reason", "x",
+            ],
+            "cannot be used with",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = fasten(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+    let out = fasten_with(
+        dir.path(),
+        &["sweep"],
+        &[("FASTEN_AUDIT_RETENTION_OVERRIDE", "long=forever")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid FASTEN_AUDIT_RETENTION_OVERRIDE \"long=forever\""),
+        "{}",
+        stderr(&out)
+    );
+}

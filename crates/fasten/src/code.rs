@@ -217,6 +217,46 @@ impl fmt::Display for Origin {
     }
 }
 
+// === built-in codes ===
+
+/// The domain of fasten's own codes.
+pub const BUILTIN_DOMAIN: &str = "audit";
+/// Built-in code: a retention sweep erased the detail of rows past their
+/// class's age (retention `long`).
+pub const AUDIT_RETENTION_SWEPT: &str = "AUDIT_RETENTION_SWEPT";
+/// Built-in code: the detail of every row about one subject was erased on
+/// request (retention `long`).
+pub const AUDIT_SUBJECT_ERASED: &str = "AUDIT_SUBJECT_ERASED";
+
+/// fasten's own codes, known to every registry without being declared.
+static BUILTIN: LazyLock<[Arc<CodeInfo>; 2]> = LazyLock::new(|| {
+    let info = |code: &str, meta: Meta| {
+        Arc::new(CodeInfo {
+            code: code.to_owned(),
+            domain: BUILTIN_DOMAIN.to_owned(),
+            emitter: None,
+            meta: meta.retention(RetentionClass::Long),
+            origin: Origin::Code,
+        })
+    };
+    [
+        info(
+            AUDIT_RETENTION_SWEPT,
+            Meta::new("retention", "erase")
+                .description("A retention sweep erased the detail of rows past their class's age"),
+        ),
+        info(
+            AUDIT_SUBJECT_ERASED,
+            Meta::new("retention", "erase")
+                .description("The detail of every row about one subject was erased on request"),
+        ),
+    ]
+});
+
+fn builtin(code: &str) -> Option<Arc<CodeInfo>> {
+    BUILTIN.iter().find(|i| i.code == code).cloned()
+}
+
 // === Registry ===
 
 /// The codes by name. `Box<str>` keys let `get` look up by `&str`.
@@ -536,10 +576,12 @@ impl Registry {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get(&self, code: &str) -> Option<Arc<CodeInfo>> {
-        self.read().get(code).cloned()
+        self.read().get(code).cloned().or_else(|| builtin(code))
     }
 
-    /// Every code, sorted by code.
+    /// Every declared code, sorted by code. The built-in codes
+    /// ([`AUDIT_RETENTION_SWEPT`], [`AUDIT_SUBJECT_ERASED`]) are known to
+    /// [`get`](Self::get) but not listed or counted here.
     pub fn codes(&self) -> Vec<Arc<CodeInfo>> {
         let mut all: Vec<_> = self.read().values().cloned().collect();
         all.sort_unstable_by(|a, b| a.code.cmp(&b.code));
@@ -568,6 +610,16 @@ impl Registry {
     fn insert(&self, batch: Vec<Pending>) -> Result<usize, CodeError> {
         let mut codes = self.codes.write().unwrap_or_else(PoisonError::into_inner);
         for Pending { info, at } in &batch {
+            if builtin(&info.code).is_some() {
+                return Err(CodeError::new(
+                    at.clone(),
+                    Some(&info.code),
+                    format!(
+                        "code {}: reserved, a built-in code of fasten (domain {BUILTIN_DOMAIN}); choose another name",
+                        info.code
+                    ),
+                ));
+            }
             if let Some(first) = codes.get(info.code.as_str()) {
                 let first = match &first.origin {
                     Origin::File { .. } => format!("at {}", first.origin),
@@ -598,7 +650,7 @@ struct Pending {
 // === validation ===
 
 /// `^[A-Z][A-Z0-9_]*$`, by hand.
-fn is_code(s: &str) -> bool {
+pub(crate) fn is_code(s: &str) -> bool {
     let mut bytes = s.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_uppercase())
         && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
@@ -1306,6 +1358,23 @@ codes:
             ],
         ));
         insta::assert_snapshot!(err, @"register(sales): code ORDER_PLACED: duplicate, first declared earlier in this register call");
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn builtin_codes_are_known_to_every_registry_and_reserved() {
+        let registry = Registry::new();
+        for code in [AUDIT_RETENTION_SWEPT, AUDIT_SUBJECT_ERASED] {
+            let info = registry.get(code).expect("built in");
+            assert_eq!(info.domain(), "audit");
+            assert_eq!(info.meta().retention_class, RetentionClass::Long);
+        }
+        assert!(registry.is_empty(), "built-ins are not listed");
+        let err = fails(registry.register(
+            "audit",
+            [(AUDIT_RETENTION_SWEPT, Meta::new("retention", "erase"))],
+        ));
+        insta::assert_snapshot!(err, @"register(audit): code AUDIT_RETENTION_SWEPT: reserved, a built-in code of fasten (domain audit); choose another name");
         assert!(registry.is_empty());
     }
 

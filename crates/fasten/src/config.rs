@@ -28,6 +28,15 @@
 //! | `FASTEN_STREAM_QUEUE_CAPACITY` | `8192` | sys or api rows waiting for their writer before new ones are shed (counted) |
 //! | `FASTEN_SYS_LEVEL` | `info` | least severe `tracing` level the sys stream records |
 //! | `FASTEN_API_SKIP_PATHS` | none | comma-separated paths without api rows (`/health`; `/internal/*` for a prefix) |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_SHORT` | `30` | days the detail of `short` rows is kept |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_MEDIUM` | `180` | days for `medium` |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_LONG` | `1095` | days for `long` |
+//! | `FASTEN_AUDIT_RETENTION_OVERRIDE` | none | `long=7y,medium=1y` (units d, w, m = 30 d, y = 365 d) |
+//! | `FASTEN_RETENTION_SWEEP_INTERVAL` | `6h` | background retention sweep (`30m`, `6h`, `1d`), or `off` |
+//! | `FASTEN_AUDIT_LEGAL_HOLD` | none | comma-separated codes whose rows are never erased |
+//! | `FASTEN_AUDIT_LEGAL_HOLD_TENANTS` | none | comma-separated tenants whose rows are never erased |
+//! | `FASTEN_API_RETENTION_DAYS` | none | days api stream rows are kept |
+//! | `FASTEN_SYS_RETENTION_DAYS` | none | days sys stream rows are kept |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -169,6 +178,34 @@ impl std::str::FromStr for Stdout {
         Ok(out)
     }
 }
+// === retention (see crate::retention) ===
+
+/// `FASTEN_AUDIT_RETENTION_CLASS_SHORT`: days the detail of a `short` row is kept.
+pub const FASTEN_AUDIT_RETENTION_CLASS_SHORT: &str = "FASTEN_AUDIT_RETENTION_CLASS_SHORT";
+/// Default of [`FASTEN_AUDIT_RETENTION_CLASS_SHORT`]: 30 days.
+pub const FASTEN_AUDIT_RETENTION_CLASS_SHORT_DEFAULT: u32 = 30;
+/// `FASTEN_AUDIT_RETENTION_CLASS_MEDIUM`: days the detail of a `medium` row is kept.
+pub const FASTEN_AUDIT_RETENTION_CLASS_MEDIUM: &str = "FASTEN_AUDIT_RETENTION_CLASS_MEDIUM";
+/// Default of [`FASTEN_AUDIT_RETENTION_CLASS_MEDIUM`]: 180 days.
+pub const FASTEN_AUDIT_RETENTION_CLASS_MEDIUM_DEFAULT: u32 = 180;
+/// `FASTEN_AUDIT_RETENTION_CLASS_LONG`: days the detail of a `long` row is kept.
+pub const FASTEN_AUDIT_RETENTION_CLASS_LONG: &str = "FASTEN_AUDIT_RETENTION_CLASS_LONG";
+/// Default of [`FASTEN_AUDIT_RETENTION_CLASS_LONG`]: three years of 365 days.
+pub const FASTEN_AUDIT_RETENTION_CLASS_LONG_DEFAULT: u32 = 3 * 365;
+/// `FASTEN_AUDIT_RETENTION_OVERRIDE`: `long=7y,medium=1y` (units d, w, m, y).
+pub const FASTEN_AUDIT_RETENTION_OVERRIDE: &str = "FASTEN_AUDIT_RETENTION_OVERRIDE";
+/// `FASTEN_RETENTION_SWEEP_INTERVAL`: how often the background sweep runs, or `off`.
+pub const FASTEN_RETENTION_SWEEP_INTERVAL: &str = "FASTEN_RETENTION_SWEEP_INTERVAL";
+/// Default of [`FASTEN_RETENTION_SWEEP_INTERVAL`]: six hours.
+pub const FASTEN_RETENTION_SWEEP_INTERVAL_DEFAULT: Duration = Duration::from_secs(6 * 3600);
+/// `FASTEN_AUDIT_LEGAL_HOLD`: comma-separated codes whose rows are never erased.
+pub const FASTEN_AUDIT_LEGAL_HOLD: &str = "FASTEN_AUDIT_LEGAL_HOLD";
+/// `FASTEN_AUDIT_LEGAL_HOLD_TENANTS`: comma-separated tenants whose rows are never erased.
+pub const FASTEN_AUDIT_LEGAL_HOLD_TENANTS: &str = "FASTEN_AUDIT_LEGAL_HOLD_TENANTS";
+/// `FASTEN_API_RETENTION_DAYS`: days api stream rows are kept in their store.
+pub const FASTEN_API_RETENTION_DAYS: &str = "FASTEN_API_RETENTION_DAYS";
+/// `FASTEN_SYS_RETENTION_DAYS`: days sys stream rows are kept in their store.
+pub const FASTEN_SYS_RETENTION_DAYS: &str = "FASTEN_SYS_RETENTION_DAYS";
 
 /// What `emit` promises when it returns `Ok`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -228,6 +265,13 @@ impl std::str::FromStr for FailureStrategy {
 /// | [`stream_queue_capacity`](Self::stream_queue_capacity) | `FASTEN_STREAM_QUEUE_CAPACITY` | 8192 |
 /// | [`sys_level`](Self::sys_level) | `FASTEN_SYS_LEVEL` | `info` |
 /// | [`api_skip_paths`](Self::api_skip_paths) | `FASTEN_API_SKIP_PATHS` | none |
+/// | [`audit_retention_class`](Self::audit_retention_class) | `FASTEN_AUDIT_RETENTION_CLASS_SHORT`, `_MEDIUM`, `_LONG` | 30, 180, 1095 days |
+/// | [`audit_retention_override`](Self::audit_retention_override) | `FASTEN_AUDIT_RETENTION_OVERRIDE` | none |
+/// | [`retention_sweep_interval`](Self::retention_sweep_interval) | `FASTEN_RETENTION_SWEEP_INTERVAL` | 6 h |
+/// | [`audit_legal_hold`](Self::audit_legal_hold) | `FASTEN_AUDIT_LEGAL_HOLD` | none |
+/// | [`audit_legal_hold_tenants`](Self::audit_legal_hold_tenants) | `FASTEN_AUDIT_LEGAL_HOLD_TENANTS` | none |
+/// | [`api_retention_days`](Self::api_retention_days) | `FASTEN_API_RETENTION_DAYS` | none |
+/// | [`sys_retention_days`](Self::sys_retention_days) | `FASTEN_SYS_RETENTION_DAYS` | none |
 /// | [`registry`](Self::registry) | — | [`Registry::global`] for `init`, a new one for `build` |
 ///
 /// # Examples
@@ -265,6 +309,7 @@ pub struct Config {
     pub(crate) stream_queue_capacity: usize,
     pub(crate) sys_level: tracing::Level,
     pub(crate) api_skip_paths: Vec<String>,
+    pub(crate) retention: crate::retention::Retention,
 }
 
 impl Default for Config {
@@ -304,6 +349,7 @@ impl Config {
             stream_queue_capacity: FASTEN_STREAM_QUEUE_CAPACITY_DEFAULT,
             sys_level: tracing::Level::INFO,
             api_skip_paths: Vec::new(),
+            retention: crate::retention::Retention::default(),
         }
     }
 
@@ -387,6 +433,7 @@ impl Config {
         if let Some(v) = get(FASTEN_API_SKIP_PATHS) {
             c.api_skip_paths = split_list(&v).map(str::to_owned).collect();
         }
+        c.retention = crate::retention::Retention::from_vars(&get)?;
         Ok(c)
     }
 
@@ -595,6 +642,7 @@ impl Config {
                 format!("invalid {FASTEN_CHECKPOINT_EVERY} 0: must be at least 1, e.g. 1000"),
             ));
         }
+        self.retention.validate()?;
         if self.audit_max_retries == 0 {
             return Err(Error::config(
                 FASTEN_AUDIT_MAX_RETRIES,

@@ -179,6 +179,30 @@ pub fn flush(timeout: Duration) -> Result<()> {
     fasten.flush(timeout)
 }
 
+/// Runs one retention sweep through the process-wide pipeline. See
+/// [`Fasten::sweep`].
+///
+/// # Errors
+///
+/// As [`Fasten::sweep`], and [`ErrorKind::Closed`] before [`init`].
+pub fn sweep(options: &crate::retention::SweepOptions) -> Result<crate::retention::SweepReport> {
+    let fasten = with_global(|f| Ok(f.clone()))?;
+    fasten.sweep(options)
+}
+
+/// Erases the detail of every row about one subject through the
+/// process-wide pipeline. See [`Fasten::erase_subject`].
+///
+/// # Errors
+///
+/// As [`Fasten::erase_subject`], and [`ErrorKind::Closed`] before [`init`].
+pub fn erase_subject(
+    request: &crate::retention::Erasure,
+) -> Result<crate::retention::ErasureReport> {
+    let fasten = with_global(|f| Ok(f.clone()))?;
+    fasten.erase_subject(request)
+}
+
 /// The process-wide pipeline's counters, or `None` before [`init`].
 pub fn queue_stats() -> Option<QueueStats> {
     with_global(|f| Ok(f.queue_stats())).ok()

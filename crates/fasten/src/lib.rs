@@ -43,6 +43,15 @@
 //! | `FASTEN_STREAM_QUEUE_CAPACITY` | 8192 | stream rows queued before they are shed (counted) |
 //! | `FASTEN_SYS_LEVEL` | `info` | least severe level of the sys stream |
 //! | `FASTEN_API_SKIP_PATHS` | none | paths without api rows |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_SHORT` | 30 | days `short` rows keep their detail ([`retention`]) |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_MEDIUM` | 180 | days for `medium`, the default class |
+//! | `FASTEN_AUDIT_RETENTION_CLASS_LONG` | 1095 | days for `long` |
+//! | `FASTEN_AUDIT_RETENTION_OVERRIDE` | none | `long=7y,medium=1y` (units d, w, m, y) |
+//! | `FASTEN_RETENTION_SWEEP_INTERVAL` | `6h` | background retention sweep (`30m`, `1d` …), or `off` |
+//! | `FASTEN_AUDIT_LEGAL_HOLD` | none | codes whose rows are never erased |
+//! | `FASTEN_AUDIT_LEGAL_HOLD_TENANTS` | none | tenants whose rows are never erased |
+//! | `FASTEN_API_RETENTION_DAYS` | none | days api stream rows are kept |
+//! | `FASTEN_SYS_RETENTION_DAYS` | none | days sys stream rows are kept |
 //!
 //! # Feature flags
 //!
@@ -100,6 +109,7 @@ pub mod read;
 pub mod reader;
 mod redact;
 mod request_id;
+pub mod retention;
 mod store;
 mod stream;
 #[cfg(feature = "tracing")]
@@ -115,7 +125,8 @@ pub use dsn::Dsn;
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, EventId};
 pub use global::{
-    GUARD_DROP_TIMEOUT, Guard, emit, emit_durable, flush, init, queue_stats, register,
+    GUARD_DROP_TIMEOUT, Guard, emit, emit_durable, erase_subject, flush, init, queue_stats,
+    register, sweep,
 };
 pub use kind::{ActorKind, Method, Outcome, ParseKindError, RetentionClass, Severity};
 pub use pipeline::Fasten;

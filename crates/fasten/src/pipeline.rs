@@ -1,8 +1,6 @@
 //! A running audit pipeline: emit → validate → redact → queue → writer.
 
-use std::sync::Arc;
-#[cfg(any(feature = "tracing", feature = "http"))]
-use std::sync::Weak;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use crate::chain::Row;
@@ -43,6 +41,21 @@ pub(crate) struct Inner {
     dsn: crate::dsn::Dsn,
     writer: Writer,
     streams: Streams,
+    retention: crate::retention::Retention,
+    /// Held while a sweep runs, so sweeps of one pipeline never overlap.
+    sweep_running: Arc<Mutex<()>>,
+    sweeper: OnceLock<crate::retention::Sweeper>,
+}
+
+/// A handle that does not keep the pipeline running (the background
+/// sweeper's).
+#[derive(Debug, Clone)]
+pub(crate) struct WeakFasten(Weak<Inner>);
+
+impl WeakFasten {
+    pub(crate) fn upgrade(&self) -> Option<Fasten> {
+        self.0.upgrade().map(|inner| Fasten { inner })
+    }
 }
 
 /// A `tracing` event on its way to the sys stream, before redaction.
@@ -58,6 +71,9 @@ pub(crate) struct SysEvent {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if let Some(sweeper) = self.sweeper.get() {
+            sweeper.stop(Duration::ZERO);
+        }
         if let Err(e) = self.writer.shutdown(DROP_TIMEOUT) {
             tracing::error!(target: "fasten::writer", error = %e, "audit pipeline dropped before its rows were written");
         }
@@ -162,7 +178,8 @@ impl Config {
                 checkpointer,
             },
         )?;
-        Ok(Fasten {
+        let interval = self.retention.sweep_interval();
+        let fasten = Fasten {
             inner: Arc::new(Inner {
                 service_id: service_id.into(),
                 node_id: node_id.into(),
@@ -173,8 +190,20 @@ impl Config {
                 dsn: self.audit_dsn,
                 writer,
                 streams,
+                retention: self.retention,
+                sweep_running: Arc::new(Mutex::new(())),
+                sweeper: OnceLock::new(),
             }),
-        })
+        };
+        if let Some(interval) = interval {
+            let sweeper = crate::retention::Sweeper::start(
+                WeakFasten(Arc::downgrade(&fasten.inner)),
+                interval,
+                Arc::clone(&fasten.inner.sweep_running),
+            )?;
+            let _ = fasten.inner.sweeper.set(sweeper);
+        }
+        Ok(fasten)
     }
 }
 
@@ -312,6 +341,11 @@ impl Fasten {
     ///
     /// [`ErrorKind::Timeout`] when the queue did not drain in time.
     pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport> {
+        if let Some(sweeper) = self.inner.sweeper.get() {
+            // A running sweep stops after its batch and records what it
+            // erased, through the writer, before the writer stops.
+            sweeper.stop(timeout);
+        }
         let start = std::time::Instant::now();
         let report = self.inner.writer.shutdown(timeout)?;
         self.flush_streams(timeout.saturating_sub(start.elapsed()))?;
@@ -409,9 +443,35 @@ impl Fasten {
         self.inner.streams.api.push(row);
     }
 
+    /// The api (`true`) or sys stream's table, when it has one.
+    pub(crate) fn stream_dsn(&self, api: bool) -> Option<&crate::dsn::Dsn> {
+        if api {
+            self.inner.streams.api.table_dsn()
+        } else {
+            self.inner.streams.sys.table_dsn()
+        }
+    }
+
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn skips_api_path(&self, path: &str) -> bool {
         self.inner.streams.skips(path)
+    }
+
+    /// The node this pipeline writes as.
+    pub(crate) fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    pub(crate) fn retention(&self) -> &crate::retention::Retention {
+        &self.inner.retention
+    }
+
+    /// Taken by every sweep of this pipeline, manual or background.
+    pub(crate) fn sweep_lock(&self) -> MutexGuard<'_, ()> {
+        self.inner
+            .sweep_running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -831,6 +831,11 @@ impl<T: Record> Lane<T> {
         }
     }
 
+    /// The stream's table, when it has one.
+    pub(crate) fn table_dsn(&self) -> Option<&Dsn> {
+        self.table.as_ref().map(|t| &t.dsn)
+    }
+
     pub(crate) fn stats(&self) -> StreamStats {
         let c = &self.counters;
         StreamStats {

@@ -43,6 +43,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let fasten = Config::from_env()?
         .codes(super::code_paths(args.codes.as_deref()))
         .audit_store_failure_strategy(FailureStrategy::Raise)
+        // A one-row command: sweeps are for services and `fasten sweep`.
+        .retention_sweep_interval(None)
         .build()?;
     let (actor, default_kind) = match args.actor {
         Some(a) => (a, ActorKind::User),

@@ -5,12 +5,14 @@ pub(crate) mod correlate;
 pub(crate) mod doctor;
 pub(crate) mod dump;
 pub(crate) mod emit;
+pub(crate) mod erase;
 pub(crate) mod keygen;
 mod line;
 pub(crate) mod pack;
 pub(crate) mod prove;
 pub(crate) mod serve;
 mod source;
+pub(crate) mod sweep;
 pub(crate) mod tail;
 pub(crate) mod verify;
 

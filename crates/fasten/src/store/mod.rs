@@ -88,11 +88,23 @@ pub(crate) const INDEXED: [(&str, &str); 6] = [
     ("tenant_time", "tenant_id, timestamp"),
 ];
 
+/// Rows whose detail is still there, by code, personal data and age: what a
+/// retention sweep reads, so each sweep visits only rows that are due (erased
+/// rows leave this partial index). Keyed to end in `timestamp, id`, the
+/// sweep's page cursor.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const UNERASED_INDEX: &str =
+    "(code, pii_in_detail, timestamp, id) WHERE detail_salt IS NOT NULL";
+
 /// Whether opening a store may create or migrate its schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
     /// The writer: create the table and add missing columns and indexes.
     Write,
+    /// A retention sweep or an erasure: migrates like [`Access::Write`], but
+    /// SQLite commits without their own fsync (`synchronous=NORMAL`); the
+    /// writer's commit of the sweep's audit event syncs the log they are in.
+    Maintain,
     /// Readers and verifiers: touch nothing, fail if the table is missing.
     Read,
 }
@@ -111,6 +123,52 @@ pub(crate) struct NodeCount {
     pub(crate) node: String,
     pub(crate) rows: u64,
 }
+
+/// A row whose detail a sweep or an erasure may erase, with what decides it.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub(crate) id: String,
+    /// The contract's text form.
+    pub(crate) timestamp: String,
+    pub(crate) code: String,
+    pub(crate) node: String,
+    pub(crate) seq: i64,
+    pub(crate) tenant_id: Option<String>,
+    /// `shipped_at` is set.
+    pub(crate) shipped: bool,
+}
+
+/// Which rows (with their detail still there) a page reads.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope<'a> {
+    /// Rows of `code` with this `pii_in_detail`, sealed at or before `due`
+    /// (the contract's text form).
+    Due {
+        code: &'a str,
+        pii: bool,
+        due: &'a str,
+    },
+    /// Rows whose `actor` is this.
+    Actor(&'a str),
+    /// Rows whose `target` is this.
+    Target(&'a str),
+}
+
+/// What one erase transaction did.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Erased {
+    /// `(source_node_id, monotonic_seq)` of each row it erased.
+    pub(crate) rows: Vec<(String, i64)>,
+    /// How long it held the store's write lock (SQLite), or ran (PostgreSQL,
+    /// which locks only the rows): waiting for the lock is not counted.
+    pub(crate) held: std::time::Duration,
+}
+
+/// Where a page starts: after this `(timestamp, id)`.
+pub(crate) const PAGE_START: (&str, &str) = ("0001-01-01T00:00:00.000000Z", "");
 
 /// What every backend provides. Rows are sealed with
 /// [`chain::link`](crate::chain::link) inside the backend's transaction, so
@@ -209,6 +267,31 @@ pub(crate) trait Store: Send {
     /// A page of rows across nodes, newest first (`timestamp`, then `id`,
     /// descending), filtered by `=` on [`stream::AUDIT_FILTERS`] columns.
     fn query(&mut self, q: &stream::Query) -> Result<Vec<Row>>;
+    /// Every `(code, pii_in_detail)` pair with rows whose detail is still
+    /// there, sorted (a skip scan of the unerased index).
+    fn unerased_groups(&mut self) -> Result<Vec<(String, bool)>>;
+
+    /// Up to `limit` rows of `scope` whose detail is still there, ordered by
+    /// `(timestamp, id)` and strictly after `after`.
+    fn page(
+        &mut self,
+        scope: Scope<'_>,
+        after: (&str, &str),
+        limit: usize,
+    ) -> Result<Vec<Candidate>>;
+
+    /// Erases the detail of the rows with these ids (row contract §2: sets
+    /// `detail` and `detail_salt` to NULL) in one short transaction. Rows
+    /// already erased are left alone.
+    fn erase(&mut self, ids: &[&str]) -> Result<Erased>;
+
+    /// The nodes with at least one row whose `shipped_at` is set: nodes
+    /// that ship their rows to an aggregator.
+    fn shipping_nodes(&mut self) -> Result<Vec<String>>;
+
+    /// The `timestamp` of the newest row of `node` with `code`, or with no
+    /// code given, of the node's first row.
+    fn time_of(&mut self, node: &str, code: Option<&str>) -> Result<Option<String>>;
 }
 
 /// One connection kept between reads: opened on first use, dropped after
@@ -290,6 +373,48 @@ pub(crate) fn open(dsn: &Dsn, access: Access) -> Result<Box<dyn Store>> {
         )?)),
         #[cfg(not(feature = "postgres"))]
         Dsn::Postgres { .. } => Err(missing_feature(access, "postgres")),
+    }
+}
+
+/// Deletes the rows of `table` (any table with a contract-form `timestamp`
+/// column, in the database `dsn` names, beside its audit table) sealed at or
+/// before `cutoff` (the contract's text form), at most `batch` rows per
+/// transaction. Returns how many rows it deleted. For the stream stores,
+/// which are not chained: never point it at an audit table.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(unused_variables)
+)]
+/// Refusal to prune a chained table (one with `prev_hash`): audit rows are
+/// only ever erased, never deleted.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn chained_table(table: &str) -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::Store,
+        format!(
+            "refusing to prune {table:?}: it is the audit table, whose rows are chained and only ever erased"
+        ),
+    )
+}
+
+pub(crate) fn prune(dsn: &Dsn, table: &str, cutoff: &str, batch: usize) -> Result<u64> {
+    crate::dsn::check_identifier(table).map_err(|rule| {
+        crate::Error::new(
+            crate::ErrorKind::Store,
+            format!("invalid table name {table:?} to prune: {rule}"),
+        )
+    })?;
+    match dsn {
+        #[cfg(feature = "sqlite")]
+        Dsn::Sqlite { path, .. } => sqlite::prune(path, table, cutoff, batch),
+        #[cfg(not(feature = "sqlite"))]
+        Dsn::Sqlite { .. } => Err(missing_feature(Access::Write, "sqlite")),
+        #[cfg(feature = "postgres")]
+        Dsn::Postgres { url, schema, .. } => {
+            postgres::prune(url, schema.as_deref(), table, cutoff, batch)
+        }
+        #[cfg(not(feature = "postgres"))]
+        Dsn::Postgres { .. } => Err(missing_feature(Access::Write, "postgres")),
     }
 }
 

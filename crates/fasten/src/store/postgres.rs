@@ -25,7 +25,8 @@ use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
 use super::{
-    Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, MERKLE_COLUMNS, NodeCount, Store, Unreadable,
+    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, MERKLE_COLUMNS, NodeCount,
+    Scope, Store, UNERASED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, ErrorKind, Result};
@@ -192,7 +193,7 @@ impl PostgresStore {
             buf: Vec::with_capacity(1024),
         };
         match access {
-            Access::Write => {
+            Access::Write | Access::Maintain => {
                 store.migrate(schema, table)?;
                 let client = &store.client;
                 let (lock, tip, insert) = store
@@ -308,6 +309,11 @@ impl PostgresStore {
                 .await
                 .map_err(pg_err("create index"))?;
             }
+            tx.batch_execute(&format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_unerased\" ON {t} {UNERASED_INDEX}"
+            ))
+            .await
+            .map_err(pg_err("create unerased index"))?;
             tx.batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {checkpoints} ({CHECKPOINT_COLUMNS})"
             ))
@@ -742,6 +748,170 @@ impl Store for PostgresStore {
             .map(read_row)
             .collect()
     }
+
+    fn unerased_groups(&mut self) -> Result<Vec<(String, bool)>> {
+        // One index seek per group: `SELECT DISTINCT` would read the whole
+        // index.
+        let sql = format!(
+            "SELECT code, pii_in_detail FROM {} WHERE detail_salt IS NOT NULL AND (code, pii_in_detail) > ($1, $2) ORDER BY code, pii_in_detail LIMIT 1",
+            self.qualified
+        );
+        let mut groups = Vec::new();
+        let mut after = (String::new(), false);
+        loop {
+            let rows = self
+                .in_index_order(&sql, &[&after.0, &after.1])
+                .map_err(pg_err("list unerased codes"))?;
+            let Some(r) = rows.first() else { break };
+            let group: (String, bool) = (r.get(0), r.get(1));
+            groups.push(group.clone());
+            after = group;
+        }
+        Ok(groups)
+    }
+
+    fn page(
+        &mut self,
+        scope: Scope<'_>,
+        after: (&str, &str),
+        limit: usize,
+    ) -> Result<Vec<Candidate>> {
+        let head = format!(
+            "SELECT id, {}, code, source_node_id, monotonic_seq, tenant_id, shipped_at IS NOT NULL FROM {} WHERE detail_salt IS NOT NULL AND (timestamp, id) > ($1::text::timestamptz, $2::text)",
+            ts_text("timestamp"),
+            self.qualified
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match scope {
+            Scope::Due { code, pii, due } => self.in_index_order(
+                &format!(
+                    "{head} AND code = $4 AND pii_in_detail = $5 AND timestamp <= $6::text::timestamptz ORDER BY code, pii_in_detail, timestamp, id LIMIT $3"
+                ),
+                &[&after.0, &after.1, &limit, &code, &pii, &due],
+            ),
+            Scope::Actor(who) | Scope::Target(who) => {
+                let column = if matches!(scope, Scope::Actor(_)) {
+                    "actor"
+                } else {
+                    "target"
+                };
+                self.rt.block_on(self.client.query(
+                    &format!("{head} AND {column} = $4 ORDER BY timestamp, id LIMIT $3"),
+                    &[&after.0, &after.1, &limit, &who],
+                ))
+            }
+        }
+        .map_err(pg_err("read rows to erase"))?;
+        rows.iter().map(read_candidate).collect()
+    }
+
+    fn erase(&mut self, ids: &[&str]) -> Result<Erased> {
+        // One statement, its own short transaction; row locks only, so the
+        // writer's inserts never wait on it.
+        let sql = format!(
+            "UPDATE {} SET detail = NULL, detail_salt = NULL WHERE id = ANY($1) AND detail_salt IS NOT NULL RETURNING source_node_id, monotonic_seq",
+            self.qualified
+        );
+        let started = std::time::Instant::now();
+        let rows = self
+            .rt
+            .block_on(self.client.query(&sql, &[&ids]))
+            .map_err(pg_err("erase"))?;
+        Ok(Erased {
+            rows: rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            held: started.elapsed(),
+        })
+    }
+
+    fn shipping_nodes(&mut self) -> Result<Vec<String>> {
+        let sql = format!(
+            "SELECT DISTINCT source_node_id FROM {} WHERE shipped_at IS NOT NULL ORDER BY 1",
+            self.qualified
+        );
+        let rows = self
+            .rt
+            .block_on(self.client.query(&sql, &[]))
+            .map_err(pg_err("list shipping nodes"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn time_of(&mut self, node: &str, code: Option<&str>) -> Result<Option<String>> {
+        let t = &self.qualified;
+        let row = match code {
+            Some(code) => self.rt.block_on(self.client.query_opt(
+                &format!(
+                    "SELECT {} FROM {t} WHERE code = $1 AND source_node_id = $2 ORDER BY timestamp DESC LIMIT 1",
+                    ts_text("timestamp")
+                ),
+                &[&code, &node],
+            )),
+            None => self.rt.block_on(self.client.query_opt(
+                &format!(
+                    "SELECT {} FROM {t} WHERE source_node_id = $1 ORDER BY monotonic_seq LIMIT 1",
+                    ts_text("timestamp")
+                ),
+                &[&node],
+            )),
+        }
+        .map_err(pg_err("read a row's time"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+}
+
+fn read_candidate(r: &tokio_postgres::Row) -> Result<Candidate> {
+    let err = pg_err("read rows to erase");
+    (|| {
+        Ok::<_, tokio_postgres::Error>(Candidate {
+            id: r.try_get(0)?,
+            timestamp: r.try_get(1)?,
+            code: r.try_get(2)?,
+            node: r.try_get(3)?,
+            seq: r.try_get(4)?,
+            tenant_id: r.try_get(5)?,
+            shipped: r.try_get(6)?,
+        })
+    })()
+    .map_err(err)
+}
+
+/// See [`super::prune`]. The `timestamp` column may be `TIMESTAMPTZ` or
+/// contract-form text: both compare as `timestamptz`.
+pub(crate) fn prune(
+    url: &str,
+    schema: Option<&str>,
+    table: &str,
+    cutoff: &str,
+    batch: usize,
+) -> Result<u64> {
+    let (rt, client) = connect(url)?;
+    let t = match schema {
+        Some(s) => format!("\"{s}\".\"{table}\""),
+        None => format!("\"{table}\""),
+    };
+    let chained = rt
+        .block_on(client.query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = coalesce($1, current_schema()) AND table_name = $2 AND column_name = 'prev_hash')",
+            &[&schema, &table],
+        ))
+        .map_err(pg_err("read the table's columns"))?
+        .get::<_, bool>(0);
+    if chained {
+        return Err(super::chained_table(table));
+    }
+    let sql = format!(
+        "DELETE FROM {t} WHERE ctid IN (SELECT ctid FROM {t} WHERE timestamp::timestamptz <= $1::text::timestamptz LIMIT $2)"
+    );
+    let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+    let mut deleted = 0u64;
+    loop {
+        let n = rt
+            .block_on(client.execute(&sql, &[&cutoff, &limit]))
+            .map_err(|e| Error::store(format!("postgres: prune {t}"), e))?;
+        deleted += n;
+        if n < batch as u64 {
+            return Ok(deleted);
+        }
+    }
 }
 
 impl PostgresStore {
@@ -770,6 +940,27 @@ impl PostgresStore {
                 }
             }
             tx.commit().await.map_err(pg_err("scan chain"))
+        })
+    }
+
+    /// Runs a query whose `ORDER BY` is the unerased index's order, with
+    /// sorts and bitmap scans off for its transaction, so the plan reads that
+    /// index's range whatever the table's statistics say. (Before the first
+    /// `ANALYZE` of a freshly filled table, the planner otherwise joins two
+    /// bitmap scans and sorts a million rows for each page of a sweep.)
+    fn in_index_order(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let client = &mut self.client;
+        self.rt.block_on(async {
+            let tx = client.transaction().await?;
+            tx.batch_execute("SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off")
+                .await?;
+            let rows = tx.query(sql, params).await?;
+            tx.commit().await?;
+            Ok(rows)
         })
     }
 

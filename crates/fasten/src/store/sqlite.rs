@@ -11,7 +11,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use serde_json::Value;
 
 use super::{
-    Access, CHECKPOINT_COLUMNS, COLUMNS, INDEXED, MERKLE_COLUMNS, NodeCount, Store, Unreadable,
+    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, MERKLE_COLUMNS, NodeCount,
+    Scope, Store, UNERASED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, Result};
@@ -19,6 +20,21 @@ use crate::error::{Error, Result};
 /// How long one statement waits on another process's lock before it reports
 /// busy and the writer's own backoff takes over.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite's busy handler: retry every millisecond for [`BUSY_TIMEOUT`].
+///
+/// `busy_timeout` sleeps in growing steps (1, 2, 5 … 100 ms), so a waiter
+/// keeps missing the short gaps between another connection's transactions:
+/// a writer emitting non-stop starved a retention sweep past the timeout,
+/// and a sweep's 20 ms transaction cost the writer up to 100 ms. Polling
+/// every millisecond takes the lock within about a millisecond of its release.
+fn wait_for_lock(attempt: i32) -> bool {
+    if u128::try_from(attempt).unwrap_or(0) >= BUSY_TIMEOUT.as_millis() {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(1));
+    true
+}
 
 /// Page cache of the writer's connection, in KiB (as a negative
 /// `cache_size`): 64 MiB.
@@ -46,7 +62,9 @@ impl std::fmt::Debug for SqliteStore {
 /// Opens the file (creating it and its directory for [`Access::Write`]).
 pub(crate) fn connect(path: &Path, access: Access) -> Result<Connection> {
     let flags = match access {
-        Access::Write => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        Access::Write | Access::Maintain => {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+        }
         Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if access == Access::Read && !path.exists() {
@@ -55,7 +73,7 @@ pub(crate) fn connect(path: &Path, access: Access) -> Result<Connection> {
             format!("sqlite: {} does not exist", path.display()),
         ));
     }
-    if access == Access::Write
+    if access != Access::Read
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
         std::fs::create_dir_all(dir).map_err(|e| {
@@ -87,10 +105,10 @@ impl SqliteStore {
         Self::with_connection(conn, crate::dsn::DEFAULT_AUDIT_TABLE, Access::Write)
     }
 
-    fn with_connection(conn: Connection, table: &str, access: Access) -> Result<Self> {
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(sql_err("set busy_timeout"))?;
-        if access == Access::Write {
+    fn with_connection(mut conn: Connection, table: &str, access: Access) -> Result<Self> {
+        conn.busy_handler(Some(wait_for_lock))
+            .map_err(sql_err("set busy handler"))?;
+        if access != Access::Read {
             // WAL lets readers run beside the writer; FULL makes each commit
             // durable (fsync of the WAL), which "nothing lost" needs.
             let mode: String = conn
@@ -105,8 +123,15 @@ impl SqliteStore {
                     format!("sqlite: journal_mode is {mode}, expected wal"),
                 ));
             }
-            conn.pragma_update(None, "synchronous", "FULL")
-                .map_err(sql_err("set synchronous=FULL"))?;
+            // A sweep's erasures need no fsync of their own: the writer's
+            // FULL commit of the sweep's event syncs the WAL they are in.
+            let sync = if access == Access::Maintain {
+                "NORMAL"
+            } else {
+                "FULL"
+            };
+            conn.pragma_update(None, "synchronous", sync)
+                .map_err(sql_err("set synchronous"))?;
             // Six indexes over random-keyed columns touch pages all over the
             // file; the default 2 MiB cache makes every batch re-read them.
             conn.pragma_update(None, "cache_size", CACHE_KIB)
@@ -133,7 +158,7 @@ impl SqliteStore {
             buf: Vec::with_capacity(1024),
         };
         match access {
-            Access::Write => store.migrate()?,
+            Access::Write | Access::Maintain => store.migrate()?,
             Access::Read => store.check_table()?,
         }
         Ok(store)
@@ -225,6 +250,10 @@ impl SqliteStore {
             ))
             .map_err(sql_err("create index"))?;
         }
+        tx.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS \"{t}_unerased\" ON \"{t}\" {UNERASED_INDEX}"
+        ))
+        .map_err(sql_err("create unerased index"))?;
         tx.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS \"{t}_checkpoints\" ({CHECKPOINT_COLUMNS})"
         ))
@@ -619,6 +648,188 @@ impl Store for SqliteStore {
             .map_err(sql_err("query audit rows"))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(sql_err("read audit rows"))
+    }
+
+    fn unerased_groups(&mut self) -> Result<Vec<(String, bool)>> {
+        // One index seek per group: `SELECT DISTINCT` would read the whole
+        // index.
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT code, pii_in_detail FROM \"{}\" WHERE detail_salt IS NOT NULL AND code >= ?1 AND (code > ?1 OR pii_in_detail > ?2) ORDER BY code, pii_in_detail LIMIT 1",
+                self.table
+            ))
+            .map_err(sql_err("list unerased codes"))?;
+        let mut groups = Vec::new();
+        let mut after = (String::new(), -1i64);
+        while let Some((code, pii)) = stmt
+            .query_row(params![after.0, after.1], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()
+            .map_err(sql_err("list unerased codes"))?
+        {
+            groups.push((code.clone(), pii != 0));
+            after = (code, pii);
+        }
+        Ok(groups)
+    }
+
+    fn page(
+        &mut self,
+        scope: Scope<'_>,
+        after: (&str, &str),
+        limit: usize,
+    ) -> Result<Vec<Candidate>> {
+        let t = &self.table;
+        let head = format!(
+            "SELECT id, timestamp, code, source_node_id, monotonic_seq, tenant_id, shipped_at IS NOT NULL FROM \"{t}\" WHERE detail_salt IS NOT NULL AND timestamp >= ?1 AND (timestamp > ?1 OR id > ?2)"
+        );
+        let tail = "ORDER BY timestamp, id LIMIT ?3";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Due rows: ordered as the unerased index is (code and pii are
+        // fixed), so the planner reads exactly that index's range.
+        let rows = match scope {
+            Scope::Due { code, pii, due } => self
+                .conn
+                .prepare_cached(&format!(
+                    "{head} AND code = ?4 AND pii_in_detail = ?5 AND timestamp <= ?6 ORDER BY code, pii_in_detail, timestamp, id LIMIT ?3"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_map(
+                        params![after.0, after.1, limit, code, pii, due],
+                        read_candidate,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                }),
+            Scope::Actor(who) | Scope::Target(who) => {
+                let column = if matches!(scope, Scope::Actor(_)) {
+                    "actor"
+                } else {
+                    "target"
+                };
+                self.conn
+                    .prepare_cached(&format!("{head} AND {column} = ?4 {tail}"))
+                    .and_then(|mut stmt| {
+                        stmt.query_map(params![after.0, after.1, limit, who], read_candidate)?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+            }
+        };
+        rows.map_err(sql_err("read rows to erase"))
+    }
+
+    fn erase(&mut self, ids: &[&str]) -> Result<Erased> {
+        let ids = serde_json::to_string(ids)
+            .map_err(|e| Error::store("sqlite: encode ids to erase", e))?;
+        // IMMEDIATE: take the write lock up front (waiting out the writer's
+        // batch) rather than fail half-way on a lock upgrade.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err("begin erase"))?;
+        let locked = std::time::Instant::now();
+        let rows = {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "UPDATE \"{}\" SET detail = NULL, detail_salt = NULL WHERE id IN (SELECT value FROM json_each(?1)) AND detail_salt IS NOT NULL RETURNING source_node_id, monotonic_seq",
+                    self.table
+                ))
+                .map_err(sql_err("prepare erase"))?;
+            stmt.query_map([&ids], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(sql_err("erase"))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql_err("erase"))?
+        };
+        tx.commit().map_err(sql_err("commit erase"))?;
+        Ok(Erased {
+            rows,
+            held: locked.elapsed(),
+        })
+    }
+
+    fn shipping_nodes(&mut self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT DISTINCT source_node_id FROM \"{}\" WHERE shipped_at IS NOT NULL ORDER BY 1",
+                self.table
+            ))
+            .map_err(sql_err("list shipping nodes"))?;
+        let nodes = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(sql_err("list shipping nodes"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql_err("list shipping nodes"))?;
+        Ok(nodes)
+    }
+
+    fn time_of(&mut self, node: &str, code: Option<&str>) -> Result<Option<String>> {
+        let t = &self.table;
+        let found = match code {
+            Some(code) => self.conn.query_row(
+                &format!("SELECT max(timestamp) FROM \"{t}\" WHERE code = ?1 AND source_node_id = ?2"),
+                params![code, node],
+                |r| r.get(0),
+            ),
+            None => self
+                .conn
+                .query_row(
+                    &format!("SELECT timestamp FROM \"{t}\" WHERE source_node_id = ?1 ORDER BY monotonic_seq LIMIT 1"),
+                    params![node],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map(Option::flatten),
+        };
+        found.map_err(sql_err("read a row's time"))
+    }
+}
+
+fn read_candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
+    Ok(Candidate {
+        id: r.get(0)?,
+        timestamp: r.get(1)?,
+        code: r.get(2)?,
+        node: r.get(3)?,
+        seq: r.get(4)?,
+        tenant_id: r.get(5)?,
+        shipped: r.get(6)?,
+    })
+}
+
+/// See [`super::prune`].
+pub(crate) fn prune(path: &Path, table: &str, cutoff: &str, batch: usize) -> Result<u64> {
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::store(format!("sqlite: cannot open {}", path.display()), e))?;
+    conn.busy_handler(Some(wait_for_lock))
+        .map_err(sql_err("set busy handler"))?;
+    let chained: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'prev_hash')",
+            [table],
+            |r| r.get(0),
+        )
+        .map_err(sql_err("read the table's columns"))?;
+    if chained {
+        return Err(super::chained_table(table));
+    }
+    let sql = format!(
+        "DELETE FROM \"{table}\" WHERE rowid IN (SELECT rowid FROM \"{table}\" WHERE timestamp <= ?1 LIMIT ?2)"
+    );
+    let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+    let mut deleted = 0u64;
+    loop {
+        let n = conn
+            .execute(&sql, params![cutoff, limit])
+            .map_err(|e| Error::store(format!("sqlite: prune {table:?}"), e))?;
+        deleted += n as u64;
+        if n < batch {
+            return Ok(deleted);
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod pipeline;
 mod postgres;
 #[cfg(all(feature = "reader", feature = "tracing"))]
 mod reader;
+mod retention;
 #[cfg(feature = "tracing")]
 mod streams;
 mod support;

@@ -14,14 +14,14 @@ use serde_json::json;
 
 use super::support::{child, registry, role};
 
-fn base_url() -> String {
+pub(crate) fn base_url() -> String {
     std::env::var("FASTEN_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// A schema of the test's own, dropped at the end.
 pub(crate) struct Schema {
-    name: String,
+    pub(crate) name: String,
     admin: postgres::Client,
 }
 

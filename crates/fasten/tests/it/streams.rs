@@ -491,3 +491,55 @@ mod http {
         assert_eq!(rows[0].path, "/x", "the query string is never stored");
     }
 }
+
+#[test]
+fn the_retention_sweep_deletes_old_stream_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let fasten = streams_config(&path)
+        .sys_retention_days(1)
+        .retention_sweep_interval(None)
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(fasten.sys_layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..5 {
+            tracing::info!(i, "old enough soon");
+        }
+    });
+    fasten.flush_streams(SECS).unwrap();
+    let count = || -> i64 {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM sys_log", [], |r| r.get(0))
+            .unwrap()
+    };
+    // Not yet a day old: kept.
+    let report = fasten
+        .sweep(&fasten::retention::SweepOptions::new())
+        .unwrap();
+    assert_eq!(report.streams.get("sys"), Some(&0));
+    assert_eq!(count(), 5);
+    // Two days on: deleted, and the sweep's audit event says how many.
+    let later = std::time::SystemTime::now() + Duration::from_secs(2 * 86_400);
+    let report = fasten
+        .sweep(&fasten::retention::SweepOptions::new().now(later))
+        .unwrap();
+    assert_eq!(report.streams.get("sys"), Some(&5));
+    assert_eq!(
+        report.streams.get("api"),
+        None,
+        "no api retention configured"
+    );
+    assert_eq!(count(), 0);
+    fasten.flush(SECS).unwrap();
+    let detail: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT detail FROM audit_log WHERE id = ?1",
+            [report.event_id.unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(detail.contains(r#""streams":{"sys":5}"#), "{detail}");
+}
