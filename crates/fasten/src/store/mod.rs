@@ -397,6 +397,10 @@ fn chained_table(table: &str) -> crate::Error {
     )
 }
 
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(unused_variables)
+)]
 pub(crate) fn prune(dsn: &Dsn, table: &str, cutoff: &str, batch: usize) -> Result<u64> {
     crate::dsn::check_identifier(table).map_err(|rule| {
         crate::Error::new(
