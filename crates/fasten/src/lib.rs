@@ -93,9 +93,16 @@ mod global;
 pub mod http;
 mod kind;
 mod merkle;
+#[cfg(feature = "mqtt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mqtt")))]
+pub mod mqtt;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub mod nats;
 mod pipeline;
 mod redact;
 mod request_id;
+pub mod scheduler;
 mod store;
 mod stream;
 #[cfg(feature = "tracing")]

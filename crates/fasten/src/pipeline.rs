@@ -1,8 +1,6 @@
 //! A running audit pipeline: emit → validate → redact → queue → writer.
 
-use std::sync::Arc;
-#[cfg(any(feature = "tracing", feature = "http"))]
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::chain::Row;
@@ -162,7 +160,14 @@ impl Config {
                 checkpointer,
             },
         )?;
-        Ok(Fasten {
+        if let Some(id) = self.request_id.clone() {
+            let in_force = context::set_process_default(id.clone());
+            if *in_force != id {
+                tracing::warn!(target: "fasten::context", kept = %in_force, ignored = %id, "the process already has a default request id");
+            }
+        }
+        let rejected = self.rejected_request_id.clone();
+        let fasten = Fasten {
             inner: Arc::new(Inner {
                 service_id: service_id.into(),
                 node_id: node_id.into(),
@@ -174,7 +179,21 @@ impl Config {
                 writer,
                 streams,
             }),
-        })
+        };
+        if let Some(reason) = rejected {
+            tracing::warn!(target: "fasten::context", %reason, "FASTEN_REQUEST_ID ignored");
+            let mut fields = serde_json::Map::new();
+            fields.insert("reason".to_owned(), reason.into());
+            fasten.push_sys(SysEvent {
+                level: "WARN",
+                target: "fasten::context",
+                message: format!("{} ignored: not a safe request id", crate::config::FASTEN_REQUEST_ID),
+                fields,
+                span: None,
+                request_id: None,
+            });
+        }
+        Ok(fasten)
     }
 }
 
@@ -270,7 +289,10 @@ impl Fasten {
             actor,
             actor_kind,
             target: event.target,
-            method: event.method,
+            method: event
+                .method
+                .or_else(context::method)
+                .unwrap_or_default(),
             request_id,
             detail,
             info,
@@ -358,12 +380,10 @@ impl Fasten {
         self.inner.streams.api.read(query)
     }
 
-    #[cfg(any(feature = "tracing", feature = "http"))]
     pub(crate) fn downgrade(&self) -> Weak<Inner> {
         Arc::downgrade(&self.inner)
     }
 
-    #[cfg(any(feature = "tracing", feature = "http"))]
     pub(crate) fn upgrade(weak: &Weak<Inner>) -> Option<Self> {
         weak.upgrade().map(|inner| Self { inner })
     }

@@ -6,6 +6,7 @@ pub(crate) mod emit;
 pub(crate) mod keygen;
 pub(crate) mod pack;
 pub(crate) mod prove;
+pub(crate) mod run;
 pub(crate) mod verify;
 
 use anyhow::Context as _;
