@@ -13,3 +13,5 @@ mod postgres;
 #[cfg(feature = "tracing")]
 mod streams;
 mod support;
+#[cfg(all(feature = "http", feature = "mqtt", feature = "nats"))]
+mod transports;
