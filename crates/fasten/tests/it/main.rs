@@ -8,6 +8,8 @@ mod checkpoints;
 mod crash;
 mod multiprocess;
 mod pipeline;
+#[cfg(all(feature = "tracing", feature = "http"))]
+mod scheduler;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "tracing")]
