@@ -12,6 +12,7 @@ mod pipeline;
 mod scheduler;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod process_id;
 #[cfg(feature = "tracing")]
 mod streams;
 mod support;
