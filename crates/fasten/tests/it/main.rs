@@ -4,6 +4,8 @@
 // Helpers outside #[test] fns panic on failure by design, like the tests.
 #![allow(clippy::unwrap_used)]
 
+#[cfg(all(feature = "http", feature = "mqtt", feature = "nats"))]
+mod amqp;
 mod checkpoints;
 mod crash;
 mod multiprocess;
