@@ -163,6 +163,22 @@ fn issue_8_plain_loop_runs_panics_and_cancelled_runs_are_recorded() {
     }
     let distinct: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(distinct.len(), 3);
+    // What tokio-cron-scheduler's `Job::new_async` needs: a `Send` boxed
+    // future from a closure called at each firing.
+    let cron_like = {
+        let job = job.clone();
+        move || -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+            let job = job.clone();
+            Box::pin(async move {
+                let _ = job.run(async { Ok::<_, String>(()) }).await;
+            })
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    rt.block_on(tokio::spawn(cron_like())).unwrap();
     // A panicking run is recorded as failed, and the panic goes on.
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         job.run_blocking(|| -> Result<(), String> { panic!("boom") })
@@ -196,5 +212,5 @@ fn issue_8_plain_loop_runs_panics_and_cancelled_runs_are_recorded() {
     assert!(failures.contains(&"the job panicked"));
     assert!(failures.iter().any(|e| e.contains("cancelled")));
     let finished = all.iter().filter(|r| r.message == "job finished").count();
-    assert_eq!(finished, 4);
+    assert_eq!(finished, 5);
 }
