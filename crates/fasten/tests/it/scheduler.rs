@@ -178,7 +178,7 @@ fn issue_8_plain_loop_runs_panics_and_cancelled_runs_are_recorded() {
         .worker_threads(1)
         .build()
         .unwrap();
-    rt.block_on(tokio::spawn(cron_like())).unwrap();
+    rt.block_on(async { tokio::spawn(cron_like()).await.unwrap() });
     // A panicking run is recorded as failed, and the panic goes on.
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         job.run_blocking(|| -> Result<(), String> { panic!("boom") })
