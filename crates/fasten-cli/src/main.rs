@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify(args) => cmd::verify::run(&args),
         Command::Emit(args) => cmd::emit::run(args),
-        Command::Run(args) => cmd::run::run(args),
+        Command::Run(args) => cmd::run::run(&args),
         Command::Dump(args) => cmd::dump::run(&args),
         Command::Keygen(args) => cmd::keygen::run(&args),
         Command::Checkpoint(args) => cmd::checkpoint::run(&args),

@@ -545,7 +545,12 @@ exit 3"#;
         &["run", "--print-id", "--", "sh", "-c", script],
         &[("FASTEN_BIN", bin)],
     );
-    assert_eq!(out.status.code(), Some(3), "the child's exit code: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the child's exit code: {}",
+        stderr(&out)
+    );
     let id = stderr(&out)
         .lines()
         .find_map(|l| l.strip_prefix("request_id="))
@@ -581,7 +586,11 @@ exit 3"#;
 
     let out = fasten(dir.path(), &["run", "--request-id", "a b", "--", "true"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("invalid --request-id"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid --request-id"),
+        "{}",
+        stderr(&out)
+    );
     let out = fasten(dir.path(), &["run", "--", "/nonexistent/cmd"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot start"), "{}", stderr(&out));

@@ -43,12 +43,17 @@ pub fn with_request_id(props: BasicProperties) -> BasicProperties {
 /// Inbound: a safe id from the header, else a fresh one; never trusted as
 /// it arrives.
 pub fn request_id_of(delivery: &Delivery) -> RequestId {
-    let header = delivery.properties.headers().as_ref().and_then(|h| h.inner().get(HEADER));
+    let header = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(HEADER));
     let text = match header {
         Some(AMQPValue::LongString(s)) => std::str::from_utf8(s.as_bytes()).ok(),
         _ => None,
     };
-    text.and_then(|s| RequestId::parse(s).ok()).unwrap_or_else(RequestId::mint)
+    text.and_then(|s| RequestId::parse(s).ok())
+        .unwrap_or_else(RequestId::mint)
 }
 
 /// Runs `handler` under the delivery's id, with method `amqp` and the
@@ -70,11 +75,16 @@ where
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     use futures_util::StreamExt as _;
-    use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+    use lapin::options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions,
+    };
     use lapin::{Connection, ConnectionProperties};
 
     let codes = fasten::code::Registry::new();
-    codes.register("shop", [("ORDER_SHIPPED", fasten::code::Meta::new("order", "ship"))])?;
+    codes.register(
+        "shop",
+        [("ORDER_SHIPPED", fasten::code::Meta::new("order", "ship"))],
+    )?;
     let dir = std::env::temp_dir().join(format!("fasten-amqp-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let fasten = fasten::Config::new()
@@ -93,17 +103,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let conn = Connection::connect(&addr, ConnectionProperties::default()).await?;
     let channel = conn.create_channel().await?;
     let queue = channel
-        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await?;
     let mut consumer = channel
-        .basic_consume(queue.name().clone(), "demo".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.name().clone(),
+            "demo".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
 
     // Publishing inside a request: the order carries its id.
     let request = RequestId::parse("order-req-1")?;
     context::scope(request, async {
         channel
-            .basic_publish("".into(), queue.name().clone(), BasicPublishOptions::default(), br#"{"order":7}"#, with_request_id(BasicProperties::default()))
+            .basic_publish(
+                "".into(),
+                queue.name().clone(),
+                BasicPublishOptions::default(),
+                br#"{"order":7}"#,
+                with_request_id(BasicProperties::default()),
+            )
             .await?
             .await?;
         Ok::<_, lapin::Error>(())
@@ -111,14 +140,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
 
     // Consuming: the handler runs under the sender's id.
-    let delivery = consumer.next().await.ok_or("the consumer was cancelled")??;
+    let delivery = consumer
+        .next()
+        .await
+        .ok_or("the consumer was cancelled")??;
     let row = handle(delivery, |delivery| async move {
         delivery.ack(BasicAckOptions::default()).await?;
         let row = fasten.emit_durable(fasten::Event::new("ORDER_SHIPPED").target("order/7"))?;
         Ok::<_, Box<dyn std::error::Error>>(row)
     })
     .await?;
-    eprintln!("request_id={} method={} code={}", row.request_id, row.method, row.code);
+    eprintln!(
+        "request_id={} method={} code={}",
+        row.request_id, row.method, row.code
+    );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

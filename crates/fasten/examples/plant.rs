@@ -51,7 +51,11 @@ async fn request_setpoint(
     let fail = |e: &dyn std::fmt::Display| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     tracing::info!(target: "plant_api", %line, "setpoint requested");
     api.fasten
-        .emit(Event::new("SETPOINT_REQUESTED").target(format!("line/{line}")).method(Method::Http))
+        .emit(
+            Event::new("SETPOINT_REQUESTED")
+                .target(format!("line/{line}"))
+                .method(Method::Http),
+        )
         .map_err(|e| fail(&e))?;
     let payload = serde_json::to_vec(&json!({ "line": line, "celsius": body["celsius"] }))
         .map_err(|e| fail(&e))?;
@@ -61,9 +65,15 @@ async fn request_setpoint(
         "nats" => fasten::nats::publish(&api.nats, format!("plant.{line}.setpoint"), payload)
             .await
             .map_err(|e| fail(&e))?,
-        _ => fasten::mqtt::publish(&api.mqtt, format!("plant/{line}/setpoint"), QoS::AtLeastOnce, false, payload)
-            .await
-            .map_err(|e| fail(&e))?,
+        _ => fasten::mqtt::publish(
+            &api.mqtt,
+            format!("plant/{line}/setpoint"),
+            QoS::AtLeastOnce,
+            false,
+            payload,
+        )
+        .await
+        .map_err(|e| fail(&e))?,
     }
     Ok(StatusCode::ACCEPTED)
 }
@@ -111,17 +121,27 @@ async fn main() -> Result<(), BoxError> {
     let b = pipeline("line-controller", &db, &codes)?;
     // Each service's sys layer takes its own events, as in two processes.
     tracing_subscriber::registry()
-        .with(a.sys_layer().with_filter(filter_fn(|m| m.target() == "plant_api")))
-        .with(b.sys_layer().with_filter(filter_fn(|m| m.target() == "line_controller")))
+        .with(
+            a.sys_layer()
+                .with_filter(filter_fn(|m| m.target() == "plant_api")),
+        )
+        .with(
+            b.sys_layer()
+                .with_filter(filter_fn(|m| m.target() == "line_controller")),
+        )
         .init();
     let (done_tx, mut done) = mpsc::unbounded_channel();
 
     // Service B: subscribe on both buses; each message runs its handler
     // under the sender's id.
     let tag = std::process::id();
-    let (mqtt_b, mut events_b) =
-        AsyncClient::new(MqttOptions::new(format!("line-controller-{tag}"), "127.0.0.1", 1883), 64);
-    mqtt_b.subscribe("plant/+/setpoint", QoS::AtLeastOnce).await?;
+    let (mqtt_b, mut events_b) = AsyncClient::new(
+        MqttOptions::new(format!("line-controller-{tag}"), "127.0.0.1", 1883),
+        64,
+    );
+    mqtt_b
+        .subscribe("plant/+/setpoint", QoS::AtLeastOnce)
+        .await?;
     loop {
         if let MqttEvent::Incoming(Packet::SubAck(_)) = events_b.poll().await? {
             break;
@@ -132,7 +152,9 @@ async fn main() -> Result<(), BoxError> {
         while let Ok(event) = events_b.poll().await {
             if let MqttEvent::Incoming(Packet::Publish(msg)) = event {
                 let (fb, tx) = (fb.clone(), tx.clone());
-                tokio::spawn(fasten::mqtt::handle(msg, move |m| apply_setpoint(fb, m.payload.to_vec(), tx)));
+                tokio::spawn(fasten::mqtt::handle(msg, move |m| {
+                    apply_setpoint(fb, m.payload.to_vec(), tx)
+                }));
             }
         }
     });
@@ -143,19 +165,27 @@ async fn main() -> Result<(), BoxError> {
     tokio::spawn(async move {
         while let Some(msg) = setpoints.next().await {
             let (fb, tx) = (fb.clone(), tx.clone());
-            tokio::spawn(fasten::nats::handle(msg, move |m| apply_setpoint(fb, m.payload.to_vec(), tx)));
+            tokio::spawn(fasten::nats::handle(msg, move |m| {
+                apply_setpoint(fb, m.payload.to_vec(), tx)
+            }));
         }
     });
 
     // Service A: the HTTP API.
-    let (mqtt_a, mut events_a) =
-        AsyncClient::new(MqttOptions::new(format!("plant-api-{tag}"), "127.0.0.1", 1883), 64);
+    let (mqtt_a, mut events_a) = AsyncClient::new(
+        MqttOptions::new(format!("plant-api-{tag}"), "127.0.0.1", 1883),
+        64,
+    );
     tokio::spawn(async move { while events_a.poll().await.is_ok() {} });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let app = Router::new()
         .route("/setpoint/{bus}/{line}", post(request_setpoint))
-        .with_state(PlantApi { fasten: a.clone(), mqtt: mqtt_a, nats })
+        .with_state(PlantApi {
+            fasten: a.clone(),
+            mqtt: mqtt_a,
+            nats,
+        })
         .layer(a.api_layer())
         .layer(RequestIdLayer::new());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -216,11 +246,27 @@ async fn main() -> Result<(), BoxError> {
             eprintln!("{}", row?);
         }
         let rid = RequestId::parse(id)?;
-        for r in a.sys_rows(&StreamQuery::new(20).request_id(rid.clone()))?.rows.iter().rev() {
-            eprintln!("  sys   {} {:<16} {} {}", r.timestamp, r.service_id, r.level, r.message);
+        for r in a
+            .sys_rows(&StreamQuery::new(20).request_id(rid.clone()))?
+            .rows
+            .iter()
+            .rev()
+        {
+            eprintln!(
+                "  sys   {} {:<16} {} {}",
+                r.timestamp, r.service_id, r.level, r.message
+            );
         }
-        for r in a.api_rows(&StreamQuery::new(20).request_id(rid))?.rows.iter().rev() {
-            eprintln!("  api   {} {:<16} {} {} {}", r.timestamp, r.service_id, r.method, r.route, r.status);
+        for r in a
+            .api_rows(&StreamQuery::new(20).request_id(rid))?
+            .rows
+            .iter()
+            .rev()
+        {
+            eprintln!(
+                "  api   {} {:<16} {} {} {}",
+                r.timestamp, r.service_id, r.method, r.route, r.status
+            );
         }
     }
     Ok(())

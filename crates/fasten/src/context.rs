@@ -140,7 +140,11 @@ pub fn via() -> Option<Via> {
 
 /// The transport of the innermost scope, for an event's default `method`.
 pub(crate) fn method() -> Option<Method> {
-    CURRENT.with(|c| c.borrow().as_ref().and_then(|f| f.via.as_ref().map(|v| v.method)))
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|f| f.via.as_ref().map(|v| v.method))
+    })
 }
 
 /// The id of the innermost fasten scope only, without looking at spans

@@ -43,6 +43,7 @@
 //! | `FASTEN_STREAM_QUEUE_CAPACITY` | 8192 | stream rows queued before they are shed (counted) |
 //! | `FASTEN_SYS_LEVEL` | `info` | least severe level of the sys stream |
 //! | `FASTEN_API_SKIP_PATHS` | none | paths without api rows |
+//! | `FASTEN_REQUEST_ID` | none | the process's default ambient request id (`fasten run` sets it) |
 //!
 //! # Feature flags
 //!
@@ -53,6 +54,12 @@
 //!   becomes the ambient request id.
 //! - `http`: tower layers for request ids over HTTP and the api stream
 //!   (the `fasten::http` module).
+//! - `mqtt`: request ids over MQTT v5 on rumqttc (the `fasten::mqtt` module).
+//! - `nats`: request ids over NATS headers on async-nats, core and JetStream
+//!   (the `fasten::nats` module).
+//!
+//! Scheduled jobs ([`scheduler`]) need no feature; a custom transport is a
+//! few lines over [`context::scope_via`] (see `examples/amqp_shim.rs`).
 //!
 //! # Three streams
 //!

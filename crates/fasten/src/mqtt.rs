@@ -233,12 +233,16 @@ mod tests {
     #[test]
     fn stamping_keeps_payload_bytes_and_replaces_old_ids() {
         let id = RequestId::parse("req-1").unwrap();
-        let stamped = |p: &[u8]| {
-            context::with(id.clone(), || stamp(p.to_vec(), None).0)
-        };
+        let stamped = |p: &[u8]| context::with(id.clone(), || stamp(p.to_vec(), None).0);
         assert_eq!(stamped(b" {}"), br#" {"_req":"req-1"}"#);
-        assert_eq!(stamped(br#"{"b":1,"a":2}"#), br#"{"_req":"req-1","b":1,"a":2}"#);
-        assert_eq!(stamped(br#"{"_req":"old","a":1}"#), br#"{"_req":"req-1","a":1}"#);
+        assert_eq!(
+            stamped(br#"{"b":1,"a":2}"#),
+            br#"{"_req":"req-1","b":1,"a":2}"#
+        );
+        assert_eq!(
+            stamped(br#"{"_req":"old","a":1}"#),
+            br#"{"_req":"req-1","a":1}"#
+        );
         for untouched in [&b"\x00\x01binary"[..], b"[1,2]", b"{not json", b"", b"42"] {
             assert_eq!(stamped(untouched), untouched);
         }
@@ -279,7 +283,10 @@ mod tests {
         // A property wins over `_req`; non-string `_req` is ignored.
         let (id, source) = request_id_of(&msg(br#"{"_req":"p"}"#, Some("prop-1")));
         assert_eq!((id.as_str(), source), ("prop-1", IdSource::UserProperty));
-        assert_eq!(request_id_of(&msg(br#"{"_req":7}"#, None)).1, IdSource::Minted);
+        assert_eq!(
+            request_id_of(&msg(br#"{"_req":7}"#, None)).1,
+            IdSource::Minted
+        );
         assert_eq!(request_id_of(&msg(b"{\"_req\":", None)).1, IdSource::Minted);
     }
 }

@@ -100,8 +100,10 @@ pub async fn publish<S: ToSubject>(
 /// assert_eq!(request_id_from(Some(&headers)).1, IdSource::Minted);
 /// ```
 pub fn request_id_from(headers: Option<&HeaderMap>) -> (RequestId, IdSource) {
-    let found = headers
-        .and_then(|h| h.get_all(HEADER).find_map(|v| RequestId::parse(v.as_str()).ok()));
+    let found = headers.and_then(|h| {
+        h.get_all(HEADER)
+            .find_map(|v| RequestId::parse(v.as_str()).ok())
+    });
     match found {
         Some(id) => (id, IdSource::Header),
         None => (RequestId::mint(), IdSource::Minted),

@@ -187,7 +187,10 @@ impl Config {
             fasten.push_sys(SysEvent {
                 level: "WARN",
                 target: "fasten::context",
-                message: format!("{} ignored: not a safe request id", crate::config::FASTEN_REQUEST_ID),
+                message: format!(
+                    "{} ignored: not a safe request id",
+                    crate::config::FASTEN_REQUEST_ID
+                ),
                 fields,
                 span: None,
                 request_id: None,
@@ -289,10 +292,7 @@ impl Fasten {
             actor,
             actor_kind,
             target: event.target,
-            method: event
-                .method
-                .or_else(context::method)
-                .unwrap_or_default(),
+            method: event.method.or_else(context::method).unwrap_or_default(),
             request_id,
             detail,
             info,

@@ -16,11 +16,16 @@ pub(crate) struct Args {
     #[arg(long)]
     print_id: bool,
     /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<String>,
 }
 
-pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let id = match &args.request_id {
         Some(given) => RequestId::parse(given)
             .context("invalid --request-id: expected 1-128 characters of [A-Za-z0-9._:-]")?,

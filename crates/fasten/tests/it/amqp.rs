@@ -24,7 +24,10 @@ fn issue_8_custom_amqp_shim_carries_the_id_and_replaces_hostile_ones() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.db");
-    let fasten = config(&path, "node-1").stdout(fasten::Stdout::NONE).build().unwrap();
+    let fasten = config(&path, "node-1")
+        .stdout(fasten::Stdout::NONE)
+        .build()
+        .unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -53,7 +56,13 @@ fn issue_8_custom_amqp_shim_carries_the_id_and_replaces_hostile_ones() {
             let (channel, queue) = (channel.clone(), queue.name().clone());
             async move {
                 channel
-                    .basic_publish("".into(), queue, BasicPublishOptions::default(), b"{}", props)
+                    .basic_publish(
+                        "".into(),
+                        queue,
+                        BasicPublishOptions::default(),
+                        b"{}",
+                        props,
+                    )
                     .await
                     .unwrap()
                     .await
@@ -94,11 +103,18 @@ fn issue_8_custom_amqp_shim_carries_the_id_and_replaces_hostile_ones() {
             let f = fasten.clone();
             let (id, via) = amqp_shim::handle(delivery, |d| async move {
                 d.ack(BasicAckOptions::default()).await.unwrap();
-                f.emit(Event::new("USER_UPDATED").target("order/7")).unwrap();
-                (fasten::context::current().unwrap(), fasten::context::via().unwrap())
+                f.emit(Event::new("USER_UPDATED").target("order/7"))
+                    .unwrap();
+                (
+                    fasten::context::current().unwrap(),
+                    fasten::context::via().unwrap(),
+                )
             })
             .await;
-            assert_eq!((via.method(), via.channel()), (Method::Amqp, queue.name().as_str()));
+            assert_eq!(
+                (via.method(), via.channel()),
+                (Method::Amqp, queue.name().as_str())
+            );
             seen.push(id);
         }
         assert_eq!(seen[0], sent, "the id crossed the queue");
@@ -108,7 +124,11 @@ fn issue_8_custom_amqp_shim_carries_the_id_and_replaces_hostile_ones() {
         seen
     });
     fasten.flush(std::time::Duration::from_secs(10)).unwrap();
-    assert_eq!(stored_ids(&path).len(), 5, "every message handled, none dropped");
+    assert_eq!(
+        stored_ids(&path).len(),
+        5,
+        "every message handled, none dropped"
+    );
     let conn = rusqlite::Connection::open(&path).unwrap();
     for id in &rows {
         let method: String = conn

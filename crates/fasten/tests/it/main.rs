@@ -10,11 +10,11 @@ mod checkpoints;
 mod crash;
 mod multiprocess;
 mod pipeline;
-#[cfg(all(feature = "tracing", feature = "http"))]
-mod scheduler;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod process_id;
+#[cfg(all(feature = "tracing", feature = "http"))]
+mod scheduler;
 #[cfg(feature = "tracing")]
 mod streams;
 mod support;

@@ -46,7 +46,10 @@ fn child_env_id() {
         None => assert_eq!(row.request_id.len(), 32, "minted"),
     }
     fasten.flush_streams(SECS).unwrap();
-    let warnings = fasten.sys_rows(&StreamQuery::new(10).level("WARN")).unwrap().rows;
+    let warnings = fasten
+        .sys_rows(&StreamQuery::new(10).level("WARN"))
+        .unwrap()
+        .rows;
     let hostile = std::env::var("FASTEN_IT_HOSTILE").is_ok();
     assert_eq!(warnings.len(), usize::from(hostile), "{warnings:?}");
     if hostile {
@@ -87,9 +90,7 @@ fn issue_8_fasten_request_id_is_the_default_ambient_id_of_the_process() {
         if hostile {
             env.push(("FASTEN_IT_HOSTILE", "1".to_owned()));
         }
-        let out = child("process_id::child_env_id", &env)
-            .output()
-            .unwrap();
+        let out = child("process_id::child_env_id", &env).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "case {i} ({value:?}): {stdout}");
         assert!(stdout.contains("1 passed"), "case {i} ran: {stdout}");

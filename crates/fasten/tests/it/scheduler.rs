@@ -68,7 +68,8 @@ fn issue_8_a_scheduled_run_shares_one_id_across_services_and_is_recorded() {
                 .route(
                     "/stock",
                     get(move || async move {
-                        s.emit(Event::new("PROFILE_VIEWED").target("stock")).unwrap();
+                        s.emit(Event::new("PROFILE_VIEWED").target("stock"))
+                            .unwrap();
                         Json(json!({ "left": 3 }))
                     }),
                 )
@@ -81,7 +82,10 @@ fn issue_8_a_scheduled_run_shares_one_id_across_services_and_is_recorded() {
             let ok_id = job
                 .run(async move {
                     let via = fasten::context::via().unwrap();
-                    assert_eq!((via.method(), via.channel()), (Method::Scheduler, "nightly-report"));
+                    assert_eq!(
+                        (via.method(), via.channel()),
+                        (Method::Scheduler, "nightly-report")
+                    );
                     tracing::info!("building report");
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     reqwest::Client::new()
@@ -97,7 +101,12 @@ fn issue_8_a_scheduled_run_shares_one_id_across_services_and_is_recorded() {
                 .await
                 .unwrap();
             let failed = job
-                .run(async { Err::<(), _>(format!("disk full, run {}", fasten::context::current().unwrap())) })
+                .run(async {
+                    Err::<(), _>(format!(
+                        "disk full, run {}",
+                        fasten::context::current().unwrap()
+                    ))
+                })
                 .await
                 .unwrap_err();
             let failed_id = RequestId::parse(failed.rsplit(' ').next().unwrap()).unwrap();
@@ -122,26 +131,47 @@ fn issue_8_a_scheduled_run_shares_one_id_across_services_and_is_recorded() {
         .api_rows(&StreamQuery::new(10).request_id(ok_id.clone()))
         .unwrap()
         .rows;
-    assert_eq!(api.len(), 1, "the downstream call's api row has the run's id");
-    assert_eq!((&*api[0].service_id, api[0].route.as_str()), ("stock", "/stock"));
+    assert_eq!(
+        api.len(),
+        1,
+        "the downstream call's api row has the run's id"
+    );
+    assert_eq!(
+        (&*api[0].service_id, api[0].route.as_str()),
+        ("stock", "/stock")
+    );
 
     let rows = run_rows(&jobs, &ok_id);
     let messages: Vec<&str> = rows.iter().map(|r| r.message.as_str()).collect();
     assert_eq!(messages, ["job started", "building report", "job finished"]);
     let end = &rows[2];
-    assert_eq!((end.level.as_str(), end.target.as_str()), ("INFO", "fasten::scheduler"));
+    assert_eq!(
+        (end.level.as_str(), end.target.as_str()),
+        ("INFO", "fasten::scheduler")
+    );
     assert_eq!(end.fields["job"], "nightly-report");
     assert_eq!(end.fields["outcome"], "success");
-    assert!(end.fields["duration_ms"].as_f64().unwrap() >= 5.0, "{end:?}");
+    assert!(
+        end.fields["duration_ms"].as_f64().unwrap() >= 5.0,
+        "{end:?}"
+    );
     let started_at = end.fields["started_at"].as_str().unwrap();
     assert!(started_at <= rows[0].timestamp.as_str() && started_at.len() == 27);
 
     assert_ne!(failed_id, ok_id, "each run has its own id");
     let rows = run_rows(&jobs, &failed_id);
     let end = rows.last().unwrap();
-    assert_eq!((end.level.as_str(), end.message.as_str()), ("ERROR", "job failed"));
+    assert_eq!(
+        (end.level.as_str(), end.message.as_str()),
+        ("ERROR", "job failed")
+    );
     assert_eq!(end.fields["outcome"], "failure");
-    assert!(end.fields["error"].as_str().unwrap().starts_with("disk full"));
+    assert!(
+        end.fields["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("disk full")
+    );
 }
 
 #[test]
@@ -190,7 +220,9 @@ fn issue_8_plain_loop_runs_panics_and_cancelled_runs_are_recorded() {
     // Nesting: a run inside a scope takes its own id, and the scope's comes back.
     let outer = RequestId::parse("outer-1").unwrap();
     fasten::context::with_via(outer.clone(), Via::new(Method::Cli, "script"), || {
-        let inner = job.run_blocking(|| Ok::<_, String>(fasten::context::current())).unwrap();
+        let inner = job
+            .run_blocking(|| Ok::<_, String>(fasten::context::current()))
+            .unwrap();
         assert_ne!(inner, Some(outer.clone()));
         assert_eq!(fasten::context::current(), Some(outer.clone()));
     });

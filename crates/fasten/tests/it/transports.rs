@@ -137,7 +137,12 @@ impl Plant {
             .unwrap()
             .rows
             .iter()
-            .map(|r| (r.service_id.to_string(), format!("{} {}", r.method, r.route)))
+            .map(|r| {
+                (
+                    r.service_id.to_string(),
+                    format!("{} {}", r.method, r.route),
+                )
+            })
             .collect();
         api.sort();
         (audit, sys, api)
@@ -313,8 +318,10 @@ fn issue_8_http_to_mqtt_joins_both_services_on_one_id() {
     let (ids, hostile) = tracing::subscriber::with_default(plant.subscriber(), || {
         runtime().block_on(async {
             // Service B subscribes, and handles each message under its id.
-            let (client_b, mut events_b) =
-                AsyncClient::new(MqttOptions::new(format!("{prefix}-b"), "127.0.0.1", 1883), 64);
+            let (client_b, mut events_b) = AsyncClient::new(
+                MqttOptions::new(format!("{prefix}-b"), "127.0.0.1", 1883),
+                64,
+            );
             client_b
                 .subscribe(format!("{prefix}/+/setpoint"), QoS::AtLeastOnce)
                 .await
@@ -335,8 +342,10 @@ fn issue_8_http_to_mqtt_joins_both_services_on_one_id() {
                     }
                 }
             });
-            let (client_a, mut events_a) =
-                AsyncClient::new(MqttOptions::new(format!("{prefix}-a"), "127.0.0.1", 1883), 64);
+            let (client_a, mut events_a) = AsyncClient::new(
+                MqttOptions::new(format!("{prefix}-a"), "127.0.0.1", 1883),
+                64,
+            );
             tokio::spawn(async move { while events_a.poll().await.is_ok() {} });
 
             // Hostile or id-less messages straight from a raw client: each
@@ -355,7 +364,10 @@ fn issue_8_http_to_mqtt_joins_both_services_on_one_id() {
                     serde_json::to_vec(&json!({ "_req": "x".repeat(500) })).unwrap(),
                     raw(Some(("request-id", "y".repeat(500)))),
                 ),
-                (b"not json".to_vec(), raw(Some(("request-id", "a b".to_owned())))),
+                (
+                    b"not json".to_vec(),
+                    raw(Some(("request-id", "a b".to_owned()))),
+                ),
             ];
             for (payload, props) in hostile {
                 client_a
@@ -388,7 +400,11 @@ fn issue_8_http_to_mqtt_joins_both_services_on_one_id() {
     plant.flush();
     assert_joined(&plant, &ids, "mqtt");
     for id in &hostile {
-        assert_eq!(id.as_str().len(), 32, "a fresh id, not the hostile one: {id}");
+        assert_eq!(
+            id.as_str().len(),
+            32,
+            "a fresh id, not the hostile one: {id}"
+        );
         assert_eq!(
             audit_of(&plant.path, id.as_str()),
             vec![t("line-controller", "SETPOINT_APPLIED", "mqtt")]
