@@ -8,7 +8,7 @@
 //!
 //! [`handle`] runs a subscriber's handler with the message's id as the
 //! ambient id and `Via { method: mqtt, channel: topic }` (see
-//! [`context::via`](crate::context::via)): audit rows emitted inside get
+//! [`context::via`]): audit rows emitted inside get
 //! `method=mqtt`. Ids are read from the user property, else `_req`, and
 //! each must pass [`RequestId::parse`]: an oversized or control-character
 //! id is replaced by a fresh one, never trusted. A message without a usable

@@ -3,7 +3,7 @@
 //! Wrap a job's body with [`Job::run`] (a future) or [`Job::run_blocking`]
 //! (a closure). Each run mints the id `scheduler-<run_id>` and makes it
 //! ambient with [`Method::Scheduler`] and the job's name as its
-//! [`Via`](crate::context::Via), so every row of the run shares it: audit
+//! [`Via`], so every row of the run shares it: audit
 //! rows (`method=scheduler`), sys rows, and, through
 //! `fasten::http::outbound_headers` (feature `http`) or the MQTT and NATS helpers,
 //! the rows of the services it calls.
