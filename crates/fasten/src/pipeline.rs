@@ -334,7 +334,7 @@ impl Fasten {
     ///
     /// [`ErrorKind::Timeout`] when the queue did not drain in time.
     pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = crate::stream::deadline_after(timeout);
         let report = self.inner.writer.shutdown(timeout)?;
         self.flush_streams(deadline.saturating_duration_since(std::time::Instant::now()))?;
         Ok(report)

@@ -376,11 +376,21 @@ impl Streams {
     }
 
     pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         self.sys.flush(timeout)?;
         self.api
             .flush(deadline.saturating_duration_since(Instant::now()))
     }
+}
+
+/// `now + timeout`, saturating: `Duration::MAX` means "wait for ever" and
+/// must not overflow `Instant`.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FOREVER))
+        .unwrap_or(now)
 }
 
 /// Which stream rows to read: newest first, filtered, one page at a time.
@@ -767,7 +777,7 @@ impl<T: Record> Lane<T> {
     pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
         let Some(tx) = &self.tx else { return Ok(()) };
         let (ack, done) = crossbeam_channel::bounded(1);
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let timed_out = || {
             Error::new(
                 ErrorKind::Timeout,
