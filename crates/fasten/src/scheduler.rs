@@ -38,12 +38,17 @@
 //! and with `tokio-cron-scheduler`, whose job closures are called once per
 //! firing:
 //!
-//! ```ignore
+//! ```no_run
+//! # async fn build_report() -> Result<(), std::io::Error> { Ok(()) }
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let sched = tokio_cron_scheduler::JobScheduler::new().await?;
 //! let job = fasten::scheduler::job("nightly-report");
 //! sched.add(tokio_cron_scheduler::Job::new_async("0 0 2 * * *", move |_id, _sched| {
 //!     let job = job.clone();
 //!     Box::pin(async move { let _ = job.run(build_report()).await; })
 //! })?).await?;
+//! sched.start().await?;
+//! # Ok(()) }
 //! ```
 
 use std::fmt::Display;

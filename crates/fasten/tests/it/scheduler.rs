@@ -246,3 +246,65 @@ fn issue_8_plain_loop_runs_panics_and_cancelled_runs_are_recorded() {
     let finished = all.iter().filter(|r| r.message == "job finished").count();
     assert_eq!(finished, 5);
 }
+
+#[test]
+fn issue_8_runs_fired_by_tokio_cron_scheduler_each_get_their_own_id() {
+    use tokio_cron_scheduler::{Job, JobScheduler};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let jobs = pipeline(&path, "reports");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ids = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let job = jobs.job("every-second");
+        let f = jobs.clone();
+        let mut sched = JobScheduler::new().await.unwrap();
+        sched
+            .add(
+                Job::new_async("* * * * * *", move |_uuid, _sched| {
+                    let (job, f, tx) = (job.clone(), f.clone(), tx.clone());
+                    Box::pin(async move {
+                        let _ = job
+                            .run(async move {
+                                f.emit(Event::new("USER_UPDATED").target("tick")).unwrap();
+                                tx.send(fasten::context::current().unwrap()).unwrap();
+                                Ok::<_, String>(())
+                            })
+                            .await;
+                    })
+                })
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        sched.start().await.unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            ids.push(
+                tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        sched.shutdown().await.unwrap();
+        ids
+    });
+    jobs.flush(SECS).unwrap();
+    jobs.flush_streams(SECS).unwrap();
+    assert_ne!(ids[0], ids[1], "one id per firing");
+    for id in &ids {
+        assert!(id.as_str().starts_with("scheduler-"), "{id}");
+        assert_eq!(
+            audit_of(&path, id.as_str()),
+            vec![("reports".into(), "USER_UPDATED".into(), "scheduler".into())]
+        );
+        let messages: Vec<String> = run_rows(&jobs, id).into_iter().map(|r| r.message).collect();
+        assert_eq!(messages, ["job started", "job finished"]);
+    }
+}
