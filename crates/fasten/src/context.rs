@@ -16,7 +16,10 @@
 //! Lookup order in [`current`]: the innermost fasten scope, then the nearest
 //! span with a `request_id` field, then the process's id from
 //! `FASTEN_REQUEST_ID` (see [`Config::request_id`](crate::Config::request_id)),
-//! else none (and `emit` mints a fresh id).
+//! else none (and `emit` mints a fresh id). Entry points start a request of
+//! their own instead of joining the process's: an inbound HTTP request
+//! without an id gets a fresh one, and a message handler takes the
+//! message's id or a fresh one.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -111,15 +114,26 @@ pub fn process_default() -> Option<RequestId> {
 /// # Ok::<(), fasten::Error>(())
 /// ```
 pub fn current() -> Option<RequestId> {
+    // One atomic load when nothing else is set: the fallback costs `emit`
+    // next to nothing.
+    request_scoped().or_else(|| PROCESS.get().cloned())
+}
+
+/// The innermost scope's id, else the nearest span's, without the process
+/// default: an entry point (an inbound HTTP request) starts a request of
+/// its own rather than joining the process's.
+pub(crate) fn request_scoped() -> Option<RequestId> {
     if let Some(id) = scoped() {
         return Some(id);
     }
     #[cfg(feature = "tracing")]
-    if let Some(id) = span::current() {
-        return Some(id);
+    {
+        span::current()
     }
-    // One atomic load: the fallback costs `emit` nothing measurable.
-    PROCESS.get().cloned()
+    #[cfg(not(feature = "tracing"))]
+    {
+        None
+    }
 }
 
 /// How the innermost fasten scope's request came in, if it says.

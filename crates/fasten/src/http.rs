@@ -444,7 +444,7 @@ where
             .extensions()
             .get::<RequestId>()
             .cloned()
-            .or_else(context::current)
+            .or_else(context::request_scoped)
             .unwrap_or_else(RequestId::mint);
         let route = req
             .extensions()

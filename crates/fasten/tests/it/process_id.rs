@@ -45,6 +45,34 @@ fn child_env_id() {
         Some(id) => assert_eq!(&row.request_id, id),
         None => assert_eq!(row.request_id.len(), 32, "minted"),
     }
+    #[cfg(feature = "http")]
+    {
+        // An inbound HTTP request starts a request of its own, even without
+        // a RequestIdLayer: it does not join the process's id.
+        use tower::ServiceExt as _;
+        let app = axum::Router::new()
+            .route(
+                "/x",
+                axum::routing::get(|| async { fasten::context::current().unwrap().to_string() }),
+            )
+            .layer(fasten.api_layer());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let res = rt
+            .block_on(
+                app.oneshot(
+                    axum::http::Request::get("/x")
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                ),
+            )
+            .unwrap();
+        let body = rt
+            .block_on(axum::body::to_bytes(res.into_body(), 1024))
+            .unwrap();
+        assert_eq!(body.len(), 32, "a fresh id, not the process's: {body:?}");
+    }
     fasten.flush_streams(SECS).unwrap();
     let warnings = fasten
         .sys_rows(&StreamQuery::new(10).level("WARN"))
