@@ -20,6 +20,8 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Write one durable audit row (method `cli`) and print it as JSON.
     Emit(cmd::emit::Args),
+    /// Run a command with FASTEN_REQUEST_ID exported, so its steps share one request id.
+    Run(cmd::run::Args),
     /// Print every registered code as `id,domain,severity`, sorted.
     Dump(cmd::dump::Args),
     /// Make a checkpoint signing key; print its verifier key.
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify(args) => cmd::verify::run(&args),
         Command::Emit(args) => cmd::emit::run(args),
+        Command::Run(args) => cmd::run::run(&args),
         Command::Dump(args) => cmd::dump::run(&args),
         Command::Keygen(args) => cmd::keygen::run(&args),
         Command::Checkpoint(args) => cmd::checkpoint::run(&args),

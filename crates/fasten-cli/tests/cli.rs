@@ -1252,3 +1252,68 @@ fn sweep_and_erase_refuse_bad_input() {
         stderr(&out)
     );
 }
+
+#[test]
+fn issue_8_run_gives_a_scripts_steps_one_request_id() {
+    let dir = setup();
+    let bin = env!("CARGO_BIN_EXE_fasten");
+    let script = r#"set -e
+"$FASTEN_BIN" emit --code AUTH_LOGIN
+"$FASTEN_BIN" emit --code ORDER_PLACED --target order-1
+echo "child=$FASTEN_REQUEST_ID"
+exit 3"#;
+    let out = fasten_with(
+        dir.path(),
+        &["run", "--print-id", "--", "sh", "-c", script],
+        &[("FASTEN_BIN", bin)],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the child's exit code: {}",
+        stderr(&out)
+    );
+    let id = stderr(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("request_id="))
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 32, "a fresh id: {id}");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for line in &lines[..2] {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(row["request_id"], id.as_str());
+        assert_eq!(row["method"], "cli");
+    }
+    assert_eq!(lines[2], format!("child={id}"));
+
+    // A given id; a safe inherited one nests; a hostile inherited one is replaced.
+    let echo = ["sh", "-c", "echo $FASTEN_REQUEST_ID"];
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.push("--");
+        all.extend_from_slice(&echo);
+        let out = fasten_with(dir.path(), &all, env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out).trim().to_owned(), stderr(&out))
+    };
+    assert_eq!(run(&["--request-id", "nightly-7"], &[]).0, "nightly-7");
+    assert_eq!(run(&[], &[("FASTEN_REQUEST_ID", "outer-1")]).0, "outer-1");
+    let (id, err) = run(&[], &[("FASTEN_REQUEST_ID", "evil\u{1b}[2J")]);
+    assert_eq!(id.len(), 32, "{id}");
+    assert!(err.contains("ignoring FASTEN_REQUEST_ID"), "{err}");
+
+    let out = fasten(dir.path(), &["run", "--request-id", "a b", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid --request-id"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fasten(dir.path(), &["run", "--", "/nonexistent/cmd"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot start"), "{}", stderr(&out));
+}

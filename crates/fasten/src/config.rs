@@ -37,6 +37,7 @@
 //! | `FASTEN_AUDIT_LEGAL_HOLD_TENANTS` | none | comma-separated tenants whose rows are never erased |
 //! | `FASTEN_API_RETENTION_DAYS` | none | days api stream rows are kept |
 //! | `FASTEN_SYS_RETENTION_DAYS` | none | days sys stream rows are kept |
+//! | `FASTEN_REQUEST_ID` | none | the process's default ambient request id (set by `fasten run`); an unsafe value is ignored with a warning |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +45,7 @@ use std::time::Duration;
 use crate::code::Registry;
 use crate::dsn::Dsn;
 use crate::error::{Error, Result};
+use crate::request_id::RequestId;
 
 /// `FASTEN_SERVICE_ID`: the emitting service. Required.
 pub const FASTEN_SERVICE_ID: &str = "FASTEN_SERVICE_ID";
@@ -131,6 +133,10 @@ pub const FASTEN_SYS_LEVEL: &str = "FASTEN_SYS_LEVEL";
 pub const FASTEN_SYS_LEVEL_DEFAULT: &str = "info";
 /// `FASTEN_API_SKIP_PATHS`: paths that get no api row.
 pub const FASTEN_API_SKIP_PATHS: &str = "FASTEN_API_SKIP_PATHS";
+
+/// `FASTEN_REQUEST_ID`: the process's default ambient request id, so a
+/// script's steps (`fasten run -- …`) and the services it starts share one.
+pub const FASTEN_REQUEST_ID: &str = "FASTEN_REQUEST_ID";
 
 /// Which streams go to stdout ([`FASTEN_STDOUT`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +278,7 @@ impl std::str::FromStr for FailureStrategy {
 /// | [`audit_legal_hold_tenants`](Self::audit_legal_hold_tenants) | `FASTEN_AUDIT_LEGAL_HOLD_TENANTS` | none |
 /// | [`api_retention_days`](Self::api_retention_days) | `FASTEN_API_RETENTION_DAYS` | none |
 /// | [`sys_retention_days`](Self::sys_retention_days) | `FASTEN_SYS_RETENTION_DAYS` | none |
+/// | [`request_id`](Self::request_id) | `FASTEN_REQUEST_ID` | none |
 /// | [`registry`](Self::registry) | — | [`Registry::global`] for `init`, a new one for `build` |
 ///
 /// # Examples
@@ -310,6 +317,10 @@ pub struct Config {
     pub(crate) sys_level: tracing::Level,
     pub(crate) api_skip_paths: Vec<String>,
     pub(crate) retention: crate::retention::Retention,
+    pub(crate) request_id: Option<RequestId>,
+    /// A `FASTEN_REQUEST_ID` that failed [`RequestId::parse`]: never
+    /// trusted, reported as a warning once the pipeline runs.
+    pub(crate) rejected_request_id: Option<String>,
 }
 
 impl Default for Config {
@@ -350,6 +361,8 @@ impl Config {
             sys_level: tracing::Level::INFO,
             api_skip_paths: Vec::new(),
             retention: crate::retention::Retention::default(),
+            request_id: None,
+            rejected_request_id: None,
         }
     }
 
@@ -434,6 +447,20 @@ impl Config {
             c.api_skip_paths = split_list(&v).map(str::to_owned).collect();
         }
         c.retention = crate::retention::Retention::from_vars(&get)?;
+        if let Some(v) = get(FASTEN_REQUEST_ID) {
+            // Outside input like a header: a hostile value is never trusted,
+            // and does not stop the service either.
+            match RequestId::parse(v.trim()) {
+                Ok(id) => c.request_id = Some(id),
+                Err(e) => {
+                    c.rejected_request_id = Some(e.to_string().replacen(
+                        "invalid request_id",
+                        &format!("invalid {FASTEN_REQUEST_ID}"),
+                        1,
+                    ));
+                }
+            }
+        }
         Ok(c)
     }
 
@@ -589,6 +616,29 @@ impl Config {
     /// matches a prefix.
     pub fn api_skip_paths(mut self, paths: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.api_skip_paths = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// `FASTEN_REQUEST_ID`: the process's default ambient request id.
+    ///
+    /// At [`init`](Self::init) or [`build`](Self::build) it becomes the id
+    /// [`context::current`](crate::context::current) returns where no scope
+    /// or span sets one, for the whole process (the first pipeline to start
+    /// with one sets it; later ones keep it). `fasten run -- COMMAND` exports
+    /// the variable, so a script's steps and the services they start share
+    /// one id. From the environment, a value that fails [`RequestId::parse`]
+    /// is ignored and reported as a `WARN` sys row (target `fasten::context`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use fasten::{Config, RequestId};
+    /// let _fasten = Config::from_env()?.request_id(RequestId::parse("nightly-2026-01-31")?).init()?;
+    /// # Ok::<(), fasten::Error>(())
+    /// ```
+    pub fn request_id(mut self, id: RequestId) -> Self {
+        self.request_id = Some(id);
+        self.rejected_request_id = None;
         self
     }
 
@@ -790,8 +840,10 @@ mod tests {
             ("FASTEN_STREAM_QUEUE_CAPACITY", "64"),
             ("FASTEN_SYS_LEVEL", "WARN"),
             ("FASTEN_API_SKIP_PATHS", "/health, /metrics"),
+            ("FASTEN_REQUEST_ID", " script-42 "),
         ])
         .unwrap();
+        assert_eq!(c.request_id.unwrap().as_str(), "script-42");
         assert_eq!((c.sys_ring_size, c.api_ring_size), (5, 0));
         assert_eq!(
             c.stdout,
@@ -808,6 +860,17 @@ mod tests {
         assert_eq!("none".parse::<Stdout>().unwrap(), Stdout::NONE);
         assert_eq!("all".parse::<Stdout>().unwrap(), Stdout::ALL);
         assert_eq!(from(&[]).unwrap().stdout, Stdout::ALL);
+    }
+
+    #[test]
+    fn issue_8_hostile_fasten_request_id_is_ignored_not_fatal() {
+        for bad in ["a b", "x\u{7}y", &"x".repeat(129)] {
+            let c = from(&[("FASTEN_REQUEST_ID", bad)]).unwrap();
+            assert_eq!(c.request_id, None);
+            assert!(c.rejected_request_id.is_some());
+        }
+        let c = from(&[("FASTEN_REQUEST_ID", "evil\nid")]).unwrap();
+        insta::assert_snapshot!(c.rejected_request_id.unwrap(), @r"invalid FASTEN_REQUEST_ID: character '\n' is not one of [A-Za-z0-9._:-], e.g. 4bf92f3577b34da6a3ce929d0e0e4736");
     }
 
     #[test]

@@ -9,19 +9,96 @@
 //! With the `tracing` feature, a `request_id` field on an enclosing span
 //! counts too, once [`SpanLayer`] is installed.
 //!
+//! A scope may also say how the request came in ([`Via`]: a transport and
+//! its channel, such as an MQTT topic); rows emitted inside it take the
+//! transport as their `method` unless the event sets one.
+//!
 //! Lookup order in [`current`]: the innermost fasten scope, then the nearest
-//! span with a `request_id` field, else none (and `emit` mints a fresh id).
+//! span with a `request_id` field, then the process's id from
+//! `FASTEN_REQUEST_ID` (see [`Config::request_id`](crate::Config::request_id)),
+//! else none (and `emit` mints a fresh id). Entry points start a request of
+//! their own instead of joining the process's: an inbound HTTP request
+//! without an id gets a fresh one, and a message handler takes the
+//! message's id or a fresh one.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
+use crate::kind::Method;
 use crate::request_id::RequestId;
 
+/// How the ambient request came in: a transport and the channel it came
+/// through (an MQTT topic, a NATS subject, a scheduled job's name).
+///
+/// # Examples
+///
+/// ```
+/// use fasten::{context::{self, Via}, Method, RequestId};
+/// let via = Via::new(Method::Mqtt, "plant/line-1/setpoint");
+/// let _guard = context::enter_via(RequestId::parse("req-1")?, via.clone());
+/// assert_eq!(context::via(), Some(via));
+/// # Ok::<(), fasten::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    method: Method,
+    channel: Arc<str>,
+}
+
+impl Via {
+    /// A transport and its channel.
+    pub fn new(method: Method, channel: impl Into<Arc<str>>) -> Self {
+        Self {
+            method,
+            channel: channel.into(),
+        }
+    }
+
+    /// The transport, the `method` of rows emitted inside the scope.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The topic, subject or job name.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+}
+
+/// What a scope sets: the id, and how it came in.
+#[derive(Debug, Clone)]
+struct Frame {
+    id: RequestId,
+    via: Option<Via>,
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<RequestId>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Frame>> = const { RefCell::new(None) };
+}
+
+/// The process's default id (`FASTEN_REQUEST_ID`), set once at start-up.
+static PROCESS: OnceLock<RequestId> = OnceLock::new();
+
+/// Makes `id` the process's default ambient id if none is set yet; returns
+/// the one in force.
+pub(crate) fn set_process_default(id: RequestId) -> &'static RequestId {
+    PROCESS.get_or_init(|| id)
+}
+
+/// The process's default ambient id, from `FASTEN_REQUEST_ID` at start-up.
+///
+/// # Examples
+///
+/// ```
+/// // Without FASTEN_REQUEST_ID in the environment at init, there is none.
+/// assert_eq!(fasten::context::process_default(), None);
+/// ```
+pub fn process_default() -> Option<RequestId> {
+    PROCESS.get().cloned()
 }
 
 /// The ambient request id of this thread or task, if any.
@@ -37,7 +114,16 @@ thread_local! {
 /// # Ok::<(), fasten::Error>(())
 /// ```
 pub fn current() -> Option<RequestId> {
-    if let Some(id) = CURRENT.with(|c| c.borrow().clone()) {
+    // One atomic load when nothing else is set: the fallback costs `emit`
+    // next to nothing.
+    request_scoped().or_else(|| PROCESS.get().cloned())
+}
+
+/// The innermost scope's id, else the nearest span's, without the process
+/// default: an entry point (an inbound HTTP request) starts a request of
+/// its own rather than joining the process's.
+pub(crate) fn request_scoped() -> Option<RequestId> {
+    if let Some(id) = scoped() {
         return Some(id);
     }
     #[cfg(feature = "tracing")]
@@ -50,15 +136,48 @@ pub fn current() -> Option<RequestId> {
     }
 }
 
-/// The id of the innermost fasten scope only, without looking at spans
-/// (inside a `tracing` layer the current span is not reachable).
-#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-pub(crate) fn scoped() -> Option<RequestId> {
-    CURRENT.with(|c| c.borrow().clone())
+/// How the innermost fasten scope's request came in, if it says.
+///
+/// # Examples
+///
+/// ```
+/// use fasten::{context, Method, RequestId};
+/// assert_eq!(context::via(), None);
+/// let via = context::Via::new(Method::Scheduler, "nightly-report");
+/// let method = context::with_via(RequestId::mint(), via, || context::via().map(|v| v.method()));
+/// assert_eq!(method, Some(Method::Scheduler));
+/// # Ok::<(), fasten::Error>(())
+/// ```
+pub fn via() -> Option<Via> {
+    CURRENT.with(|c| c.borrow().as_ref().and_then(|f| f.via.clone()))
 }
 
-fn replace(id: Option<RequestId>) -> Option<RequestId> {
-    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), id))
+/// The transport of the innermost scope, for an event's default `method`.
+pub(crate) fn method() -> Option<Method> {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|f| f.via.as_ref().map(|v| v.method))
+    })
+}
+
+/// The id of the innermost fasten scope only, without looking at spans
+/// (inside a `tracing` layer the current span is not reachable) or the
+/// process default.
+pub(crate) fn scoped() -> Option<RequestId> {
+    CURRENT.with(|c| c.borrow().as_ref().map(|f| f.id.clone()))
+}
+
+fn replace(frame: Option<Frame>) -> Option<Frame> {
+    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), frame))
+}
+
+/// What [`propagate`] and [`FutureExt::in_current_context`] carry: the
+/// whole innermost frame, else the id found in a span.
+fn capture() -> Option<Frame> {
+    CURRENT
+        .with(|c| c.borrow().clone())
+        .or_else(|| current().map(|id| Frame { id, via: None }))
 }
 
 /// Sets the ambient id for this thread until the guard drops; the previous
@@ -75,8 +194,17 @@ fn replace(id: Option<RequestId>) -> Option<RequestId> {
 /// # Ok::<(), fasten::Error>(())
 /// ```
 pub fn enter(id: RequestId) -> ContextGuard {
+    enter_frame(Frame { id, via: None })
+}
+
+/// [`enter`], saying how the request came in.
+pub fn enter_via(id: RequestId, via: Via) -> ContextGuard {
+    enter_frame(Frame { id, via: Some(via) })
+}
+
+fn enter_frame(frame: Frame) -> ContextGuard {
     ContextGuard {
-        previous: replace(Some(id)),
+        previous: replace(Some(frame)),
         _not_send: PhantomData,
     }
 }
@@ -85,7 +213,7 @@ pub fn enter(id: RequestId) -> ContextGuard {
 #[must_use = "the id is ambient only while the guard lives"]
 #[derive(Debug)]
 pub struct ContextGuard {
-    previous: Option<RequestId>,
+    previous: Option<Frame>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -98,6 +226,12 @@ impl Drop for ContextGuard {
 /// Runs `f` with `id` as the ambient id.
 pub fn with<R>(id: RequestId, f: impl FnOnce() -> R) -> R {
     let _guard = enter(id);
+    f()
+}
+
+/// [`with`], saying how the request came in.
+pub fn with_via<R>(id: RequestId, via: Via, f: impl FnOnce() -> R) -> R {
+    let _guard = enter_via(id, via);
     f()
 }
 
@@ -114,7 +248,27 @@ pub fn with<R>(id: RequestId, f: impl FnOnce() -> R) -> R {
 /// ```
 pub fn scope<F: Future>(id: RequestId, future: F) -> Scoped<F> {
     Scoped {
-        id: Some(id),
+        frame: Some(Frame { id, via: None }),
+        inner: future,
+    }
+}
+
+/// [`scope`], saying how the request came in: rows emitted inside take
+/// `via`'s transport as their `method`.
+///
+/// # Examples
+///
+/// ```
+/// # async fn handle() {}
+/// # async fn run() {
+/// use fasten::{context::{self, Via}, Method, RequestId};
+/// let via = Via::new(Method::Nats, "orders.created");
+/// context::scope_via(RequestId::mint(), via, handle()).await;
+/// # }
+/// ```
+pub fn scope_via<F: Future>(id: RequestId, via: Via, future: F) -> Scoped<F> {
+    Scoped {
+        frame: Some(Frame { id, via: Some(via) }),
         inner: future,
     }
 }
@@ -123,7 +277,10 @@ pub fn scope<F: Future>(id: RequestId, future: F) -> Scoped<F> {
 /// type for layers that sometimes set an id.
 #[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) fn maybe_scope<F: Future>(id: Option<RequestId>, future: F) -> Scoped<F> {
-    Scoped { id, inner: future }
+    Scoped {
+        frame: id.map(|id| Frame { id, via: None }),
+        inner: future,
+    }
 }
 
 /// Wraps a closure so it runs with the caller's ambient id, for
@@ -141,9 +298,12 @@ pub(crate) fn maybe_scope<F: Future>(id: Option<RequestId>, future: F) -> Scoped
 /// # Ok::<(), fasten::Error>(())
 /// ```
 pub fn propagate<R>(f: impl FnOnce() -> R) -> impl FnOnce() -> R {
-    let id = current();
-    move || match id {
-        Some(id) => with(id, f),
+    let frame = capture();
+    move || match frame {
+        Some(frame) => {
+            let _guard = enter_frame(frame);
+            f()
+        }
         None => f(),
     }
 }
@@ -154,7 +314,7 @@ pin_project_lite::pin_project! {
     #[derive(Debug)]
     #[must_use = "futures do nothing unless polled"]
     pub struct Scoped<F> {
-        id: Option<RequestId>,
+        frame: Option<Frame>,
         #[pin]
         inner: F,
     }
@@ -165,9 +325,9 @@ impl<F: Future> Future for Scoped<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        match this.id.clone() {
-            Some(id) => {
-                let _guard = enter(id);
+        match this.frame.clone() {
+            Some(frame) => {
+                let _guard = enter_frame(frame);
                 this.inner.poll(cx)
             }
             None => this.inner.poll(cx),
@@ -182,7 +342,7 @@ pub trait FutureExt: Future + Sized {
     /// `tokio::spawn(work.in_current_context())`.
     fn in_current_context(self) -> Scoped<Self> {
         Scoped {
-            id: current(),
+            frame: capture(),
             inner: self,
         }
     }

@@ -39,7 +39,7 @@ pub struct Event {
     pub(crate) actor: Option<(String, ActorKind)>,
     pub(crate) target: String,
     pub(crate) outcome: Outcome,
-    pub(crate) method: Method,
+    pub(crate) method: Option<Method>,
     pub(crate) severity: Option<Severity>,
     pub(crate) tenant: Option<String>,
     pub(crate) request_id: Option<RequestId>,
@@ -54,7 +54,7 @@ impl Event {
             actor: None,
             target: String::new(),
             outcome: Outcome::Success,
-            method: Method::Sdk,
+            method: None,
             severity: None,
             tenant: None,
             request_id: None,
@@ -82,7 +82,7 @@ impl Event {
 
     /// The channel it came through (HOW). Default [`Method::Sdk`].
     pub fn method(mut self, method: Method) -> Self {
-        self.method = method;
+        self.method = Some(method);
         self
     }
 

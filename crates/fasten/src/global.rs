@@ -142,7 +142,6 @@ fn with_global<R>(f: impl FnOnce(&Fasten) -> Result<R>) -> Result<R> {
 }
 
 /// The process-wide pipeline, if installed.
-#[cfg(any(feature = "tracing", feature = "http"))]
 pub(crate) fn current() -> Option<Fasten> {
     with_global(|f| Ok(f.clone())).ok()
 }

@@ -222,11 +222,13 @@ where
             req.headers_mut().insert(X_REQUEST_ID, v);
         }
         req.extensions_mut().insert(id.clone());
+        // Audit rows emitted inside take `method=http` unless they say.
+        let via = context::Via::new(crate::kind::Method::Http, req.uri().path());
         // `call` itself may do work (axum routes, runs extractors' setup):
         // it runs inside the id too.
-        let inner = context::with(id.clone(), || self.inner.call(req));
+        let inner = context::with_via(id.clone(), via.clone(), || self.inner.call(req));
         RequestIdFuture {
-            inner: context::scope(id.clone(), inner),
+            inner: context::scope_via(id.clone(), via, inner),
             id: Some(id),
         }
     }
@@ -444,7 +446,7 @@ where
             .extensions()
             .get::<RequestId>()
             .cloned()
-            .or_else(context::current)
+            .or_else(context::request_scoped)
             .unwrap_or_else(RequestId::mint);
         let route = req
             .extensions()
@@ -462,12 +464,15 @@ where
             note: note.clone(),
             request_id: request_id.clone(),
         };
+        // Keep an outer layer's transport; without one this is HTTP.
+        let via = context::via()
+            .unwrap_or_else(|| context::Via::new(crate::kind::Method::Http, path.to_owned()));
         req.extensions_mut().insert(note.clone());
-        let inner = context::with(request_id.clone(), || {
+        let inner = context::with_via(request_id.clone(), via.clone(), || {
             with_note(Some(&note), || self.inner.call(req))
         });
         ApiLogFuture {
-            inner: context::maybe_scope(Some(request_id), inner),
+            inner: context::scope_via(request_id, via, inner),
             note: Some(note),
             pending: Some(pending),
         }

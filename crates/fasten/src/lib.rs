@@ -52,6 +52,7 @@
 //! | `FASTEN_AUDIT_LEGAL_HOLD_TENANTS` | none | tenants whose rows are never erased |
 //! | `FASTEN_API_RETENTION_DAYS` | none | days api stream rows are kept |
 //! | `FASTEN_SYS_RETENTION_DAYS` | none | days sys stream rows are kept |
+//! | `FASTEN_REQUEST_ID` | none | the process's default ambient request id (`fasten run` sets it) |
 //!
 //! # Feature flags
 //!
@@ -62,6 +63,12 @@
 //!   becomes the ambient request id.
 //! - `http`: tower layers for request ids over HTTP and the api stream
 //!   (the `fasten::http` module).
+//! - `mqtt`: request ids over MQTT v5 on rumqttc (the `fasten::mqtt` module).
+//! - `nats`: request ids over NATS headers on async-nats, core and JetStream
+//!   (the `fasten::nats` module).
+//!
+//! Scheduled jobs ([`scheduler`]) need no feature; a custom transport is a
+//! few lines over [`context::scope_via`] (see `examples/amqp_shim.rs`).
 //!
 //! # Three streams
 //!
@@ -102,6 +109,12 @@ mod global;
 pub mod http;
 mod kind;
 mod merkle;
+#[cfg(feature = "mqtt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mqtt")))]
+pub mod mqtt;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub mod nats;
 mod pipeline;
 pub mod read;
 #[cfg(feature = "reader")]
@@ -110,6 +123,7 @@ pub mod reader;
 mod redact;
 mod request_id;
 pub mod retention;
+pub mod scheduler;
 mod store;
 mod stream;
 #[cfg(feature = "tracing")]

@@ -179,6 +179,13 @@ impl Config {
             },
         )?;
         let interval = self.retention.sweep_interval();
+        if let Some(id) = self.request_id.clone() {
+            let in_force = context::set_process_default(id.clone());
+            if *in_force != id {
+                tracing::warn!(target: "fasten::context", kept = %in_force, ignored = %id, "the process already has a default request id");
+            }
+        }
+        let rejected = self.rejected_request_id.clone();
         let fasten = Fasten {
             inner: Arc::new(Inner {
                 service_id: service_id.into(),
@@ -202,6 +209,22 @@ impl Config {
                 Arc::clone(&fasten.inner.sweep_running),
             )?;
             let _ = fasten.inner.sweeper.set(sweeper);
+        }
+        if let Some(reason) = rejected {
+            tracing::warn!(target: "fasten::context", %reason, "FASTEN_REQUEST_ID ignored");
+            let mut fields = serde_json::Map::new();
+            fields.insert("reason".to_owned(), reason.into());
+            fasten.push_sys(SysEvent {
+                level: "WARN",
+                target: "fasten::context",
+                message: format!(
+                    "{} ignored: not a safe request id",
+                    crate::config::FASTEN_REQUEST_ID
+                ),
+                fields,
+                span: None,
+                request_id: None,
+            });
         }
         Ok(fasten)
     }
@@ -299,7 +322,7 @@ impl Fasten {
             actor,
             actor_kind,
             target: event.target,
-            method: event.method,
+            method: event.method.or_else(context::method).unwrap_or_default(),
             request_id,
             detail,
             info,
@@ -392,12 +415,10 @@ impl Fasten {
         self.inner.streams.api.read(query)
     }
 
-    #[cfg(any(feature = "tracing", feature = "http"))]
     pub(crate) fn downgrade(&self) -> Weak<Inner> {
         Arc::downgrade(&self.inner)
     }
 
-    #[cfg(any(feature = "tracing", feature = "http"))]
     pub(crate) fn upgrade(weak: &Weak<Inner>) -> Option<Self> {
         weak.upgrade().map(|inner| Self { inner })
     }

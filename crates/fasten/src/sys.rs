@@ -142,8 +142,9 @@ where
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let request_id =
-            context::scoped().or_else(|| context::from_span_scope(ctx.event_scope(event)));
+        let request_id = context::scoped()
+            .or_else(|| context::from_span_scope(ctx.event_scope(event)))
+            .or_else(context::process_default);
         let span = ctx
             .event_scope(event)
             .and_then(|mut scope| scope.next())

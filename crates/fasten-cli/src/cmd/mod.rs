@@ -10,6 +10,7 @@ pub(crate) mod keygen;
 mod line;
 pub(crate) mod pack;
 pub(crate) mod prove;
+pub(crate) mod run;
 pub(crate) mod serve;
 mod source;
 pub(crate) mod sweep;

@@ -4,15 +4,22 @@
 // Helpers outside #[test] fns panic on failure by design, like the tests.
 #![allow(clippy::unwrap_used)]
 
+#[cfg(all(feature = "http", feature = "mqtt", feature = "nats"))]
+mod amqp;
 mod checkpoints;
 mod crash;
 mod multiprocess;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod process_id;
 #[cfg(all(feature = "reader", feature = "tracing"))]
 mod reader;
 mod retention;
+#[cfg(all(feature = "tracing", feature = "http"))]
+mod scheduler;
 #[cfg(feature = "tracing")]
 mod streams;
 mod support;
+#[cfg(all(feature = "http", feature = "mqtt", feature = "nats"))]
+mod transports;

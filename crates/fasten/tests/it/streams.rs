@@ -389,6 +389,18 @@ mod http {
                 "handler, spawned task and downstream service, id {id}"
             );
 
+            let http_rows: i64 = rusqlite::Connection::open(&path)
+                .unwrap()
+                .query_row(
+                    "SELECT count(*) FROM audit_log WHERE request_id = ?1 AND method = 'http'",
+                    [id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(
+                http_rows, 3,
+                "rows emitted inside a request are method=http"
+            );
             let mut codes = audit_codes_of(&path, id);
             codes.sort_unstable();
             assert_eq!(
