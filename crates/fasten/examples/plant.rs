@@ -22,7 +22,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use fasten::code::{Meta, Registry};
 use fasten::http::{RequestIdLayer, X_REQUEST_ID};
-use fasten::{Config, Dsn, Event, Fasten, Method, RequestId, Stdout, StreamQuery};
+use fasten::{Config, Dsn, Event, Fasten, Method, RequestId, Stdout};
 use futures_util::StreamExt as _;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::Packet;
@@ -226,47 +226,27 @@ async fn main() -> Result<(), BoxError> {
         f.flush_streams(Duration::from_secs(5))?;
     }
 
-    // One query per id: the rows of both services.
-    let conn = rusqlite::Connection::open(&db)?;
+    // One correlate query per id (what `/correlate` and `fasten correlate`
+    // answer): the rows of both services, from the shared tables.
+    let reader = fasten::Reader::from_pipeline(&a);
     for id in &ids {
         eprintln!("\nrequest_id {id}");
-        let mut stmt = conn.prepare(
-            "SELECT timestamp, service_id, code, method FROM audit_log WHERE request_id = ?1 ORDER BY timestamp",
-        )?;
-        let rows = stmt.query_map([id], |r| {
-            Ok(format!(
-                "  audit {} {:<16} {:<19} method={}",
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?
-            ))
-        })?;
-        for row in rows {
-            eprintln!("{}", row?);
-        }
-        let rid = RequestId::parse(id)?;
-        for r in a
-            .sys_rows(&StreamQuery::new(20).request_id(rid.clone()))?
-            .rows
-            .iter()
-            .rev()
-        {
-            eprintln!(
-                "  sys   {} {:<16} {} {}",
-                r.timestamp, r.service_id, r.level, r.message
-            );
-        }
-        for r in a
-            .api_rows(&StreamQuery::new(20).request_id(rid))?
-            .rows
-            .iter()
-            .rev()
-        {
-            eprintln!(
-                "  api   {} {:<16} {} {} {}",
-                r.timestamp, r.service_id, r.method, r.route, r.status
-            );
+        for entry in reader.correlate(&RequestId::parse(id)?)?.entries {
+            match entry {
+                fasten::read::Entry::Audit(r) => eprintln!(
+                    "  audit {} {:<16} {:<19} method={}",
+                    r.timestamp, r.service_id, r.code, r.method
+                ),
+                fasten::read::Entry::Sys(r) => eprintln!(
+                    "  sys   {} {:<16} {} {}",
+                    r.timestamp, r.service_id, r.level, r.message
+                ),
+                fasten::read::Entry::Api(r) => eprintln!(
+                    "  api   {} {:<16} {} {} {}",
+                    r.timestamp, r.service_id, r.method, r.route, r.status
+                ),
+                _ => {}
+            }
         }
     }
     Ok(())

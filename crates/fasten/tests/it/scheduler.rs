@@ -124,7 +124,8 @@ fn issue_8_a_scheduled_run_shares_one_id_across_services_and_is_recorded() {
         audit_of(&path, ok_id.as_str()),
         vec![
             ("reports".into(), "USER_UPDATED".into(), "scheduler".into()),
-            ("stock".into(), "PROFILE_VIEWED".into(), "sdk".into()),
+            // The downstream service's handler runs inside its HTTP request.
+            ("stock".into(), "PROFILE_VIEWED".into(), "http".into()),
         ]
     );
     let api = stock

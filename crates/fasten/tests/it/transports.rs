@@ -14,7 +14,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use fasten::code::{Meta, Registry};
 use fasten::http::{RequestIdLayer, X_REQUEST_ID};
-use fasten::{Config, Dsn, Event, Fasten, Method, RequestId, Stdout, StreamQuery};
+use fasten::{Config, Dsn, Event, Fasten, Method, RequestId, Stdout};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tracing_subscriber::filter::filter_fn;
@@ -107,9 +107,11 @@ impl Plant {
         }
     }
 
-    /// What a correlate query returns for one id: audit rows (service,
-    /// code, method) from the store, sys rows (service, message) and api
-    /// rows (service, route), each sorted.
+    /// One correlate query (what `/correlate` and `fasten correlate`
+    /// answer) for one id, split by stream: audit rows (service, code,
+    /// method), sys rows (service, message) and api rows (service, route),
+    /// each sorted. Both services share the tables, so either pipeline's
+    /// reader sees both.
     #[allow(clippy::type_complexity)]
     pub(crate) fn correlate(
         &self,
@@ -119,31 +121,33 @@ impl Plant {
         Vec<(String, String)>,
         Vec<(String, String)>,
     ) {
-        let audit = audit_of(&self.path, id);
         let rid = RequestId::parse(id).unwrap();
-        // Both services share the tables: either pipeline reads them all.
-        let mut sys: Vec<(String, String)> = self
-            .a
-            .sys_rows(&StreamQuery::new(100).request_id(rid.clone()))
-            .unwrap()
-            .rows
-            .iter()
-            .map(|r| (r.service_id.to_string(), r.message.clone()))
-            .collect();
-        sys.sort();
-        let mut api: Vec<(String, String)> = self
-            .a
-            .api_rows(&StreamQuery::new(100).request_id(rid))
-            .unwrap()
-            .rows
-            .iter()
-            .map(|r| {
-                (
+        let timeline = fasten::Reader::from_pipeline(&self.a)
+            .correlate(&rid)
+            .unwrap();
+        assert!(
+            timeline
+                .entries
+                .windows(2)
+                .all(|w| w[0].timestamp() <= w[1].timestamp()),
+            "a timeline is in time order"
+        );
+        let (mut audit, mut sys, mut api) = (Vec::new(), Vec::new(), Vec::new());
+        for entry in timeline.entries {
+            match entry {
+                fasten::read::Entry::Audit(r) => {
+                    audit.push((r.service_id.clone(), r.code.clone(), r.method.clone()));
+                }
+                fasten::read::Entry::Sys(r) => sys.push((r.service_id.to_string(), r.message)),
+                fasten::read::Entry::Api(r) => api.push((
                     r.service_id.to_string(),
                     format!("{} {}", r.method, r.route),
-                )
-            })
-            .collect();
+                )),
+                _ => unreachable!("three streams"),
+            }
+        }
+        audit.sort();
+        sys.sort();
         api.sort();
         (audit, sys, api)
     }
