@@ -131,9 +131,35 @@ impl AuditQuery {
             }
             _ => Ok(()),
         };
-        checked.map_err(|why| bad("filter", format!("invalid {col} {value:?}: {why}")))?;
+        checked.map_err(|why| bad(col, format!("invalid {col} {value:?}: {why}")))?;
         self.q.eq.push((col, value.into()));
         Ok(self)
+    }
+
+    /// A query from `name=value` parameters, as the HTTP reader's `/audit`
+    /// and `fasten tail` take them: [`AUDIT_FILTERS`], `since`, `until`,
+    /// `limit` (default `default_limit`) and `cursor`, each at most once.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidEvent`](crate::ErrorKind::InvalidEvent) naming the
+    /// parameter (or `query` for an unknown or repeated one).
+    pub fn from_params(params: &[(&str, &str)], default_limit: usize) -> Result<Self> {
+        check_params(params, &AUDIT_FILTERS, &[])?;
+        let mut q = match params.iter().find(|(k, _)| *k == "limit") {
+            Some((_, v)) => Self::new(default_limit).limit(v)?,
+            None => Self::new(default_limit),
+        };
+        for (name, value) in params {
+            q = match *name {
+                "limit" => q,
+                "since" => q.since(parse_time("since", value)?),
+                "until" => q.until(parse_time("until", value)?),
+                "cursor" => q.cursor(value)?,
+                other => q.filter(other, value)?,
+            };
+        }
+        Ok(q)
     }
 
     /// Only rows of this request.
@@ -171,6 +197,36 @@ impl AuditQuery {
         self.q.eq.push(("tenant_id", tenant.into()));
         self
     }
+}
+
+/// Parameters every page takes.
+const PAGE_PARAMS: [&str; 4] = ["since", "until", "limit", "cursor"];
+
+/// Refuses a parameter outside `filters`, `extra` and [`PAGE_PARAMS`], and
+/// one given twice: nothing a caller sends is silently ignored.
+pub(crate) fn check_params(
+    params: &[(&str, &str)],
+    filters: &[&'static str],
+    extra: &[&'static str],
+) -> Result<()> {
+    let known = || filters.iter().chain(extra).chain(&PAGE_PARAMS);
+    for (i, (name, _)) in params.iter().enumerate() {
+        if !known().any(|k| k == name) {
+            let expected: Vec<&str> = known().copied().collect();
+            return Err(bad(
+                "query",
+                format!(
+                    "unknown parameter {name:?}: expected one of {}",
+                    expected.join(", ")
+                ),
+            ));
+        }
+        if params[..i].iter().any(|(n, _)| n == name) {
+            let field = known().find(|k| *k == name).copied().unwrap_or("query");
+            return Err(bad(field, format!("parameter {name} is given twice")));
+        }
+    }
+    Ok(())
 }
 
 /// Parses an RFC 3339 time parameter, naming it in the error.

@@ -447,6 +447,89 @@ impl StreamQuery {
         self.eq("status", status.into())
     }
 
+    /// A query from `name=value` parameters, as the HTTP reader's `/sys` and
+    /// `/api` and `fasten tail` take them: `request_id`, `since`, `until`,
+    /// `limit` (default `default_limit`), `cursor`, and `level` for `sys`,
+    /// `method`, `route` and `status` for `api`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidEvent`] naming the parameter (or `query` for an
+    /// unknown or repeated one).
+    pub fn from_params(
+        stream: &str,
+        params: &[(&str, &str)],
+        default_limit: usize,
+    ) -> Result<Self> {
+        let extra: &[&str] = match stream {
+            "sys" => &["level"],
+            "api" => &["method", "route", "status"],
+            other => {
+                return Err(Error::invalid(
+                    "stream",
+                    format!("unknown stream {other:?}: expected sys or api"),
+                ));
+            }
+        };
+        crate::read::check_params(params, &["request_id"], extra)?;
+        let limit = match params.iter().find(|(k, _)| *k == "limit") {
+            Some((_, v)) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=crate::read::MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "limit",
+                        format!(
+                            "invalid limit {v:?}: expected a whole number from 1 to {}",
+                            crate::read::MAX_LIMIT
+                        ),
+                    )
+                })?,
+            None => default_limit,
+        };
+        let mut q = Self::new(limit);
+        for &(name, value) in params {
+            let bad = |field: &'static str, rule: &str| {
+                Error::invalid(field, format!("invalid {field} {value:?}: expected {rule}"))
+            };
+            let printable =
+                !value.is_empty() && value.len() <= 1024 && !value.chars().any(char::is_control);
+            q = match name {
+                "limit" => q,
+                "request_id" => q.request_id(RequestId::parse(value)?),
+                "since" => q.since(crate::read::parse_time("since", value)?),
+                "until" => q.until(crate::read::parse_time("until", value)?),
+                "cursor" => q.cursor(value)?,
+                "level" => match value.to_ascii_uppercase().as_str() {
+                    l @ ("TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR") => q.level(l),
+                    _ => return Err(bad("level", "trace, debug, info, warn or error")),
+                },
+                "method"
+                    if !value.is_empty()
+                        && value.len() <= 16
+                        && value.bytes().all(|b| b.is_ascii_alphabetic()) =>
+                {
+                    q.method(value)
+                }
+                "method" => return Err(bad("method", "an HTTP method such as GET")),
+                "route" if printable => q.route(value),
+                "route" => {
+                    return Err(bad(
+                        "route",
+                        "1 to 1024 printable characters, e.g. /users/{id}",
+                    ));
+                }
+                "status" => match value.parse::<u16>() {
+                    Ok(s) if s <= 999 => q.status(s),
+                    _ => return Err(bad("status", "a number from 0 to 999")),
+                },
+                _ => q,
+            };
+        }
+        Ok(q)
+    }
+
     /// Continues after the last row of a previous page (its
     /// [`StreamPage::next`]).
     ///

@@ -12,7 +12,7 @@ pub(crate) mod pack;
 pub(crate) mod prove;
 pub(crate) mod run;
 pub(crate) mod serve;
-mod source;
+pub(crate) mod source;
 pub(crate) mod sweep;
 pub(crate) mod tail;
 pub(crate) mod verify;

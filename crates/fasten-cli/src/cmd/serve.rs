@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use fasten::reader::{self, Auth, Options};
-use fasten::{Dsn, Reader};
 
 /// Arguments of `fasten serve`.
 #[derive(Debug, clap::Args)]
@@ -19,15 +18,8 @@ pub(crate) struct Args {
     /// must hold at least one bearer token.
     #[arg(long)]
     allow_unauthenticated: bool,
-    /// The audit store.
-    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::FASTEN_AUDIT_DSN_DEFAULT)]
-    dsn: String,
-    /// The sys stream's store, if any.
-    #[arg(long, env = "FASTEN_SYS_DSN")]
-    sys_dsn: Option<String>,
-    /// The api stream's store, if any.
-    #[arg(long, env = "FASTEN_API_DSN")]
-    api_dsn: Option<String>,
+    #[command(flatten)]
+    store: super::source::StoreArgs,
 }
 
 /// Where the router is nested.
@@ -45,13 +37,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "fasten serve refuses to start without an auth decision (hint: set FASTEN_READER_TOKENS=<token>[,<token>…], or pass --allow-unauthenticated for a loopback-only tool)",
         )?
     };
-    let mut reader = Reader::new(Dsn::parse("FASTEN_AUDIT_DSN", &args.dsn)?);
-    if let Some(d) = args.sys_dsn.as_deref().filter(|d| !d.is_empty()) {
-        reader = reader.sys_dsn(Dsn::parse_for("FASTEN_SYS_DSN", d, "sys_log")?);
-    }
-    if let Some(d) = args.api_dsn.as_deref().filter(|d| !d.is_empty()) {
-        reader = reader.api_dsn(Dsn::parse_for("FASTEN_API_DSN", d, "api_log")?);
-    }
+    let reader = args.store.reader()?;
     // Fail now, not on the first request, when the store is not there.
     let health = reader.health();
     if !health.reachable {

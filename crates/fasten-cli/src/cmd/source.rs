@@ -3,13 +3,12 @@
 //! service's mounted router answers).
 
 use anyhow::{Context as _, bail};
-use fasten::read::parse_time;
 use fasten::{AuditQuery, Dsn, Reader, RequestId, StreamQuery};
 use serde_json::{Value, json};
 
-/// Store or remote reader flags, shared by the reading commands.
+/// The stores to read, from `FASTEN_*_DSN` or flags.
 #[derive(Debug, clap::Args)]
-pub(crate) struct SourceArgs {
+pub(crate) struct StoreArgs {
     /// The audit store.
     #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::FASTEN_AUDIT_DSN_DEFAULT)]
     dsn: String,
@@ -19,6 +18,26 @@ pub(crate) struct SourceArgs {
     /// The api stream's store, if any.
     #[arg(long, env = "FASTEN_API_DSN")]
     api_dsn: Option<String>,
+}
+
+impl StoreArgs {
+    pub(crate) fn reader(&self) -> anyhow::Result<Reader> {
+        let mut reader = Reader::new(Dsn::parse("FASTEN_AUDIT_DSN", &self.dsn)?);
+        if let Some(d) = self.sys_dsn.as_deref().filter(|d| !d.is_empty()) {
+            reader = reader.sys_dsn(Dsn::parse_for("FASTEN_SYS_DSN", d, "sys_log")?);
+        }
+        if let Some(d) = self.api_dsn.as_deref().filter(|d| !d.is_empty()) {
+            reader = reader.api_dsn(Dsn::parse_for("FASTEN_API_DSN", d, "api_log")?);
+        }
+        Ok(reader)
+    }
+}
+
+/// Store or remote reader flags, shared by the reading commands.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SourceArgs {
+    #[command(flatten)]
+    store: StoreArgs,
     /// Read through a remote reader instead, e.g. http://host:8080/api/v1/logs.
     #[arg(long, env = "FASTEN_READER_URL")]
     url: Option<String>,
@@ -60,14 +79,7 @@ impl SourceArgs {
                 agent,
             });
         }
-        let mut reader = Reader::new(Dsn::parse("FASTEN_AUDIT_DSN", &self.dsn)?);
-        if let Some(d) = self.sys_dsn.as_deref().filter(|d| !d.is_empty()) {
-            reader = reader.sys_dsn(Dsn::parse_for("FASTEN_SYS_DSN", d, "sys_log")?);
-        }
-        if let Some(d) = self.api_dsn.as_deref().filter(|d| !d.is_empty()) {
-            reader = reader.api_dsn(Dsn::parse_for("FASTEN_API_DSN", d, "api_log")?);
-        }
-        Ok(Source::Local(Box::new(reader)))
+        Ok(Source::Local(Box::new(self.store.reader()?)))
     }
 }
 
@@ -120,50 +132,20 @@ impl Source {
 }
 
 fn local_page(reader: &Reader, stream: &str, params: &[(&str, String)]) -> anyhow::Result<Value> {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let limit: usize = get("limit")
-        .map_or(Ok(100), str::parse)
-        .context("invalid --limit")?;
-    match stream {
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok(match stream {
         "audit" => {
-            let mut q = AuditQuery::new(limit);
-            for (k, v) in params {
-                q = match *k {
-                    "limit" => q,
-                    "since" => q.since(parse_time("since", v)?),
-                    "until" => q.until(parse_time("until", v)?),
-                    "cursor" => q.cursor(v)?,
-                    other => q.filter(other, v)?,
-                };
-            }
-            let page = reader.audit(&q)?;
-            Ok(json!({ "rows": page.rows, "next": page.next }))
+            let page = reader.audit(&AuditQuery::from_params(&params, 100)?)?;
+            json!({ "rows": page.rows, "next": page.next })
         }
-        "sys" | "api" => {
-            let mut q = StreamQuery::new(limit);
-            for (k, v) in params {
-                q = match *k {
-                    "limit" => q,
-                    "since" => q.since(parse_time("since", v)?),
-                    "until" => q.until(parse_time("until", v)?),
-                    "cursor" => q.cursor(v)?,
-                    "request_id" => q.request_id(RequestId::parse(v)?),
-                    other => bail!("--{other} does not apply to the {stream} stream"),
-                };
-            }
-            if stream == "sys" {
-                let page = reader.sys(&q)?;
-                Ok(json!({ "rows": page.rows, "next": page.next, "source": page.source }))
-            } else {
-                let page = reader.api(&q)?;
-                Ok(json!({ "rows": page.rows, "next": page.next, "source": page.source }))
-            }
+        "sys" => {
+            let page = reader.sys(&StreamQuery::from_params("sys", &params, 100)?)?;
+            json!({ "rows": page.rows, "next": page.next, "source": page.source })
+        }
+        "api" => {
+            let page = reader.api(&StreamQuery::from_params("api", &params, 100)?)?;
+            json!({ "rows": page.rows, "next": page.next, "source": page.source })
         }
         other => bail!("unknown stream {other:?}: expected audit, sys or api"),
-    }
+    })
 }

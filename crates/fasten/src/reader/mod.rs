@@ -48,7 +48,7 @@ use crate::error::{Error, ErrorKind};
 use crate::event::Event;
 use crate::kind::ActorKind;
 use crate::pipeline::Fasten;
-use crate::read::{AuditQuery, Reader, parse_time};
+use crate::read::{AuditQuery, Reader};
 use crate::request_id::RequestId;
 use crate::stream::StreamQuery;
 
@@ -346,57 +346,79 @@ impl FromRequestParts<Arc<Shared>> for Caller {
     }
 }
 
-/// The query string as pairs; every name must be one the endpoint knows,
-/// and none may repeat.
+/// The query string as pairs. With `known`, every name must be one of
+/// them, once (the page endpoints leave that to the library's parsers).
 fn params(
     raw: Option<&str>,
-    known: &[&'static str],
+    known: Option<&[&'static str]>,
 ) -> Result<Vec<(&'static str, String)>, Problem> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
         .map_err(|e| Problem::param("query", format!("malformed query string: {e}")))?;
     let mut out: Vec<(&'static str, String)> = Vec::with_capacity(pairs.len());
     for (name, value) in pairs {
-        let Some(&known_name) = known.iter().find(|k| **k == name) else {
-            return Err(Problem::param(
-                "query",
-                format!(
-                    "unknown parameter {name:?}: expected one of {}",
-                    known.join(", ")
-                ),
-            ));
+        // Names become 'static for the READER_QUERY row; unknown ones are
+        // refused below or by the parsers, so leaking is never needed.
+        let name: &'static str = match known {
+            Some(known) => {
+                let Some(&k) = known.iter().find(|k| **k == name) else {
+                    return Err(Problem::param(
+                        "query",
+                        format!(
+                            "unknown parameter {name:?}: expected one of {}",
+                            known.join(", ")
+                        ),
+                    ));
+                };
+                if out.iter().any(|(n, _)| *n == k) {
+                    return Err(Problem::param(
+                        k,
+                        format!("parameter {name} is given twice"),
+                    ));
+                }
+                k
+            }
+            None => match PAGE_NAMES.iter().find(|k| **k == name) {
+                Some(&k) => k,
+                None => {
+                    return Err(Problem::param(
+                        "query",
+                        format!(
+                            "unknown parameter {name:?}: expected one of {}",
+                            PAGE_NAMES.join(", ")
+                        ),
+                    ));
+                }
+            },
         };
-        if out.iter().any(|(n, _)| *n == known_name) {
-            return Err(Problem::param(
-                known_name,
-                format!("parameter {name} is given twice"),
-            ));
-        }
-        out.push((known_name, value));
+        out.push((name, value));
     }
     Ok(out)
 }
 
-fn limit(text: &str) -> Result<usize, Problem> {
-    text.parse::<usize>()
-        .ok()
-        .filter(|n| (1..=crate::read::MAX_LIMIT).contains(n))
-        .ok_or_else(|| {
-            Problem::param(
-                "limit",
-                format!(
-                    "invalid limit {text:?}: expected a whole number from 1 to {}",
-                    crate::read::MAX_LIMIT
-                ),
-            )
-        })
-}
+/// Every name a page endpoint may take; each endpoint's parser narrows it.
+const PAGE_NAMES: [&str; 18] = [
+    "request_id",
+    "code",
+    "domain",
+    "actor",
+    "actor_kind",
+    "target",
+    "outcome",
+    "severity",
+    "source_node_id",
+    "tenant_id",
+    "level",
+    "method",
+    "route",
+    "status",
+    "since",
+    "until",
+    "limit",
+    "cursor",
+];
 
 fn request_id(text: &str) -> Result<RequestId, Problem> {
     RequestId::parse(text).map_err(|e| Problem::param("request_id", e.to_string()))
-}
-
-fn time(field: &'static str, text: &str) -> Result<jiff::Timestamp, Problem> {
-    parse_time(field, text).map_err(|e| Problem::param(field, e.to_string()))
 }
 
 impl Shared {
@@ -427,45 +449,18 @@ impl Shared {
     }
 }
 
-const AUDIT_PARAMS: [&str; 14] = [
-    "request_id",
-    "code",
-    "domain",
-    "actor",
-    "actor_kind",
-    "target",
-    "outcome",
-    "severity",
-    "source_node_id",
-    "tenant_id",
-    "since",
-    "until",
-    "limit",
-    "cursor",
-];
+/// The pairs as `&str`, for the library's parsers.
+fn borrowed<'a>(query: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+    query.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
 
 async fn audit(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, Problem> {
-    let query = params(raw.as_deref(), &AUDIT_PARAMS)?;
-    let mut q = AuditQuery::new(DEFAULT_LIMIT);
-    // Limit first: it makes a fresh query.
-    if let Some((_, v)) = query.iter().find(|(k, _)| *k == "limit") {
-        q = AuditQuery::new(limit(v)?);
-    }
-    for (name, value) in &query {
-        q = match *name {
-            "limit" => q,
-            "since" => q.since(time("since", value)?),
-            "until" => q.until(time("until", value)?),
-            "cursor" => q.cursor(value)?,
-            other => q
-                .filter(other, value)
-                .map_err(|e| Problem::param(name_of(other), e.to_string()))?,
-        };
-    }
+    let query = params(raw.as_deref(), None)?;
+    let mut q = AuditQuery::from_params(&borrowed(&query), DEFAULT_LIMIT)?;
     if let Some(t) = &caller.tenant {
         q = q.tenant_scope(t);
     }
@@ -474,65 +469,12 @@ async fn audit(
     Ok(Json(json!({ "rows": page.rows, "next": page.next })))
 }
 
-/// The `'static` name of an audit filter, for error bodies.
-fn name_of(param: &str) -> &'static str {
-    AUDIT_PARAMS
-        .iter()
-        .find(|p| **p == param)
-        .copied()
-        .unwrap_or("query")
-}
-
-/// `request_id`, `since`, `until`, `limit`, `cursor`, shared by /sys and /api.
-fn stream_query(
-    query: &[(&'static str, String)],
-    caller: &Caller,
-    extra: impl Fn(StreamQuery, &'static str, &str) -> Result<StreamQuery, Problem>,
-) -> Result<StreamQuery, Problem> {
-    let mut q = StreamQuery::new(DEFAULT_LIMIT);
-    if let Some((_, v)) = query.iter().find(|(k, _)| *k == "limit") {
-        q = StreamQuery::new(limit(v)?);
-    }
-    for (name, value) in query {
-        q = match *name {
-            "limit" => q,
-            "request_id" => q.request_id(request_id(value)?),
-            "since" => q.since(time("since", value)?),
-            "until" => q.until(time("until", value)?),
-            "cursor" => q.cursor(value)?,
-            other => extra(q, other, value)?,
-        };
-    }
-    if let Some(t) = &caller.tenant {
-        q = q.tenant_scope(t);
-    }
-    Ok(q)
-}
-
 async fn sys(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, Problem> {
-    let query = params(
-        raw.as_deref(),
-        &["request_id", "level", "since", "until", "limit", "cursor"],
-    )?;
-    let q = stream_query(&query, &caller, |q, name, value| match name {
-        "level" => match value.to_ascii_uppercase().as_str() {
-            l @ ("TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR") => Ok(q.level(l)),
-            _ => Err(Problem::param(
-                "level",
-                format!("invalid level {value:?}: expected trace, debug, info, warn or error"),
-            )),
-        },
-        _ => Ok(q),
-    })?;
-    let page = read(&shared, move |r| r.sys(&q)).await?;
-    shared.record(&caller, "/sys", &query, page.rows.len())?;
-    Ok(Json(
-        json!({ "rows": page.rows, "next": page.next, "source": page.source }),
-    ))
+    stream_page(&shared, &caller, raw.as_deref(), "sys", Reader::sys).await
 }
 
 async fn api(
@@ -540,55 +482,25 @@ async fn api(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, Problem> {
-    let query = params(
-        raw.as_deref(),
-        &[
-            "request_id",
-            "method",
-            "route",
-            "status",
-            "since",
-            "until",
-            "limit",
-            "cursor",
-        ],
-    )?;
-    let q = stream_query(&query, &caller, |q, name, value| match name {
-        "method"
-            if !value.is_empty()
-                && value.len() <= 16
-                && value.bytes().all(|b| b.is_ascii_alphabetic()) =>
-        {
-            Ok(q.method(value))
-        }
-        "method" => Err(Problem::param(
-            "method",
-            format!("invalid method {value:?}: expected an HTTP method such as GET"),
-        )),
-        "route"
-            if !value.is_empty() && value.len() <= 1024 && !value.chars().any(char::is_control) =>
-        {
-            Ok(q.route(value))
-        }
-        "route" => Err(Problem::param(
-            "route",
-            "invalid route: expected 1 to 1024 printable characters, e.g. /users/{id}",
-        )),
-        "status" => value
-            .parse::<u16>()
-            .ok()
-            .filter(|s| *s <= 999)
-            .map(|s| q.status(s))
-            .ok_or_else(|| {
-                Problem::param(
-                    "status",
-                    format!("invalid status {value:?}: expected a number from 0 to 999"),
-                )
-            }),
-        _ => Ok(q),
-    })?;
-    let page = read(&shared, move |r| r.api(&q)).await?;
-    shared.record(&caller, "/api", &query, page.rows.len())?;
+    stream_page(&shared, &caller, raw.as_deref(), "api", Reader::api).await
+}
+
+/// `/sys` and `/api`: one page of a stream, confined to the caller's tenant.
+async fn stream_page<T: serde::Serialize + Send + 'static>(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    raw: Option<&str>,
+    stream: &'static str,
+    page_of: fn(&Reader, &StreamQuery) -> crate::Result<crate::stream::StreamPage<T>>,
+) -> Result<Json<Value>, Problem> {
+    let query = params(raw, None)?;
+    let mut q = StreamQuery::from_params(stream, &borrowed(&query), DEFAULT_LIMIT)?;
+    if let Some(t) = &caller.tenant {
+        q = q.tenant_scope(t);
+    }
+    let page = read(shared, move |r| page_of(r, &q)).await?;
+    let endpoint = if stream == "sys" { "/sys" } else { "/api" };
+    shared.record(caller, endpoint, &query, page.rows.len())?;
     Ok(Json(
         json!({ "rows": page.rows, "next": page.next, "source": page.source }),
     ))
@@ -599,7 +511,7 @@ async fn correlate(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, Problem> {
-    let query = params(raw.as_deref(), &["request_id"])?;
+    let query = params(raw.as_deref(), Some(&["request_id"]))?;
     let id = match query.first() {
         Some((_, v)) => request_id(v)?,
         None => return Err(Problem::param("request_id", "missing request_id")),
@@ -627,7 +539,7 @@ async fn verify(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, Problem> {
-    let query = params(raw.as_deref(), &[])?;
+    let query = params(raw.as_deref(), Some(&[]))?;
     operator_only(&caller)?;
     let report = read(&shared, Reader::verify).await?;
     shared.record(&caller, "/audit/verify", &query, 0)?;
@@ -639,7 +551,7 @@ async fn doctor(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, Problem> {
-    let query = params(raw.as_deref(), &[])?;
+    let query = params(raw.as_deref(), Some(&[]))?;
     operator_only(&caller)?;
     let health = read(&shared, |r| Ok(r.health())).await?;
     let mut body = serde_json::to_value(&health).unwrap_or_default();
@@ -672,7 +584,7 @@ async fn proof(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, Problem> {
-    let query = params(raw.as_deref(), &["id"])?;
+    let query = params(raw.as_deref(), Some(&["id"]))?;
     let Some((_, id)) = query.first().cloned() else {
         return Err(Problem::param(
             "id",
