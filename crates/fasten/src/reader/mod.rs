@@ -377,44 +377,28 @@ fn params(
                 }
                 k
             }
-            None => match PAGE_NAMES.iter().find(|k| **k == name) {
-                Some(&k) => k,
-                None => {
-                    return Err(Problem::param(
-                        "query",
-                        format!(
-                            "unknown parameter {name:?}: expected one of {}",
-                            PAGE_NAMES.join(", ")
-                        ),
-                    ));
+            None => {
+                let mut names = crate::read::AUDIT_FILTERS.iter().chain(&PAGE_NAMES);
+                match names.find(|k| **k == name) {
+                    Some(&k) => k,
+                    None => {
+                        return Err(Problem::param(
+                            "query",
+                            format!("unknown parameter {name:?}"),
+                        ));
+                    }
                 }
-            },
+            }
         };
         out.push((name, value));
     }
     Ok(out)
 }
 
-/// Every name a page endpoint may take; each endpoint's parser narrows it.
-const PAGE_NAMES: [&str; 18] = [
-    "request_id",
-    "code",
-    "domain",
-    "actor",
-    "actor_kind",
-    "target",
-    "outcome",
-    "severity",
-    "source_node_id",
-    "tenant_id",
-    "level",
-    "method",
-    "route",
-    "status",
-    "since",
-    "until",
-    "limit",
-    "cursor",
+/// The names a page endpoint takes besides the audit filters; each
+/// endpoint's parser narrows the set.
+const PAGE_NAMES: [&str; 8] = [
+    "level", "method", "route", "status", "since", "until", "limit", "cursor",
 ];
 
 fn request_id(text: &str) -> Result<RequestId, Problem> {
