@@ -23,7 +23,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use fasten::context::FutureExt as _;
 use fasten::http::{ApiLogLayer, RequestIdLayer};
-use fasten::{ActorKind, Event, RequestId, StreamQuery};
+use fasten::read::Entry;
+use fasten::{ActorKind, Event, RequestId};
 use serde_json::{Value, json};
 use tracing_subscriber::prelude::*;
 
@@ -146,30 +147,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fasten = guard.fasten().clone();
     fasten.flush(Duration::from_secs(5))?;
     fasten.flush_streams(Duration::from_secs(5))?;
-    let query = StreamQuery::new(100).request_id(id.clone());
-    let api = fasten.api_rows(&query)?;
-    eprintln!("api rows of {id} (from the {:?}):", api.source);
-    for r in api.rows.iter().rev() {
-        eprintln!(
-            "  {} {} {} {} {:.2} ms actor={}",
-            r.timestamp,
-            r.method,
-            r.route,
-            r.status,
-            r.duration_ms,
-            r.actor.as_deref().unwrap_or("-")
-        );
-    }
-    let sys = fasten.sys_rows(&query)?;
-    eprintln!("sys rows of {id} (from the {:?}):", sys.source);
-    for r in sys.rows.iter().rev() {
-        eprintln!("  {} {} {} {}", r.timestamp, r.level, r.target, r.message);
+    // The request's rows from the three streams, in time order: what
+    // `GET /correlate?request_id=` and `fasten correlate` answer.
+    let timeline = fasten::Reader::from_pipeline(&fasten).correlate(&id)?;
+    eprintln!(
+        "request {id}: sys rows from the {:?}, api rows from the {:?}",
+        timeline.sys_source, timeline.api_source
+    );
+    for entry in &timeline.entries {
+        match entry {
+            Entry::Audit(r) => eprintln!(
+                "  audit {} {} actor={} target={} method={}",
+                r.timestamp, r.code, r.actor, r.target, r.method
+            ),
+            Entry::Api(r) => eprintln!(
+                "  api   {} {} {} {} {:.2} ms actor={}",
+                r.timestamp,
+                r.method,
+                r.route,
+                r.status,
+                r.duration_ms,
+                r.actor.as_deref().unwrap_or("-")
+            ),
+            Entry::Sys(r) => eprintln!(
+                "  sys   {} {} {} {}",
+                r.timestamp, r.level, r.target, r.message
+            ),
+            _ => {}
+        }
     }
     let dsn = fasten.dsn().clone();
     guard.shutdown(Duration::from_secs(5))?;
     let report = fasten::verify(&dsn)?;
     eprintln!(
-        "audit rows: {} in {dsn}, chain {}; see them with `fasten dump --dsn {dsn}`",
+        "audit chain in {dsn}: {} rows, {}; the same timeline: `fasten correlate {id}`",
         report.nodes.iter().map(|n| n.rows).sum::<u64>(),
         if report.ok { "intact" } else { "BROKEN" }
     );
