@@ -135,6 +135,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let probe = cfg
             .registry(registry)
             .stdout(Stdout::NONE)
+            // A health check must not start a retention sweep as a side effect.
+            .retention_sweep_interval(None)
             .audit_store_failure_strategy(FailureStrategy::Raise)
             .build()
             .and_then(|f| {
