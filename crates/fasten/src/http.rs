@@ -31,7 +31,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -43,7 +43,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::context;
-use crate::pipeline::{Fasten, Inner};
+use crate::pipeline::{Fasten, WeakFasten};
 use crate::request_id::RequestId;
 #[doc(no_inline)]
 pub use crate::stream::ApiRow;
@@ -332,7 +332,7 @@ pub fn set_target(target: impl Into<String>) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct ApiLogLayer {
     /// `None`: the process-wide pipeline, looked up per request.
-    pipeline: Option<Weak<Inner>>,
+    pipeline: Option<WeakFasten>,
 }
 
 impl ApiLogLayer {
@@ -366,7 +366,7 @@ impl<S> Layer<S> for ApiLogLayer {
 #[derive(Debug, Clone)]
 pub struct ApiLogService<S> {
     inner: S,
-    pipeline: Option<Weak<Inner>>,
+    pipeline: Option<WeakFasten>,
 }
 
 /// What is known of a request before its response.
@@ -429,7 +429,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let fasten = match &self.pipeline {
-            Some(weak) => Fasten::upgrade(weak),
+            Some(weak) => weak.upgrade(),
             None => crate::global::current(),
         };
         let path = req.uri().path();

@@ -31,7 +31,7 @@ pub struct Fasten {
 }
 
 #[derive(Debug)]
-pub(crate) struct Inner {
+struct Inner {
     service_id: Arc<str>,
     node_id: Arc<str>,
     tenant_id: Option<String>,
@@ -47,8 +47,8 @@ pub(crate) struct Inner {
     sweeper: OnceLock<crate::retention::Sweeper>,
 }
 
-/// A handle that does not keep the pipeline running (the background
-/// sweeper's).
+/// A handle that does not keep the pipeline running; see
+/// [`Fasten::downgrade`].
 #[derive(Debug, Clone)]
 pub(crate) struct WeakFasten(Weak<Inner>);
 
@@ -204,7 +204,7 @@ impl Config {
         };
         if let Some(interval) = interval {
             let sweeper = crate::retention::Sweeper::start(
-                WeakFasten(Arc::downgrade(&fasten.inner)),
+                fasten.downgrade(),
                 interval,
                 Arc::clone(&fasten.inner.sweep_running),
             )?;
@@ -415,12 +415,10 @@ impl Fasten {
         self.inner.streams.api.read(query)
     }
 
-    pub(crate) fn downgrade(&self) -> Weak<Inner> {
-        Arc::downgrade(&self.inner)
-    }
-
-    pub(crate) fn upgrade(weak: &Weak<Inner>) -> Option<Self> {
-        weak.upgrade().map(|inner| Self { inner })
+    /// A handle that does not keep the pipeline running: layers and the
+    /// background sweeper hold one, so they never keep a writer alive.
+    pub(crate) fn downgrade(&self) -> WeakFasten {
+        WeakFasten(Arc::downgrade(&self.inner))
     }
 
     #[cfg(feature = "http")]

@@ -54,7 +54,7 @@
 use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -62,7 +62,7 @@ use serde_json::{Map, Value};
 
 use crate::context::{self, Via};
 use crate::kind::{Method, Outcome};
-use crate::pipeline::{Fasten, Inner, SysEvent};
+use crate::pipeline::{Fasten, SysEvent, WeakFasten};
 use crate::request_id::RequestId;
 
 /// The prefix of every run's request id.
@@ -79,7 +79,7 @@ pub struct Job {
     /// `None`: the process-wide pipeline, looked up per run. Held weakly,
     /// like the sys layer, so a scheduler that outlives the pipeline never
     /// keeps its writer alive.
-    pipeline: Option<Weak<Inner>>,
+    pipeline: Option<WeakFasten>,
 }
 
 /// A job whose runs are recorded by the process-wide pipeline (runs before
@@ -119,7 +119,7 @@ impl Job {
 
     fn pipeline(&self) -> Option<Fasten> {
         match &self.pipeline {
-            Some(weak) => Fasten::upgrade(weak),
+            Some(weak) => weak.upgrade(),
             None => crate::global::current(),
         }
     }

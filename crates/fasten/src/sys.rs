@@ -21,8 +21,6 @@
 //! the layer also does what [`context::SpanLayer`]
 //! does). Events below `FASTEN_SYS_LEVEL` (default `INFO`) are skipped.
 
-use std::sync::Weak;
-
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -30,7 +28,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::context;
-use crate::pipeline::{Fasten, Inner};
+use crate::pipeline::{Fasten, WeakFasten};
 #[doc(no_inline)]
 pub use crate::stream::SysRow;
 
@@ -40,7 +38,7 @@ pub struct SysLayer {
     /// `None`: whatever pipeline [`crate::init`] installed, looked up per
     /// event. A layer of one pipeline holds it weakly, so a subscriber that
     /// outlives the pipeline never keeps its writer alive.
-    pipeline: Option<Weak<Inner>>,
+    pipeline: Option<WeakFasten>,
 }
 
 /// The layer for the process-wide pipeline. Events before [`crate::init`]
@@ -61,7 +59,7 @@ impl Fasten {
 impl SysLayer {
     fn pipeline(&self) -> Option<Fasten> {
         match &self.pipeline {
-            Some(weak) => Fasten::upgrade(weak),
+            Some(weak) => weak.upgrade(),
             None => crate::global::current(),
         }
     }
