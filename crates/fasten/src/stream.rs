@@ -123,7 +123,7 @@ pub(crate) struct Origin {
 
 /// What a stream row type tells its lane and its table.
 pub(crate) trait Record:
-    Serialize + for<'de> Deserialize<'de> + Send + Sync + 'static
+    Keyed + Serialize + for<'de> Deserialize<'de> + Send + Sync + 'static
 {
     /// `sys` or `api`: the `stream` field of a stdout line.
     const STREAM: &'static str;
@@ -156,15 +156,29 @@ pub(crate) struct PackedSys {
 
 impl Keyed for PackedSys {
     fn request_id(&self) -> Option<&RequestId> {
-        self.row.request_id.as_ref()
+        self.row.request_id()
     }
 
     fn timestamp(&self) -> &str {
-        &self.row.timestamp
+        self.row.timestamp()
     }
 
     fn id(&self) -> &str {
-        &self.row.id
+        self.row.id()
+    }
+}
+
+impl Keyed for SysRow {
+    fn request_id(&self) -> Option<&RequestId> {
+        self.request_id.as_ref()
+    }
+
+    fn timestamp(&self) -> &str {
+        &self.timestamp
+    }
+
+    fn id(&self) -> &str {
+        &self.id
     }
 }
 
@@ -696,17 +710,9 @@ impl<T: Record> TableReader<T> {
 }
 
 /// A page with the cursor of its last row when it is full.
-fn page<T: Serialize>(rows: Vec<T>, source: Source, limit: usize) -> StreamPage<T> {
+fn page<T: Keyed>(rows: Vec<T>, source: Source, limit: usize) -> StreamPage<T> {
     let next = (rows.len() >= limit)
-        .then(|| {
-            rows.last().map(|r| {
-                let v = serde_json::to_value(r).unwrap_or_default();
-                encode_cursor(
-                    v["timestamp"].as_str().unwrap_or_default(),
-                    v["id"].as_str().unwrap_or_default(),
-                )
-            })
-        })
+        .then(|| rows.last().map(|r| encode_cursor(r.timestamp(), r.id())))
         .flatten();
     StreamPage { rows, source, next }
 }
