@@ -434,10 +434,7 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    const VECTORS: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/spec/vectors/form3.json"
-    );
+    const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/vectors/form3.json");
 
     fn load_vectors() -> Value {
         let text =

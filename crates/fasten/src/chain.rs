@@ -372,12 +372,8 @@ pub(crate) mod tests {
 
     /// The golden vectors, read as data (never copied into literals).
     pub(crate) fn vectors() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/spec/vectors/form3.json"
-        );
-        let text =
-            std::fs::read_to_string(path).expect("shared/spec/vectors/form3.json beside the repo");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/vectors/form3.json");
+        let text = std::fs::read_to_string(path).expect("spec/vectors/form3.json in the repo");
         serde_json::from_str(&text).expect("vectors parse")
     }
 

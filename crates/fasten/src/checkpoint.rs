@@ -378,21 +378,7 @@ impl Checkpoint {
     /// signer. With no signers the note has no signature, and
     /// [`Self::open`] refuses it.
     pub(crate) fn sign(&self, signers: &[&Signer]) -> String {
-        let body = self.body();
-        let mut note = body.clone();
-        note.push('\n');
-        for signer in signers {
-            let signature = signer.key.sign(body.as_bytes());
-            let mut bytes = [0; 68];
-            bytes[..4].copy_from_slice(&signer.id);
-            bytes[4..].copy_from_slice(&signature.to_bytes());
-            note.push_str(SIGNATURE_PREFIX);
-            note.push_str(&signer.name);
-            note.push(' ');
-            note.push_str(&BASE64.encode(bytes));
-            note.push('\n');
-        }
-        note
+        sign_note(&self.body(), signers)
     }
 
     /// The body of a signed note, signatures not checked: only for checking
@@ -404,85 +390,14 @@ impl Checkpoint {
         Self::parse_body(&note[..=split]).ok()
     }
 
-    /// Parses a signed checkpoint note strictly and checks its signatures.
-    ///
-    /// Signatures by keys not in `verifiers` (matched by name and key id)
-    /// are skipped, so that a note can carry a witness's cosignature or a
-    /// rotated key's; at least one signature must be by a known key, and
-    /// every signature by a known key must verify. Returns the checkpoint
-    /// and the names of the keys that verified it.
+    /// Opens a signed checkpoint note ([`open_note`]'s rules for the
+    /// signatures) and reads its body strictly. Returns the checkpoint and
+    /// the names of the keys that verified it.
     pub(crate) fn open(
         note: &str,
         verifiers: &[VerifierKey],
     ) -> Result<(Self, Vec<String>), CheckpointError> {
-        let malformed = CheckpointError::MalformedNote;
-        if note.chars().any(|c| c.is_control() && c != '\n') {
-            return Err(malformed("it holds a control character other than newline"));
-        }
-        // The signature block cannot hold a blank line, so the last one ends
-        // the body.
-        let split = note.rfind("\n\n").ok_or(malformed(
-            "no blank line between the body and the signatures",
-        ))?;
-        let (body, signatures) = (&note[..=split], &note[split + 2..]);
-        if signatures.is_empty() {
-            return Err(malformed("no signature lines"));
-        }
-        if !signatures.ends_with('\n') {
-            return Err(malformed(
-                "the last signature line does not end in a newline",
-            ));
-        }
-
-        let mut lines = Vec::new();
-        for line in signatures.split_terminator('\n') {
-            if lines.len() == MAX_SIGNATURES {
-                return Err(malformed("more than 100 signature lines"));
-            }
-            let line = line.strip_prefix(SIGNATURE_PREFIX).ok_or(malformed(
-                "a signature line does not start with an em dash and a space",
-            ))?;
-            let (name, b64) = line.split_once(' ').ok_or(malformed(
-                "a signature line is not a key name, a space and a signature",
-            ))?;
-            if check_name(name).is_err() {
-                return Err(malformed("a signature line has an invalid key name"));
-            }
-            let bytes = BASE64
-                .decode(b64)
-                .map_err(|_| malformed("a signature is not valid base64"))?;
-            // A key id and at least one byte of signature, whatever the
-            // algorithm of a key we do not know.
-            if bytes.len() < 5 {
-                return Err(malformed("a signature is shorter than 5 bytes"));
-            }
-            lines.push((name, bytes));
-        }
-
-        let checkpoint = Self::parse_body(body)?;
-
-        let mut verified: Vec<String> = Vec::new();
-        for (name, bytes) in &lines {
-            let (id, signature) = bytes.split_at(4);
-            let Some(key) = verifiers
-                .iter()
-                .find(|k| k.name == *name && k.id[..] == *id)
-            else {
-                continue;
-            };
-            let good = Signature::from_slice(signature)
-                .is_ok_and(|s| key.key.verify_strict(body.as_bytes(), &s).is_ok());
-            if !good {
-                return Err(CheckpointError::BadSignature(key.name.clone()));
-            }
-            if !verified.contains(&key.name) {
-                verified.push(key.name.clone());
-            }
-        }
-        if verified.is_empty() {
-            return Err(CheckpointError::NoKnownSignature);
-        }
-        Ok((checkpoint, verified))
+        open_note(note, verifiers, Self::parse_body)
     }
 
     /// Reads exactly the three lines [`Self::body`] writes, and nothing that
@@ -519,6 +434,110 @@ impl Checkpoint {
             .ok_or(malformed("the root is not the base64 of 32 bytes"))?;
         Self::new(origin, size, root)
     }
+}
+
+/// A signed note (C2SP signed-note, the Go `note` package's format) over
+/// `text`, which must end in a newline: the text, a blank line, and one
+/// signature line per signer. With no signers the note has no signature,
+/// and [`open_note`] refuses it.
+pub(crate) fn sign_note(text: &str, signers: &[&Signer]) -> String {
+    let mut note = text.to_owned();
+    note.push('\n');
+    for signer in signers {
+        let signature = signer.key.sign(text.as_bytes());
+        let mut bytes = [0; 68];
+        bytes[..4].copy_from_slice(&signer.id);
+        bytes[4..].copy_from_slice(&signature.to_bytes());
+        note.push_str(SIGNATURE_PREFIX);
+        note.push_str(&signer.name);
+        note.push(' ');
+        note.push_str(&BASE64.encode(bytes));
+        note.push('\n');
+    }
+    note
+}
+
+/// Parses a signed note strictly and checks its signatures. `read_body`
+/// reads the signed text (before any signature is verified, so a malformed
+/// body is named as such); returns what it read and the names of the keys
+/// that verified the note.
+///
+/// Signatures by keys not in `verifiers` (matched by name and key id) are
+/// skipped, so that a note can carry a witness's cosignature or a rotated
+/// key's; at least one signature must be by a known key, and every
+/// signature by a known key must verify.
+pub(crate) fn open_note<'n, T>(
+    note: &'n str,
+    verifiers: &[VerifierKey],
+    read_body: impl FnOnce(&'n str) -> Result<T, CheckpointError>,
+) -> Result<(T, Vec<String>), CheckpointError> {
+    let malformed = CheckpointError::MalformedNote;
+    if note.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(malformed("it holds a control character other than newline"));
+    }
+    // The signature block cannot hold a blank line, so the last one ends
+    // the body.
+    let split = note.rfind("\n\n").ok_or(malformed(
+        "no blank line between the body and the signatures",
+    ))?;
+    let (body, signatures) = (&note[..=split], &note[split + 2..]);
+    if signatures.is_empty() {
+        return Err(malformed("no signature lines"));
+    }
+    if !signatures.ends_with('\n') {
+        return Err(malformed(
+            "the last signature line does not end in a newline",
+        ));
+    }
+
+    let mut lines = Vec::new();
+    for line in signatures.split_terminator('\n') {
+        if lines.len() == MAX_SIGNATURES {
+            return Err(malformed("more than 100 signature lines"));
+        }
+        let line = line.strip_prefix(SIGNATURE_PREFIX).ok_or(malformed(
+            "a signature line does not start with an em dash and a space",
+        ))?;
+        let (name, b64) = line.split_once(' ').ok_or(malformed(
+            "a signature line is not a key name, a space and a signature",
+        ))?;
+        if check_name(name).is_err() {
+            return Err(malformed("a signature line has an invalid key name"));
+        }
+        let bytes = BASE64
+            .decode(b64)
+            .map_err(|_| malformed("a signature is not valid base64"))?;
+        // A key id and at least one byte of signature, whatever the
+        // algorithm of a key we do not know.
+        if bytes.len() < 5 {
+            return Err(malformed("a signature is shorter than 5 bytes"));
+        }
+        lines.push((name, bytes));
+    }
+    let read = read_body(body)?;
+
+    let mut verified: Vec<String> = Vec::new();
+    for (name, bytes) in &lines {
+        let (id, signature) = bytes.split_at(4);
+        let Some(key) = verifiers
+            .iter()
+            .find(|k| k.name == *name && k.id[..] == *id)
+        else {
+            continue;
+        };
+        let good = Signature::from_slice(signature)
+            .is_ok_and(|s| key.key.verify_strict(body.as_bytes(), &s).is_ok());
+        if !good {
+            return Err(CheckpointError::BadSignature(key.name.clone()));
+        }
+        if !verified.contains(&key.name) {
+            verified.push(key.name.clone());
+        }
+    }
+    if verified.is_empty() {
+        return Err(CheckpointError::NoKnownSignature);
+    }
+    Ok((read, verified))
 }
 
 #[cfg(test)]
@@ -573,6 +592,49 @@ mod tests {
 
     fn other_signer(name: &str) -> Signer {
         Signer::from_seed(name, &[7; 32]).expect("signer")
+    }
+
+    /// The Go `sumdb/note` known answer (`spec/vectors/external.json`): our
+    /// keys parse the Go key texts, signing gives Go's note byte for byte,
+    /// opening gives back the text, and any changed byte fails.
+    #[test]
+    fn go_sumdb_note_known_answer() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../spec/vectors/external.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("external.json"))
+                .expect("external.json parses");
+        let kat = &v["signed_note_go_sumdb"];
+        let text = kat["text"].as_str().expect("text");
+        let note = kat["note"].as_str().expect("note");
+        let signer = Signer::parse(kat["signer_key"].as_str().expect("signer")).expect("signer");
+        let verifier =
+            VerifierKey::parse(kat["verifier_key"].as_str().expect("verifier")).expect("verifier");
+        assert_eq!(signer.verifier_key(), verifier);
+        assert_eq!(
+            verifier.to_string(),
+            kat["verifier_key"].as_str().expect("verifier")
+        );
+
+        assert_eq!(sign_note(text, &[&signer]), note);
+        let (opened, names) = open_note(note, std::slice::from_ref(&verifier), Ok).expect("opens");
+        assert_eq!(opened, text);
+        assert_eq!(names, [signer.name()]);
+
+        for (i, byte) in note.bytes().enumerate() {
+            if !byte.is_ascii() {
+                continue;
+            }
+            let mut changed = note.as_bytes().to_vec();
+            changed[i] = if byte == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(changed).expect("still UTF-8");
+            assert!(
+                open_note(&changed, std::slice::from_ref(&verifier), Ok).is_err(),
+                "the note changed at byte {i} still opens"
+            );
+        }
     }
 
     #[test]

@@ -69,11 +69,8 @@ pub(crate) fn stored_ids(path: &Path) -> std::collections::HashSet<String> {
         .collect()
 }
 
-/// The golden vectors beside the repo, read as data.
+/// The golden vectors (the repo's `spec/vectors/form3.json`), read as data.
 pub(crate) fn vectors() -> serde_json::Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/spec/vectors/form3.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/vectors/form3.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
