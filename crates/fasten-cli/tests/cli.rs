@@ -1258,14 +1258,14 @@ fn issue_8_run_gives_a_scripts_steps_one_request_id() {
     let dir = setup();
     let bin = env!("CARGO_BIN_EXE_fasten");
     let script = r#"set -e
-"$FASTEN_BIN" emit --code AUTH_LOGIN
-"$FASTEN_BIN" emit --code ORDER_PLACED --target order-1
+"$FASTEN_TEST_BIN" emit --code AUTH_LOGIN
+"$FASTEN_TEST_BIN" emit --code ORDER_PLACED --target order-1
 echo "child=$FASTEN_REQUEST_ID"
 exit 3"#;
     let out = fasten_with(
         dir.path(),
         &["run", "--print-id", "--", "sh", "-c", script],
-        &[("FASTEN_BIN", bin)],
+        &[("FASTEN_TEST_BIN", bin)],
     );
     assert_eq!(
         out.status.code(),

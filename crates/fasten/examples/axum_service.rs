@@ -39,8 +39,8 @@ async fn place_order(
     Path(order): Path<u64>,
 ) -> Result<(StatusCode, Json<Value>), (StatusCode, String)> {
     let fail = |e: &dyn std::fmt::Display| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    fasten::http::set_actor("alice");
-    fasten::http::set_target(format!("order/{order}"));
+    assert!(fasten::http::set_actor("alice"));
+    assert!(fasten::http::set_target(format!("order/{order}")));
     tracing::info!(order, "placing order");
     fasten::emit(
         Event::new("ORDER_PLACED")

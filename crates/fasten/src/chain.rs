@@ -220,7 +220,6 @@ pub(crate) fn commitment_of_text(
 /// The text a store keeps in `detail`: the JCS form, which is plain JSON to
 /// any reader and lets the verifier hash it as stored. (PostgreSQL keeps
 /// JSONB, which has a form of its own, so only SQLite uses it.)
-#[cfg_attr(not(any(test, feature = "sqlite")), allow(dead_code))]
 pub(crate) fn detail_text(detail: &Value, buf: &mut Vec<u8>) -> String {
     buf.clear();
     canonical::write_value(detail, buf);

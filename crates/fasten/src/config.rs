@@ -1,142 +1,17 @@
-//! Configuration: every `FASTEN_*` variable, its default, and the builder
-//! setter of the same name.
-//!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `FASTEN_SERVICE_ID` | required | the emitting service (WHERE) |
-//! | `FASTEN_NODE_ID` | required | the node; each node has its own hash chain |
-//! | `FASTEN_TENANT_ID` | none | default tenant of every row |
-//! | `FASTEN_AUDIT_DSN` | `sqlite:///fasten_audit.db` | where audit rows go |
-//! | `FASTEN_CODES` | none | comma-separated `*.codes.yaml` files to load |
-//! | `FASTEN_REDACT_KEYS` | none | extra comma-separated key names to redact |
-//! | `FASTEN_MAX_DETAIL_BYTES` | `65536` | larger details are replaced by a summary |
-//! | `FASTEN_AUDIT_QUEUE_CAPACITY` | `16384` | rows the queue holds before emit blocks |
-//! | `FASTEN_AUDIT_QUEUE_TIMEOUT_MS` | `1000` | how long emit blocks on a full queue before it errors |
-//! | `FASTEN_AUDIT_BATCH_SIZE` | `2048` | most rows sealed in one transaction |
-//! | `FASTEN_AUDIT_STORE_FAILURE_STRATEGY` | `retry` | `retry`: emit returns once queued and the writer retries the store until it succeeds; `raise`: emit returns once the row is durable, or the store's error |
-//! | `FASTEN_AUDIT_MAX_RETRIES` | `5` | in `raise` mode, store attempts before the error goes back to the callers |
-//! | `FASTEN_SIGNING_KEY` | none | a `fasten keygen` key file: the writer then signs checkpoints |
-//! | `FASTEN_CHECKPOINT_EVERY` | `1000` | sign after this many new rows … |
-//! | `FASTEN_CHECKPOINT_INTERVAL` | `1s` | … or after this long with new rows (`500ms`, `1s`, `5m`, `1h`), and at flush and shutdown |
-//! | `FASTEN_CHECKPOINT_DIR` | none | also publish each checkpoint as a file here |
-//! | `FASTEN_CHECKPOINT_WITNESS_URL` | none | also POST each checkpoint to this `http(s)://` witness |
-//! | `FASTEN_SYS_RING_SIZE` | `10000` | sys rows kept in memory for the reader (0: none) |
-//! | `FASTEN_API_RING_SIZE` | `10000` | api rows kept in memory for the reader (0: none) |
-//! | `FASTEN_STDOUT` | `sys,api` | streams written to stdout as JSON lines: `all`, `sys`, `api`, `sys,api` or `none` |
-//! | `FASTEN_SYS_DSN` | none | also store sys rows (default table `sys_log`) |
-//! | `FASTEN_API_DSN` | none | also store api rows (default table `api_log`) |
-//! | `FASTEN_STREAM_QUEUE_CAPACITY` | `8192` | sys or api rows waiting for their writer before new ones are shed (counted) |
-//! | `FASTEN_SYS_LEVEL` | `info` | least severe `tracing` level the sys stream records |
-//! | `FASTEN_API_SKIP_PATHS` | none | comma-separated paths without api rows (`/health`; `/internal/*` for a prefix) |
-//! | `FASTEN_AUDIT_RETENTION_CLASS_SHORT` | `30` | days the detail of `short` rows is kept |
-//! | `FASTEN_AUDIT_RETENTION_CLASS_MEDIUM` | `180` | days for `medium` |
-//! | `FASTEN_AUDIT_RETENTION_CLASS_LONG` | `1095` | days for `long` |
-//! | `FASTEN_AUDIT_RETENTION_OVERRIDE` | none | `long=7y,medium=1y` (units d, w, m = 30 d, y = 365 d) |
-//! | `FASTEN_RETENTION_SWEEP_INTERVAL` | `6h` | background retention sweep (`30m`, `6h`, `1d`), or `off` |
-//! | `FASTEN_AUDIT_LEGAL_HOLD` | none | comma-separated codes whose rows are never erased |
-//! | `FASTEN_AUDIT_LEGAL_HOLD_TENANTS` | none | comma-separated tenants whose rows are never erased |
-//! | `FASTEN_API_RETENTION_DAYS` | none | days api stream rows are kept |
-//! | `FASTEN_SYS_RETENTION_DAYS` | none | days sys stream rows are kept |
-//! | `FASTEN_REQUEST_ID` | none | the process's default ambient request id (set by `fasten run`); an unsafe value is ignored with a warning |
+//! Configuration: the builder of a pipeline, read from `FASTEN_*`
+//! variables ([`Config::from_env`]), from explicit pairs of the same names
+//! ([`Config::from_pairs`], for language bindings), or set in code. Every
+//! variable, its default and its meaning are in [`crate::env`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::code::Registry;
 use crate::dsn::Dsn;
+#[allow(clippy::wildcard_imports, reason = "every name of the env table")]
+use crate::env::*;
 use crate::error::{Error, Result};
 use crate::request_id::RequestId;
-
-/// `FASTEN_SERVICE_ID`: the emitting service. Required.
-pub const FASTEN_SERVICE_ID: &str = "FASTEN_SERVICE_ID";
-/// `FASTEN_NODE_ID`: the node, key of its own hash chain. Required.
-pub const FASTEN_NODE_ID: &str = "FASTEN_NODE_ID";
-/// `FASTEN_TENANT_ID`: default tenant of every row.
-pub const FASTEN_TENANT_ID: &str = "FASTEN_TENANT_ID";
-/// `FASTEN_AUDIT_DSN`: where audit rows go.
-pub const FASTEN_AUDIT_DSN: &str = "FASTEN_AUDIT_DSN";
-/// Default of [`FASTEN_AUDIT_DSN`]: a file in the working directory.
-pub const FASTEN_AUDIT_DSN_DEFAULT: &str = "sqlite:///fasten_audit.db";
-/// `FASTEN_CODES`: comma-separated code files to load.
-pub const FASTEN_CODES: &str = "FASTEN_CODES";
-/// `FASTEN_REDACT_KEYS`: extra comma-separated key names to redact.
-pub const FASTEN_REDACT_KEYS: &str = "FASTEN_REDACT_KEYS";
-/// `FASTEN_MAX_DETAIL_BYTES`: larger details are replaced by a summary.
-pub const FASTEN_MAX_DETAIL_BYTES: &str = "FASTEN_MAX_DETAIL_BYTES";
-/// Default of [`FASTEN_MAX_DETAIL_BYTES`].
-pub const FASTEN_MAX_DETAIL_BYTES_DEFAULT: usize = 64 * 1024;
-/// `FASTEN_AUDIT_QUEUE_CAPACITY`: rows the queue holds before emit blocks.
-pub const FASTEN_AUDIT_QUEUE_CAPACITY: &str = "FASTEN_AUDIT_QUEUE_CAPACITY";
-/// Default of [`FASTEN_AUDIT_QUEUE_CAPACITY`]: about a quarter second of
-/// the writer's throughput, a few MiB of memory.
-pub const FASTEN_AUDIT_QUEUE_CAPACITY_DEFAULT: usize = 16_384;
-/// `FASTEN_AUDIT_QUEUE_TIMEOUT_MS`: how long emit waits on a full queue.
-pub const FASTEN_AUDIT_QUEUE_TIMEOUT_MS: &str = "FASTEN_AUDIT_QUEUE_TIMEOUT_MS";
-/// Default of [`FASTEN_AUDIT_QUEUE_TIMEOUT_MS`].
-pub const FASTEN_AUDIT_QUEUE_TIMEOUT_MS_DEFAULT: u64 = 1000;
-/// `FASTEN_AUDIT_BATCH_SIZE`: most rows sealed in one transaction.
-pub const FASTEN_AUDIT_BATCH_SIZE: &str = "FASTEN_AUDIT_BATCH_SIZE";
-/// Default of [`FASTEN_AUDIT_BATCH_SIZE`]: past a few thousand rows a
-/// transaction gains little throughput (PERF-NOTES) and only adds latency.
-pub const FASTEN_AUDIT_BATCH_SIZE_DEFAULT: usize = 2048;
-/// `FASTEN_AUDIT_STORE_FAILURE_STRATEGY`: `retry` or `raise`.
-pub const FASTEN_AUDIT_STORE_FAILURE_STRATEGY: &str = "FASTEN_AUDIT_STORE_FAILURE_STRATEGY";
-/// `FASTEN_AUDIT_MAX_RETRIES`: store attempts in `raise` mode.
-pub const FASTEN_AUDIT_MAX_RETRIES: &str = "FASTEN_AUDIT_MAX_RETRIES";
-/// Default of [`FASTEN_AUDIT_MAX_RETRIES`].
-pub const FASTEN_AUDIT_MAX_RETRIES_DEFAULT: u32 = 5;
-
-/// `FASTEN_SIGNING_KEY`: a `fasten keygen` key file; the writer signs
-/// checkpoints with it.
-pub const FASTEN_SIGNING_KEY: &str = "FASTEN_SIGNING_KEY";
-/// `FASTEN_CHECKPOINT_EVERY`: sign after this many new rows.
-pub const FASTEN_CHECKPOINT_EVERY: &str = "FASTEN_CHECKPOINT_EVERY";
-/// Default of [`FASTEN_CHECKPOINT_EVERY`]: a signature (~50 µs) per
-/// thousand rows is noise beside the inserts.
-pub const FASTEN_CHECKPOINT_EVERY_DEFAULT: u64 = 1000;
-/// `FASTEN_CHECKPOINT_INTERVAL`: sign after this long when there are new rows.
-pub const FASTEN_CHECKPOINT_INTERVAL: &str = "FASTEN_CHECKPOINT_INTERVAL";
-/// Default of [`FASTEN_CHECKPOINT_INTERVAL`]: at most a second of rows is
-/// ever unwitnessed, at most one signature and file a second when quiet.
-pub const FASTEN_CHECKPOINT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
-/// `FASTEN_CHECKPOINT_DIR`: also publish each checkpoint as a file here.
-pub const FASTEN_CHECKPOINT_DIR: &str = "FASTEN_CHECKPOINT_DIR";
-
-/// `FASTEN_CHECKPOINT_WITNESS_URL`: also POST each checkpoint here.
-pub const FASTEN_CHECKPOINT_WITNESS_URL: &str = "FASTEN_CHECKPOINT_WITNESS_URL";
-
-/// `FASTEN_SYS_RING_SIZE`: sys rows kept in memory.
-pub const FASTEN_SYS_RING_SIZE: &str = "FASTEN_SYS_RING_SIZE";
-/// `FASTEN_API_RING_SIZE`: api rows kept in memory.
-pub const FASTEN_API_RING_SIZE: &str = "FASTEN_API_RING_SIZE";
-/// Default of [`FASTEN_SYS_RING_SIZE`] and [`FASTEN_API_RING_SIZE`]: the
-/// last minutes of a busy service for the reader, a few MiB each (the
-/// README gives the measured figure).
-pub const FASTEN_RING_SIZE_DEFAULT: usize = 10_000;
-/// `FASTEN_STDOUT`: streams written to stdout as JSON lines.
-pub const FASTEN_STDOUT: &str = "FASTEN_STDOUT";
-/// Default of [`FASTEN_STDOUT`]: both streams, one JSON object a line, as
-/// container platforms collect them. Audit rows go to their store, never
-/// here.
-pub const FASTEN_STDOUT_DEFAULT: &str = "sys,api";
-/// `FASTEN_SYS_DSN`: where sys rows are stored, if anywhere.
-pub const FASTEN_SYS_DSN: &str = "FASTEN_SYS_DSN";
-/// `FASTEN_API_DSN`: where api rows are stored, if anywhere.
-pub const FASTEN_API_DSN: &str = "FASTEN_API_DSN";
-/// `FASTEN_STREAM_QUEUE_CAPACITY`: sys or api rows queued for their writer.
-pub const FASTEN_STREAM_QUEUE_CAPACITY: &str = "FASTEN_STREAM_QUEUE_CAPACITY";
-/// Default of [`FASTEN_STREAM_QUEUE_CAPACITY`].
-pub const FASTEN_STREAM_QUEUE_CAPACITY_DEFAULT: usize = 8192;
-/// `FASTEN_SYS_LEVEL`: least severe level the sys stream records.
-pub const FASTEN_SYS_LEVEL: &str = "FASTEN_SYS_LEVEL";
-/// Default of [`FASTEN_SYS_LEVEL`].
-pub const FASTEN_SYS_LEVEL_DEFAULT: &str = "info";
-/// `FASTEN_API_SKIP_PATHS`: paths that get no api row.
-pub const FASTEN_API_SKIP_PATHS: &str = "FASTEN_API_SKIP_PATHS";
-
-/// `FASTEN_REQUEST_ID`: the process's default ambient request id, so a
-/// script's steps (`fasten run -- …`) and the services it starts share one.
-pub const FASTEN_REQUEST_ID: &str = "FASTEN_REQUEST_ID";
 
 /// Which streams go to stdout ([`FASTEN_STDOUT`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,35 +59,6 @@ impl std::str::FromStr for Stdout {
         Ok(out)
     }
 }
-// === retention (see crate::retention) ===
-
-/// `FASTEN_AUDIT_RETENTION_CLASS_SHORT`: days the detail of a `short` row is kept.
-pub const FASTEN_AUDIT_RETENTION_CLASS_SHORT: &str = "FASTEN_AUDIT_RETENTION_CLASS_SHORT";
-/// Default of [`FASTEN_AUDIT_RETENTION_CLASS_SHORT`]: 30 days.
-pub const FASTEN_AUDIT_RETENTION_CLASS_SHORT_DEFAULT: u32 = 30;
-/// `FASTEN_AUDIT_RETENTION_CLASS_MEDIUM`: days the detail of a `medium` row is kept.
-pub const FASTEN_AUDIT_RETENTION_CLASS_MEDIUM: &str = "FASTEN_AUDIT_RETENTION_CLASS_MEDIUM";
-/// Default of [`FASTEN_AUDIT_RETENTION_CLASS_MEDIUM`]: 180 days.
-pub const FASTEN_AUDIT_RETENTION_CLASS_MEDIUM_DEFAULT: u32 = 180;
-/// `FASTEN_AUDIT_RETENTION_CLASS_LONG`: days the detail of a `long` row is kept.
-pub const FASTEN_AUDIT_RETENTION_CLASS_LONG: &str = "FASTEN_AUDIT_RETENTION_CLASS_LONG";
-/// Default of [`FASTEN_AUDIT_RETENTION_CLASS_LONG`]: three years of 365 days.
-pub const FASTEN_AUDIT_RETENTION_CLASS_LONG_DEFAULT: u32 = 3 * 365;
-/// `FASTEN_AUDIT_RETENTION_OVERRIDE`: `long=7y,medium=1y` (units d, w, m, y).
-pub const FASTEN_AUDIT_RETENTION_OVERRIDE: &str = "FASTEN_AUDIT_RETENTION_OVERRIDE";
-/// `FASTEN_RETENTION_SWEEP_INTERVAL`: how often the background sweep runs, or `off`.
-pub const FASTEN_RETENTION_SWEEP_INTERVAL: &str = "FASTEN_RETENTION_SWEEP_INTERVAL";
-/// Default of [`FASTEN_RETENTION_SWEEP_INTERVAL`]: six hours.
-pub const FASTEN_RETENTION_SWEEP_INTERVAL_DEFAULT: Duration = Duration::from_secs(6 * 3600);
-/// `FASTEN_AUDIT_LEGAL_HOLD`: comma-separated codes whose rows are never erased.
-pub const FASTEN_AUDIT_LEGAL_HOLD: &str = "FASTEN_AUDIT_LEGAL_HOLD";
-/// `FASTEN_AUDIT_LEGAL_HOLD_TENANTS`: comma-separated tenants whose rows are never erased.
-pub const FASTEN_AUDIT_LEGAL_HOLD_TENANTS: &str = "FASTEN_AUDIT_LEGAL_HOLD_TENANTS";
-/// `FASTEN_API_RETENTION_DAYS`: days api stream rows are kept in their store.
-pub const FASTEN_API_RETENTION_DAYS: &str = "FASTEN_API_RETENTION_DAYS";
-/// `FASTEN_SYS_RETENTION_DAYS`: days sys stream rows are kept in their store.
-pub const FASTEN_SYS_RETENTION_DAYS: &str = "FASTEN_SYS_RETENTION_DAYS";
-
 /// What `emit` promises when it returns `Ok`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -321,6 +167,9 @@ pub struct Config {
     /// A `FASTEN_REQUEST_ID` that failed [`RequestId::parse`]: never
     /// trusted, reported as a warning once the pipeline runs.
     pub(crate) rejected_request_id: Option<String>,
+    /// `FASTEN_*` variables of the process that fasten does not read,
+    /// reported once the pipeline starts.
+    pub(crate) unknown_vars: Vec<crate::env::Unknown>,
 }
 
 impl Default for Config {
@@ -363,6 +212,7 @@ impl Config {
             retention: crate::retention::Retention::default(),
             request_id: None,
             rejected_request_id: None,
+            unknown_vars: Vec::new(),
         }
     }
 
@@ -375,7 +225,56 @@ impl Config {
     /// [`init`](Self::init) / [`build`](Self::build), so a builder can still
     /// fill them in.
     pub fn from_env() -> Result<Self> {
-        Self::from_vars(|name| std::env::var(name).ok())
+        let mut config = Self::from_vars(|name| std::env::var(name).ok())?;
+        let names: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect();
+        config.unknown_vars = crate::env::unknown(names.iter().map(String::as_str));
+        Ok(config)
+    }
+
+    /// Reads the names [`Self::from_env`] reads, from explicit pairs
+    /// instead of the process environment: how a language binding or a test
+    /// configures a pipeline. Names not given take their defaults, as unset
+    /// variables do.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a name fasten
+    /// does not read (naming the nearest known one, so a typo is caught),
+    /// or naming the first malformed value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = fasten::Config::from_pairs([
+    ///     ("FASTEN_SERVICE_ID", "billing"),
+    ///     ("FASTEN_NODE_ID", "node-1"),
+    /// ])?;
+    /// let err = fasten::Config::from_pairs([("FASTEN_AUDIT_DNS", "sqlite:///a.db")]).unwrap_err();
+    /// assert!(err.to_string().contains("did you mean FASTEN_AUDIT_DSN?"));
+    /// # Ok::<(), fasten::Error>(())
+    /// ```
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        let pairs: std::collections::HashMap<String, String> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect();
+        for name in pairs.keys() {
+            if !crate::env::is_known(name) {
+                let unknown = crate::env::Unknown {
+                    name: name.clone(),
+                    nearest: crate::env::nearest(name),
+                };
+                return Err(Error::config(
+                    unknown.nearest.unwrap_or(""),
+                    unknown.to_string(),
+                ));
+            }
+        }
+        Self::from_vars(|name| pairs.get(name).cloned())
     }
 
     pub(crate) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {

@@ -25,10 +25,10 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 
-use crate::kind::Method;
+use crate::kind::{ActorKind, Method};
 use crate::request_id::RequestId;
 
 /// How the ambient request came in: a transport and the channel it came
@@ -69,11 +69,33 @@ impl Via {
     }
 }
 
-/// What a scope sets: the id, and how it came in.
+/// What a scope sets: the id, how it came in, and who acts for which
+/// tenant. The attribution is shared by every clone of the frame (the
+/// copies a [`Scoped`] future enters at each poll, and the work
+/// [`propagate`]d from it), so [`set_actor`] in a handler holds across its
+/// `.await`s and for the tasks it spawned.
 #[derive(Debug, Clone)]
 struct Frame {
     id: RequestId,
     via: Option<Via>,
+    attribution: Arc<Mutex<Attribution>>,
+}
+
+impl Frame {
+    fn new(id: RequestId, via: Option<Via>) -> Self {
+        Self {
+            id,
+            via,
+            attribution: Arc::default(),
+        }
+    }
+}
+
+/// Who acts, for which tenant, as far as the request's context knows.
+#[derive(Debug, Default)]
+struct Attribution {
+    actor: Option<(String, ActorKind)>,
+    tenant: Option<String>,
 }
 
 thread_local! {
@@ -168,6 +190,57 @@ pub(crate) fn scoped() -> Option<RequestId> {
     CURRENT.with(|c| c.borrow().as_ref().map(|f| f.id.clone()))
 }
 
+fn with_attribution<R>(f: impl FnOnce(&mut Attribution) -> R) -> Option<R> {
+    CURRENT.with(|c| {
+        c.borrow().as_ref().map(|frame| {
+            f(&mut frame
+                .attribution
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner))
+        })
+    })
+}
+
+/// Names who acts in the current request: rows emitted in it without an
+/// actor of their own take this one. Returns `false`, recording nothing,
+/// outside any request scope (a plain `tokio::spawn`ed task has none: spawn
+/// with [`FutureExt::in_current_context`] or `fasten::spawn`).
+///
+/// # Examples
+///
+/// ```
+/// use fasten::{context, ActorKind, RequestId};
+/// assert!(!context::set_actor("u-1", ActorKind::User)); // no request here
+/// context::with(RequestId::mint(), || {
+///     assert!(context::set_actor("u-1", ActorKind::User));
+///     assert_eq!(context::actor(), Some(("u-1".to_owned(), ActorKind::User)));
+/// });
+/// ```
+#[must_use = "`false` means there is no request scope here and the actor was not recorded"]
+pub fn set_actor(actor: impl Into<String>, kind: ActorKind) -> bool {
+    let actor = actor.into();
+    with_attribution(|a| a.actor = Some((actor, kind))).is_some()
+}
+
+/// Names the tenant of the current request: its audit, sys and api rows
+/// take it unless they name one. Returns `false` outside any request scope,
+/// like [`set_actor`].
+#[must_use = "`false` means there is no request scope here and the tenant was not recorded"]
+pub fn set_tenant(tenant: impl Into<String>) -> bool {
+    let tenant = tenant.into();
+    with_attribution(|a| a.tenant = Some(tenant)).is_some()
+}
+
+/// The actor set in the current request, if any.
+pub fn actor() -> Option<(String, ActorKind)> {
+    with_attribution(|a| a.actor.clone()).flatten()
+}
+
+/// The tenant set in the current request, if any.
+pub fn tenant() -> Option<String> {
+    with_attribution(|a| a.tenant.clone()).flatten()
+}
+
 fn replace(frame: Option<Frame>) -> Option<Frame> {
     CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), frame))
 }
@@ -177,7 +250,7 @@ fn replace(frame: Option<Frame>) -> Option<Frame> {
 fn capture() -> Option<Frame> {
     CURRENT
         .with(|c| c.borrow().clone())
-        .or_else(|| current().map(|id| Frame { id, via: None }))
+        .or_else(|| current().map(|id| Frame::new(id, None)))
 }
 
 /// Sets the ambient id for this thread until the guard drops; the previous
@@ -194,12 +267,12 @@ fn capture() -> Option<Frame> {
 /// # Ok::<(), fasten::Error>(())
 /// ```
 pub fn enter(id: RequestId) -> ContextGuard {
-    enter_frame(Frame { id, via: None })
+    enter_frame(Frame::new(id, None))
 }
 
 /// [`enter`], saying how the request came in.
 pub fn enter_via(id: RequestId, via: Via) -> ContextGuard {
-    enter_frame(Frame { id, via: Some(via) })
+    enter_frame(Frame::new(id, Some(via)))
 }
 
 fn enter_frame(frame: Frame) -> ContextGuard {
@@ -248,7 +321,7 @@ pub fn with_via<R>(id: RequestId, via: Via, f: impl FnOnce() -> R) -> R {
 /// ```
 pub fn scope<F: Future>(id: RequestId, future: F) -> Scoped<F> {
     Scoped {
-        frame: Some(Frame { id, via: None }),
+        frame: Some(Frame::new(id, None)),
         inner: future,
     }
 }
@@ -268,7 +341,7 @@ pub fn scope<F: Future>(id: RequestId, future: F) -> Scoped<F> {
 /// ```
 pub fn scope_via<F: Future>(id: RequestId, via: Via, future: F) -> Scoped<F> {
     Scoped {
-        frame: Some(Frame { id, via: Some(via) }),
+        frame: Some(Frame::new(id, Some(via))),
         inner: future,
     }
 }
@@ -278,7 +351,7 @@ pub fn scope_via<F: Future>(id: RequestId, via: Via, future: F) -> Scoped<F> {
 #[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) fn maybe_scope<F: Future>(id: Option<RequestId>, future: F) -> Scoped<F> {
     Scoped {
-        frame: id.map(|id| Frame { id, via: None }),
+        frame: id.map(|id| Frame::new(id, None)),
         inner: future,
     }
 }
@@ -333,6 +406,35 @@ impl<F: Future> Future for Scoped<F> {
             None => this.inner.poll(cx),
         }
     }
+}
+
+/// `tokio::spawn` that keeps the caller's request: its id, transport,
+/// actor and tenant ride into the task, so rows emitted there belong to the
+/// same request. A plain `tokio::spawn` loses them (the task starts with no
+/// context), and its rows get a fresh request id and no attribution.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use fasten::{context, RequestId};
+/// let id = RequestId::mint();
+/// let seen = context::scope(id.clone(), async {
+///     fasten::spawn(async { context::current() }).await.unwrap()
+/// })
+/// .await;
+/// assert_eq!(seen, Some(id));
+/// # }
+/// ```
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(future.in_current_context())
 }
 
 /// Carries the ambient id into futures that run elsewhere.

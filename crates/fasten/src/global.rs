@@ -49,7 +49,7 @@ impl Config {
             .unwrap_or_else(|| Registry::global().clone());
         let already = || {
             Error::config(
-                crate::config::FASTEN_SERVICE_ID,
+                crate::env::FASTEN_SERVICE_ID,
                 "fasten is already initialised in this process: keep the first guard, or build a separate pipeline with Config::build",
             )
         };

@@ -304,20 +304,29 @@ thread_local! {
     static NOTE: RefCell<Option<ApiNote>> = const { RefCell::new(None) };
 }
 
-/// Sets the actor of the current request's api row. Returns `false` when
-/// there is no [`ApiLogLayer`] request on this task.
+/// Names the authenticated user of the current request: its api row and
+/// every audit row it emits without an actor of its own (as
+/// [`ActorKind::User`](crate::ActorKind::User); use
+/// [`context::set_actor`](crate::context::set_actor) for another kind).
+/// Returns `false` when there is no [`ApiLogLayer`] request on this task,
+/// for example in a task started with a plain `tokio::spawn` (use
+/// `fasten::spawn`).
+#[must_use = "`false` means no request is in scope here and the actor was not recorded"]
 pub fn set_actor(actor: impl Into<String>) -> bool {
+    let actor = actor.into();
+    let in_request = crate::context::set_actor(actor.clone(), crate::ActorKind::User);
     NOTE.with(|n| match &*n.borrow() {
         Some(note) => {
             note.set_actor(actor);
             true
         }
-        None => false,
+        None => in_request,
     })
 }
 
 /// Sets the target of the current request's api row. Returns `false` when
 /// there is no [`ApiLogLayer`] request on this task.
+#[must_use = "`false` means no request is in scope here and the target was not recorded"]
 pub fn set_target(target: impl Into<String>) -> bool {
     NOTE.with(|n| match &*n.borrow() {
         Some(note) => {

@@ -18,41 +18,11 @@
 //!
 //! # Environment
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `FASTEN_SERVICE_ID` | required | the emitting service |
-//! | `FASTEN_NODE_ID` | required | the node; each node has its own chain |
-//! | `FASTEN_TENANT_ID` | none | default tenant of every row |
-//! | `FASTEN_AUDIT_DSN` | `sqlite:///fasten_audit.db` | `sqlite:///relative.db`, `sqlite:////abs/path.db`, `postgres://user:pw@host/db`; `?table=[schema.]NAME` |
-//! | `FASTEN_CODES` | none | comma-separated `*.codes.yaml` files |
-//! | `FASTEN_REDACT_KEYS` | none | extra key names to redact |
-//! | `FASTEN_MAX_DETAIL_BYTES` | 65536 | larger details become a summary |
-//! | `FASTEN_AUDIT_QUEUE_CAPACITY` | 16384 | rows queued before emit blocks |
-//! | `FASTEN_AUDIT_QUEUE_TIMEOUT_MS` | 1000 | how long emit blocks on a full queue |
-//! | `FASTEN_AUDIT_BATCH_SIZE` | 2048 | most rows per transaction |
-//! | `FASTEN_AUDIT_STORE_FAILURE_STRATEGY` | `retry` | `retry` or `raise` (emit returns once durable) |
-//! | `FASTEN_AUDIT_MAX_RETRIES` | 5 | store attempts in `raise` mode |
-//! | `FASTEN_SIGNING_KEY` | none | sign checkpoints with this `fasten keygen` key ([`transparency`]) |
-//! | `FASTEN_CHECKPOINT_EVERY` | 1000 | sign after this many new rows |
-//! | `FASTEN_CHECKPOINT_INTERVAL` | `1s` | or after this long with new rows, and at flush and shutdown |
-//! | `FASTEN_CHECKPOINT_DIR` | none | also publish checkpoints as files here |
-//! | `FASTEN_CHECKPOINT_WITNESS_URL` | none | also POST checkpoints to this witness |
-//! | `FASTEN_SYS_RING_SIZE`, `FASTEN_API_RING_SIZE` | 10000 | stream rows kept in memory |
-//! | `FASTEN_STDOUT` | `sys,api` | streams written to stdout as JSON lines (`all`, `none`, …) |
-//! | `FASTEN_SYS_DSN`, `FASTEN_API_DSN` | none | also store stream rows (`sys_log`, `api_log`) |
-//! | `FASTEN_STREAM_QUEUE_CAPACITY` | 8192 | stream rows queued before they are shed (counted) |
-//! | `FASTEN_SYS_LEVEL` | `info` | least severe level of the sys stream |
-//! | `FASTEN_API_SKIP_PATHS` | none | paths without api rows |
-//! | `FASTEN_AUDIT_RETENTION_CLASS_SHORT` | 30 | days `short` rows keep their detail ([`retention`]) |
-//! | `FASTEN_AUDIT_RETENTION_CLASS_MEDIUM` | 180 | days for `medium`, the default class |
-//! | `FASTEN_AUDIT_RETENTION_CLASS_LONG` | 1095 | days for `long` |
-//! | `FASTEN_AUDIT_RETENTION_OVERRIDE` | none | `long=7y,medium=1y` (units d, w, m, y) |
-//! | `FASTEN_RETENTION_SWEEP_INTERVAL` | `6h` | background retention sweep (`30m`, `1d` …), or `off` |
-//! | `FASTEN_AUDIT_LEGAL_HOLD` | none | codes whose rows are never erased |
-//! | `FASTEN_AUDIT_LEGAL_HOLD_TENANTS` | none | tenants whose rows are never erased |
-//! | `FASTEN_API_RETENTION_DAYS` | none | days api stream rows are kept |
-//! | `FASTEN_SYS_RETENTION_DAYS` | none | days sys stream rows are kept |
-//! | `FASTEN_REQUEST_ID` | none | the process's default ambient request id (`fasten run` sets it) |
+//! Every `FASTEN_*` variable, its default and its meaning are listed once,
+//! in [`env::VARIABLES`] (printed in `docs/environment.md`). [`Config`]
+//! reads them from the process ([`Config::from_env`]) or from explicit
+//! pairs ([`Config::from_pairs`]), and [`env::unknown`] names the ones that
+//! look like typos.
 //!
 //! # Feature flags
 //!
@@ -66,6 +36,10 @@
 //! - `mqtt`: request ids over MQTT v5 on rumqttc (the `fasten::mqtt` module).
 //! - `nats`: request ids over NATS headers on async-nats, core and JetStream
 //!   (the `fasten::nats` module).
+//! - `reader`: the mountable HTTP reader (the `fasten::reader` module),
+//!   with `http`.
+//! - `tokio`: `fasten::spawn`, a `tokio::spawn` that keeps the request's
+//!   context (on with `http` and `postgres`).
 //!
 //! Scheduled jobs ([`scheduler`]) need no feature; a custom transport is a
 //! few lines over [`context::scope_via`] (see `examples/amqp_shim.rs`).
@@ -99,8 +73,10 @@ mod checkpointer;
 pub mod code;
 mod config;
 pub mod context;
+pub mod contract;
 mod detail;
 mod dsn;
+pub mod env;
 mod error;
 mod event;
 mod global;
@@ -134,7 +110,9 @@ mod verify;
 mod writer;
 
 pub use chain::Row;
-pub use config::*;
+pub use config::{Config, FailureStrategy, Stdout};
+#[cfg(feature = "tokio")]
+pub use context::spawn;
 pub use dsn::Dsn;
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, EventId};

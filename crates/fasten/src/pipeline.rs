@@ -115,7 +115,7 @@ impl Config {
         self.start(registry)
     }
 
-    pub(crate) fn start(self, registry: Registry) -> Result<Fasten> {
+    pub(crate) fn start(mut self, registry: Registry) -> Result<Fasten> {
         let (service_id, node_id) = self.validate()?;
         for path in &self.codes {
             registry.load_file(path).map_err(|e| {
@@ -132,14 +132,14 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     Error::config(
-                        crate::config::FASTEN_SIGNING_KEY,
+                        crate::env::FASTEN_SIGNING_KEY,
                         format!("cannot read FASTEN_SIGNING_KEY {}: make one with `fasten keygen --name NAME --out PATH`", path.display()),
                     )
                     .with_source(e)
                 })?;
                 let signer = crate::checkpoint::Signer::parse(&text).map_err(|e| {
                     Error::config(
-                        crate::config::FASTEN_SIGNING_KEY,
+                        crate::env::FASTEN_SIGNING_KEY,
                         format!("invalid FASTEN_SIGNING_KEY {}: {e}", path.display()),
                     )
                 })?;
@@ -186,6 +186,7 @@ impl Config {
             }
         }
         let rejected = self.rejected_request_id.clone();
+        let unknown_vars = std::mem::take(&mut self.unknown_vars);
         let fasten = Fasten {
             inner: Arc::new(Inner {
                 service_id: service_id.into(),
@@ -211,26 +212,57 @@ impl Config {
             let _ = fasten.inner.sweeper.set(sweeper);
         }
         if let Some(reason) = rejected {
-            tracing::warn!(target: "fasten::context", %reason, "FASTEN_REQUEST_ID ignored");
             let mut fields = serde_json::Map::new();
             fields.insert("reason".to_owned(), reason.into());
-            fasten.push_sys(SysEvent {
-                level: "WARN",
-                target: "fasten::context",
-                message: format!(
+            fasten.warn_at_start(
+                "fasten::context",
+                format!(
                     "{} ignored: not a safe request id",
-                    crate::config::FASTEN_REQUEST_ID
+                    crate::env::FASTEN_REQUEST_ID
                 ),
                 fields,
-                span: None,
-                request_id: None,
-            });
+            );
+        }
+        for unknown in &unknown_vars {
+            let mut fields = serde_json::Map::new();
+            fields.insert("variable".to_owned(), unknown.name.clone().into());
+            if let Some(near) = unknown.nearest {
+                fields.insert("nearest".to_owned(), near.into());
+            }
+            fasten.warn_at_start("fasten::config", unknown.to_string(), fields);
+        }
+        if fasten.inner.registry.is_empty() {
+            fasten.warn_at_start(
+                "fasten::config",
+                "the code registry is empty: every emit will fail with an unknown code; declare codes with fasten::register or list *.codes.yaml files in FASTEN_CODES".to_owned(),
+                serde_json::Map::new(),
+            );
         }
         Ok(fasten)
     }
 }
 
 impl Fasten {
+    /// A problem found while starting that does not stop the pipeline: a
+    /// `tracing` warning and a sys row, so it shows wherever the service's
+    /// logs go.
+    fn warn_at_start(
+        &self,
+        target: &'static str,
+        message: String,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) {
+        tracing::warn!(target: "fasten::config", %message, "fasten start-up warning");
+        self.push_sys(SysEvent {
+            level: "WARN",
+            target,
+            message,
+            fields,
+            span: None,
+            request_id: None,
+        });
+    }
+
     /// Emits an audit event.
     ///
     /// In the default `retry` mode this returns once the row is queued: the
@@ -286,8 +318,10 @@ impl Fasten {
             Some(Ok(map)) => map,
             Some(Err(e)) => return Err(Error::invalid("detail", e.to_string())),
         };
-        // `None` stands for the default actor, `system`, filled in by the writer.
-        let (actor, actor_kind) = match event.actor {
+        // The event's own attribution first, then its request's, then the
+        // defaults. `None` stands for the default actor, `system`, filled in
+        // by the writer.
+        let (actor, actor_kind) = match event.actor.or_else(context::actor) {
             Some((actor, kind)) => {
                 check_anchor("actor", &actor, false)?;
                 (Some(actor), kind)
@@ -295,7 +329,7 @@ impl Fasten {
             None => (None, ActorKind::Service),
         };
         check_anchor("target", &event.target, true)?;
-        let tenant_id = match event.tenant {
+        let tenant_id = match event.tenant.or_else(context::tenant) {
             Some(t) => {
                 check_anchor("tenant_id", &t, false)?;
                 Some(t)

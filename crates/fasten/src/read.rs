@@ -13,8 +13,8 @@
 use serde::Serialize;
 
 use crate::chain::Row;
-use crate::config::{FASTEN_API_DSN, FASTEN_AUDIT_DSN, FASTEN_AUDIT_DSN_DEFAULT, FASTEN_SYS_DSN};
 use crate::dsn::Dsn;
+use crate::env::{FASTEN_API_DSN, FASTEN_AUDIT_DSN, FASTEN_AUDIT_DSN_DEFAULT, FASTEN_SYS_DSN};
 use crate::error::{Error, Result};
 use crate::kind::{ActorKind, Outcome, Severity};
 use crate::pipeline::Fasten;

@@ -750,7 +750,7 @@ mod tests {
     }
 
     fn policy() -> Policy {
-        Policy::new(&[], crate::config::FASTEN_MAX_DETAIL_BYTES_DEFAULT)
+        Policy::new(&[], crate::env::FASTEN_MAX_DETAIL_BYTES_DEFAULT)
     }
 
     /// Redacts `v` with the default policy.
@@ -1066,7 +1066,7 @@ mod tests {
             "  ".to_owned(),
             "Пароль".to_owned(),
         ];
-        let p = Policy::new(&extra, crate::config::FASTEN_MAX_DETAIL_BYTES_DEFAULT);
+        let p = Policy::new(&extra, crate::env::FASTEN_MAX_DETAIL_BYTES_DEFAULT);
         let mut detail = object(json!({
             "customer_ssn": "078-05-1120",
             "National_ID": "AB123456C",
@@ -1426,7 +1426,7 @@ mod tests {
             64,
             256,
             1024,
-            crate::config::FASTEN_MAX_DETAIL_BYTES_DEFAULT,
+            crate::env::FASTEN_MAX_DETAIL_BYTES_DEFAULT,
         ]);
         let passthrough = prop::option::of(prop::sample::subsequence(KEY_POOL.to_vec(), 0..=6));
         (extras, cap, passthrough).prop_map(|(extras, cap, passthrough)| {

@@ -11,7 +11,7 @@ use fasten::Dsn;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The store to checkpoint.
-    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::FASTEN_AUDIT_DSN_DEFAULT)]
+    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::env::FASTEN_AUDIT_DSN_DEFAULT)]
     dsn: String,
     /// The signing key file (from `fasten keygen`).
     #[arg(long, env = "FASTEN_SIGNING_KEY")]

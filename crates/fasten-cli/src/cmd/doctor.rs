@@ -63,7 +63,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let config = Config::from_env();
     let audit =
-        env("FASTEN_AUDIT_DSN").unwrap_or_else(|| fasten::FASTEN_AUDIT_DSN_DEFAULT.to_owned());
+        env("FASTEN_AUDIT_DSN").unwrap_or_else(|| fasten::env::FASTEN_AUDIT_DSN_DEFAULT.to_owned());
     let dsn = match Dsn::parse("FASTEN_AUDIT_DSN", audit.trim()) {
         Ok(d) => d,
         Err(e) => {

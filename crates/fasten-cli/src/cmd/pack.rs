@@ -13,7 +13,7 @@ use fasten::transparency::{self, Pack, PackFilter};
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExportArgs {
     /// The store.
-    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::FASTEN_AUDIT_DSN_DEFAULT)]
+    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::env::FASTEN_AUDIT_DSN_DEFAULT)]
     dsn: String,
     /// Rows at or after this instant (RFC 3339, e.g. 2026-06-01T00:00:00Z).
     #[arg(long)]

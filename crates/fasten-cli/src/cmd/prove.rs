@@ -13,7 +13,7 @@ use fasten::transparency::{self, Proof};
 #[derive(Debug, clap::Args)]
 pub(crate) struct ProveArgs {
     /// The store.
-    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::FASTEN_AUDIT_DSN_DEFAULT)]
+    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::env::FASTEN_AUDIT_DSN_DEFAULT)]
     dsn: String,
     /// The row to prove (inclusion in the newest checkpoint that covers it).
     #[arg(

@@ -3,7 +3,8 @@
 use std::process::{Command, ExitCode};
 
 use anyhow::Context as _;
-use fasten::{FASTEN_REQUEST_ID, RequestId};
+use fasten::RequestId;
+use fasten::env::FASTEN_REQUEST_ID;
 
 /// Arguments of `fasten run`.
 #[derive(Debug, clap::Args)]

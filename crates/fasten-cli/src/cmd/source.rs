@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 #[derive(Debug, clap::Args)]
 pub(crate) struct StoreArgs {
     /// The audit store.
-    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::FASTEN_AUDIT_DSN_DEFAULT)]
+    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::env::FASTEN_AUDIT_DSN_DEFAULT)]
     dsn: String,
     /// The sys stream's store, if any.
     #[arg(long, env = "FASTEN_SYS_DSN")]

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The store to verify.
-    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::FASTEN_AUDIT_DSN_DEFAULT)]
+    #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::env::FASTEN_AUDIT_DSN_DEFAULT)]
     dsn: String,
     /// Print `{"ok", "nodes": [...]}` instead of text (with `checkpoints`
     /// when `--checkpoints` is given).

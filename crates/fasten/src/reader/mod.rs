@@ -44,6 +44,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use crate::env::FASTEN_READER_TOKENS;
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
 use crate::kind::ActorKind;
@@ -52,8 +53,6 @@ use crate::read::{AuditQuery, Reader};
 use crate::request_id::RequestId;
 use crate::stream::StreamQuery;
 
-/// `FASTEN_READER_TOKENS`: comma-separated bearer tokens the reader accepts.
-pub const FASTEN_READER_TOKENS: &str = "FASTEN_READER_TOKENS";
 /// The shortest token accepted: guessing must be hopeless.
 pub const MIN_TOKEN_LEN: usize = 16;
 /// Rows a page holds when `limit` is not given.

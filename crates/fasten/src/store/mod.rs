@@ -425,7 +425,7 @@ pub(crate) fn prune(dsn: &Dsn, table: &str, cutoff: &str, batch: usize) -> Resul
 #[cfg(any(not(feature = "sqlite"), not(feature = "postgres")))]
 fn missing_feature(_: Access, feature: &str) -> crate::Error {
     crate::Error::config(
-        crate::config::FASTEN_AUDIT_DSN,
+        crate::env::FASTEN_AUDIT_DSN,
         format!(
             "FASTEN_AUDIT_DSN names a {feature} store but fasten was built without its `{feature}` feature"
         ),

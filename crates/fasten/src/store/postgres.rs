@@ -74,16 +74,48 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-/// The client's own current-thread runtime. Dropped without waiting, so a
-/// store may be dropped anywhere, even on a thread of an async server
-/// (where dropping a runtime normally panics).
+/// The client's own runtime: one worker thread that owns the socket and
+/// drives the connection, whoever calls.
+///
+/// Callers wait for the client's futures with a plain executor
+/// ([`Self::block_on`]) instead of entering a tokio runtime: the client's
+/// futures only exchange messages with the connection task over channels, so
+/// they need no reactor, and waiting this way works from synchronous code
+/// and from inside any async runtime, `current_thread` included (where
+/// entering a second runtime panics). Dropped without waiting, so a store
+/// may be dropped anywhere, even on a thread of an async server.
 pub(crate) struct ClientRuntime(Option<Runtime>);
 
-impl std::ops::Deref for ClientRuntime {
-    type Target = Runtime;
+impl ClientRuntime {
+    fn start() -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("fasten-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::store("postgres: cannot start the client runtime", e))?;
+        Ok(Self(Some(rt)))
+    }
 
-    fn deref(&self) -> &Runtime {
+    fn runtime(&self) -> &Runtime {
         self.0.as_ref().expect("present until dropped")
+    }
+
+    /// Waits for a client future on the calling thread. The future must not
+    /// do I/O itself (connecting does: see [`Self::run`]).
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        futures_executor::block_on(f)
+    }
+
+    /// Runs a future that does its own I/O on the client's runtime thread
+    /// and waits for it.
+    fn run<F>(&self, f: F) -> Result<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        futures_executor::block_on(self.runtime().spawn(f))
+            .map_err(|e| Error::store("postgres: the client runtime stopped", e))
     }
 }
 
@@ -95,8 +127,8 @@ impl Drop for ClientRuntime {
     }
 }
 
-/// Connects on a current-thread runtime of the caller's own, which also
-/// drives the connection whenever the caller waits on it.
+/// Connects on a runtime of the store's own, whose thread then drives the
+/// connection for as long as the client lives.
 pub(crate) fn connect(url: &str) -> Result<(ClientRuntime, Client)> {
     let mut config: tokio_postgres::Config = url
         .parse()
@@ -104,26 +136,22 @@ pub(crate) fn connect(url: &str) -> Result<(ClientRuntime, Client)> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::store("postgres: cannot start the client runtime", e))?;
-    let (client, connection) = rt.block_on(config.connect(NoTls)).map_err(|e| {
-        let where_ = config
-            .get_hosts()
-            .first()
-            .map(|h| format!("{h:?}"))
-            .unwrap_or_default();
-        Error::store(format!("postgres: cannot connect to {where_}"), e)
-    })?;
-    // Polled whenever the store waits on the runtime; it ends (and
-    // requests fail) when the server goes away.
-    rt.spawn(async move {
+    let rt = ClientRuntime::start()?;
+    let where_ = config
+        .get_hosts()
+        .first()
+        .map(|h| format!("{h:?}"))
+        .unwrap_or_default();
+    let (client, connection) = rt
+        .run(async move { config.connect(NoTls).await })?
+        .map_err(|e| Error::store(format!("postgres: cannot connect to {where_}"), e))?;
+    // Ends (and requests fail) when the server goes away.
+    rt.runtime().spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(target: "fasten::store", error = %e, "postgres connection closed");
         }
     });
-    Ok((ClientRuntime(Some(rt)), client))
+    Ok((rt, client))
 }
 
 pub(crate) fn pg_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {

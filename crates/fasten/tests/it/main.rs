@@ -16,6 +16,7 @@ mod process_id;
 #[cfg(all(feature = "reader", feature = "tracing"))]
 mod reader;
 mod retention;
+mod runtimes;
 #[cfg(all(feature = "tracing", feature = "http"))]
 mod scheduler;
 #[cfg(feature = "tracing")]

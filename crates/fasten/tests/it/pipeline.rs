@@ -500,3 +500,66 @@ fn flush_and_shutdown_accept_a_timeout_of_forever() -> fasten::Result<()> {
     assert_eq!(fasten.shutdown(Duration::MAX)?.written, 1);
     Ok(())
 }
+
+/// The actor and tenant ride in from the request's context like its id:
+/// the event's own values first, then the context's, then the defaults;
+/// work spawned with the context keeps them, a bare thread does not.
+#[test]
+fn attribution_comes_from_the_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let fasten = pipeline(&dir.path().join("audit.db"));
+    assert!(
+        !context::set_actor("nobody", ActorKind::User),
+        "no request scope here"
+    );
+    let id = RequestId::mint();
+    let (from_context, own, spawned, bare) = context::with(id.clone(), || {
+        assert!(context::set_actor("alice", ActorKind::User));
+        assert!(context::set_tenant("acme"));
+        let from_context = fasten.emit_durable(Event::new("USER_CREATED")).unwrap();
+        let own = fasten
+            .emit_durable(
+                Event::new("USER_CREATED")
+                    .actor("batch", ActorKind::Service)
+                    .tenant("globex"),
+            )
+            .unwrap();
+        let spawned = std::thread::scope(|s| {
+            s.spawn(context::propagate(|| {
+                fasten.emit_durable(Event::new("USER_UPDATED")).unwrap()
+            }))
+            .join()
+            .unwrap()
+        });
+        let bare = std::thread::scope(|s| {
+            s.spawn(|| fasten.emit_durable(Event::new("USER_UPDATED")).unwrap())
+                .join()
+                .unwrap()
+        });
+        (from_context, own, spawned, bare)
+    });
+    assert_eq!(
+        (
+            from_context.actor.as_str(),
+            from_context.actor_kind.as_str()
+        ),
+        ("alice", "user")
+    );
+    assert_eq!(from_context.tenant_id.as_deref(), Some("acme"));
+    assert_eq!(from_context.request_id, id.as_str());
+    assert_eq!(
+        (own.actor.as_str(), own.tenant_id.as_deref()),
+        ("batch", Some("globex"))
+    );
+    assert_eq!(
+        (spawned.actor.as_str(), spawned.tenant_id.as_deref()),
+        ("alice", Some("acme"))
+    );
+    assert_eq!(spawned.request_id, id.as_str());
+    assert_eq!(
+        (bare.actor.as_str(), bare.tenant_id.as_deref()),
+        ("system", None)
+    );
+    assert_ne!(bare.request_id, id.as_str());
+    fasten.shutdown(SECS).unwrap();
+}

@@ -614,7 +614,7 @@ fn sys_and_api_rows_are_stored_in_postgres_and_read_back() -> fasten::Result<()>
             .route(
                 "/users/{id}",
                 axum::routing::get(|| async {
-                    fasten::http::set_actor("admin");
+                    assert!(fasten::http::set_actor("admin"));
                     "ok"
                 }),
             )

@@ -209,8 +209,8 @@ mod http {
         State(app): State<App>,
         UrlPath(id): UrlPath<String>,
     ) -> (StatusCode, Json<serde_json::Value>) {
-        fasten::http::set_actor("u-42");
-        fasten::http::set_target(format!("order/{id}"));
+        assert!(fasten::http::set_actor("u-42"));
+        assert!(fasten::http::set_target(format!("order/{id}")));
         tracing::info!(order = %id, "placing order");
         app.fasten
             .emit(Event::new("USER_CREATED").target(format!("order/{id}")))
