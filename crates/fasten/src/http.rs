@@ -307,7 +307,7 @@ thread_local! {
 /// Names the authenticated user of the current request: its api row and
 /// every audit row it emits without an actor of its own (as
 /// [`ActorKind::User`](crate::ActorKind::User); use
-/// [`context::set_actor`](crate::context::set_actor) for another kind).
+/// [`crate::context::set_actor`] for another kind).
 /// Returns `false` when there is no [`ApiLogLayer`] request on this task,
 /// for example in a task started with a plain `tokio::spawn` (use
 /// `fasten::spawn`).
