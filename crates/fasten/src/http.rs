@@ -44,6 +44,7 @@ use tower_service::Service;
 
 use crate::context;
 use crate::pipeline::{Fasten, WeakFasten};
+use crate::record::ApiRecord;
 use crate::request_id::RequestId;
 #[doc(no_inline)]
 pub use crate::stream::ApiRow;
@@ -396,26 +397,29 @@ impl Pending {
     fn finish(self, status: u16, bytes_out: Option<u64>) {
         let notes =
             std::mem::take(&mut *self.note.0.lock().unwrap_or_else(PoisonError::into_inner));
-        let origin = self.fasten.origin();
-        let row = ApiRow {
-            id: crate::stream::row_id(),
-            timestamp: crate::event::format_timestamp(self.timestamp),
-            service_id: Arc::clone(&origin.service_id),
-            source_node_id: Arc::clone(&origin.node_id),
-            tenant_id: origin.tenant_id.clone(),
-            request_id: self.request_id,
-            method: self.method,
-            route: self.route,
-            path: self.path,
+        let Ok(mut record) = ApiRecord::new(
+            self.request_id,
+            &self.method,
+            &self.path,
             status,
-            duration_ms: self.start.elapsed().as_secs_f64() * 1000.0,
-            actor: notes.actor,
-            target: notes.target,
-            bytes_in: self.bytes_in,
-            bytes_out,
-            dropped: None,
+            self.start.elapsed(),
+        ) else {
+            return; // http::Method and http::StatusCode are valid by construction
         };
-        self.fasten.push_api(row);
+        record = record.route(self.route);
+        if let Some(n) = self.bytes_in {
+            record = record.bytes_in(n);
+        }
+        if let Some(n) = bytes_out {
+            record = record.bytes_out(n);
+        }
+        if let Some(actor) = notes.actor {
+            record = record.actor(actor);
+        }
+        if let Some(target) = notes.target {
+            record = record.target(target);
+        }
+        self.fasten.record_api_at(record, self.timestamp);
     }
 }
 

@@ -96,6 +96,7 @@ pub mod read;
 #[cfg(feature = "reader")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reader")))]
 pub mod reader;
+pub mod record;
 mod redact;
 mod request_id;
 pub mod retention;

@@ -62,7 +62,7 @@ impl WeakFasten {
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) struct SysEvent {
     pub(crate) level: &'static str,
-    pub(crate) target: &'static str,
+    pub(crate) target: std::borrow::Cow<'static, str>,
     pub(crate) message: String,
     pub(crate) fields: serde_json::Map<String, serde_json::Value>,
     pub(crate) span: Option<String>,
@@ -255,7 +255,7 @@ impl Fasten {
         tracing::warn!(target: "fasten::config", %message, "fasten start-up warning");
         self.push_sys(SysEvent {
             level: "WARN",
-            target,
+            target: target.into(),
             message,
             fields,
             span: None,
@@ -480,18 +480,19 @@ impl Fasten {
             timestamp: crate::event::format_timestamp(jiff::Timestamp::now()),
             service_id: Arc::clone(&origin.service_id),
             source_node_id: Arc::clone(&origin.node_id),
-            tenant_id: origin.tenant_id.clone(),
+            tenant_id: context::tenant()
+                .map(Arc::from)
+                .or_else(|| origin.tenant_id.clone()),
             request_id: e.request_id,
             level: e.level.to_owned(),
-            target: e.target.to_owned(),
-            message: e.message,
+            target: crate::stream::cap_field(e.target.into_owned()),
+            message: crate::stream::cap_field(e.message),
             span: e.span,
             fields,
             dropped: None,
         });
     }
 
-    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn push_api(&self, row: ApiRow) {
         self.inner.streams.api.push(row);
     }

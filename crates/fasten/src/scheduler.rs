@@ -206,7 +206,7 @@ impl Record {
         fields.insert("job".to_owned(), Value::from(&*self.job));
         fasten.push_sys(SysEvent {
             level,
-            target: TARGET,
+            target: TARGET.into(),
             message: message.to_owned(),
             fields,
             span: None,

@@ -108,6 +108,25 @@ pub struct ApiRow {
     pub dropped: Option<u64>,
 }
 
+/// The most bytes a stream row keeps of one text field (a path, a route,
+/// a message, an actor): rows are held in memory rings and written as JSON
+/// lines, so one hostile request must not cost megabytes. Longer text is
+/// cut at a character boundary and marked with `…`.
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+/// `text`, cut to [`MAX_FIELD_BYTES`].
+pub(crate) fn cap_field(mut text: String) -> String {
+    if text.len() > MAX_FIELD_BYTES {
+        let mut end = MAX_FIELD_BYTES - '…'.len_utf8();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// A 32-hex unique row id.
 pub(crate) fn row_id() -> String {
     format!("{:032x}", rand::random::<u128>())

@@ -149,7 +149,7 @@ where
             .map(|s| s.name().to_owned());
         fasten.push_sys(crate::pipeline::SysEvent {
             level: meta.level().as_str(),
-            target: meta.target(),
+            target: meta.target().into(),
             message: fields.message.unwrap_or_default(),
             fields: fields.map,
             span,

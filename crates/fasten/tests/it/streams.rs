@@ -555,3 +555,82 @@ fn the_retention_sweep_deletes_old_stream_rows() {
         .unwrap();
     assert!(detail.contains(r#""streams":{"sys":5}"#), "{detail}");
 }
+
+/// Log lines and api rows from another language's logger and server (the
+/// bindings' way in) follow the rules of rows made in Rust: levels checked,
+/// fields redacted, the request's id and tenant, query strings cut off,
+/// long fields capped.
+#[test]
+fn foreign_log_lines_and_api_rows() {
+    use fasten::record::{ApiRecord, LogLine, MAX_FIELD_BYTES};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.db");
+    let fasten = streams_config(&path).build().unwrap();
+    let err = LogLine::new("loud", "x").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"invalid level "loud": expected trace, debug, info, warn or error"#
+    );
+    assert!(ApiRecord::new(RequestId::mint(), "GE T", "/", 200, SECS).is_err());
+    assert!(ApiRecord::new(RequestId::mint(), "GET", "/", 42, SECS).is_err());
+
+    let id = RequestId::mint();
+    fasten::context::with(id.clone(), || {
+        assert!(fasten::context::set_tenant("acme"));
+        assert!(!fasten.log(LogLine::new("debug", "below the level").unwrap()));
+        assert!(
+            fasten.log(
+                LogLine::new("WARNING", "user_created")
+                    .unwrap()
+                    .target("app.users")
+                    .field("user_id", "u-42")
+                    .field("password", "hunter2")
+            )
+        );
+        fasten.record_api(
+            ApiRecord::new(
+                id.clone(),
+                "post",
+                &format!("/users/42?token=secret&pad={}", "x".repeat(10_000)),
+                201,
+                Duration::from_micros(1500),
+            )
+            .unwrap()
+            .route("/users/{id}")
+            .actor("x".repeat(10_000)),
+        );
+    });
+    fasten.flush_streams(SECS).unwrap();
+    let sys = fasten
+        .sys_rows(&StreamQuery::new(10).request_id(id.clone()))
+        .unwrap()
+        .rows;
+    assert_eq!(sys.len(), 1, "{sys:?}");
+    assert_eq!(
+        (sys[0].level.as_str(), sys[0].target.as_str()),
+        ("WARN", "app.users")
+    );
+    assert_eq!(sys[0].tenant_id.as_deref(), Some("acme"));
+    assert_eq!(sys[0].fields["user_id"], "u-42");
+    assert_ne!(sys[0].fields["password"], "hunter2");
+    let api = fasten
+        .api_rows(&StreamQuery::new(10).request_id(id))
+        .unwrap()
+        .rows;
+    assert_eq!(api.len(), 1, "{api:?}");
+    let row = &api[0];
+    assert_eq!(
+        (row.method.as_str(), row.route.as_str(), row.path.as_str()),
+        ("POST", "/users/{id}", "/users/42")
+    );
+    assert_eq!((row.status, row.duration_ms), (201, 1.5));
+    assert_eq!(row.tenant_id.as_deref(), Some("acme"));
+    let actor = row.actor.as_deref().unwrap();
+    assert!(
+        actor.len() <= MAX_FIELD_BYTES && actor.ends_with('…'),
+        "{}",
+        actor.len()
+    );
+    fasten.shutdown(SECS).unwrap();
+}
