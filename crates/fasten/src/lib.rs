@@ -92,6 +92,7 @@ pub mod mqtt;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 mod pipeline;
+mod quiet;
 pub mod read;
 #[cfg(feature = "reader")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reader")))]
