@@ -641,7 +641,7 @@ fn foreign_log_lines_and_api_rows() {
 /// application's own events become sys rows (tokio_postgres logs every
 /// statement with its parameters; fed back, rows doubled every round).
 /// A `log` record is stored under its real target.
-fn own_io_stays_out_of_the_sys_stream(audit: Dsn, sys: Dsn) {
+fn own_io_stays_out_of_the_sys_stream(audit: &Dsn, sys: &Dsn) {
     static BRIDGE: std::sync::Once = std::sync::Once::new();
     BRIDGE.call_once(|| tracing_log::LogTracer::init().unwrap());
 
@@ -671,7 +671,7 @@ fn own_io_stays_out_of_the_sys_stream(audit: Dsn, sys: Dsn) {
     });
     fasten.flush_streams(SECS).unwrap();
     let rows = fasten::Reader::from_pipeline(&fasten)
-        .sys_dsn(sys)
+        .sys_dsn(sys.clone())
         .sys(&StreamQuery::new(100))
         .unwrap()
         .rows;
@@ -702,8 +702,8 @@ fn sqlite_own_io_stays_out_of_the_sys_stream() {
     let dir = tempfile::tempdir().unwrap();
     let file = format!("sqlite:///{}", dir.path().join("q.db").display());
     own_io_stays_out_of_the_sys_stream(
-        Dsn::parse("FASTEN_AUDIT_DSN", &file).unwrap(),
-        Dsn::parse_for("FASTEN_SYS_DSN", &file, "sys_log").unwrap(),
+        &Dsn::parse("FASTEN_AUDIT_DSN", &file).unwrap(),
+        &Dsn::parse_for("FASTEN_SYS_DSN", &file, "sys_log").unwrap(),
     );
 }
 
@@ -715,7 +715,7 @@ fn postgres_own_io_stays_out_of_the_sys_stream() {
     };
     let sys = schema.dsn("sys_log").to_string();
     own_io_stays_out_of_the_sys_stream(
-        schema.dsn("audit_log"),
-        Dsn::parse_for("FASTEN_SYS_DSN", &sys, "sys_log").unwrap(),
+        &schema.dsn("audit_log"),
+        &Dsn::parse_for("FASTEN_SYS_DSN", &sys, "sys_log").unwrap(),
     );
 }
