@@ -719,3 +719,81 @@ fn postgres_own_io_stays_out_of_the_sys_stream() {
         &Dsn::parse_for("FASTEN_SYS_DSN", &sys, "sys_log").unwrap(),
     );
 }
+
+/// The api row, the handler's audit row and the response header carry one
+/// id with the combined layer and with the two layers in either order.
+#[test]
+fn http_layers_agree_on_the_id_in_any_order() {
+    use axum::{Router, routing::post};
+    use tower::ServiceExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("order.db");
+    let fasten = streams_config(&path).build().unwrap();
+    let handler = {
+        let fasten = fasten.clone();
+        move || {
+            let fasten = fasten.clone();
+            async move {
+                fasten.emit(Event::new("USER_CREATED")).unwrap();
+                "ok"
+            }
+        }
+    };
+    let base = Router::new().route("/users", post(handler));
+    let apps = [
+        ("combined", base.clone().layer(fasten.http_layer())),
+        (
+            "right order",
+            base.clone()
+                .layer(fasten.api_layer())
+                .layer(fasten::http::RequestIdLayer::new()),
+        ),
+        (
+            "wrong order",
+            base.layer(fasten::http::RequestIdLayer::new())
+                .layer(fasten.api_layer()),
+        ),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (i, (name, app)) in apps.into_iter().enumerate() {
+        let client = format!("client-id-{i}");
+        for inbound in [None, Some(client.as_str()), Some("bad id <script>")] {
+            let mut req = axum::http::Request::post("/users");
+            if let Some(v) = inbound {
+                req = req.header("x-request-id", v);
+            }
+            let res = rt
+                .block_on(
+                    app.clone()
+                        .oneshot(req.body(axum::body::Body::empty()).unwrap()),
+                )
+                .unwrap();
+            let echoed = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+            if inbound == Some(client.as_str()) {
+                assert_eq!(echoed, client, "{name}");
+            }
+            fasten.flush(SECS).unwrap();
+            fasten.flush_streams(SECS).unwrap();
+            let id = RequestId::parse(&echoed).unwrap();
+            let api = fasten
+                .api_rows(&StreamQuery::new(10).request_id(id))
+                .unwrap()
+                .rows;
+            assert_eq!(
+                api.len(),
+                1,
+                "{name} {inbound:?}: the api row has the echoed id"
+            );
+            assert_eq!(
+                audit_codes_of(&path, &echoed),
+                ["USER_CREATED"],
+                "{name} {inbound:?}"
+            );
+        }
+    }
+    fasten.shutdown(SECS).unwrap();
+}
