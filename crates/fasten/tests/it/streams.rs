@@ -795,5 +795,20 @@ fn http_layers_agree_on_the_id_in_any_order() {
             );
         }
     }
+    // The handler never named an actor: said once, not once per row.
+    let warnings = fasten
+        .sys_rows(&StreamQuery::new(100).level("WARN"))
+        .unwrap()
+        .rows;
+    let unattributed: Vec<_> = warnings
+        .iter()
+        .filter(|r| r.target == "fasten::attribution")
+        .collect();
+    assert_eq!(unattributed.len(), 1, "{warnings:?}");
+    assert!(
+        unattributed[0]
+            .message
+            .starts_with("USER_CREATED was emitted while serving an HTTP request with no actor")
+    );
     fasten.shutdown(SECS).unwrap();
 }
