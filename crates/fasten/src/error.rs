@@ -43,6 +43,9 @@ pub enum ErrorKind {
     Store,
     /// The pipeline is shut down, or its writer thread is gone.
     Closed,
+    /// [`init`](crate::init) was called while a process-wide pipeline is
+    /// installed.
+    AlreadyInitialised,
     /// A signing key, verifier key or checkpoint note is malformed.
     Checkpoint,
     /// A hash chain does not verify.
