@@ -820,11 +820,16 @@ impl Store for PostgresStore {
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = match scope {
-            Scope::Due { code, pii, due } => self.in_index_order(
+            Scope::Due {
+                code,
+                pii,
+                due,
+                service,
+            } => self.in_index_order(
                 &format!(
-                    "{head} AND code = $4 AND pii_in_detail = $5 AND timestamp <= $6::text::timestamptz ORDER BY code, pii_in_detail, timestamp, id LIMIT $3"
+                    "{head} AND code = $4 AND pii_in_detail = $5 AND timestamp <= $6::text::timestamptz AND ($7::text IS NULL OR service_id = $7::text) ORDER BY code, pii_in_detail, timestamp, id LIMIT $3"
                 ),
-                &[&after.0, &after.1, &limit, &code, &pii, &due],
+                &[&after.0, &after.1, &limit, &code, &pii, &due, &service],
             ),
             Scope::Actor(who) | Scope::Target(who) => {
                 let column = if matches!(scope, Scope::Actor(_)) {
