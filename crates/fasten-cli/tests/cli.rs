@@ -843,6 +843,23 @@ fn dump_prints_json_when_asked() {
         .collect();
     assert_eq!(codes, ["AUTH_LOGIN", "ORDER_PLACED"]);
     assert_eq!(v[1]["severity"], "warn");
+
+    // Personal data with an explicit long class loads, kept short; both show.
+    std::fs::write(
+        dir.path().join("crm.codes.yaml"),
+        "domain: crm\ncodes:\n  CONTACT_SAVED:\n    category: contact\n    action: update\n    pii_in_detail: true\n    retention_class: long\n",
+    )
+    .unwrap();
+    let o = fasten_with(
+        dir.path(),
+        &["dump", "--format", "json"],
+        &[("FASTEN_CODES", "crm.codes.yaml")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["code"], "CONTACT_SAVED");
+    assert_eq!(v[0]["retention_class"], "short");
+    assert_eq!(v[0]["declared_retention_class"], "long");
 }
 
 // === Attacks by someone with write access to the store ===
