@@ -5,7 +5,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use fasten::Dsn;
 use fasten::transparency::{self, Pack, PackFilter};
 
