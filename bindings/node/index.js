@@ -125,7 +125,8 @@ function eventInput(event) {
     throw new FastenError('InvalidEvent', 'invalid code: expected a registered code string such as "USER_CREATED"', 'code');
   }
   const ctx = storage.getStore();
-  const input = { ...event };
+  const { detail, ...input } = event;
+  if (detail !== undefined) input.detailJson = detailJson(detail);
   if (ctx) {
     if (input.requestId === undefined) input.requestId = ctx.requestId;
     if (input.actor === undefined && ctx.actor !== undefined) {
@@ -136,6 +137,25 @@ function eventInput(event) {
     if (input.method === undefined) input.method = ctx.method;
   }
   return input;
+}
+
+// JSON.stringify would turn NaN and Infinity into null and drop functions
+// and symbols without a word; refuse them instead, as the engine refuses
+// what has no JSON form.
+function strictValue(key, value) {
+  if (typeof value === 'number' ? !Number.isFinite(value) : typeof value === 'function' || typeof value === 'symbol') {
+    throw new FastenError('InvalidEvent', `invalid detail: ${key ? `key ${JSON.stringify(key)} holds ` : ''}${String(value)}, which has no JSON form (NaN, Infinity, functions and symbols are refused)`, 'detail');
+  }
+  return value;
+}
+
+function detailJson(detail) {
+  try {
+    return JSON.stringify(detail, strictValue);
+  } catch (e) {
+    if (e instanceof FastenError) throw e;
+    throw new FastenError('InvalidEvent', `invalid detail: ${e.message}`, 'detail');
+  }
 }
 
 /** `{ serviceId: 'x' }` → `{ FASTEN_SERVICE_ID: 'x' }`; lists are comma-joined. */

@@ -71,7 +71,8 @@ fn parse_kind<T: FromStr>(field: &str, text: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    text.parse::<T>().map_err(|e| invalid(field, &e.to_string()))
+    text.parse::<T>()
+        .map_err(|e| invalid(field, &e.to_string()))
 }
 
 fn request_id(field: &str, text: &str) -> Result<RequestId> {
@@ -86,8 +87,12 @@ fn join_error(e: &impl std::fmt::Display) -> napi::Error {
 }
 
 fn millis(ms: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(ms / 1000.0)
-        .map_err(|_| invalid("timeout", &format!("invalid timeout {ms}: expected milliseconds >= 0")))
+    Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| {
+        invalid(
+            "timeout",
+            &format!("invalid timeout {ms}: expected milliseconds >= 0"),
+        )
+    })
 }
 
 // === events ===
@@ -116,6 +121,9 @@ pub struct EventInput {
     pub request_id: Option<String>,
     /// A JSON object.
     pub detail: Option<Value>,
+    /// The same, as JSON text (cheaper to pass than an object converted
+    /// key by key); give one of `detail` and `detail_json`.
+    pub detail_json: Option<String>,
 }
 
 fn event(input: EventInput) -> Result<Event> {
@@ -154,8 +162,13 @@ fn event(input: EventInput) -> Result<Event> {
     if let Some(id) = input.request_id {
         e = e.request_id(request_id("request_id", &id)?);
     }
-    if let Some(d) = input.detail {
-        e = e.detail(d);
+    match (input.detail, input.detail_json) {
+        (Some(d), None) => e = e.detail(d),
+        (None, Some(text)) => e = e.detail(json_arg("detail", &text)?),
+        (None, None) => {}
+        (Some(_), Some(_)) => {
+            return Err(invalid("detail", "give detail or detail_json, not both"));
+        }
     }
     Ok(e)
 }

@@ -86,7 +86,9 @@ test('bad input is a FastenError naming the field', async () => {
 
 test('non-finite numbers in detail are refused', async () => {
   const { f } = engine();
-  for (const bad of [NaN, Infinity, -Infinity, () => 1]) {
+  const circular = {};
+  circular.self = circular;
+  for (const bad of [NaN, Infinity, -Infinity, () => 1, Symbol('s'), 10n, circular]) {
     assert.throws(() => f.emit({ code: 'ORDER_PLACED', detail: { x: bad } }), { name: 'FastenError', kind: 'InvalidEvent', field: 'detail' });
   }
   assert.throws(() => f.emit({ code: 'ORDER_PLACED', target: 42 }), { name: 'FastenError', field: 'target' });
