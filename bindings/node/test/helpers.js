@@ -63,8 +63,9 @@ function cli() {
   const env = process.env.FASTEN_CLI;
   if (env) return env;
   const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(REPO, 'target');
-  for (const profile of ['release', 'debug']) {
-    const p = path.join(targetDir, profile, 'fasten');
+  const host = /host: (\S+)/.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))?.[1] ?? '';
+  for (const dir of [path.join(host, 'release'), 'release', 'debug']) {
+    const p = path.join(targetDir, dir, 'fasten');
     if (fs.existsSync(p)) return p;
   }
   const r = spawnSync('cargo', ['build', '-q', '--release', '-p', 'fasten-cli'], { cwd: REPO, stdio: 'inherit' });
