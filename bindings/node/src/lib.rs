@@ -9,7 +9,7 @@
 //! The JavaScript wrapper (`index.js`) adds what is idiomatic in Node:
 //! `AsyncLocalStorage` context, pino-style logging, Express and Fastify
 //! middleware, MQTT.js helpers, and the `FastenError` class built from the
-//! errors this file throws (see [`js_error`]).
+//! errors this file throws (a JSON payload after a marker prefix).
 // `#[napi]` expands to `unsafe` N-API glue; no hand-written `unsafe` lives
 // here (scripts/ci-node.sh checks), so the allowance covers generated code.
 #![allow(unsafe_code)]
