@@ -132,7 +132,9 @@ export interface Context {
   actor?: string;
   actorKind?: ActorKind;
   tenant?: string;
+  /** The transport of the request being served, and its path or topic. */
   method?: Method;
+  channel?: string;
 }
 
 type LogFn = {

@@ -134,7 +134,12 @@ function eventInput(event) {
       if (input.actorKind === undefined) input.actorKind = ctx.actorKind;
     }
     if (input.tenant === undefined) input.tenant = ctx.tenant;
-    if (input.method === undefined) input.method = ctx.method;
+    // The request's transport goes as its scope (the engine's Via), so the
+    // engine treats the row as Rust's HTTP and MQTT layers' rows.
+    if (input.method === undefined && ctx.method !== undefined) {
+      input.viaMethod = ctx.method;
+      input.viaChannel = ctx.channel;
+    }
   }
   return input;
 }

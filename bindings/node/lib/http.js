@@ -45,7 +45,7 @@ function expressMiddleware(fasten) {
     // Handlers see the checked id, never the raw header.
     req.headers['x-request-id'] = id;
     res.setHeader('x-request-id', id);
-    const store = { requestId: id, method: 'http' };
+    const store = { requestId: id, method: 'http', channel: req.path };
     let done = false;
     const finish = () => {
       if (done) return;
@@ -82,7 +82,7 @@ function fastifyPlugin(fasten) {
       const id = idFor(req.headers);
       req.headers['x-request-id'] = id;
       reply.header('x-request-id', id);
-      const store = { requestId: id, method: 'http' };
+      const store = { requestId: id, method: 'http', channel: req.url.split('?')[0] };
       req[kStore] = store;
       // Everything after this hook (other hooks, the handler) runs inside.
       storage().run(store, next);

@@ -35,7 +35,7 @@ function helpers(_fasten) {
     handler(fn) {
       return (topic, payload, packet) => {
         const { id } = native.mqttRequestId(topic, Buffer.from(payload), pairsOf(packet?.properties?.userProperties));
-        return mod._storage.run({ requestId: id, method: 'mqtt' }, () => fn(topic, payload, packet));
+        return mod._storage.run({ requestId: id, method: 'mqtt', channel: topic }, () => fn(topic, payload, packet));
       };
     },
     /** The id an inbound message carries, and where it came from. */

@@ -124,6 +124,50 @@ pub struct EventInput {
     /// The same, as JSON text (cheaper to pass than an object converted
     /// key by key); give one of `detail` and `detail_json`.
     pub detail_json: Option<String>,
+    /// The transport of the request being served (`http`, `mqtt` …), from
+    /// the JavaScript context: the row's default method, as
+    /// `fasten::context::Via` is in Rust (rows emitted while serving HTTP
+    /// without an actor are then reported by the engine).
+    pub via_method: Option<String>,
+    /// The path, topic or job name of that request.
+    pub via_channel: Option<String>,
+}
+
+/// An event and the request scope (id and transport) to emit it in.
+struct Prepared {
+    event: Event,
+    scope: Option<(RequestId, fasten::context::Via)>,
+}
+
+impl Prepared {
+    fn emit_with<R>(self, f: impl FnOnce(Event) -> R) -> R {
+        match self.scope {
+            Some((id, via)) => fasten::context::with_via(id, via, || f(self.event)),
+            None => f(self.event),
+        }
+    }
+}
+
+fn prepare(mut input: EventInput) -> Result<Prepared> {
+    let via = input
+        .via_method
+        .take()
+        .map(|m| parse_kind::<Method>("method", &m))
+        .transpose()?;
+    let channel = input.via_channel.take().unwrap_or_default();
+    let id = input
+        .request_id
+        .as_deref()
+        .map(|id| request_id("request_id", id))
+        .transpose()?;
+    let event = event(input)?;
+    let scope = via.map(|m| {
+        (
+            id.unwrap_or_else(RequestId::mint),
+            fasten::context::Via::new(m, channel),
+        )
+    });
+    Ok(Prepared { event, scope })
 }
 
 fn event(input: EventInput) -> Result<Event> {
@@ -248,7 +292,10 @@ impl Engine {
     /// the default `retry` mode.
     #[napi]
     pub fn emit(&self, input: EventInput) -> Result<String> {
-        let id = self.inner.emit(event(input)?).map_err(|e| js_error(&e))?;
+        let fasten = &self.inner;
+        let id = prepare(input)?
+            .emit_with(|e| fasten.emit(e))
+            .map_err(|e| js_error(&e))?;
         Ok(id.to_string())
     }
 
@@ -256,12 +303,14 @@ impl Engine {
     /// committed.
     #[napi]
     pub async fn emit_durable(&self, input: EventInput) -> Result<Value> {
-        let e = event(input)?;
+        let prepared = prepare(input)?;
         let fasten = self.inner.clone();
-        let row = napi::tokio::task::spawn_blocking(move || fasten.emit_durable(e))
-            .await
-            .map_err(|e| join_error(&e))?
-            .map_err(|e| js_error(&e))?;
+        let row = napi::tokio::task::spawn_blocking(move || {
+            prepared.emit_with(|e| fasten.emit_durable(e))
+        })
+        .await
+        .map_err(|e| join_error(&e))?
+        .map_err(|e| js_error(&e))?;
         serde_json::to_value(row).map_err(|e| napi::Error::from_reason(e.to_string()))
     }
 

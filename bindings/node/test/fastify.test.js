@@ -30,6 +30,8 @@ test('fastify: request id in handler and rows, reader mounted under a prefix', a
     const text = await c.text();
     assert.match(text, /ORDER_PLACED/);
     assert.match(text, /user_read/);
+    // The handler named no actor: the engine reports it, as for Rust's HTTP layer.
+    assert.match(text, /fasten::attribution/);
     const api = await (await fetch(base + '/api/v1/logs/api?request_id=req-fastify-1')).json();
     assert.equal(api.rows.length, 1);
     assert.equal(api.rows[0].route, '/users/:id');
