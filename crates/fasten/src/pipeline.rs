@@ -553,7 +553,6 @@ impl Fasten {
         WeakFasten(Arc::downgrade(&self.inner))
     }
 
-    #[cfg(feature = "http")]
     pub(crate) fn origin(&self) -> &Origin {
         &self.inner.streams.origin
     }

@@ -751,7 +751,7 @@ impl Fasten {
                             report.streams.insert(stream, n);
                         }
                         Err(e) => {
-                            tracing::warn!(target: "fasten::store", stream, error = %crate::error::Chain(&e), "pruning the stream table failed; the next sweep retries");
+                            tracing::warn!(target: "fasten::store", stream, error = %e, "pruning the stream table failed; the next sweep retries");
                         }
                     }
                 }
@@ -877,7 +877,7 @@ impl Fasten {
                     "erased": erased,
                     "ranges": ranges,
                     "held": held,
-                    "error": failed.as_ref().map(|e| crate::error::Chain(e).to_string()),
+                    "error": failed.as_ref().map(|e| e.to_string()),
                 })),
         )?;
         if let Some(e) = failed {
@@ -1116,7 +1116,7 @@ fn sweep_store(
         codes: tally.codes(),
         held: tally.held(),
         streams: BTreeMap::new(),
-        error: failed.as_ref().map(|e| crate::error::Chain(e).to_string()),
+        error: failed.as_ref().map(|e| e.to_string()),
         longest_batch: tally.longest_batch,
         event_id: None,
     };
@@ -1209,7 +1209,7 @@ fn first_due(fasten: &Fasten, interval: Duration) -> Instant {
             .unwrap_or_default(),
         Ok(None) => Duration::ZERO,
         Err(e) => {
-            tracing::warn!(target: "fasten::store", error = %crate::error::Chain(&e), "cannot read when the last retention sweep ran; the next is due in one interval");
+            tracing::warn!(target: "fasten::store", error = %e, "cannot read when the last retention sweep ran; the next is due in one interval");
             Duration::ZERO
         }
     };
@@ -1237,7 +1237,7 @@ fn background(fasten: &WeakFasten, interval: Duration, stop: &AtomicBool, runnin
             let _one_at_a_time = running.lock().unwrap_or_else(PoisonError::into_inner);
             let options = SweepOptions::new().method(Method::Scheduler);
             if let Err(e) = f.sweep_now(&options, Some(stop)) {
-                tracing::error!(target: "fasten::store", error = %crate::error::Chain(&e), "retention sweep failed; the next one retries");
+                tracing::error!(target: "fasten::store", error = %e, "retention sweep failed; the next one retries");
             }
         }
         drop(f);

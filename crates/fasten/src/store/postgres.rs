@@ -138,11 +138,19 @@ pub(crate) fn connect(url: &str) -> Result<(ClientRuntime, Client)> {
         config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
     }
     let rt = ClientRuntime::start()?;
-    let where_ = config
-        .get_hosts()
-        .first()
-        .map(|h| format!("{h:?}"))
-        .unwrap_or_default();
+    // Host, port, user and database: what a person needs to act on a
+    // refused connection. Never the password.
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let where_ = format!(
+        "{host}:{port} as user {} to database {}",
+        config.get_user().unwrap_or("(none)"),
+        config.get_dbname().unwrap_or("(default)")
+    );
     let (client, connection) = rt
         .run(async move { config.connect(NoTls).await })?
         .map_err(|e| Error::store(format!("postgres: cannot connect to {where_}"), e))?;
