@@ -46,14 +46,8 @@ fn js_error(e: &fasten::Error) -> napi::Error {
         ErrorKind::ChainBroken { .. } => ("ChainBroken", None, None),
         _ => ("Other", None, None),
     };
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    tagged(kind, field, var, &message)
+    // Display carries the message and each cause once, on one line.
+    tagged(kind, field, var, &e.to_string())
 }
 
 fn tagged(kind: &str, field: Option<&str>, var: Option<&str>, message: &str) -> napi::Error {
