@@ -55,6 +55,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         serde_json::to_writer(&mut out, &report)?;
         writeln!(out)?;
     } else {
+        if let Some(why) = &report.skipped {
+            writeln!(out, "skipped: {why}")?;
+        }
         let verb = if report.dry_run {
             "would erase"
         } else {
