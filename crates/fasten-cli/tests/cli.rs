@@ -493,7 +493,15 @@ fn evidence_packs_prove_one_tenant_and_catch_any_change() {
 
     // No database needed: move the store away first.
     std::fs::rename(dir.path().join("audit.db"), dir.path().join("gone.db")).unwrap();
+    // Without a trusted key, a pack only vouches for itself: refused.
     let out = fasten(dir.path(), &["verify-pack", "pack"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("UNTRUSTED") && !stdout(&out).contains("ok:"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fasten(dir.path(), &["verify-pack", "pack", "--trust-pack-keys"]);
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(
         stdout(&out).contains("ok: 2 rows proven"),
@@ -1316,4 +1324,90 @@ exit 3"#;
     let out = fasten(dir.path(), &["run", "--", "/nonexistent/cmd"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot start"), "{}", stderr(&out));
+}
+
+// Issue 13, the attacks that only the binary shows.
+
+/// A node whose chain no checkpoint covers is named, and
+/// `--require-checkpoints` fails on it.
+#[test]
+fn adversary_a_node_without_a_checkpoint_is_named_and_can_be_required() {
+    let dir = setup();
+    let verifier = keygen(dir.path(), "audit.example/node-cli", "signing.key");
+    assert!(
+        fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN"])
+            .status
+            .success()
+    );
+    let cp = fasten(
+        dir.path(),
+        &["checkpoint", "--key", "signing.key", "--dir", "published"],
+    );
+    assert!(cp.status.success(), "{}", stderr(&cp));
+    // A second node appears later, with no checkpoint of its own.
+    let out = fasten_with(
+        dir.path(),
+        &["emit", "--code", "AUTH_LOGIN"],
+        &[("FASTEN_NODE_ID", "node-new")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let args = ["verify", "--key", &verifier, "--checkpoints", "published"];
+    let out = fasten(dir.path(), &args);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("uncovered node-new"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fasten(
+        dir.path(),
+        &[&args[..], &["--require-checkpoints"]].concat(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("UNCOVERED node-new"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fasten(
+        dir.path(),
+        &[&args[..], &["--require-checkpoints", "--json"]].concat(),
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["uncovered_nodes"], serde_json::json!(["node-new"]));
+    assert_eq!(report["ok"], false);
+}
+
+/// A pack re-signed by an attacker's key of the same name is consistent
+/// with itself; without `--key` it is not ok.
+#[test]
+fn adversary_a_pack_signed_by_any_key_of_the_name_is_not_trusted_without_key() {
+    let dir = setup();
+    let verifier = keygen(dir.path(), "audit.example/node-cli", "signing.key");
+    // The attacker's key has the same name.
+    let forged = keygen(dir.path(), "audit.example/node-cli", "forged.key");
+    assert_ne!(verifier, forged);
+    let out = fasten_with(
+        dir.path(),
+        &["emit", "--code", "AUTH_LOGIN"],
+        &[("FASTEN_SIGNING_KEY", "forged.key")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = fasten(dir.path(), &["export", "--key", &forged, "-o", "pack"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = fasten(dir.path(), &["verify-pack", "pack"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("not against a key you trust"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fasten(dir.path(), &["verify-pack", "pack", "--key", &verifier]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
 }

@@ -154,7 +154,8 @@ impl Config {
                         witness: self
                             .checkpoint_witness_url
                             .clone()
-                            .map(crate::checkpointer::Witness::new),
+                            .map(crate::checkpointer::Witness::new)
+                            .transpose()?,
                     },
                 )?)
             }

@@ -555,7 +555,7 @@ impl Reader {
                 s.scan_rows(&node.node, after, &mut |row| {
                     match row {
                         Ok(row) => check.check_ref(&row),
-                        Err(bad) => check.unreadable(bad.seq, &bad.reason),
+                        Err(bad) => check.unreadable(&bad),
                     }
                     Ok(())
                 })?;

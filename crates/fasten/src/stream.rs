@@ -252,7 +252,7 @@ impl Record for SysRow {
     fn unpack(stored: &PackedSys) -> Self {
         let mut row = stored.row.clone();
         if !stored.fields.is_empty()
-            && let Ok(Value::Object(map)) = serde_json::from_str(&stored.fields)
+            && let Ok(Value::Object(map)) = crate::canonical::parse_strict(&stored.fields)
         {
             row.fields = map;
         }

@@ -219,8 +219,23 @@ pub fn verify_with_checkpoints(
 ) -> Result<(crate::Report, Vec<CheckpointCheck>)> {
     let keys = parse_keys(verifier_keys)?;
     let mut store = store::open(dsn, Access::Read)?;
-    let (report, trees) = crate::verify::verify_store_and_trees(store.as_mut(), progress, true)?;
-    Ok((report, check_against(&trees, notes, &keys)))
+    let (mut report, trees) =
+        crate::verify::verify_store_and_trees(store.as_mut(), progress, true)?;
+    let checks = check_against(&trees, notes, &keys);
+    // A node no checkpoint vouches for would pass on the store's word alone.
+    let mut uncovered: Vec<String> = trees
+        .iter()
+        .filter(|(node, log)| {
+            log.len() > 0
+                && !checks
+                    .iter()
+                    .any(|c| c.reason.is_none() && c.node.as_deref() == Some(node.as_str()))
+        })
+        .map(|(node, _)| node.clone())
+        .collect();
+    uncovered.sort();
+    report.uncovered_nodes = uncovered;
+    Ok((report, checks))
 }
 
 /// How each published note compares with the trees of the store's rows.
@@ -285,6 +300,14 @@ pub fn publish(dir: &Path, node: &str, size: u64, note: &str) -> Result<PathBuf>
         let what = format!("cannot {what} {}", path.display());
         move |e: std::io::Error| Error::new(ErrorKind::Checkpoint, what).with_source(e)
     };
+    // The file name is built only from a node id that passed the rule, so
+    // no id can climb out of `dir` or land on another node's files.
+    crate::config::check_node_id(node).map_err(|rule| {
+        Error::new(
+            ErrorKind::Checkpoint,
+            format!("cannot publish a checkpoint of node {node:?}: {rule}"),
+        )
+    })?;
     let node_dir = dir.join(node);
     std::fs::create_dir_all(&node_dir).map_err(io("create", &node_dir))?;
     let path = node_dir.join(format!("{size}.checkpoint"));
@@ -939,8 +962,9 @@ impl Pack {
             std::fs::read(dir.join(name))
                 .map_err(|e| bad(format!("cannot read {name} in the pack")).with_source(e))
         };
-        let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json")?)
-            .map_err(|e| bad("manifest.json is not JSON".to_owned()).with_source(e))?;
+        let manifest: serde_json::Value =
+            crate::canonical::parse_strict_slice(&read("manifest.json")?)
+                .map_err(|e| bad("manifest.json is not JSON".to_owned()).with_source(e))?;
         if manifest["format"] != PACK_FORMAT {
             return Err(bad(format!("manifest.json: format is not {PACK_FORMAT}")));
         }
@@ -985,9 +1009,13 @@ impl Pack {
             .lines()
             .enumerate()
             .map(|(i, line)| {
-                serde_json::from_str(line).map_err(|e| {
-                    bad(format!("rows.jsonl line {}: not a packed row", i + 1)).with_source(e)
-                })
+                // Strictly first: a repeated key inside a detail would
+                // otherwise be dropped silently on the way into the row.
+                crate::canonical::parse_strict(line)
+                    .and_then(serde_json::from_value)
+                    .map_err(|e| {
+                        bad(format!("rows.jsonl line {}: not a packed row", i + 1)).with_source(e)
+                    })
             })
             .collect::<Result<Vec<PackedRow>>>()?;
         let mut checkpoints = Vec::new();
@@ -1101,7 +1129,7 @@ mod tests {
         let mut buf = Vec::new();
         rows[9].target = "forged".to_owned();
         for row in &mut rows[9..] {
-            chain::link(row, &mut tip, &mut buf);
+            chain::link(row, &mut tip, &mut buf).unwrap();
             conn.execute(
                 "UPDATE audit_log SET target = ?1, prev_hash = ?2, hash = ?3 WHERE id = ?4",
                 rusqlite::params![row.target, row.prev_hash, row.hash, row.id],

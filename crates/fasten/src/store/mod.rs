@@ -114,8 +114,27 @@ pub(crate) enum Access {
 pub(crate) struct Unreadable {
     /// Its `monotonic_seq`, when that much could be read.
     pub(crate) seq: Option<i64>,
+    /// Its `id`, when that much could be read, so a verdict names the row.
+    pub(crate) id: Option<String>,
     pub(crate) reason: String,
 }
+
+impl Unreadable {
+    /// The row by id and seq as far as they could be read, and why it
+    /// cannot be.
+    pub(crate) fn describe(&self) -> String {
+        let id = self.id.as_deref().unwrap_or("(id unreadable)");
+        match self.seq {
+            Some(seq) => format!("row {id} (monotonic_seq {seq}): {}", self.reason),
+            None => format!("row {id} (monotonic_seq unreadable): {}", self.reason),
+        }
+    }
+}
+
+/// `after_seq` for [`Store::scan_rows`] meaning every row of the node,
+/// whatever its `monotonic_seq` (zero, negative, not an integer, NULL), so
+/// verification accounts for rows outside `1..` instead of skipping them.
+pub(crate) const WHOLE_CHAIN: i64 = i64::MIN;
 
 /// One node's chain length, as the store counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,8 +211,9 @@ pub(crate) trait Store: Send {
     /// Every node with rows, and how many each has.
     fn nodes(&mut self) -> Result<Vec<NodeCount>>;
 
-    /// Calls `f` with each row of `node` after `after_seq` (0 for the whole
-    /// chain) in `monotonic_seq` order, borrowed from the backend's read
+    /// Calls `f` with each row of `node` after `after_seq` (0 for the
+    /// chain's rows from seq 1, [`WHOLE_CHAIN`] for every row of the node)
+    /// in `monotonic_seq` order, borrowed from the backend's read
     /// buffer, stopping at the first error `f` returns. A row that cannot be
     /// decoded (a NULL where the contract forbids one, a number where text
     /// belongs) comes as [`Unreadable`], so verification can name it instead
@@ -228,6 +248,7 @@ pub(crate) trait Store: Send {
             f(row.and_then(|row| {
                 row.to_row().map_err(|e| Unreadable {
                     seq: Some(row.monotonic_seq),
+                    id: Some(row.id.to_owned()),
                     reason: format!("stored detail is not JSON: {e}"),
                 })
             }))

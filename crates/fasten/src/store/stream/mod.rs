@@ -184,7 +184,7 @@ impl Cell {
         match self {
             Self::Text(None) | Self::Int(None) | Self::Float(None) => Value::Null,
             Self::Text(Some(s)) if ty == ColType::Json => {
-                serde_json::from_str(&s).unwrap_or(Value::String(s))
+                crate::canonical::parse_strict(&s).unwrap_or(Value::String(s))
             }
             Self::Text(Some(s)) => Value::String(s),
             Self::Int(Some(i)) => Value::from(i),

@@ -1,0 +1,350 @@
+//! The attacks of issue 13, one test per item: each plays the attacker
+//! against a real store (SQLite, and PostgreSQL where the item touches the
+//! store) and checks that fasten notices or refuses.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use fasten::{Config, Dsn, Event, transparency};
+use serde_json::json;
+
+use super::support::registry;
+
+const SECS: Duration = Duration::from_secs(20);
+
+/// A store the attacker can write to directly.
+enum Db {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    #[cfg(feature = "postgres")]
+    Pg(super::postgres::Schema),
+}
+
+impl Db {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        Self::Sqlite { _dir: dir, path }
+    }
+
+    /// Every store this build can test: SQLite, and PostgreSQL when the
+    /// feature is on (under `CI` a missing server fails the test).
+    fn all() -> Vec<Self> {
+        #[allow(unused_mut)]
+        let mut dbs = vec![Self::sqlite()];
+        #[cfg(feature = "postgres")]
+        if let Some(schema) = super::postgres::Schema::new() {
+            dbs.push(Self::Pg(schema));
+        }
+        dbs
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite { .. } => "sqlite",
+            #[cfg(feature = "postgres")]
+            Self::Pg(_) => "postgres",
+        }
+    }
+
+    fn dsn(&self) -> Dsn {
+        match self {
+            Self::Sqlite { path, .. } => super::support::dsn(path),
+            #[cfg(feature = "postgres")]
+            Self::Pg(schema) => schema.dsn("audit_log"),
+        }
+    }
+
+    fn table(&self) -> String {
+        match self {
+            Self::Sqlite { .. } => "audit_log".to_owned(),
+            #[cfg(feature = "postgres")]
+            Self::Pg(schema) => format!("{}.audit_log", schema.name),
+        }
+    }
+
+    fn config(&self, node: &str) -> Config {
+        Config::new()
+            .service_id("it-adv")
+            .node_id(node)
+            .audit_dsn(self.dsn())
+            .registry(registry())
+    }
+
+    /// The attacker's write access: plain SQL against the table.
+    fn sql(&mut self, sql: &str) {
+        let sql = sql.replace("{t}", &self.table());
+        match self {
+            Self::Sqlite { path, .. } => {
+                rusqlite::Connection::open(&*path)
+                    .unwrap()
+                    .execute_batch(&sql)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            #[cfg(feature = "postgres")]
+            Self::Pg(schema) => schema.sql(&sql),
+        }
+    }
+
+    /// Copies the row `id` as a new row `new_id` with the given seq, the
+    /// way an attacker plants a row: every other column as the original.
+    fn plant(&mut self, id: &str, new_id: &str, seq: &str) {
+        let cols = "origin_id, timestamp, code, action, severity, outcome, service_id, source_node_id, tenant_id, actor, actor_kind, target, category, domain, method, request_id, detail, detail_salt, detail_commitment, pii_in_detail, shipped_at, wire_version, canonical_form_id, prev_hash, hash";
+        self.sql(&format!(
+            "INSERT INTO {{t}} (id, monotonic_seq, {cols}) SELECT '{new_id}', {seq}, {cols} FROM {{t}} WHERE id = '{id}'"
+        ));
+    }
+}
+
+/// Writes `n` rows on `node` and returns them as sealed.
+fn write(db: &Db, node: &str, n: usize) -> Vec<fasten::Row> {
+    let fasten = db.config(node).build().unwrap();
+    let rows = (0..n)
+        .map(|i| {
+            fasten
+                .emit_durable(Event::new("USER_CREATED").detail(json!({ "i": i })))
+                .unwrap()
+        })
+        .collect();
+    fasten.shutdown(SECS).unwrap();
+    rows
+}
+
+// 1. Rows outside the verified range.
+#[test]
+fn rows_outside_the_verified_range_fail_verification_naming_the_row() {
+    for mut db in Db::all() {
+        let rows = write(&db, "n1", 3);
+        // A copy of a good row, any content, at a seq below the chain.
+        let mut planted: Vec<(&str, &str)> = vec![("planted-zero", "0"), ("planted-neg", "-5")];
+        if db.kind() == "sqlite" {
+            // SQLite keeps whatever type it is given.
+            planted.extend([("planted-real", "1.5"), ("planted-text", "'seven'")]);
+        }
+        for (id, seq) in planted {
+            db.plant(&rows[0].id, id, seq);
+            let report = fasten::verify(&db.dsn()).unwrap();
+            assert!(!report.ok, "{}: seq {seq} passed: {report:?}", db.kind());
+            assert!(
+                format!("{report:?}").contains(id),
+                "{}: the verdict does not name {id}: {report:?}",
+                db.kind()
+            );
+            // verify --checkpoints reads the same pass.
+            let (report, _) =
+                transparency::verify_with_checkpoints(&db.dsn(), &[], &[], |_| {}).unwrap();
+            assert!(
+                !report.ok,
+                "{}: seq {seq} passed with checkpoints",
+                db.kind()
+            );
+            // The reader's verify is the same verdict.
+            let reader = fasten::Reader::new(db.dsn());
+            assert!(!reader.verify().unwrap().ok, "{}: /audit/verify", db.kind());
+            db.sql(&format!("DELETE FROM {{t}} WHERE id = '{id}'"));
+            assert!(fasten::verify(&db.dsn()).unwrap().ok, "{}", db.kind());
+        }
+        // A row whose node has no chain start: a node made only of a row
+        // that claims to continue some chain.
+        db.plant(&rows[2].id, "orphan", "4");
+        db.sql("UPDATE {t} SET source_node_id = 'n2' WHERE id = 'orphan'");
+        let report = fasten::verify(&db.dsn()).unwrap();
+        assert!(!report.ok, "{}: {report:?}", db.kind());
+        let n2 = report
+            .nodes
+            .iter()
+            .find(|n| n.source_node_id == "n2")
+            .unwrap();
+        assert_eq!(n2.first_break_seq, Some(1), "{}: {report:?}", db.kind());
+    }
+}
+
+// 2. Sequence overflow.
+#[test]
+fn a_tip_at_i64_max_is_a_counted_store_error_that_never_wedges_the_writer() {
+    for mut db in Db::all() {
+        let rows = write(&db, "n1", 1);
+        db.plant(&rows[0].id, "planted-max", &i64::MAX.to_string());
+        let fasten = db.config("n1").build().unwrap();
+        let started = Instant::now();
+        let err = fasten.emit_durable(Event::new("USER_CREATED")).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}: flush waited {:?}",
+            db.kind(),
+            started.elapsed()
+        );
+        assert!(
+            err.to_string().contains("cannot be continued"),
+            "{}: {err}",
+            db.kind()
+        );
+        let stats = fasten.queue_stats();
+        assert_eq!(stats.chain_exhausted, 1, "{}: {stats:?}", db.kind());
+        assert_eq!(stats.failed, 1, "{}: {stats:?}", db.kind());
+        // The writer is not wedged: once the planted row is gone it writes on.
+        db.sql("DELETE FROM {t} WHERE id = 'planted-max'");
+        let row = fasten.emit_durable(Event::new("USER_CREATED")).unwrap();
+        assert_eq!(row.monotonic_seq, 2, "{}", db.kind());
+        fasten.shutdown(SECS).unwrap();
+        assert!(fasten::verify(&db.dsn()).unwrap().ok, "{}", db.kind());
+    }
+}
+
+// 3. Duplicate JSON keys.
+#[test]
+fn a_detail_with_a_repeated_key_fails_verification_and_is_not_served() {
+    // SQLite keeps the text as written; PostgreSQL's JSONB keeps one value
+    // (the last), so there the text every reader sees is the one verified.
+    let mut db = Db::sqlite();
+    let rows = write(&db, "n1", 2);
+    // The verifier (serde_json) keeps the last "i", json_extract the first.
+    db.sql(&format!(
+        "UPDATE {{t}} SET detail = '{{\"i\":999999,\"i\":0}}' WHERE id = '{}'",
+        rows[0].id
+    ));
+    let report = fasten::verify(&db.dsn()).unwrap();
+    assert!(!report.ok, "{report:?}");
+    assert!(
+        format!("{report:?}").contains("duplicate key"),
+        "{report:?}"
+    );
+    let reader = fasten::Reader::new(db.dsn());
+    assert!(reader.audit_row(&rows[0].id).is_err());
+    // Incoming JSON too: the contract's parser refuses it.
+    assert!(fasten::contract::parse_json(r#"{"i":999999,"i":5}"#).is_err());
+}
+
+// 4. Nodes with no checkpoint.
+#[test]
+fn a_node_no_checkpoint_covers_is_reported() {
+    for db in Db::all() {
+        write(&db, "covered", 3);
+        let keys = transparency::generate_key("it.example/adv").unwrap();
+        let signed = transparency::sign_checkpoints(&db.dsn(), &keys.signing_key).unwrap();
+        let notes: Vec<(String, String)> = signed
+            .iter()
+            .map(|c| (c.node.clone(), c.note.clone()))
+            .collect();
+        write(&db, "uncovered", 2);
+        let (report, checks) = transparency::verify_with_checkpoints(
+            &db.dsn(),
+            &notes,
+            &[keys.verifier_key.clone()],
+            |_| {},
+        )
+        .unwrap();
+        assert!(checks.iter().all(|c| c.reason.is_none()), "{checks:?}");
+        assert_eq!(
+            report.uncovered_nodes,
+            vec!["uncovered".to_owned()],
+            "{}",
+            db.kind()
+        );
+    }
+}
+
+// 6. Path traversal through node ids.
+#[test]
+fn node_ids_cannot_climb_out_of_the_checkpoint_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("published");
+    std::fs::create_dir(&dir).unwrap();
+    let live = Db::sqlite();
+    for node in [
+        "z/../n1",
+        "../escaped",
+        "..",
+        ".",
+        "/tmp/abs",
+        ".hidden",
+        "a\\b",
+    ] {
+        let err = transparency::publish(&dir, node, 1, "note\n").unwrap_err();
+        assert!(err.to_string().contains("node"), "{node}: {err}");
+        let err = Config::new()
+            .service_id("s")
+            .node_id(node)
+            .audit_dsn(live.dsn())
+            .registry(registry())
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                fasten::ErrorKind::Config {
+                    var: "FASTEN_NODE_ID"
+                }
+            ),
+            "{node}: {err}"
+        );
+    }
+    assert!(!root.path().join("escaped").exists());
+    assert!(!dir.join("n1").exists());
+    // A planted row with such a node id fails verification.
+    for mut db in Db::all() {
+        let rows = write(&db, "n1", 1);
+        db.plant(&rows[0].id, "planted-dots", "2");
+        db.sql("UPDATE {t} SET source_node_id = '..' WHERE id = 'planted-dots'");
+        let report = fasten::verify(&db.dsn()).unwrap();
+        let bad = report
+            .nodes
+            .iter()
+            .find(|n| n.source_node_id == "..")
+            .unwrap();
+        assert!(
+            bad.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("not a valid node id")),
+            "{}: {report:?}",
+            db.kind()
+        );
+    }
+}
+
+// 7. The witness on the writer's thread.
+#[test]
+fn an_unreachable_witness_never_holds_up_rows() {
+    // A witness that takes the connection and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(4) {
+            held.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(12));
+    });
+    let db = Db::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = transparency::generate_key("it.example/adv").unwrap();
+    std::fs::write(dir.path().join("signing.key"), &keys.signing_key).unwrap();
+    let fasten = db
+        .config("n1")
+        .signing_key(dir.path().join("signing.key"))
+        .checkpoint_every(1)
+        .audit_batch_size(1)
+        .checkpoint_witness_url(format!("http://{addr}/add-checkpoint"))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..5 {
+        fasten.emit_durable(Event::new("USER_CREATED")).unwrap();
+    }
+    fasten.flush(Duration::from_secs(3)).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "rows waited {:?} for the witness",
+        started.elapsed()
+    );
+    // The witness's failures are counted, off the writer's thread.
+    let deadline = Instant::now() + SECS;
+    while fasten.queue_stats().witness_failures == 0 {
+        assert!(Instant::now() < deadline, "{:?}", fasten.queue_stats());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fasten.shutdown(SECS).unwrap();
+    drop(hold);
+}
