@@ -330,6 +330,21 @@ impl Fasten {
             None => (None, ActorKind::Service),
         };
         check_anchor("target", &event.target, true)?;
+        // actor and target are hashed into the chain: a secret there could
+        // never be erased, so it is refused rather than sealed.
+        for (field, value) in [
+            ("actor", actor.as_deref().unwrap_or_default()),
+            ("target", event.target.as_str()),
+        ] {
+            if let Some(marker) = redact::secret_in(value) {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "invalid {field}: it holds what looks like a secret ({marker}); {field} is hashed into the chain and can never be erased, so put a stable id there and secrets nowhere"
+                    ),
+                ));
+            }
+        }
         let tenant_id = match event.tenant.or_else(context::tenant) {
             Some(t) => {
                 check_anchor("tenant_id", &t, false)?;
@@ -475,6 +490,15 @@ impl Fasten {
             let done = inner.policy.apply(&mut fields, None);
             inner.writer.count_redaction(&done);
         }
+        // The message is free text: a secret in it goes whole.
+        let mut message = e.message;
+        if let Some(marker) = redact::secret_in(&message) {
+            message = marker.to_owned();
+            inner.writer.count_redaction(&redact::Redacted {
+                values: 1,
+                ..redact::Redacted::default()
+            });
+        }
         let origin = &inner.streams.origin;
         inner.streams.sys.push(SysRow {
             id: crate::stream::row_id(),
@@ -487,7 +511,7 @@ impl Fasten {
             request_id: e.request_id,
             level: e.level.to_owned(),
             target: crate::stream::cap_field(e.target.into_owned()),
-            message: crate::stream::cap_field(e.message),
+            message: crate::stream::cap_field(message),
             span: e.span,
             fields,
             dropped: None,
