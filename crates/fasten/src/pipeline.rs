@@ -379,6 +379,64 @@ impl Fasten {
         })
     }
 
+    /// [`Self::emit`] for async code. In the default `retry` mode `emit`
+    /// only queues (it waits, at most `FASTEN_AUDIT_QUEUE_TIMEOUT_MS`, only
+    /// when the queue is full) and this calls it directly; in `raise` mode
+    /// `emit` waits for the commit, so this waits on a thread of its own and
+    /// the executor thread stays free.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::emit`].
+    pub async fn emit_async(&self, event: Event) -> Result<EventId> {
+        match self.inner.strategy {
+            FailureStrategy::Retry => self.emit(event),
+            FailureStrategy::Raise => {
+                // Checked here, so the caller's context counts.
+                let pending = self.prepare(event)?;
+                let id = pending.id;
+                let fasten = self.clone();
+                crate::offload::run("emit", move || {
+                    fasten.inner.writer.enqueue_durable(pending).map(|_| id)
+                })
+                .await
+            }
+        }
+    }
+
+    /// [`Self::emit_durable`] for async code: waits for the commit on a
+    /// thread of its own, never on the executor's.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::emit_durable`].
+    pub async fn emit_durable_async(&self, event: Event) -> Result<Row> {
+        // Checked on the caller's thread, so the caller's context counts.
+        let pending = self.prepare(event)?;
+        let fasten = self.clone();
+        crate::offload::run("emit", move || fasten.inner.writer.enqueue_durable(pending)).await
+    }
+
+    /// [`Self::flush`] for async code, on a thread of its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::flush`].
+    pub async fn flush_async(&self, timeout: Duration) -> Result<()> {
+        let fasten = self.clone();
+        crate::offload::run("flush", move || fasten.flush(timeout)).await
+    }
+
+    /// [`Self::shutdown`] for async code, on a thread of its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::shutdown`].
+    pub async fn shutdown_async(&self, timeout: Duration) -> Result<ShutdownReport> {
+        let fasten = self.clone();
+        crate::offload::run("shutdown", move || fasten.shutdown(timeout)).await
+    }
+
     /// Waits until every event emitted before the call is durable.
     ///
     /// # Errors
