@@ -581,6 +581,34 @@ impl Config {
                 ));
             }
         }
+        // Queues and rings are allocated up front: an absurd size would
+        // abort the process on allocation instead of failing here.
+        for (var, value, max) in [
+            (
+                FASTEN_AUDIT_QUEUE_CAPACITY,
+                self.audit_queue_capacity,
+                MAX_QUEUE_CAPACITY,
+            ),
+            (
+                FASTEN_STREAM_QUEUE_CAPACITY,
+                self.stream_queue_capacity,
+                MAX_QUEUE_CAPACITY,
+            ),
+            (
+                FASTEN_AUDIT_BATCH_SIZE,
+                self.audit_batch_size,
+                MAX_QUEUE_CAPACITY,
+            ),
+            (FASTEN_SYS_RING_SIZE, self.sys_ring_size, MAX_RING_SIZE),
+            (FASTEN_API_RING_SIZE, self.api_ring_size, MAX_RING_SIZE),
+        ] {
+            if value > max {
+                return Err(Error::config(
+                    var,
+                    format!("invalid {var} {value}: must be at most {max}"),
+                ));
+            }
+        }
         if let Some(url) = &self.checkpoint_witness_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -689,6 +717,16 @@ fn check_name(var: &'static str, value: &str, example: &str) -> Result<()> {
     }
 }
 
+/// The largest queue (`FASTEN_AUDIT_QUEUE_CAPACITY`,
+/// `FASTEN_STREAM_QUEUE_CAPACITY`) or batch accepted: queues are allocated
+/// whole at start.
+pub(crate) const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+
+/// The largest ring (`FASTEN_SYS_RING_SIZE`, `FASTEN_API_RING_SIZE`)
+/// accepted, in rows; rings are bounded in bytes too
+/// ([`crate::record::MAX_RING_BYTES`]).
+pub(crate) const MAX_RING_SIZE: usize = 1_000_000;
+
 /// The one rule for node ids, wherever one comes from (configuration, a
 /// stored row, a checkpoint to publish): 1-128 characters of
 /// `[A-Za-z0-9._:-]`, not starting with a dot. A node id becomes a
@@ -718,6 +756,30 @@ pub(crate) fn check_node_id(id: &str) -> std::result::Result<(), &'static str> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn absurd_queue_and_ring_sizes_are_refused_at_config_time() {
+        for var in [
+            "FASTEN_AUDIT_QUEUE_CAPACITY",
+            "FASTEN_STREAM_QUEUE_CAPACITY",
+            "FASTEN_AUDIT_BATCH_SIZE",
+            "FASTEN_SYS_RING_SIZE",
+            "FASTEN_API_RING_SIZE",
+        ] {
+            let err = from(&[
+                ("FASTEN_SERVICE_ID", "s"),
+                ("FASTEN_NODE_ID", "n"),
+                (var, "1000000000000"),
+            ])
+            .and_then(|c| c.validate())
+            .unwrap_err();
+            assert!(
+                matches!(err.kind(), crate::ErrorKind::Config { var: v } if *v == var),
+                "{var}: {err}"
+            );
+            assert!(err.to_string().contains("at most"), "{err}");
+        }
+    }
 
     #[test]
     fn node_ids_that_could_name_another_path_are_refused() {

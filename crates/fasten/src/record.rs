@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{Fasten, SysEvent};
 use crate::request_id::RequestId;
 use crate::stream::ApiRow;
-pub use crate::stream::MAX_FIELD_BYTES;
+pub use crate::stream::{MAX_FIELD_BYTES, MAX_RING_BYTES};
 
 /// One application log line for the sys stream.
 ///
