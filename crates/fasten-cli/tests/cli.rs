@@ -1411,3 +1411,54 @@ fn adversary_a_pack_signed_by_any_key_of_the_name_is_not_trusted_without_key() {
     let out = fasten(dir.path(), &["verify-pack", "pack", "--key", &verifier]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
 }
+
+/// A client that sends half a request head is dropped after the header
+/// read timeout instead of holding a connection open for minutes.
+#[test]
+fn adversary_serve_drops_a_half_sent_request() {
+    let dir = setup();
+    seed_rows(dir.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fasten"))
+        .current_dir(dir.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-unauthenticated",
+        ])
+        .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    use std::io::{BufRead as _, Read as _, Write as _};
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("fasten: serving http://")
+        .and_then(|u| u.split('/').next())
+        .unwrap()
+        .to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"GET /api/v1/logs/audit HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = conn.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        read.is_ok(),
+        "the server kept the connection open: {read:?}"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(20),
+        "dropped only after {waited:?}"
+    );
+    drop(rest);
+}

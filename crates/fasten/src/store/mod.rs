@@ -342,10 +342,34 @@ impl<C: ?Sized> Cached<C> {
         open: impl FnOnce() -> Result<Box<C>>,
         f: impl FnOnce(&mut C) -> Result<R>,
     ) -> Result<R> {
-        let mut slot = self
+        let slot = self
             .conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::use_slot(slot, open, f)
+    }
+
+    /// [`Cached::with`] if the connection is free now, else `Err(f)` back.
+    #[allow(clippy::type_complexity)]
+    fn try_with<R, F: FnOnce(&mut C) -> Result<R>>(
+        &self,
+        open: impl FnOnce() -> Result<Box<C>>,
+        f: F,
+    ) -> std::result::Result<Result<R>, F> {
+        match self.conn.try_lock() {
+            Ok(slot) => Ok(Self::use_slot(slot, open, f)),
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                Ok(Self::use_slot(p.into_inner(), open, f))
+            }
+            Err(std::sync::TryLockError::WouldBlock) => Err(f),
+        }
+    }
+
+    fn use_slot<R>(
+        mut slot: std::sync::MutexGuard<'_, Option<Box<C>>>,
+        open: impl FnOnce() -> Result<Box<C>>,
+        f: impl FnOnce(&mut C) -> Result<R>,
+    ) -> Result<R> {
         let conn = match slot.as_mut() {
             Some(c) => c,
             None => slot.insert(open()?),
@@ -355,6 +379,49 @@ impl<C: ?Sized> Cached<C> {
             *slot = None;
         }
         out
+    }
+}
+
+/// A few [`Cached`] connections shared by concurrent readers: a read takes
+/// a free one, so one long read (a full verification) never queues the
+/// short ones behind it; when all are busy it waits for one. Bounded, so
+/// concurrent requests cannot open connections without limit.
+pub(crate) struct Pool<C: ?Sized> {
+    slots: Box<[Cached<C>]>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<C: ?Sized> std::fmt::Debug for Pool<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("connections", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: ?Sized> Pool<C> {
+    pub(crate) fn new(size: usize) -> Self {
+        Self {
+            slots: (0..size.max(1)).map(|_| Cached::default()).collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn with<R>(
+        &self,
+        open: impl Fn() -> Result<Box<C>>,
+        f: impl FnOnce(&mut C) -> Result<R>,
+    ) -> Result<R> {
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        let mut f = f;
+        for i in 0..n {
+            match self.slots[(start + i) % n].try_with(&open, f) {
+                Ok(out) => return out,
+                Err(back) => f = back,
+            }
+        }
+        self.slots[start].with(&open, f)
     }
 }
 
@@ -451,4 +518,37 @@ fn missing_feature(_: Access, feature: &str) -> crate::Error {
             "FASTEN_AUDIT_DSN names a {feature} store but fasten was built without its `{feature}` feature"
         ),
     )
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_busy_connection_does_not_hold_up_the_next_read() {
+        let pool: Arc<Pool<u32>> = Arc::new(Pool::new(2));
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (release, released) = crossbeam_channel::bounded::<()>(1);
+        let long = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || {
+                pool.with(
+                    || Ok(Box::new(1)),
+                    |_| {
+                        started_tx.send(()).unwrap();
+                        released.recv().unwrap();
+                        Ok(())
+                    },
+                )
+            })
+        };
+        started.recv().unwrap();
+        // Answered on the other connection while the first is held.
+        let got = pool.with(|| Ok(Box::new(2)), |c| Ok(*c));
+        assert_eq!(got.unwrap(), 2);
+        release.send(()).unwrap();
+        long.join().unwrap().unwrap();
+    }
 }

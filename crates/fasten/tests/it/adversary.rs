@@ -71,6 +71,7 @@ impl Db {
             .node_id(node)
             .audit_dsn(self.dsn())
             .registry(registry())
+            .stdout(fasten::Stdout::NONE)
     }
 
     /// The attacker's write access: plain SQL against the table.
@@ -455,5 +456,94 @@ fn secrets_never_reach_a_row() {
         sys.rows.iter().any(|r| r.message == "[REDACTED:jwt]"),
         "{text}"
     );
+    fasten.shutdown(SECS).unwrap();
+}
+
+// 10. The reader under load.
+#[cfg(all(feature = "reader", feature = "tracing"))]
+#[test]
+fn the_reader_bounds_pages_says_no_store_and_logs_failed_auth() {
+    use fasten::reader::{self, Auth, Options};
+    const TOKEN: &str = "tok-adversary-0123456789";
+    let db = Db::sqlite();
+    let fasten = db.config("n1").max_detail_bytes(300_000).build().unwrap();
+    // 40 rows of about 200 KB each: 8 MB in one page of 1,000 rows before.
+    let big = "x".repeat(200_000);
+    for i in 0..40 {
+        fasten
+            .emit(Event::new("USER_CREATED").detail(json!({ "i": i, "blob": big })))
+            .unwrap();
+    }
+    fasten.flush(SECS).unwrap();
+    let reader = fasten::Reader::from_pipeline(&fasten);
+    let mut seen = std::collections::HashSet::new();
+    let mut q = fasten::AuditQuery::new(1000);
+    loop {
+        let page = reader.audit(&q).unwrap();
+        let bytes: usize = page
+            .rows
+            .iter()
+            .map(|r| serde_json::to_vec(r).unwrap().len())
+            .sum();
+        assert!(
+            bytes <= fasten::read::MAX_PAGE_BYTES + 210_000,
+            "a page of {bytes} bytes"
+        );
+        seen.extend(page.rows.iter().map(|r| r.id.clone()));
+        match page.next {
+            Some(next) => q = fasten::AuditQuery::new(1000).cursor(&next).unwrap(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 40, "paging by bytes loses no row");
+
+    let router = reader::router(
+        fasten::Reader::from_pipeline(&fasten),
+        Options::new(Auth::bearer_tokens([TOKEN]).unwrap()),
+    );
+    let served = super::reader::Served::start(axum::Router::new().nest("/logs", router));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = |auth: &str| {
+        let res = agent
+            .get(format!("{}/audit?limit=1", served.base()))
+            .header("authorization", auth)
+            .call()
+            .unwrap();
+        let h = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        (
+            res.status().as_u16(),
+            h("cache-control"),
+            h("x-content-type-options"),
+        )
+    };
+    // Any case of the scheme.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let (status, cache, sniff) = get(&format!("{scheme} {TOKEN}"));
+        assert_eq!(status, 200, "{scheme}");
+        assert_eq!(cache.as_deref(), Some("no-store"));
+        assert_eq!(sniff.as_deref(), Some("nosniff"));
+    }
+    let wrong = "tok-wrong-Zq9Zq9Zq9Zq9Zq9";
+    let (status, cache, sniff) = get(&format!("Bearer {wrong}"));
+    assert_eq!(status, 401);
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    assert_eq!(sniff.as_deref(), Some("nosniff"));
+    // The failure is a sys row, without the token.
+    let sys = fasten.sys_rows(&fasten::StreamQuery::new(100)).unwrap();
+    let failed: Vec<_> = sys
+        .rows
+        .iter()
+        .filter(|r| r.message.contains("authentication failed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", sys.rows);
+    assert!(!format!("{:?}", sys.rows).contains("Zq9Zq9"));
     fasten.shutdown(SECS).unwrap();
 }

@@ -61,6 +61,11 @@ impl Served {
         )
     }
 
+    /// `http://127.0.0.1:PORT/logs`.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     pub(crate) fn op(&self, path: &str) -> (u16, Value) {
         self.get(path, &[("authorization", &format!("Bearer {TOKEN}"))])
     }
