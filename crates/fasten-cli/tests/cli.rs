@@ -1462,3 +1462,28 @@ fn adversary_serve_drops_a_half_sent_request() {
     );
     drop(rest);
 }
+
+/// Stored data is not trusted by `fasten tail`: a non-ASCII request id does
+/// not panic, and escape sequences come out escaped.
+#[test]
+fn adversary_tail_survives_and_escapes_hostile_stored_text() {
+    let dir = setup();
+    let out = fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
+    conn.execute(
+        "UPDATE audit_log SET request_id = ?1, target = ?2",
+        ["aéééééééééééé", "\u{1b}]0;pwned\u{7}\u{1b}[2J"],
+    )
+    .unwrap();
+    drop(conn);
+    let out = fasten(dir.path(), &["tail"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\u{1b}"), "{text:?}");
+    assert!(text.contains("req=aéééééé"), "{text:?}");
+}

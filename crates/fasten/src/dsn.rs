@@ -167,6 +167,14 @@ impl Dsn {
                 None => return Err(bad(&format!("parameter {pair:?} has no value"))),
             }
         }
+        let suffix = crate::store::longest_derived_suffix();
+        if table.len() + suffix.len() > crate::store::PG_NAME_MAX {
+            return Err(bad(&format!(
+                "table {table:?} is too long for PostgreSQL: the index {table}{suffix} would pass {} bytes and be cut silently (losing an index); use at most {} bytes",
+                crate::store::PG_NAME_MAX,
+                crate::store::PG_NAME_MAX - suffix.len()
+            )));
+        }
         let url = if passed.is_empty() {
             base.to_owned()
         } else {
@@ -462,6 +470,18 @@ mod tests {
                 proptest::prop_assert!(!shown.contains(&param), "{dsn} -> {shown}");
             }
         }
+    }
+
+    #[test]
+    fn postgres_tables_whose_index_names_pass_63_bytes_are_refused() {
+        let longest = 63 - crate::store::longest_derived_suffix().len();
+        let ok = format!("postgres://u@h/db?table=s.{}", "t".repeat(longest));
+        assert!(parse(&ok).is_ok(), "{ok}");
+        let long = format!("postgres://u@h/db?table=s.{}", "t".repeat(longest + 1));
+        let err = parse(&long).unwrap_err();
+        assert!(err.to_string().contains("too long for PostgreSQL"), "{err}");
+        // Any name of up to 63 bytes is still a fine SQLite table.
+        assert!(parse(&format!("sqlite:///a.db?table={}", "t".repeat(63))).is_ok());
     }
 
     #[test]

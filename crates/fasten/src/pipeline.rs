@@ -128,8 +128,10 @@ impl Config {
         }
         let dsn = self.audit_dsn.clone();
         let mut store = store::open(&dsn, Access::Write)?;
+        let mut key_warning = None;
         let checkpointer = match &self.signing_key {
             Some(path) => {
+                key_warning = store::loose_key_permissions(path);
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     Error::config(
                         crate::env::FASTEN_SIGNING_KEY,
@@ -231,6 +233,9 @@ impl Config {
                 fields.insert("nearest".to_owned(), near.into());
             }
             fasten.warn_at_start("fasten::config", unknown.to_string(), fields);
+        }
+        if let Some(warning) = key_warning {
+            fasten.warn_at_start("fasten::config", warning, serde_json::Map::new());
         }
         if fasten.inner.registry.is_empty() {
             fasten.warn_at_start(

@@ -88,6 +88,72 @@ pub(crate) const INDEXED: [(&str, &str); 6] = [
     ("tenant_time", "tenant_id, timestamp"),
 ];
 
+/// Creates `dir` and its missing parents, each new one `0700` on Unix
+/// (owner only), whatever the umask; directories that exist keep their
+/// permissions. See `docs/security.md` for the choice.
+pub(crate) fn create_private_dir_all(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Opens `path` for writing, creating it `0600` on Unix (owner only)
+/// whatever the umask when it is new; an existing file keeps its
+/// permissions.
+pub(crate) fn create_private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Warns (once per call) when the key file at `path` can be read by its
+/// group or by anyone: a signing key is what makes checkpoints mean
+/// anything. Returns the warning, if any.
+pub(crate) fn loose_key_permissions(path: &std::path::Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "the signing key {} can be read by others (mode {:o}): anyone who reads it can sign checkpoints; chmod 600 it",
+                path.display(),
+                mode & 0o777
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// The longest name PostgreSQL keeps (NAMEDATALEN - 1): a longer one is cut
+/// without an error, so two derived names could collide and an index (the
+/// UNIQUE one on `(source_node_id, monotonic_seq)` among them) be lost.
+pub(crate) const PG_NAME_MAX: usize = 63;
+
+/// The longest suffix fasten appends to a table's name for the tables and
+/// indexes beside it (audit and stream tables alike).
+pub(crate) fn longest_derived_suffix() -> &'static str {
+    const OWN: [&str; 4] = ["_node_seq", "_unerased", "_checkpoints", "_merkle"];
+    static LONGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LONGEST.get_or_init(|| {
+        INDEXED
+            .iter()
+            .chain(stream::INDEXED.iter())
+            .map(|(name, _)| format!("_{name}"))
+            .chain(OWN.map(str::to_owned))
+            .max_by_key(String::len)
+            .unwrap_or_default()
+    })
+}
+
 /// Rows whose detail is still there, by code, personal data and age: what a
 /// retention sweep reads, so each sweep visits only rows that are due (erased
 /// rows leave this partial index). Keyed to end in `timestamp, id`, the

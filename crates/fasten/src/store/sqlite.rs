@@ -75,12 +75,31 @@ pub(crate) fn connect(path: &Path, access: Access) -> Result<Connection> {
     if access != Access::Read
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        super::create_private_dir_all(dir).map_err(|e| {
             Error::store(
                 format!("sqlite: cannot create directory {}", dir.display()),
                 e,
             )
         })?;
+    }
+    // A new database is created owner-only (SQLite gives its -wal and -shm
+    // files the database's permissions); an existing one keeps its own.
+    if access != Access::Read && !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(_) => {}
+            // Another process created it first: fine, open theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(Error::store(
+                    format!("sqlite: cannot create {}", path.display()),
+                    e,
+                ));
+            }
+        }
     }
     Connection::open_with_flags(path, flags)
         .map_err(|e| Error::store(format!("sqlite: cannot open {}", path.display()), e))

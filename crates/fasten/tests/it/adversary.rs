@@ -547,3 +547,85 @@ fn the_reader_bounds_pages_says_no_store_and_logs_failed_auth() {
     assert!(!format!("{:?}", sys.rows).contains("Zq9Zq9"));
     fasten.shutdown(SECS).unwrap();
 }
+
+// Smaller items: proofs refuse rows outside the chain.
+#[test]
+fn proofs_refuse_a_row_outside_the_chain() {
+    for mut db in Db::all() {
+        let rows = write(&db, "n1", 3);
+        let keys = transparency::generate_key("it.example/adv").unwrap();
+        transparency::sign_checkpoints(&db.dsn(), &keys.signing_key).unwrap();
+        assert!(transparency::prove_row(&db.dsn(), &rows[1].id).is_ok());
+        for (id, seq) in [("planted-zero", "0"), ("planted-neg", "-7")] {
+            db.plant(&rows[0].id, id, seq);
+            let err = transparency::prove_row(&db.dsn(), id).unwrap_err();
+            assert!(
+                err.to_string().contains("outside its chain"),
+                "{}: {err}",
+                db.kind()
+            );
+        }
+    }
+}
+
+// Smaller items: PostgreSQL table names whose index names pass 63 bytes.
+#[test]
+fn a_postgres_table_name_that_would_lose_its_unique_index_is_refused() {
+    let table = "t".repeat(55);
+    let err = Dsn::parse(
+        "FASTEN_AUDIT_DSN",
+        &format!("postgres://postgres@127.0.0.1:5432/test?table={table}"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            fasten::ErrorKind::Config {
+                var: "FASTEN_AUDIT_DSN"
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("too long for PostgreSQL"), "{err}");
+}
+
+// Smaller items: new files are the owner's alone; a loose key is warned about.
+#[cfg(unix)]
+#[test]
+fn new_store_and_checkpoint_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let root = tempfile::tempdir().unwrap();
+    // A permissive umask must not make them readable by others.
+    let db = root.path().join("new/dir/audit.db");
+    let keys = transparency::generate_key("it.example/adv").unwrap();
+    let key = root.path().join("signing.key");
+    std::fs::write(&key, &keys.signing_key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let published = root.path().join("published");
+    let fasten = super::support::config(&db, "n1")
+        .signing_key(&key)
+        .checkpoint_dir(&published)
+        .stdout(fasten::Stdout::NONE)
+        .build()
+        .unwrap();
+    fasten.emit_durable(Event::new("USER_CREATED")).unwrap();
+    fasten.flush(SECS).unwrap();
+    let sys = fasten.sys_rows(&fasten::StreamQuery::new(100)).unwrap();
+    assert!(
+        sys.rows
+            .iter()
+            .any(|r| r.message.contains("can be read by others")),
+        "{:?}",
+        sys.rows
+    );
+    fasten.shutdown(SECS).unwrap();
+    assert_eq!(mode(&db), 0o600, "database");
+    assert_eq!(mode(db.parent().unwrap()), 0o700, "its new directory");
+    let node_dir = published.join("n1");
+    assert_eq!(mode(&node_dir), 0o700, "checkpoint directory");
+    for file in std::fs::read_dir(&node_dir).unwrap() {
+        let path = file.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+}

@@ -77,7 +77,7 @@ pub(crate) const AUDIT_FILTERS: [Col; 10] = [
 
 /// Columns that get an index: the correlation key and the time order.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-const INDEXED: [(&str, &str); 2] = [
+pub(crate) const INDEXED: [(&str, &str); 2] = [
     ("request_id_time", "request_id, timestamp"),
     ("timestamp", "timestamp"),
 ];
