@@ -45,6 +45,9 @@ struct Inner {
     /// Held while a sweep runs, so sweeps of one pipeline never overlap.
     sweep_running: Arc<Mutex<()>>,
     sweeper: OnceLock<crate::retention::Sweeper>,
+    /// Codes already reported as emitted in an HTTP request without an
+    /// actor: one warning each, not one per row.
+    unattributed: Mutex<std::collections::HashSet<Arc<str>>>,
 }
 
 /// A handle that does not keep the pipeline running; see
@@ -204,6 +207,7 @@ impl Config {
                 retention: self.retention,
                 sweep_running: Arc::new(Mutex::new(())),
                 sweeper: OnceLock::new(),
+                unattributed: Mutex::default(),
             }),
         };
         if let Some(interval) = interval {
@@ -249,6 +253,39 @@ impl Config {
 }
 
 impl Fasten {
+    /// A row emitted while serving an HTTP request with no actor anywhere
+    /// would silently say `system`: warn once per code, in the sys stream,
+    /// so the missing attribution shows.
+    fn warn_if_unattributed(&self, code: &str) {
+        if context::method() != Some(crate::kind::Method::Http) {
+            return;
+        }
+        let first = self
+            .inner
+            .unattributed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(Arc::from(code));
+        if !first {
+            return;
+        }
+        let mut fields = serde_json::Map::new();
+        fields.insert("code".to_owned(), code.into());
+        if let Some(via) = context::via() {
+            fields.insert("path".to_owned(), via.channel().into());
+        }
+        self.push_sys(SysEvent {
+            level: "WARN",
+            target: "fasten::attribution".into(),
+            message: format!(
+                "{code} was emitted while serving an HTTP request with no actor: its rows say actor=system. Name the caller with fasten::http::set_actor (in the handler or an auth layer) or Event::actor"
+            ),
+            fields,
+            span: None,
+            request_id: context::current(),
+        });
+    }
+
     /// A problem found while starting that does not stop the pipeline: a
     /// `tracing` warning and a sys row, so it shows wherever the service's
     /// logs go.
@@ -332,7 +369,10 @@ impl Fasten {
                 check_anchor("actor", &actor, false)?;
                 (Some(actor), kind)
             }
-            None => (None, ActorKind::Service),
+            None => {
+                self.warn_if_unattributed(&event.code);
+                (None, ActorKind::Service)
+            }
         };
         check_anchor("target", &event.target, true)?;
         // actor and target are hashed into the chain: a secret there could
