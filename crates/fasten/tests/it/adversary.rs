@@ -19,7 +19,7 @@ enum Db {
         path: PathBuf,
     },
     #[cfg(feature = "postgres")]
-    Pg(super::postgres::Schema),
+    Pg(Box<super::postgres::Schema>),
 }
 
 impl Db {
@@ -36,7 +36,7 @@ impl Db {
         let mut dbs = vec![Self::sqlite()];
         #[cfg(feature = "postgres")]
         if let Some(schema) = super::postgres::Schema::new() {
-            dbs.push(Self::Pg(schema));
+            dbs.push(Self::Pg(Box::new(schema)));
         }
         dbs
     }
@@ -233,7 +233,7 @@ fn a_node_no_checkpoint_covers_is_reported() {
         let (report, checks) = transparency::verify_with_checkpoints(
             &db.dsn(),
             &notes,
-            &[keys.verifier_key.clone()],
+            std::slice::from_ref(&keys.verifier_key),
             |_| {},
         )
         .unwrap();
