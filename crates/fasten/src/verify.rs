@@ -23,11 +23,15 @@ pub struct Report {
     pub nodes: Vec<NodeReport>,
     /// Rows the store holds that no node's chain accounts for (a row whose
     /// node cannot be read, say), naming the first: verification fails on
-    /// them, since a reader would serve them.
+    /// them, since a reader would serve them. Left out of the JSON when
+    /// there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unaccounted: Option<String>,
     /// With checkpoints ([`crate::transparency::verify_with_checkpoints`]):
     /// the nodes that no valid checkpoint covers, whose rows nothing outside
-    /// the store vouches for. Empty otherwise.
+    /// the store vouches for. Empty otherwise, and then left out of the
+    /// JSON.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub uncovered_nodes: Vec<String>,
 }
 
