@@ -770,7 +770,7 @@ pub(crate) struct LaneSettings {
     pub(crate) dsn_var: &'static str,
 }
 
-/// The most bytes one ring holds (by [`Record::weight`], an estimate of
+/// The most bytes one ring holds (by an estimate of
 /// each row's heap size): rows past it evict the oldest, as rows past the
 /// ring's row count do. Each field is capped at [`MAX_FIELD_BYTES`] and a
 /// sys row's fields at `FASTEN_MAX_DETAIL_BYTES`, so without this a ring
