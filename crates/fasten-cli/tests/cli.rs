@@ -1520,3 +1520,33 @@ fn adversary_tail_survives_and_escapes_hostile_stored_text() {
     assert!(text.contains("\\u{1b}"), "{text:?}");
     assert!(text.contains("req=aéééééé"), "{text:?}");
 }
+
+/// A refused PostgreSQL connection says where (host, port, user, database)
+/// and the server's reason, once, on one line, and never the password.
+#[test]
+fn a_refused_connection_says_where_and_why_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = fasten_with(
+        dir.path(),
+        &[
+            "verify",
+            "--dsn",
+            "postgres://nobody:s3cr%2Fet@127.0.0.1:5432/test?connect_timeout=5",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(!err.contains("s3cr"), "{err}");
+    if std::env::var_os("CI").is_some() || err.contains("FATAL") {
+        let err = err.trim();
+        assert!(
+            err.starts_with("fasten: verifying the audit store postgres://nobody:***@127.0.0.1:5432/test?connect_timeout=5 (from --dsn; working directory "),
+            "{err}"
+        );
+        assert!(
+            err.ends_with(r#"): postgres: cannot connect to 127.0.0.1:5432 as user nobody to database test: db error: FATAL: role "nobody" does not exist"#),
+            "{err}"
+        );
+    }
+}

@@ -540,7 +540,7 @@ impl Worker {
             self.counters
                 .checkpoint_errors
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::error!(target: "fasten::writer", error = %crate::error::Chain(&e), "checkpoint failed");
+            tracing::error!(target: "fasten::writer", error = %e, "checkpoint failed");
         }
     }
 
@@ -685,7 +685,7 @@ impl Worker {
                     attempt += 1;
                     // Never reuse a handle that just failed.
                     self.store = None;
-                    let message = crate::error::Chain(&e).to_string();
+                    let message = e.to_string();
                     let c = Arc::clone(&self.counters);
                     c.health.store(1, Ordering::Relaxed);
                     *c.last_error.lock().unwrap_or_else(PoisonError::into_inner) =
