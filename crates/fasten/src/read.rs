@@ -20,7 +20,7 @@ use crate::kind::{ActorKind, Outcome, Severity};
 use crate::pipeline::Fasten;
 use crate::request_id::RequestId;
 use crate::store::stream::Query;
-use crate::store::{self, Access, Cached, Store};
+use crate::store::{self, Access, Pool, Store};
 use crate::stream::{
     ApiRow, Source, StreamPage, StreamQuery, SysRow, TableReader, decode_cursor, encode_cursor,
 };
@@ -32,6 +32,14 @@ pub const MAX_LIMIT: usize = 1000;
 pub const CORRELATE_LIMIT: usize = 1000;
 /// Newest rows per node that [`Reader::health`] checks.
 pub const HEALTH_CHAIN_ROWS: i64 = 1000;
+/// The most bytes of rows one page carries (as compact JSON), besides
+/// [`MAX_LIMIT`] rows: a page stops early, with a `next` cursor, once its
+/// rows pass it, so a page of large rows cannot take tens of MiB. A single
+/// row larger than this still comes, alone.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Connections a [`Reader`] keeps to the audit store: concurrent reads use
+/// different ones, so a long verification never holds up a page.
+pub const READER_CONNECTIONS: usize = 4;
 
 /// Parameters an audit page may filter on with `=`, by name.
 pub const AUDIT_FILTERS: [&str; 10] = [
@@ -384,7 +392,7 @@ enum Side<T> {
 #[derive(Debug)]
 pub struct Reader {
     audit_dsn: Dsn,
-    audit: Cached<dyn Store>,
+    audit: Pool<dyn Store>,
     sys: Side<SysRow>,
     api: Side<ApiRow>,
 }
@@ -395,7 +403,7 @@ impl Reader {
     pub fn new(audit: Dsn) -> Self {
         Self {
             audit_dsn: audit,
-            audit: Cached::default(),
+            audit: Pool::new(READER_CONNECTIONS),
             sys: Side::Nothing,
             api: Side::Nothing,
         }
@@ -469,10 +477,11 @@ impl Reader {
     /// [`ErrorKind::Store`](crate::ErrorKind::Store) when the store cannot
     /// be read.
     pub fn audit(&self, q: &AuditQuery) -> Result<AuditPage> {
-        let rows = self.with_audit(|s| s.query(&q.q))?;
-        let next = (rows.len() >= q.q.limit)
+        let mut rows = self.with_audit(|s| s.query(&q.q))?;
+        let mut next = (rows.len() >= q.q.limit)
             .then(|| rows.last().map(|r| encode_cursor(&r.timestamp, &r.id)))
             .flatten();
+        cap_page(&mut rows, &mut next, |r| (&r.timestamp, &r.id));
         Ok(AuditPage { rows, next })
     }
 
@@ -493,11 +502,13 @@ impl Reader {
     /// [`ErrorKind::Store`](crate::ErrorKind::Store) when the table cannot
     /// be read.
     pub fn sys(&self, q: &StreamQuery) -> Result<StreamPage<SysRow>> {
-        match &self.sys {
+        let mut page = match &self.sys {
             Side::Pipeline(f) => f.sys_rows(q),
             Side::Table(t) => t.read(q),
             Side::Nothing => Ok(StreamPage::empty()),
-        }
+        }?;
+        cap_page(&mut page.rows, &mut page.next, |r| (&r.timestamp, &r.id));
+        Ok(page)
     }
 
     /// A page of api rows.
@@ -507,11 +518,13 @@ impl Reader {
     /// [`ErrorKind::Store`](crate::ErrorKind::Store) when the table cannot
     /// be read.
     pub fn api(&self, q: &StreamQuery) -> Result<StreamPage<ApiRow>> {
-        match &self.api {
+        let mut page = match &self.api {
             Side::Pipeline(f) => f.api_rows(q),
             Side::Table(t) => t.read(q),
             Side::Nothing => Ok(StreamPage::empty()),
-        }
+        }?;
+        cap_page(&mut page.rows, &mut page.next, |r| (&r.timestamp, &r.id));
+        Ok(page)
     }
 
     /// Every row of one request across the three streams, oldest first,
@@ -597,7 +610,7 @@ impl Reader {
                 s.scan_rows(&node.node, after, &mut |row| {
                     match row {
                         Ok(row) => check.check_ref(&row),
-                        Err(bad) => check.unreadable(bad.seq, &bad.reason),
+                        Err(bad) => check.unreadable(&bad),
                     }
                     Ok(())
                 })?;
@@ -711,6 +724,39 @@ impl AsyncReader {
     /// As [`Reader::api`].
     pub async fn api(&self, q: StreamQuery) -> Result<StreamPage<ApiRow>> {
         self.call(move |r| r.api(&q)).await
+    }
+}
+
+/// Cuts `rows` (newest first) after the row that takes the page past
+/// [`MAX_PAGE_BYTES`] of compact JSON, and points `next` after the last row
+/// kept. The first row always stays, so paging always moves on.
+fn cap_page<T: serde::Serialize>(
+    rows: &mut Vec<T>,
+    next: &mut Option<String>,
+    key: impl Fn(&T) -> (&str, &str),
+) {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut bytes = Count(0);
+    let cut = rows.iter().position(|row| {
+        let _ = serde_json::to_writer(&mut bytes, row);
+        bytes.0 += 1;
+        bytes.0 > MAX_PAGE_BYTES
+    });
+    if let Some(at) = cut {
+        rows.truncate(at.max(1));
+        if let Some(last) = rows.last() {
+            let (ts, id) = key(last);
+            *next = Some(encode_cursor(ts, id));
+        }
     }
 }
 

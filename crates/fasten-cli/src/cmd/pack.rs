@@ -69,6 +69,11 @@ pub(crate) struct VerifyArgs {
     /// than only by a key the pack itself carries.
     #[arg(long = "key")]
     keys: Vec<String>,
+    /// Accept the keys the pack carries itself. Anyone can make a key of any
+    /// name, so this only shows the pack is consistent, not who signed it;
+    /// without it (and without `--key`) the verdict is not ok.
+    #[arg(long, conflicts_with = "keys")]
+    trust_pack_keys: bool,
 }
 
 pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -88,9 +93,22 @@ pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                     names.join(", ")
                 )?;
             }
+            if args.keys.is_empty() && !args.trust_pack_keys {
+                writeln!(
+                    out,
+                    "UNTRUSTED: {} rows are consistent with the pack's checkpoints, but their signatures were checked only against keys the pack carries itself, not against a key you trust: pass --key with the verifier key you expect (or --trust-pack-keys to accept the pack's own)",
+                    report.rows
+                )?;
+                return Ok(ExitCode::FAILURE);
+            }
+            let trust = if args.keys.is_empty() {
+                " (signatures checked only against the pack's own keys, as --trust-pack-keys asked)"
+            } else {
+                ""
+            };
             writeln!(
                 out,
-                "ok: {} rows proven ({} erased)",
+                "ok: {} rows proven ({} erased){trust}",
                 report.rows, report.erased
             )?;
             Ok(ExitCode::SUCCESS)

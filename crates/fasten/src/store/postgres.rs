@@ -384,7 +384,7 @@ fn read_row(r: &tokio_postgres::Row) -> Result<Row> {
     let detail: Option<String> = r.try_get(18).map_err(pg_err("read detail"))?;
     let detail = match detail {
         Some(text) => Some(
-            serde_json::from_str::<Value>(&text)
+            crate::canonical::parse_strict(&text)
                 .map_err(|e| Error::store("postgres: stored detail is not JSON", e))?,
         ),
         None => None,
@@ -526,7 +526,10 @@ impl Store for PostgresStore {
             already = before - rows.len();
         }
         for row in rows.iter_mut() {
-            chain::link(row, &mut tip, &mut self.buf);
+            if let Err(e) = chain::link(row, &mut tip, &mut self.buf) {
+                self.rollback();
+                return Err(e);
+            }
         }
         if !rows.is_empty() {
             let details: Vec<Option<String>> = rows
@@ -632,13 +635,21 @@ impl Store for PostgresStore {
         after_seq: i64,
         f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
     ) -> Result<()> {
+        // The whole chain has no bound on seq: a NULL seq compares false
+        // with `>` and would be skipped.
+        let bound = if after_seq == super::WHOLE_CHAIN {
+            "$2::int8 IS NOT NULL"
+        } else {
+            "monotonic_seq > $2"
+        };
         let sql = format!(
-            "{} WHERE source_node_id = $1 AND monotonic_seq > $2 ORDER BY monotonic_seq",
+            "{} WHERE source_node_id = $1 AND {bound} ORDER BY monotonic_seq",
             self.select_sql
         );
         self.scan(&sql, &[&node, &after_seq], &mut |r| {
             f(read_ref(r).map_err(|reason| Unreadable {
                 seq: r.try_get(2).ok(),
+                id: r.try_get(0).ok(),
                 reason,
             }))
         })
@@ -652,6 +663,7 @@ impl Store for PostgresStore {
         self.scan(&sql, &[], &mut |r| {
             f(read_ref(r).map_err(|reason| Unreadable {
                 seq: r.try_get(2).ok(),
+                id: r.try_get(0).ok(),
                 reason,
             }))
         })
