@@ -56,6 +56,10 @@
 // characters (`evt-` and 20 hex digits) and a NUL.
 #define FASTEN_EVENT_ID_SIZE 25
 
+// The size of the buffer `fasten_request_id_from_headers` writes into: the
+// longest request id (128 bytes) and a NUL.
+#define FASTEN_REQUEST_ID_SIZE 129
+
 // `fasten_reader_new` flag: the host's own auth has already decided; the
 // reader checks no token.
 #define FASTEN_READER_DELEGATED 1
@@ -237,6 +241,40 @@ int32_t fasten_context_actor(char **out, size_t *out_len, char **kind_out, size_
 //
 // `out` and `out_len` are valid for writes.
 int32_t fasten_context_tenant(char **out, size_t *out_len);
+
+// Checks a request id: 1-128 characters of `[A-Za-z0-9._:-]`.
+// `FASTEN_ERR_INVALID_EVENT` (field `request_id`) otherwise.
+//
+// # Safety
+//
+// `request_id` is a valid string.
+int32_t fasten_request_id_check(struct fasten_str request_id);
+
+// The request id an inbound HTTP request carries, by the same rules as
+// fasten's Rust HTTP layer: an `X-Request-ID` that passes the check, else
+// the trace-id of a well-formed W3C `traceparent`, else a fresh id. Either
+// header may be empty. Writes the id, NUL-terminated, into `id_out` (at
+// least `FASTEN_REQUEST_ID_SIZE` bytes) and its length into `*id_len`;
+// `*source` gets 0 (kept `X-Request-ID`), 1 (`traceparent`) or 2 (minted).
+//
+// # Safety
+//
+// The strings are valid; `id_out` holds `FASTEN_REQUEST_ID_SIZE` writable
+// bytes; `id_len` and `source` are NULL or writable.
+int32_t fasten_request_id_from_headers(struct fasten_str x_request_id,
+                                       struct fasten_str traceparent,
+                                       char *id_out,
+                                       size_t *id_len,
+                                       int32_t *source);
+
+// The headers to put on an outbound call made for `request_id`
+// (`X-Request-ID` and a `traceparent` for it), as `Name: value` lines, freed
+// with `fasten_free`.
+//
+// # Safety
+//
+// `request_id` is valid; `out` and `out_len` are valid for writes.
+int32_t fasten_outbound_headers(struct fasten_str request_id, char **out, size_t *out_len);
 
 // Verifies every chain in the audit store at `dsn` (`sqlite:///a.db`,
 // `postgres://…`). Returns `FASTEN_OK` when the store could be read; the

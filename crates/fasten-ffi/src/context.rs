@@ -196,3 +196,115 @@ unsafe fn give_opt(
         }
     }
 }
+
+/// The size of the buffer `fasten_request_id_from_headers` writes into: the
+/// longest request id (128 bytes) and a NUL.
+pub const FASTEN_REQUEST_ID_SIZE: usize = 129;
+
+/// Checks a request id: 1-128 characters of `[A-Za-z0-9._:-]`.
+/// `FASTEN_ERR_INVALID_EVENT` (field `request_id`) otherwise.
+///
+/// # Safety
+///
+/// `request_id` is a valid string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fasten_request_id_check(request_id: Str) -> i32 {
+    call(|| {
+        // SAFETY: the caller's promise.
+        let text = unsafe { request_id.get("request_id") }?.unwrap_or_default();
+        RequestId::parse(text)?;
+        Ok(())
+    })
+}
+
+/// The request id an inbound HTTP request carries, by the same rules as
+/// fasten's Rust HTTP layer: an `X-Request-ID` that passes the check, else
+/// the trace-id of a well-formed W3C `traceparent`, else a fresh id. Either
+/// header may be empty. Writes the id, NUL-terminated, into `id_out` (at
+/// least `FASTEN_REQUEST_ID_SIZE` bytes) and its length into `*id_len`;
+/// `*source` gets 0 (kept `X-Request-ID`), 1 (`traceparent`) or 2 (minted).
+///
+/// # Safety
+///
+/// The strings are valid; `id_out` holds `FASTEN_REQUEST_ID_SIZE` writable
+/// bytes; `id_len` and `source` are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fasten_request_id_from_headers(
+    x_request_id: Str,
+    traceparent: Str,
+    id_out: *mut c_char,
+    id_len: *mut usize,
+    source: *mut i32,
+) -> i32 {
+    call(|| {
+        // SAFETY: the caller's promises.
+        let (x, tp) = unsafe {
+            (
+                x_request_id.get("x_request_id")?,
+                traceparent.get("traceparent")?,
+            )
+        };
+        crate::abi::out(id_out, "id_out")?;
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            (fasten::http::X_REQUEST_ID, x),
+            (fasten::http::TRACEPARENT, tp),
+        ] {
+            // A value that is not a valid header value is treated as absent,
+            // as the Rust layer never sees one.
+            if let Some(value) = value.and_then(|v| http::HeaderValue::from_str(v).ok()) {
+                headers.insert(name, value);
+            }
+        }
+        let (id, from) = fasten::http::request_id_from(&headers);
+        let code = match from {
+            fasten::http::IdSource::Header => 0,
+            fasten::http::IdSource::Traceparent => 1,
+            _ => 2,
+        };
+        let bytes = id.as_str().as_bytes();
+        // SAFETY: the caller promises FASTEN_REQUEST_ID_SIZE writable bytes
+        // at `id_out`; an id is at most 128 bytes; the other two are NULL or
+        // writable.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), id_out.cast::<u8>(), bytes.len());
+            *id_out.add(bytes.len()) = 0;
+            if !id_len.is_null() {
+                *id_len = bytes.len();
+            }
+            if !source.is_null() {
+                *source = code;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The headers to put on an outbound call made for `request_id`
+/// (`X-Request-ID` and a `traceparent` for it), as `Name: value` lines, freed
+/// with `fasten_free`.
+///
+/// # Safety
+///
+/// `request_id` is valid; `out` and `out_len` are valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fasten_outbound_headers(
+    request_id: Str,
+    out: *mut *mut c_char,
+    out_len: *mut usize,
+) -> i32 {
+    call(|| {
+        // SAFETY: the caller's promise.
+        let id = RequestId::parse(unsafe { request_id.required("request_id") }?)?;
+        let headers = context::with(id, fasten::http::outbound_headers);
+        let mut text = String::new();
+        for (name, value) in &headers {
+            text.push_str(name.as_str());
+            text.push_str(": ");
+            text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            text.push('\n');
+        }
+        // SAFETY: the caller's promise.
+        unsafe { give(text.as_bytes(), out, out_len) }
+    })
+}
