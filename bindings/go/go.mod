@@ -1,0 +1,3 @@
+module example.invalid/fasten/bindings/go
+
+go 1.21
