@@ -19,6 +19,7 @@ type scopeKey struct{}
 // (SetActor), so that part is shared and locked.
 type scope struct {
 	requestID string
+	method    string // how the request came in (mqtt …), for rows without one
 	mu        sync.Mutex
 	actor     string
 	kind      string
@@ -46,6 +47,7 @@ func scopeOf(ctx context.Context) *scope {
 func WithRequestID(ctx context.Context, id string) context.Context {
 	s := &scope{requestID: id}
 	if parent := scopeOf(ctx); parent != nil {
+		s.method = parent.method
 		s.actor, s.kind, s.tenant = parent.attribution()
 	}
 	return context.WithValue(ctx, scopeKey{}, s)
@@ -63,7 +65,7 @@ func RequestID(ctx context.Context) string {
 func derive(ctx context.Context, f func(s *scope)) context.Context {
 	s := &scope{}
 	if parent := scopeOf(ctx); parent != nil {
-		s.requestID = parent.requestID
+		s.requestID, s.method = parent.requestID, parent.method
 		s.actor, s.kind, s.tenant = parent.attribution()
 	}
 	f(s)

@@ -409,6 +409,9 @@ func (e Event) withContext(ctx context.Context) Event {
 		if e.Tenant == "" {
 			e.Tenant = tenant
 		}
+		if e.Method == "" {
+			e.Method = s.method
+		}
 	}
 	return e
 }

@@ -740,7 +740,10 @@ fn doctor_without_a_store_changes_nothing_and_says_so() {
     ] {
         assert!(text.contains(needle), "{needle:?} in\n{text}");
     }
-    assert!(!text.contains("round trip") && !text.contains("chain"), "{text}");
+    assert!(
+        !text.contains("round trip") && !text.contains("chain"),
+        "{text}"
+    );
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "doctor created {left:?}");
 }

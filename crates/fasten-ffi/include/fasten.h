@@ -442,6 +442,41 @@ int32_t fasten_log(const struct fasten_engine *engine,
 int32_t fasten_record_api(const struct fasten_engine *engine,
                           const struct fasten_api_record *record);
 
+// An outgoing MQTT payload stamped with `request_id` (checked; empty: the
+// ambient one, else a fresh one): when the payload is a JSON object its
+// `_req` key is set (replacing any); other payloads come back byte for
+// byte. `*out` is freed with `fasten_free`. MQTT v5 clients also send the
+// id as the user property `request-id`.
+//
+// # Safety
+//
+// `request_id` is valid; `payload` points to `payload_len` bytes (or the
+// length is 0); `out` and `out_len` are valid for writes.
+int32_t fasten_mqtt_stamp(struct fasten_str request_id,
+                          const uint8_t *payload,
+                          size_t payload_len,
+                          char **out,
+                          size_t *out_len);
+
+// The request id of an inbound MQTT message by fasten's rules: the
+// `request-id` user property (empty if the client has none), else the
+// payload's `_req`, each only when it passes the request-id check; else a
+// fresh id. Writes the id, NUL-terminated, into `id_out` (at least
+// `FASTEN_REQUEST_ID_SIZE` bytes); `*source` gets 0 (user property), 1
+// (payload) or 2 (minted).
+//
+// # Safety
+//
+// `user_property` is valid; `payload` points to `payload_len` bytes (or
+// the length is 0); `id_out` holds `FASTEN_REQUEST_ID_SIZE` writable
+// bytes; `id_len` and `source` are NULL or writable.
+int32_t fasten_mqtt_request_id(struct fasten_str user_property,
+                               const uint8_t *payload,
+                               size_t payload_len,
+                               char *id_out,
+                               size_t *id_len,
+                               int32_t *source);
+
 // Makes a reader over `engine`'s audit store and streams. Auth is never
 // implicit: `tokens` (comma-separated bearer tokens, as
 // `FASTEN_READER_TOKENS`), or empty to read `FASTEN_READER_TOKENS` from

@@ -21,10 +21,12 @@ mod abi;
 mod context;
 mod contract;
 mod engine;
+mod mqtt;
 mod reader;
 
 pub use abi::*;
 pub use context::*;
 pub use contract::*;
 pub use engine::*;
+pub use mqtt::*;
 pub use reader::*;
