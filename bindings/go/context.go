@@ -143,7 +143,7 @@ func SetTarget(ctx context.Context, target string) bool {
 // [A-Za-z0-9._:-]. The error names the field request_id.
 func CheckRequestID(id string) error {
 	s, buf := cstr(id)
-	defer C.free(buf)
+	defer buf.free()
 	return call(func() C.int32_t { return C.fasten_request_id_check(s) })
 }
 
@@ -159,8 +159,8 @@ const (
 // well-formed W3C traceparent, else a fresh id; and says which.
 func RequestIDFrom(xRequestID, traceparent string) (string, int) {
 	buf := cstrs(xRequestID, traceparent)
-	defer C.free(buf)
-	strs := unsafe.Slice((*C.fasten_str)(buf), 2)
+	defer buf.free()
+	strs := unsafe.Slice((*C.fasten_str)(buf.base), 2)
 	var id [C.FASTEN_REQUEST_ID_SIZE]C.char
 	var n C.size_t
 	var source C.int32_t
@@ -188,7 +188,7 @@ func OutboundHeaders(ctx context.Context) map[string]string {
 		return nil
 	}
 	s, buf := cstr(id)
-	defer C.free(buf)
+	defer buf.free()
 	var out *C.char
 	var n C.size_t
 	if err := call(func() C.int32_t { return C.fasten_outbound_headers(s, &out, &n) }); err != nil {

@@ -113,38 +113,64 @@ func take(p *C.char, n C.size_t) string {
 	return s
 }
 
-// cstrs copies strings into one C allocation laid out as an array of
-// fasten_str followed by the bytes, so no Go pointer is handed to C. The
-// caller frees the returned pointer with C.free.
-func cstrs(strs ...string) unsafe.Pointer {
+// cbuf is C memory for one call's strings: no Go pointer is ever handed to
+// C. Small buffers are pooled, so the hot path makes no cgo call besides
+// the engine's own (C.malloc and C.free are cgo calls too).
+type cbuf struct {
+	base unsafe.Pointer
+	size uintptr
+}
+
+const pooledSize = 4096
+
+var cbufs = sync.Pool{New: func() any {
+	return &cbuf{base: C.malloc(pooledSize), size: pooledSize}
+}}
+
+func (b *cbuf) free() {
+	if b.size == pooledSize {
+		cbufs.Put(b)
+	} else {
+		C.free(b.base)
+	}
+}
+
+// cstrs copies strings into C memory laid out as an array of fasten_str
+// followed by the bytes; release it with free once the call returned.
+func cstrs(strs ...string) *cbuf {
 	head := uintptr(len(strs)) * unsafe.Sizeof(C.fasten_str{})
 	total := head
 	for _, s := range strs {
 		total += uintptr(len(s))
 	}
-	base := C.malloc(C.size_t(total + 1))
-	if base == nil {
+	var b *cbuf
+	if total <= pooledSize {
+		b = cbufs.Get().(*cbuf)
+	} else {
+		b = &cbuf{base: C.malloc(C.size_t(total)), size: total}
+	}
+	if b.base == nil {
 		panic("fasten: out of memory")
 	}
-	arr := unsafe.Slice((*C.fasten_str)(base), len(strs))
+	arr := unsafe.Slice((*C.fasten_str)(b.base), len(strs))
 	off := head
 	for i, s := range strs {
 		if len(s) == 0 {
 			arr[i] = C.fasten_str{ptr: nil, len: 0}
 			continue
 		}
-		dst := unsafe.Add(base, off)
-		C.memcpy(dst, unsafe.Pointer(unsafe.StringData(s)), C.size_t(len(s)))
+		dst := unsafe.Add(b.base, off)
+		copy(unsafe.Slice((*byte)(dst), len(s)), s)
 		arr[i] = C.fasten_str{ptr: (*C.char)(dst), len: C.size_t(len(s))}
 		off += uintptr(len(s))
 	}
-	return base
+	return b
 }
 
-// cstr is one string as a fasten_str in C memory; free the pointer.
-func cstr(s string) (C.fasten_str, unsafe.Pointer) {
-	p := cstrs(s)
-	return *(*C.fasten_str)(p), p
+// cstr is one string as a fasten_str in C memory; free the buffer.
+func cstr(s string) (C.fasten_str, *cbuf) {
+	b := cstrs(s)
+	return *(*C.fasten_str)(b.base), b
 }
 
 // Config is the engine's configuration: the common settings by name and any
@@ -234,9 +260,9 @@ func New(config ...Config) (*Fasten, error) {
 			strs = append(strs, p[1])
 		}
 		buf := cstrs(strs...)
-		defer C.free(buf)
-		keys := (*C.fasten_str)(buf)
-		values := (*C.fasten_str)(unsafe.Add(buf, uintptr(len(pairs))*unsafe.Sizeof(C.fasten_str{})))
+		defer buf.free()
+		keys := (*C.fasten_str)(buf.base)
+		values := (*C.fasten_str)(unsafe.Add(buf.base, uintptr(len(pairs))*unsafe.Sizeof(C.fasten_str{})))
 		if err := call(func() C.int32_t {
 			return C.fasten_init(keys, values, C.size_t(len(pairs)), &engine)
 		}); err != nil {
@@ -322,8 +348,8 @@ func (f *Fasten) RegisterYAML(origin, yaml string) (int, error) {
 	}
 	defer f.mu.RUnlock()
 	buf := cstrs(origin, yaml)
-	defer C.free(buf)
-	strs := unsafe.Slice((*C.fasten_str)(buf), 2)
+	defer buf.free()
+	strs := unsafe.Slice((*C.fasten_str)(buf.base), 2)
 	var n C.size_t
 	err = call(func() C.int32_t { return C.fasten_register_yaml(engine, strs[0], strs[1], &n) })
 	return int(n), err
@@ -337,7 +363,7 @@ func (f *Fasten) RegisterFile(path string) (int, error) {
 	}
 	defer f.mu.RUnlock()
 	s, buf := cstr(path)
-	defer C.free(buf)
+	defer buf.free()
 	var n C.size_t
 	err = call(func() C.int32_t { return C.fasten_register_file(engine, s, &n) })
 	return int(n), err
@@ -435,7 +461,7 @@ func detailJSON(detail any) (string, error) {
 }
 
 // cevent lays the event out as a fasten_event in C memory; free it.
-func (e Event) cevent() (*C.fasten_event, unsafe.Pointer, error) {
+func (e Event) cevent() (*C.fasten_event, *cbuf, error) {
 	detail, err := detailJSON(e.Detail)
 	if err != nil {
 		return nil, nil, err
@@ -443,7 +469,7 @@ func (e Event) cevent() (*C.fasten_event, unsafe.Pointer, error) {
 	// The field order of struct fasten_event.
 	buf := cstrs(e.Code, e.Target, e.Actor, e.ActorKind, e.Outcome, e.Method, e.Severity,
 		e.Tenant, e.RequestID, detail)
-	return (*C.fasten_event)(buf), buf, nil
+	return (*C.fasten_event)(buf.base), buf, nil
 }
 
 // Emit checks the event, redacts its detail and queues it for the chain;
@@ -459,7 +485,7 @@ func (f *Fasten) Emit(ctx context.Context, e Event) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer C.free(buf)
+	defer buf.free()
 	var id [C.FASTEN_EVENT_ID_SIZE]C.char
 	if err := call(func() C.int32_t { return C.fasten_emit(engine, ev, &id[0]) }); err != nil {
 		return "", err
@@ -512,7 +538,7 @@ func (f *Fasten) EmitDurable(ctx context.Context, e Event) (Row, error) {
 	if err != nil {
 		return row, err
 	}
-	defer C.free(buf)
+	defer buf.free()
 	var out *C.char
 	var n C.size_t
 	if err := call(func() C.int32_t { return C.fasten_emit_durable(engine, ev, &out, &n) }); err != nil {
@@ -574,7 +600,7 @@ type Report struct {
 func Verify(dsn string) (Report, error) {
 	var r Report
 	s, buf := cstr(dsn)
-	defer C.free(buf)
+	defer buf.free()
 	var out *C.char
 	var n C.size_t
 	if err := call(func() C.int32_t { return C.fasten_verify(s, &out, &n) }); err != nil {
@@ -588,7 +614,7 @@ func Verify(dsn string) (Report, error) {
 // fasten hashes, computed by the engine.
 func CanonicalJSON(text string) (string, error) {
 	s, buf := cstr(text)
-	defer C.free(buf)
+	defer buf.free()
 	var out *C.char
 	var n C.size_t
 	err := call(func() C.int32_t { return C.fasten_canonical_json(s, &out, &n) })
@@ -598,8 +624,8 @@ func CanonicalJSON(text string) (string, error) {
 // DetailCommitment is a row's detail_commitment for a salt and a detail.
 func DetailCommitment(salt, detailJSON string) (string, error) {
 	buf := cstrs(salt, detailJSON)
-	defer C.free(buf)
-	strs := unsafe.Slice((*C.fasten_str)(buf), 2)
+	defer buf.free()
+	strs := unsafe.Slice((*C.fasten_str)(buf.base), 2)
 	var out *C.char
 	var n C.size_t
 	err := call(func() C.int32_t { return C.fasten_detail_commitment(strs[0], strs[1], &out, &n) })
@@ -609,7 +635,7 @@ func DetailCommitment(salt, detailJSON string) (string, error) {
 // RowHash is the hash of a row given as JSON (all its columns).
 func RowHash(rowJSON string) (string, error) {
 	s, buf := cstr(rowJSON)
-	defer C.free(buf)
+	defer buf.free()
 	var out *C.char
 	var n C.size_t
 	err := call(func() C.int32_t { return C.fasten_row_hash(s, &out, &n) })

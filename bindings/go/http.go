@@ -39,8 +39,8 @@ func (f *Fasten) RecordAPI(r APIRecord) error {
 	}
 	defer f.mu.RUnlock()
 	buf := cstrs(r.RequestID, r.Method, r.Route, r.Path, r.Actor, r.Target, r.Tenant)
-	defer C.free(buf)
-	s := unsafe.Slice((*C.fasten_str)(buf), 7)
+	defer buf.free()
+	s := unsafe.Slice((*C.fasten_str)(buf.base), 7)
 	status := r.Status
 	if status < 0 || status > 0xffff {
 		status = 0xffff // the engine refuses it with a message naming status

@@ -32,7 +32,7 @@ func bytesPtr(b []byte) *C.uint8_t {
 // key _req (replacing any); any other payload comes back unchanged.
 func MQTTStamp(ctx context.Context, payload []byte) ([]byte, error) {
 	s, buf := cstr(RequestID(ctx))
-	defer C.free(buf)
+	defer buf.free()
 	var out *C.char
 	var n C.size_t
 	err := call(func() C.int32_t {

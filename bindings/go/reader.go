@@ -52,7 +52,7 @@ func NewReader(f *Fasten, opts ReaderOptions) (*ReaderHandler, error) {
 		flags |= C.FASTEN_READER_AUDIT_READS
 	}
 	s, buf := cstr(strings.Join(opts.Tokens, ","))
-	defer C.free(buf)
+	defer buf.free()
 	var reader *C.fasten_reader
 	if err := call(func() C.int32_t { return C.fasten_reader_new(engine, s, flags, &reader) }); err != nil {
 		return nil, err
@@ -120,8 +120,8 @@ func (h *ReaderHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	buf := cstrs(r.Method, path, head.String())
-	defer C.free(buf)
-	s := unsafe.Slice((*C.fasten_str)(buf), 3)
+	defer buf.free()
+	s := unsafe.Slice((*C.fasten_str)(buf.base), 3)
 	var status C.uint16_t
 	var hp, bp *C.char
 	var hn, bn C.size_t

@@ -179,8 +179,8 @@ func (f *Fasten) Log(ctx context.Context, l LogLine) (bool, error) {
 	}
 	defer f.mu.RUnlock()
 	buf := cstrs(l.Level, l.Target, l.Message, l.FieldsJSON, l.RequestID, l.Tenant)
-	defer C.free(buf)
+	defer buf.free()
 	var recorded C.bool
-	err = call(func() C.int32_t { return C.fasten_log(engine, (*C.fasten_log_line)(buf), &recorded) })
+	err = call(func() C.int32_t { return C.fasten_log(engine, (*C.fasten_log_line)(buf.base), &recorded) })
 	return bool(recorded), err
 }

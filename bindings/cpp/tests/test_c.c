@@ -125,7 +125,7 @@ static void bad_input(fasten_engine *e) {
 
   ev = order("[1,2]");
   CHECK(fasten_emit(e, &ev, id) == FASTEN_ERR_INVALID_EVENT, "array detail");
-  CHECK(strstr(last(), "expected a JSON object") != NULL, "message: %s", last());
+  CHECK(strstr(last(), "must be a JSON object") != NULL, "message: %s", last());
 
   CHECK(fasten_emit(e, NULL, id) == FASTEN_ERR_ARGUMENT, "NULL event");
   CHECK(strcmp(last_field(), "event") == 0, "field event: %s", last_field());

@@ -175,7 +175,16 @@ unsafe fn event(fields: &EventFields) -> Result<Event, Failure> {
     }
     // SAFETY: the caller promises every string in the struct is valid.
     if let Some(detail) = unsafe { fields.detail_json.get("detail") }? {
-        event = event.detail(detail_object(detail, "detail")?);
+        // The text goes straight into the core's detail rules (an object,
+        // no NaN, depth, redaction), without an intermediate Value.
+        let mut json = serde_json::Deserializer::from_str(detail);
+        event = event.detail(serde_transcode::Transcoder::new(&mut json));
+        json.end().map_err(|e| {
+            Failure::invalid(
+                "detail",
+                format!("invalid detail: not JSON ({e}); pass a JSON object such as {{\"plan\":\"pro\"}}"),
+            )
+        })?;
     }
     Ok(event)
 }
