@@ -123,6 +123,10 @@ static void bad_input(fasten_engine *e) {
   CHECK(strcmp(last_field(), "detail") == 0, "field detail: %s", last_field());
   CHECK(strstr(last(), "not JSON") != NULL, "message: %s", last());
 
+  ev = order("{\"qty\":1} trailing");
+  CHECK(fasten_emit(e, &ev, id) == FASTEN_ERR_INVALID_EVENT, "trailing garbage");
+  CHECK(strstr(last(), "not JSON") != NULL, "message: %s", last());
+
   ev = order("[1,2]");
   CHECK(fasten_emit(e, &ev, id) == FASTEN_ERR_INVALID_EVENT, "array detail");
   CHECK(strstr(last(), "must be a JSON object") != NULL, "message: %s", last());

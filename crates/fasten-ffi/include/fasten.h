@@ -485,8 +485,9 @@ int32_t fasten_mqtt_request_id(struct fasten_str user_property,
 //
 // # Safety
 //
-// `engine` is valid and outlives nothing (the reader keeps its own handle);
-// `tokens` is valid; `reader` is valid for writes.
+// `engine` is valid (the reader keeps its own handle on the pipeline, so
+// the engine may be freed first); `tokens` is valid; `reader` is valid for
+// writes.
 int32_t fasten_reader_new(const struct fasten_engine *engine,
                           struct fasten_str tokens,
                           uint32_t flags,

@@ -127,12 +127,53 @@ fn detail_object(text: &str, field: &str) -> Result<Map<String, Value>, Failure>
     }
 }
 
+fn not_json(e: &serde_json::Error) -> String {
+    format!("invalid detail: not JSON ({e}); pass a JSON object such as {{\"plan\":\"pro\"}}")
+}
+
+/// How `event` hands the detail's JSON text to the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// Straight into the core's detail serializer, without an intermediate
+    /// `Value`: the emit hot path.
+    Transcode,
+    /// Through a `Value`: slower, but a refusal names the core's exact rule
+    /// and path (through the transcoder the core sees only an interruption).
+    Value,
+}
+
+/// Emits with the fast detail path; when the core refuses the detail, once
+/// more through `Detail::Value` so the error names the exact rule. A refused
+/// event was never queued, so at most one row is written.
+///
+/// # Safety
+///
+/// Every `Str` in `fields` is valid as `Str::get` requires.
+unsafe fn emit_with<T>(
+    fields: &EventFields,
+    emit: impl Fn(Event) -> fasten::Result<T>,
+) -> Result<T, Failure> {
+    // SAFETY: the caller's promise.
+    match emit(unsafe { event(fields, Detail::Transcode) }?) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                fasten::ErrorKind::InvalidEvent { field: "detail" }
+            ) =>
+        {
+            // SAFETY: the caller's promise.
+            Ok(emit(unsafe { event(fields, Detail::Value) }?)?)
+        }
+        other => Ok(other?),
+    }
+}
+
 /// Builds the core's event from the C fields; every rule is the core's.
 ///
 /// # Safety
 ///
 /// Every `Str` in `fields` is valid as `Str::get` requires.
-unsafe fn event(fields: &EventFields) -> Result<Event, Failure> {
+unsafe fn event(fields: &EventFields, how: Detail) -> Result<Event, Failure> {
     // SAFETY: the caller promises every string in `fields` is valid.
     let code = unsafe { fields.code.required("code") }?;
     let mut event = Event::new(code.to_owned());
@@ -173,18 +214,24 @@ unsafe fn event(fields: &EventFields) -> Result<Event, Failure> {
     if let Some(id) = unsafe { fields.request_id.get("request_id") }? {
         event = event.request_id(RequestId::parse(id)?);
     }
-    // SAFETY: the caller promises every string in the struct is valid.
-    if let Some(detail) = unsafe { fields.detail_json.get("detail") }? {
-        // The text goes straight into the core's detail rules (an object,
-        // no NaN, depth, redaction), without an intermediate Value.
-        let mut json = serde_json::Deserializer::from_str(detail);
-        event = event.detail(serde_transcode::Transcoder::new(&mut json));
-        json.end().map_err(|e| {
-            Failure::invalid(
-                "detail",
-                format!("invalid detail: not JSON ({e}); pass a JSON object such as {{\"plan\":\"pro\"}}"),
-            )
-        })?;
+    // SAFETY: the caller promises every string in `fields` is valid.
+    let Some(detail) = unsafe { fields.detail_json.get("detail") }? else {
+        return Ok(event);
+    };
+    if how == Detail::Value {
+        let value: Value =
+            serde_json::from_str(detail).map_err(|e| Failure::invalid("detail", not_json(&e)))?;
+        return Ok(event.detail(value));
+    }
+    let mut json = serde_json::Deserializer::from_str(detail);
+    event = event.detail(serde_transcode::Transcoder::new(&mut json));
+    // Text after the value: garbage after an object, or the rest of a
+    // document the core refused part-way (an array; `emit_with` reports
+    // that with the core's rule). Only the first is this layer's to report.
+    if json.end().is_err()
+        && let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(detail)
+    {
+        return Err(Failure::invalid("detail", not_json(&e)));
     }
     Ok(event)
 }
@@ -317,7 +364,7 @@ pub unsafe extern "C" fn fasten_emit(
         // SAFETY: the caller's promises, checked for NULL.
         let (engine, fields) = unsafe { (arg(engine, "engine")?, arg(event, "event")?) };
         // SAFETY: as above.
-        let id = engine.fasten.emit(unsafe { self::event(fields) }?)?;
+        let id = unsafe { emit_with(fields, |event| engine.fasten.emit(event)) }?;
         if !id_out.is_null() {
             // SAFETY: the caller promises FASTEN_EVENT_ID_SIZE writable bytes.
             let buf = unsafe {
@@ -354,10 +401,7 @@ pub unsafe extern "C" fn fasten_emit_durable(
         let (engine, fields) = unsafe { (arg(engine, "engine")?, arg(event, "event")?) };
         crate::abi::out(out, "out")?;
         // SAFETY: as above.
-        let row = engine
-            .fasten
-            // SAFETY: the caller promises every string in the struct is valid.
-            .emit_durable(unsafe { self::event(fields) }?)?;
+        let row = unsafe { emit_with(fields, |event| engine.fasten.emit_durable(event)) }?;
         let json = serde_json::to_vec(&row).map_err(|e| Failure {
             status: crate::abi::FASTEN_ERR_OTHER,
             field: String::new(),

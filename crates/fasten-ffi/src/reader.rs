@@ -44,8 +44,9 @@ fn other(message: String) -> Failure {
 ///
 /// # Safety
 ///
-/// `engine` is valid and outlives nothing (the reader keeps its own handle);
-/// `tokens` is valid; `reader` is valid for writes.
+/// `engine` is valid (the reader keeps its own handle on the pipeline, so
+/// the engine may be freed first); `tokens` is valid; `reader` is valid for
+/// writes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fasten_reader_new(
     engine: *const Engine,
