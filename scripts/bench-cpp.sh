@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-build="$CARGO_TARGET_DIR/cpp-build-release"
+build="$PWD/build/bench-cpp"
 generator=()
 if command -v ninja > /dev/null; then generator=(-G Ninja); fi
 cmake -S bindings/cpp -B "$build" "${generator[@]}" -DFASTEN_CARGO_PROFILE=release -DCMAKE_BUILD_TYPE=Release -DFASTEN_BUILD_TESTS=OFF

@@ -19,7 +19,7 @@ echo "== fasten.h is current"
 cargo test -p fasten-ffi --test header
 
 echo "== cmake build (engine through cargo, examples, tests)"
-build="${FASTEN_CPP_BUILD:-$CARGO_TARGET_DIR/cpp-build}"
+build="${FASTEN_CPP_BUILD:-$PWD/build/ci-cpp}"
 generator=()
 if command -v ninja > /dev/null; then generator=(-G Ninja); fi
 cmake -S bindings/cpp -B "$build" "${generator[@]}"

@@ -29,7 +29,7 @@ echo "== the C++ emitter, for the cross-language test"
 if command -v cmake > /dev/null && command -v c++ > /dev/null; then
   generator=()
   if command -v ninja > /dev/null; then generator=(-G Ninja); fi
-  cpp_build="$CARGO_TARGET_DIR/cpp-build-go"
+  cpp_build="$PWD/build/ci-go-cpp"
   cmake -S bindings/cpp -B "$cpp_build" "${generator[@]}" -DFASTEN_BUILD_TESTS=OFF > /dev/null
   cmake --build "$cpp_build" --target emit_one_cpp
   export FASTEN_CPP_EMIT_ONE="$cpp_build/emit_one_cpp"
