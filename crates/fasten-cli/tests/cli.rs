@@ -829,6 +829,27 @@ fn serve_needs_an_auth_decision_and_then_answers_over_http() {
     child.wait().unwrap();
 }
 
+/// `--since` takes an RFC 3339 time, a date or an age, as the reader does.
+#[test]
+fn tail_since_takes_dates_and_ages() {
+    let dir = setup();
+    seed_rows(dir.path());
+    for since in ["1h", "2000-01-01", "2000-01-01T00:00:00Z"] {
+        let o = fasten(dir.path(), &["tail", "--since", since]);
+        assert!(o.status.success(), "{since}: {}", stderr(&o));
+        assert_eq!(stdout(&o).lines().count(), 4, "{since}");
+    }
+    let o = fasten(dir.path(), &["tail", "--since", "2999-01-01"]);
+    assert_eq!(stdout(&o).lines().count(), 0);
+    let o = fasten(dir.path(), &["tail", "--since", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(r#"invalid since "yesterday": expected an RFC 3339 time"#),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn dump_prints_json_when_asked() {
     let dir = setup();
@@ -843,6 +864,23 @@ fn dump_prints_json_when_asked() {
         .collect();
     assert_eq!(codes, ["AUTH_LOGIN", "ORDER_PLACED"]);
     assert_eq!(v[1]["severity"], "warn");
+
+    // Personal data with an explicit long class loads, kept short; both show.
+    std::fs::write(
+        dir.path().join("crm.codes.yaml"),
+        "domain: crm\ncodes:\n  CONTACT_SAVED:\n    category: contact\n    action: update\n    pii_in_detail: true\n    retention_class: long\n",
+    )
+    .unwrap();
+    let o = fasten_with(
+        dir.path(),
+        &["dump", "--format", "json"],
+        &[("FASTEN_CODES", "crm.codes.yaml")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["code"], "CONTACT_SAVED");
+    assert_eq!(v[0]["retention_class"], "short");
+    assert_eq!(v[0]["declared_retention_class"], "long");
 }
 
 // === Attacks by someone with write access to the store ===
@@ -1251,7 +1289,7 @@ fn sweep_and_erase_refuse_bad_input() {
     let cases: [(&[&str], &str); 4] = [
         (
             &["sweep", "--now", "tomorrow"],
-            "invalid --now \"tomorrow\"",
+            "invalid now \"tomorrow\": expected an RFC 3339 time",
         ),
         (
             &["erase", "--reason", "x"],
@@ -1349,4 +1387,34 @@ exit 3"#;
     let out = fasten(dir.path(), &["run", "--", "/nonexistent/cmd"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot start"), "{}", stderr(&out));
+}
+
+/// A refused PostgreSQL connection says where (host, port, user, database)
+/// and the server's reason, once, on one line, and never the password.
+#[test]
+fn a_refused_connection_says_where_and_why_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = fasten_with(
+        dir.path(),
+        &[
+            "verify",
+            "--dsn",
+            "postgres://nobody:s3cr%2Fet@127.0.0.1:5432/test?connect_timeout=5",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(!err.contains("s3cr"), "{err}");
+    if std::env::var_os("CI").is_some() || err.contains("FATAL") {
+        let err = err.trim();
+        assert!(
+            err.starts_with("fasten: verifying the audit store postgres://nobody:***@127.0.0.1:5432/test?connect_timeout=5 (from --dsn; working directory "),
+            "{err}"
+        );
+        assert!(
+            err.ends_with(r#"): postgres: cannot connect to 127.0.0.1:5432 as user nobody to database test: db error: FATAL: role "nobody" does not exist"#),
+            "{err}"
+        );
+    }
 }

@@ -18,26 +18,28 @@ pub(crate) struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Judge ages as if it were this instant (RFC 3339, e.g.
-    /// 2027-01-01T00:00:00Z), e.g. to see with --dry-run what a date will erase.
+    /// Judge ages as if it were this instant (RFC 3339 such as
+    /// 2027-01-01T00:00:00Z, or a date such as 2027-01-01), e.g. to see with
+    /// --dry-run what a date will erase.
     #[arg(long)]
     now: Option<String>,
     /// Code files to load (comma separated): they give each code its class.
-    /// Codes no file declares are swept as `medium`.
+    /// Rows of codes no file declares are never erased, only counted as held.
     #[arg(long, env = "FASTEN_CODES")]
     codes: Option<String>,
+    /// Sweep the rows of every service in the store, not only those of
+    /// FASTEN_SERVICE_ID (still only codes the code files declare).
+    #[arg(long)]
+    all_services: bool,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut options = SweepOptions::new()
         .dry_run(args.dry_run)
+        .all_services(args.all_services)
         .method(Method::Cli);
     if let Some(now) = &args.now {
-        let ts: jiff::Timestamp = now.parse().with_context(|| {
-            format!(
-                "invalid --now {now:?}: expected an RFC 3339 instant, e.g. 2027-01-01T00:00:00Z"
-            )
-        })?;
+        let ts = fasten::read::parse_time("now", now)?;
         let micros = u64::try_from(ts.as_microsecond())
             .with_context(|| format!("invalid --now {now:?}: must be after 1970"))?;
         options = options.now(std::time::UNIX_EPOCH + Duration::from_micros(micros));
@@ -82,6 +84,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 fasten::retention::HoldReason::LegalHoldCode => "legal hold on the code",
                 fasten::retention::HoldReason::LegalHoldTenant => "legal hold on the tenant",
                 fasten::retention::HoldReason::Unshipped => "not shipped yet",
+                fasten::retention::HoldReason::UnknownCode => {
+                    "no code file declares it, so its retention class is unknown"
+                }
                 _ => "held",
             };
             writeln!(
