@@ -837,6 +837,27 @@ fn serve_needs_an_auth_decision_and_then_answers_over_http() {
     child.wait().unwrap();
 }
 
+/// `--since` takes an RFC 3339 time, a date or an age, as the reader does.
+#[test]
+fn tail_since_takes_dates_and_ages() {
+    let dir = setup();
+    seed_rows(dir.path());
+    for since in ["1h", "2000-01-01", "2000-01-01T00:00:00Z"] {
+        let o = fasten(dir.path(), &["tail", "--since", since]);
+        assert!(o.status.success(), "{since}: {}", stderr(&o));
+        assert_eq!(stdout(&o).lines().count(), 4, "{since}");
+    }
+    let o = fasten(dir.path(), &["tail", "--since", "2999-01-01"]);
+    assert_eq!(stdout(&o).lines().count(), 0);
+    let o = fasten(dir.path(), &["tail", "--since", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(r#"invalid since "yesterday": expected an RFC 3339 time"#),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn dump_prints_json_when_asked() {
     let dir = setup();
@@ -851,6 +872,23 @@ fn dump_prints_json_when_asked() {
         .collect();
     assert_eq!(codes, ["AUTH_LOGIN", "ORDER_PLACED"]);
     assert_eq!(v[1]["severity"], "warn");
+
+    // Personal data with an explicit long class loads, kept short; both show.
+    std::fs::write(
+        dir.path().join("crm.codes.yaml"),
+        "domain: crm\ncodes:\n  CONTACT_SAVED:\n    category: contact\n    action: update\n    pii_in_detail: true\n    retention_class: long\n",
+    )
+    .unwrap();
+    let o = fasten_with(
+        dir.path(),
+        &["dump", "--format", "json"],
+        &[("FASTEN_CODES", "crm.codes.yaml")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["code"], "CONTACT_SAVED");
+    assert_eq!(v[0]["retention_class"], "short");
+    assert_eq!(v[0]["declared_retention_class"], "long");
 }
 
 // === Attacks by someone with write access to the store ===
@@ -1259,7 +1297,7 @@ fn sweep_and_erase_refuse_bad_input() {
     let cases: [(&[&str], &str); 4] = [
         (
             &["sweep", "--now", "tomorrow"],
-            "invalid --now \"tomorrow\"",
+            "invalid now \"tomorrow\": expected an RFC 3339 time",
         ),
         (
             &["erase", "--reason", "x"],

@@ -520,14 +520,17 @@ impl Fasten {
     ///
     /// [`ErrorKind::Timeout`] when the queue did not drain in time.
     pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport> {
+        // One budget for the three steps, so the call returns within
+        // `timeout`, not within a multiple of it.
+        let start = std::time::Instant::now();
+        let left = || timeout.saturating_sub(start.elapsed());
         if let Some(sweeper) = self.inner.sweeper.get() {
             // A running sweep stops after its batch and records what it
             // erased, through the writer, before the writer stops.
             sweeper.stop(timeout);
         }
-        let start = std::time::Instant::now();
-        let report = self.inner.writer.shutdown(timeout)?;
-        self.flush_streams(timeout.saturating_sub(start.elapsed()))?;
+        let report = self.inner.writer.shutdown(left())?;
+        self.flush_streams(left())?;
         Ok(report)
     }
 

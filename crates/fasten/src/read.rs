@@ -237,21 +237,63 @@ pub(crate) fn check_params(
     Ok(())
 }
 
-/// Parses an RFC 3339 time parameter, naming it in the error.
+/// Parses a time parameter (`since`, `until`), naming it in the error. It
+/// accepts an RFC 3339 time (`2026-04-22T12:34:56Z`), a date (`2026-04-20`:
+/// that day's start, UTC), or an age back from now: a whole number and a
+/// unit `s`, `m`, `h`, `d` or `w` (`15m`, `24h`, `7d`).
 ///
 /// # Errors
 ///
-/// [`ErrorKind::InvalidEvent`](crate::ErrorKind::InvalidEvent) with field
-/// `since` or `until`.
+/// [`ErrorKind::InvalidEvent`](crate::ErrorKind::InvalidEvent) naming the
+/// field and the accepted forms.
+///
+/// # Examples
+///
+/// ```
+/// use fasten::read::parse_time;
+/// assert_eq!(parse_time("since", "2026-04-20")?.to_string(), "2026-04-20T00:00:00Z");
+/// let day_ago = parse_time("since", "24h")?;
+/// assert!(jiff::Timestamp::now().duration_since(day_ago).as_secs() >= 86_400);
+/// assert!(parse_time("since", "yesterday").is_err());
+/// # Ok::<(), fasten::Error>(())
+/// ```
 pub fn parse_time(field: &'static str, text: &str) -> Result<jiff::Timestamp> {
-    text.parse().map_err(|_| {
+    parse_time_at(field, text, jiff::Timestamp::now())
+}
+
+/// [`parse_time`] with ages counted back from `now`.
+fn parse_time_at(field: &'static str, text: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp> {
+    let fail = || {
         bad(
             field,
             format!(
-                "invalid {field} {text:?}: expected an RFC 3339 time, e.g. 2026-04-22T12:34:56Z"
+                "invalid {field} {text:?}: expected an RFC 3339 time (2026-04-22T12:34:56Z), a date (2026-04-22, its start in UTC) or an age such as 15m, 24h or 7d"
             ),
         )
-    })
+    };
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    if let Ok(date) = text.parse::<jiff::civil::Date>() {
+        // A valid date's start in UTC is always a valid instant.
+        return format!("{date}T00:00:00Z").parse().map_err(|_| fail());
+    }
+    let unit_at = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(fail)?;
+    let (number, unit) = text.split_at(unit_at);
+    let number: i64 = number.parse().map_err(|_| fail())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(fail()),
+    };
+    let age = number
+        .checked_mul(secs)
+        .map(jiff::SignedDuration::from_secs)
+        .ok_or_else(fail)?;
+    now.checked_sub(age).map_err(|_| fail())
 }
 
 /// One page of audit rows, newest first.
@@ -714,6 +756,38 @@ fn cap_page<T: serde::Serialize>(
         if let Some(last) = rows.last() {
             let (ts, id) = key(last);
             *next = Some(encode_cursor(ts, id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_rfc3339_dates_or_ages() {
+        let now: jiff::Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
+        let at = |t| super::parse_time_at("since", t, now).map(|ts| ts.to_string());
+        assert_eq!(at("2026-04-22T12:34:56Z").unwrap(), "2026-04-22T12:34:56Z");
+        assert_eq!(at("2026-04-20").unwrap(), "2026-04-20T00:00:00Z");
+        assert_eq!(at("15m").unwrap(), "2026-12-01T11:45:00Z");
+        assert_eq!(at("24h").unwrap(), "2026-11-30T12:00:00Z");
+        assert_eq!(at("7d").unwrap(), "2026-11-24T12:00:00Z");
+        assert_eq!(at("2w").unwrap(), "2026-11-17T12:00:00Z");
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7y",
+            "-7d",
+            "7 d",
+            "2026-13-01",
+            "99999999999999999999d",
+        ] {
+            let err = at(bad).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("invalid since {bad:?}: expected")),
+                "{err}"
+            );
         }
     }
 }

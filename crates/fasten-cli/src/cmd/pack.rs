@@ -5,7 +5,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use fasten::Dsn;
 use fasten::transparency::{self, Pack, PackFilter};
 
@@ -15,10 +14,11 @@ pub(crate) struct ExportArgs {
     /// The store.
     #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::env::FASTEN_AUDIT_DSN_DEFAULT)]
     dsn: String,
-    /// Rows at or after this instant (RFC 3339, e.g. 2026-06-01T00:00:00Z).
+    /// Rows at or after this instant: RFC 3339 (2026-06-01T00:00:00Z), a
+    /// date (2026-06-01, its start in UTC) or an age (15m, 24h, 7d).
     #[arg(long)]
     since: Option<String>,
-    /// Rows before this instant (RFC 3339).
+    /// Rows before this instant (the same forms as --since).
     #[arg(long)]
     until: Option<String>,
     /// Only this tenant's rows.
@@ -35,14 +35,10 @@ pub(crate) struct ExportArgs {
     out: PathBuf,
 }
 
-fn instant(flag: &str, value: Option<&String>) -> anyhow::Result<Option<jiff::Timestamp>> {
-    value
-        .map(|v| {
-            v.parse().with_context(|| {
-                format!("invalid --{flag} {v:?}: expected RFC 3339, e.g. 2026-06-01T00:00:00Z")
-            })
-        })
-        .transpose()
+fn instant(flag: &'static str, value: Option<&String>) -> anyhow::Result<Option<jiff::Timestamp>> {
+    Ok(value
+        .map(|v| fasten::read::parse_time(flag, v))
+        .transpose()?)
 }
 
 pub(crate) fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {

@@ -71,6 +71,12 @@ pub(crate) const CHECKPOINT_COLUMNS: &str = "source_node_id TEXT NOT NULL, tree_
 /// a rebuild, never a false proof; the checks of a store against its
 /// checkpoints never read it.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+/// `<table>_leases`: who does a store-wide job (a retention sweep) until
+/// when, so the nodes of one service do not repeat each other's work.
+/// `expires_at` is the contract's text form, which sorts as time does.
+pub(crate) const LEASE_COLUMNS: &str =
+    "name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL";
+
 pub(crate) const MERKLE_COLUMNS: &str = "source_node_id TEXT NOT NULL, level INTEGER NOT NULL, idx BIGINT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (source_node_id, level, idx)";
 
 /// Columns that get an index, besides the primary key and the chain key.
@@ -376,6 +382,14 @@ pub(crate) trait Store: Send {
     /// The nodes with at least one row whose `shipped_at` is set: nodes
     /// that ship their rows to an aggregator.
     fn shipping_nodes(&mut self) -> Result<Vec<String>>;
+
+    /// Takes or renews the lease `name` for `holder` until `until`, unless
+    /// another holder has it past `now` (times in the contract's text
+    /// form). Returns whether `holder` holds it now.
+    fn lease(&mut self, name: &str, holder: &str, now: &str, until: &str) -> Result<bool>;
+
+    /// Gives the lease `name` back, if `holder` holds it.
+    fn release(&mut self, name: &str, holder: &str) -> Result<()>;
 
     /// The `timestamp` of the newest row of `node` with `code`, or with no
     /// code given, of the node's first row.

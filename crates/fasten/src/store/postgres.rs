@@ -25,8 +25,8 @@ use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
 use super::{
-    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, MERKLE_COLUMNS, NodeCount,
-    Scope, Store, UNERASED_INDEX, Unreadable,
+    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, LEASE_COLUMNS, MERKLE_COLUMNS,
+    NodeCount, Scope, Store, UNERASED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, ErrorKind, Result};
@@ -50,6 +50,8 @@ pub(crate) struct PostgresStore {
     checkpoints: String,
     /// The quoted `<table>_merkle` beside it.
     merkle: String,
+    /// The quoted `<table>_leases` beside it.
+    leases: String,
     /// Prefix of the advisory-lock key; the node is appended.
     lock_prefix: String,
     select_sql: String,
@@ -182,6 +184,7 @@ impl PostgresStore {
         let qualified = quote(table);
         let checkpoints = quote(&format!("{table}_checkpoints"));
         let merkle = quote(&format!("{table}_merkle"));
+        let leases = quote(&format!("{table}_leases"));
         let names: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
         let selected: Vec<String> = COLUMNS
             .iter()
@@ -224,6 +227,7 @@ impl PostgresStore {
             qualified,
             checkpoints,
             merkle,
+            leases,
             rt,
             client,
             statements: None,
@@ -293,6 +297,7 @@ impl PostgresStore {
         let t = self.qualified.clone();
         let checkpoints = self.checkpoints.clone();
         let merkle = self.merkle.clone();
+        let leases = self.leases.clone();
         let lock_key = format!("fasten migrate {t}");
         let defs: Vec<String> = COLUMNS
             .iter()
@@ -361,6 +366,11 @@ impl PostgresStore {
             ))
             .await
             .map_err(pg_err("create merkle table"))?;
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {leases} ({LEASE_COLUMNS})"
+            ))
+            .await
+            .map_err(pg_err("create leases table"))?;
             tx.commit().await.map_err(pg_err("commit migration"))
         })
     }
@@ -875,6 +885,29 @@ impl Store for PostgresStore {
             rows: rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
             held: started.elapsed(),
         })
+    }
+
+    fn lease(&mut self, name: &str, holder: &str, now: &str, until: &str) -> Result<bool> {
+        let t = &self.leases;
+        let sql = format!(
+            "INSERT INTO {t} (name, holder, expires_at) VALUES ($1, $2, $4) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at WHERE {t}.holder = excluded.holder OR {t}.expires_at <= $3"
+        );
+        let changed = self
+            .rt
+            .block_on(self.client.execute(&sql, &[&name, &holder, &now, &until]))
+            .map_err(pg_err("take a lease"))?;
+        Ok(changed == 1)
+    }
+
+    fn release(&mut self, name: &str, holder: &str) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM {} WHERE name = $1 AND holder = $2",
+            self.leases
+        );
+        self.rt
+            .block_on(self.client.execute(&sql, &[&name, &holder]))
+            .map_err(pg_err("release a lease"))?;
+        Ok(())
     }
 
     fn shipping_nodes(&mut self) -> Result<Vec<String>> {

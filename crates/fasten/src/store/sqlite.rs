@@ -10,8 +10,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, MERKLE_COLUMNS, NodeCount,
-    Scope, Store, UNERASED_INDEX, Unreadable,
+    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, LEASE_COLUMNS, MERKLE_COLUMNS,
+    NodeCount, Scope, Store, UNERASED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, Result};
@@ -280,6 +280,10 @@ impl SqliteStore {
             "CREATE TABLE IF NOT EXISTS \"{t}_merkle\" ({MERKLE_COLUMNS})"
         ))
         .map_err(sql_err("create merkle table"))?;
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{t}_leases\" ({LEASE_COLUMNS})"
+        ))
+        .map_err(sql_err("create leases table"))?;
         tx.commit().map_err(sql_err("commit migration"))
     }
 }
@@ -778,6 +782,33 @@ impl Store for SqliteStore {
             rows,
             held: locked.elapsed(),
         })
+    }
+
+    fn lease(&mut self, name: &str, holder: &str, now: &str, until: &str) -> Result<bool> {
+        let t = &self.table;
+        let changed = self
+            .conn
+            .execute(
+                &format!(
+                    "INSERT INTO \"{t}_leases\" (name, holder, expires_at) VALUES (?1, ?2, ?4) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at WHERE \"{t}_leases\".holder = excluded.holder OR \"{t}_leases\".expires_at <= ?3"
+                ),
+                params![name, holder, now, until],
+            )
+            .map_err(sql_err("take a lease"))?;
+        Ok(changed == 1)
+    }
+
+    fn release(&mut self, name: &str, holder: &str) -> Result<()> {
+        self.conn
+            .execute(
+                &format!(
+                    "DELETE FROM \"{}_leases\" WHERE name = ?1 AND holder = ?2",
+                    self.table
+                ),
+                params![name, holder],
+            )
+            .map_err(sql_err("release a lease"))?;
+        Ok(())
     }
 
     fn shipping_nodes(&mut self) -> Result<Vec<String>> {
