@@ -37,8 +37,10 @@ pub fn dsn(data: &[u8]) {
             Ok(d) => format!("{d} {d:?} {}", d.table()),
             Err(e) => format!("{e} {e:?}"),
         };
-        // A long enough password that cannot occur by chance elsewhere.
-        if let Some(rest) = s.split_once("://").map(|(_, r)| r)
+        // A long enough password that cannot occur by chance elsewhere
+        // (only PostgreSQL DSNs carry one; a SQLite path is just a path).
+        if (s.starts_with("postgres://") || s.starts_with("postgresql://"))
+            && let Some(rest) = s.split_once("://").map(|(_, r)| r)
             && let Some(at) = rest.rfind('@')
             && let Some((_, pw)) = rest[..at].split_once(':')
             && pw.len() >= 12
