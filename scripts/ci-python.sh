@@ -18,6 +18,6 @@ python=${PYTHON:-python3}
 "$venv/bin/python" -m pip install -q ./bindings/python
 
 cargo build --release -q -p fasten-cli
-export FASTEN_CLI="${CARGO_TARGET_DIR:-$root/target}/release/fasten"
+export FASTEN_TEST_CLI="${CARGO_TARGET_DIR:-$root/target}/release/fasten"
 
 "$venv/bin/python" -m pytest bindings/python -q -p no:cacheprovider "$@"

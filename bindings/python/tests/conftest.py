@@ -72,7 +72,7 @@ def pg_table() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def cli() -> str:
     """The Rust ``fasten`` CLI, built from this checkout if needed."""
-    exe = os.environ.get("FASTEN_CLI")
+    exe = os.environ.get("FASTEN_TEST_CLI")
     if exe:
         return exe
     subprocess.run(
