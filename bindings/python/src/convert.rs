@@ -135,14 +135,14 @@ fn lenient(o: &Bound<'_, PyAny>, depth: usize) -> Value {
                 .collect(),
         );
     }
-    if o.is_instance_of::<PyList>() || o.is_instance_of::<PyTuple>() {
-        if let Ok(it) = o.try_iter() {
-            return Value::Array(
-                it.filter_map(Result::ok)
-                    .map(|v| lenient(&v, depth + 1))
-                    .collect(),
-            );
-        }
+    if (o.is_instance_of::<PyList>() || o.is_instance_of::<PyTuple>())
+        && let Ok(it) = o.try_iter()
+    {
+        return Value::Array(
+            it.filter_map(Result::ok)
+                .map(|v| lenient(&v, depth + 1))
+                .collect(),
+        );
     }
     Value::String(text_of(o))
 }

@@ -207,6 +207,7 @@ impl Pipeline {
     /// One sys row from a Python logger; `False` when its level is below
     /// `FASTEN_SYS_LEVEL`.
     #[pyo3(signature = (level, message, *, target="", fields=None, request_id=None, tenant=None))]
+    #[allow(clippy::too_many_arguments)]
     fn log(
         &self,
         py: Python<'_>,

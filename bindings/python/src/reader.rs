@@ -13,6 +13,9 @@ use crate::error::new_err;
 use crate::pipeline::{Pipeline, fork_gen, forked_err};
 use crate::to_py_err;
 
+/// A response for ASGI: status, headers, body.
+type Response<'py> = (u16, Vec<(String, Vec<u8>)>, Bound<'py, PyBytes>);
+
 /// The reader router and the runtime that drives it.
 #[pyclass(module = "fasten._native", frozen)]
 pub(crate) struct ReaderApp {
@@ -124,7 +127,7 @@ impl ReaderApp {
         path_and_query: &str,
         headers: Vec<(Vec<u8>, Vec<u8>)>,
         body: Vec<u8>,
-    ) -> PyResult<(u16, Vec<(String, Vec<u8>)>, Bound<'py, PyBytes>)> {
+    ) -> PyResult<Response<'py>> {
         let (Some(router), Some(runtime)) = (&self.router, &self.runtime) else {
             return Err(forked_err(py));
         };
