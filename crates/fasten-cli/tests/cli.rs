@@ -665,7 +665,7 @@ fn tail_follow_prints_rows_as_they_land() {
 fn doctor_says_what_holds_and_fails_on_a_broken_chain() {
     let dir = setup();
     seed_rows(dir.path());
-    let o = fasten(dir.path(), &["doctor"]);
+    let o = fasten(dir.path(), &["doctor", "--probe"]);
     let text = stdout(&o);
     assert!(o.status.success(), "{text}{}", stderr(&o));
     for needle in [
@@ -713,6 +713,36 @@ fn doctor_says_what_holds_and_fails_on_a_broken_chain() {
         "{}",
         stdout(&o)
     );
+}
+
+/// A health check creates nothing unless asked, never shows ✓ for what
+/// just failed, and names unknown variables and a missing registry.
+#[test]
+fn doctor_without_a_store_changes_nothing_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fasten"))
+        .arg("doctor")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("FASTEN_SERVICE_ID", "svc")
+        .env("FASTEN_NODE_ID", "node-1")
+        .env("FASTEN_AUDIT_DNS", "sqlite:///typo.db")
+        .output()
+        .unwrap();
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    for needle in [
+        "✗ env: unknown variable FASTEN_AUDIT_DNS (did you mean FASTEN_AUDIT_DSN?)",
+        "✗ codes: no code registry: FASTEN_CODES is not set",
+        "✗ audit store: sqlite:///fasten_audit.db: sqlite: fasten_audit.db does not exist",
+        "doctor: 1 ok, 0 warnings, 3 failed",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in\n{text}");
+    }
+    assert!(!text.contains("round trip") && !text.contains("chain"), "{text}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "doctor created {left:?}");
 }
 
 #[test]

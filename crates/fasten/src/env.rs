@@ -334,11 +334,6 @@ pub const VARIABLES: &[Variable] = &[
         default: "none",
         meaning: "a remote reader the CLI reads from instead of a store",
     },
-    Variable {
-        name: "FASTEN_DOCTOR_PROBE",
-        default: "off",
-        meaning: "`fasten doctor` writes a probe row only when this is `1` (or with `--probe`)",
-    },
 ];
 
 /// Prefixes of variables read by fasten's own tests, benchmarks and

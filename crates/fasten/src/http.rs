@@ -7,10 +7,12 @@
 //! let _fasten = fasten::init()?;
 //! let app: Router = Router::new()
 //!     .route("/users/{id}", get(handler))
-//!     .layer(fasten::http::ApiLogLayer::new())      // one api row per request
-//!     .layer(fasten::http::RequestIdLayer::new());  // outermost: the id for all inside
+//!     .layer(fasten::http::layer()); // the request id, then one api row per request
 //! # Ok::<(), fasten::Error>(())
 //! ```
+//!
+//! [`layer`] stacks the two layers below in the right order; used
+//! separately, their order does not change the id either.
 //!
 //! [`RequestIdLayer`] takes the request id from an inbound `X-Request-ID`
 //! when it is safe (1–128 characters of `[A-Za-z0-9._:-]`; anything else is
@@ -173,6 +175,29 @@ pub fn outbound_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     inject(&mut headers);
     headers
+}
+
+/// Both layers in the right order, for the process-wide pipeline: the
+/// request id outermost, then one api row per request. The order of the
+/// two separate layers does not matter either (see [`ApiLogLayer`]); this
+/// is the one-line way.
+///
+/// ```no_run
+/// # async fn handler() -> &'static str { "ok" }
+/// use axum::{routing::get, Router};
+/// let _fasten = fasten::init()?;
+/// let app: Router = Router::new().route("/", get(handler)).layer(fasten::http::layer());
+/// # Ok::<(), fasten::Error>(())
+/// ```
+pub fn layer() -> tower_layer::Stack<ApiLogLayer, RequestIdLayer> {
+    tower_layer::Stack::new(ApiLogLayer::new(), RequestIdLayer::new())
+}
+
+impl Fasten {
+    /// [`layer`] for this pipeline rather than the process-wide one.
+    pub fn http_layer(&self) -> tower_layer::Stack<ApiLogLayer, RequestIdLayer> {
+        tower_layer::Stack::new(self.api_layer(), RequestIdLayer::new())
+    }
 }
 
 /// Sets the request id for every request inside it; see the [module
@@ -453,14 +478,22 @@ where
                 pending: None,
             };
         };
-        // The id of an outer RequestIdLayer, else the ambient one, else a
-        // fresh one made ambient here, so the rows still join.
+        // The id of an outer RequestIdLayer, else the ambient one, else the
+        // one a RequestIdLayer would choose from the headers. Written back
+        // to the header, so a RequestIdLayer inside this one (the wrong
+        // order) chooses the same id, and the row, the handler and the
+        // response all agree whichever order the layers are in.
         let request_id = req
             .extensions()
             .get::<RequestId>()
             .cloned()
             .or_else(context::request_scoped)
-            .unwrap_or_else(RequestId::mint);
+            .unwrap_or_else(|| request_id_from(req.headers()).0);
+        if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
+            req.headers_mut().insert(X_REQUEST_ID, v);
+        }
+        req.extensions_mut().insert(request_id.clone());
+        let path = req.uri().path();
         let route = req
             .extensions()
             .get::<axum::extract::MatchedPath>()

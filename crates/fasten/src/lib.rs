@@ -60,6 +60,22 @@
 //! `raise` mode (`FASTEN_AUDIT_STORE_FAILURE_STRATEGY=raise`) `emit` itself
 //! returns only after the commit, so an acknowledged row survives a crash.
 //!
+//! # Async code
+//!
+//! Every call works from synchronous code and from any async runtime,
+//! `current_thread` included, on both stores. What may block:
+//!
+//! | call | on an executor thread |
+//! |---|---|
+//! | [`emit`], [`Fasten::emit`] in `retry` mode (the default) | fine: it queues; it waits only while the queue is full, at most `FASTEN_AUDIT_QUEUE_TIMEOUT_MS` |
+//! | `emit` in `raise` mode, [`emit_durable`], [`flush`], [`Fasten::shutdown`] | blocks until a commit: use [`Fasten::emit_async`], [`Fasten::emit_durable_async`], [`Fasten::flush_async`], [`Fasten::shutdown_async`] |
+//! | [`Reader`] calls | block on the store: use [`AsyncReader`] |
+//! | `fasten::reader::router` (feature `reader`) | already runs reads off the executor |
+//!
+//! Work spawned from a request keeps its id, actor and tenant with
+//! `fasten::spawn` (feature `tokio`) or `.in_current_context()`
+//! ([`context::FutureExt`]); a plain `tokio::spawn` starts without them.
+//!
 //! # Supported Rust versions
 //!
 //! The minimum supported Rust version is 1.89.
@@ -91,7 +107,9 @@ pub mod mqtt;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
+mod offload;
 mod pipeline;
+mod quiet;
 pub mod read;
 #[cfg(feature = "reader")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reader")))]
@@ -123,7 +141,7 @@ pub use global::{
 };
 pub use kind::{ActorKind, Method, Outcome, ParseKindError, RetentionClass, Severity};
 pub use pipeline::Fasten;
-pub use read::{AuditPage, AuditQuery, Reader};
+pub use read::{AsyncReader, AuditPage, AuditQuery, Reader};
 pub use request_id::RequestId;
 pub use stream::{ApiRow, Source, StreamPage, StreamQuery, StreamStats, SysRow};
 pub use verify::{NodeReport, Progress, Report, verify, verify_with_progress};

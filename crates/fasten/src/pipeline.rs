@@ -45,6 +45,9 @@ struct Inner {
     /// Held while a sweep runs, so sweeps of one pipeline never overlap.
     sweep_running: Arc<Mutex<()>>,
     sweeper: OnceLock<crate::retention::Sweeper>,
+    /// Codes already reported as emitted in an HTTP request without an
+    /// actor: one warning each, not one per row.
+    unattributed: Mutex<std::collections::HashSet<Arc<str>>>,
 }
 
 /// A handle that does not keep the pipeline running; see
@@ -201,6 +204,7 @@ impl Config {
                 retention: self.retention,
                 sweep_running: Arc::new(Mutex::new(())),
                 sweeper: OnceLock::new(),
+                unattributed: Mutex::default(),
             }),
         };
         if let Some(interval) = interval {
@@ -243,6 +247,39 @@ impl Config {
 }
 
 impl Fasten {
+    /// A row emitted while serving an HTTP request with no actor anywhere
+    /// would silently say `system`: warn once per code, in the sys stream,
+    /// so the missing attribution shows.
+    fn warn_if_unattributed(&self, code: &str) {
+        if context::method() != Some(crate::kind::Method::Http) {
+            return;
+        }
+        let first = self
+            .inner
+            .unattributed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(Arc::from(code));
+        if !first {
+            return;
+        }
+        let mut fields = serde_json::Map::new();
+        fields.insert("code".to_owned(), code.into());
+        if let Some(via) = context::via() {
+            fields.insert("path".to_owned(), via.channel().into());
+        }
+        self.push_sys(SysEvent {
+            level: "WARN",
+            target: "fasten::attribution".into(),
+            message: format!(
+                "{code} was emitted while serving an HTTP request with no actor: its rows say actor=system. Name the caller with fasten::http::set_actor (in the handler or an auth layer) or Event::actor"
+            ),
+            fields,
+            span: None,
+            request_id: context::current(),
+        });
+    }
+
     /// A problem found while starting that does not stop the pipeline: a
     /// `tracing` warning and a sys row, so it shows wherever the service's
     /// logs go.
@@ -326,7 +363,10 @@ impl Fasten {
                 check_anchor("actor", &actor, false)?;
                 (Some(actor), kind)
             }
-            None => (None, ActorKind::Service),
+            None => {
+                self.warn_if_unattributed(&event.code);
+                (None, ActorKind::Service)
+            }
         };
         check_anchor("target", &event.target, true)?;
         let tenant_id = match event.tenant.or_else(context::tenant) {
@@ -361,6 +401,64 @@ impl Fasten {
             detail,
             info,
         })
+    }
+
+    /// [`Self::emit`] for async code. In the default `retry` mode `emit`
+    /// only queues (it waits, at most `FASTEN_AUDIT_QUEUE_TIMEOUT_MS`, only
+    /// when the queue is full) and this calls it directly; in `raise` mode
+    /// `emit` waits for the commit, so this waits on a thread of its own and
+    /// the executor thread stays free.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::emit`].
+    pub async fn emit_async(&self, event: Event) -> Result<EventId> {
+        match self.inner.strategy {
+            FailureStrategy::Retry => self.emit(event),
+            FailureStrategy::Raise => {
+                // Checked here, so the caller's context counts.
+                let pending = self.prepare(event)?;
+                let id = pending.id;
+                let fasten = self.clone();
+                crate::offload::run("emit", move || {
+                    fasten.inner.writer.enqueue_durable(pending).map(|_| id)
+                })
+                .await
+            }
+        }
+    }
+
+    /// [`Self::emit_durable`] for async code: waits for the commit on a
+    /// thread of its own, never on the executor's.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::emit_durable`].
+    pub async fn emit_durable_async(&self, event: Event) -> Result<Row> {
+        // Checked on the caller's thread, so the caller's context counts.
+        let pending = self.prepare(event)?;
+        let fasten = self.clone();
+        crate::offload::run("emit", move || fasten.inner.writer.enqueue_durable(pending)).await
+    }
+
+    /// [`Self::flush`] for async code, on a thread of its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::flush`].
+    pub async fn flush_async(&self, timeout: Duration) -> Result<()> {
+        let fasten = self.clone();
+        crate::offload::run("flush", move || fasten.flush(timeout)).await
+    }
+
+    /// [`Self::shutdown`] for async code, on a thread of its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::shutdown`].
+    pub async fn shutdown_async(&self, timeout: Duration) -> Result<ShutdownReport> {
+        let fasten = self.clone();
+        crate::offload::run("shutdown", move || fasten.shutdown(timeout)).await
     }
 
     /// Waits until every event emitted before the call is durable.

@@ -588,3 +588,86 @@ impl Reader {
         }
     }
 }
+
+/// A [`Reader`] for async code: each read runs on a thread of its own and
+/// is awaited, so a handler never stalls its executor on a store (SQLite
+/// reads and PostgreSQL round trips block). Works on any async runtime.
+/// Cheap to clone.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn handler() -> fasten::Result<()> {
+/// use fasten::{AsyncReader, AuditQuery, Reader};
+/// let reader = AsyncReader::new(Reader::from_env()?);
+/// let page = reader.audit(AuditQuery::new(50).filter("actor", "alice")?).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AsyncReader(std::sync::Arc<Reader>);
+
+impl AsyncReader {
+    /// Wraps a reader.
+    pub fn new(reader: Reader) -> Self {
+        Self(std::sync::Arc::new(reader))
+    }
+
+    /// Runs any read of [`Reader`] off the executor.
+    ///
+    /// # Errors
+    ///
+    /// Those of `f`.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Reader) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let reader = std::sync::Arc::clone(&self.0);
+        crate::offload::run("reader", move || f(&reader)).await
+    }
+
+    /// [`Reader::audit`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::audit`].
+    pub async fn audit(&self, q: AuditQuery) -> Result<AuditPage> {
+        self.call(move |r| r.audit(&q)).await
+    }
+
+    /// [`Reader::audit_row`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::audit_row`].
+    pub async fn audit_row(&self, id: impl Into<String>) -> Result<Option<Row>> {
+        let id = id.into();
+        self.call(move |r| r.audit_row(&id)).await
+    }
+
+    /// [`Reader::correlate`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::correlate`].
+    pub async fn correlate(&self, id: RequestId) -> Result<Timeline> {
+        self.call(move |r| r.correlate(&id)).await
+    }
+
+    /// [`Reader::sys`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::sys`].
+    pub async fn sys(&self, q: StreamQuery) -> Result<StreamPage<SysRow>> {
+        self.call(move |r| r.sys(&q)).await
+    }
+
+    /// [`Reader::api`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::api`].
+    pub async fn api(&self, q: StreamQuery) -> Result<StreamPage<ApiRow>> {
+        self.call(move |r| r.api(&q)).await
+    }
+}

@@ -1149,7 +1149,10 @@ impl Sweeper {
         let lock = Arc::clone(&running);
         let join = std::thread::Builder::new()
             .name("fasten-retention".into())
-            .spawn(move || background(&fasten, interval, &flag, &lock))
+            .spawn(move || {
+                crate::quiet::mark_thread();
+                background(&fasten, interval, &flag, &lock);
+            })
             .map_err(|e| {
                 Error::new(
                     ErrorKind::Store,

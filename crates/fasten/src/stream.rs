@@ -866,7 +866,10 @@ impl<T: Record> Lane<T> {
             // after writing what is still queued.
             std::thread::Builder::new()
                 .name(format!("fasten-{}", T::STREAM))
-                .spawn(move || worker.run())
+                .spawn(move || {
+                    crate::quiet::mark_thread();
+                    worker.run();
+                })
                 .map_err(|e| {
                     Error::new(ErrorKind::Store, "cannot start a stream writer").with_source(e)
                 })?;

@@ -131,6 +131,9 @@ where
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        if crate::quiet::active() {
+            return;
+        }
         let meta = event.metadata();
         let Some(fasten) = self.pipeline() else {
             return;
@@ -140,6 +143,13 @@ where
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
+        // A `log` record bridged by tracing-log arrives with target "log"
+        // and its real target, module and place as `log.*` fields.
+        let target = match fields.map.remove("log.target") {
+            Some(Value::String(real)) => real,
+            _ => meta.target().to_owned(),
+        };
+        fields.map.retain(|k, _| !k.starts_with("log."));
         let request_id = context::scoped()
             .or_else(|| context::from_span_scope(ctx.event_scope(event)))
             .or_else(context::process_default);
@@ -149,7 +159,7 @@ where
             .map(|s| s.name().to_owned());
         fasten.push_sys(crate::pipeline::SysEvent {
             level: meta.level().as_str(),
-            target: meta.target().into(),
+            target: target.into(),
             message: fields.message.unwrap_or_default(),
             fields: fields.map,
             span,

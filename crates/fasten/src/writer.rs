@@ -175,6 +175,7 @@ impl Writer {
         let join = thread::Builder::new()
             .name("fasten-writer".into())
             .spawn(move || {
+                crate::quiet::mark_thread();
                 let report = worker.run();
                 let _ = done_tx.send(report);
             })

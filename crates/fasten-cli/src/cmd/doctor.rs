@@ -1,6 +1,11 @@
 //! `fasten doctor`: is this node's audit trail set up and healthy? One
 //! line per check (✓ ok, ⚠ worth a look, ✗ failed), a summary, and exit 1
 //! when anything failed.
+//!
+//! A health check reads; it creates or changes nothing unless asked: the
+//! round trip that writes a probe row (and would create a missing SQLite
+//! file) runs only with `--probe`, and then before the store checks, so
+//! every line describes the store as it is when the summary prints.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -21,8 +26,13 @@ pub(crate) struct Args {
     /// Print the checks as one JSON object.
     #[arg(long)]
     json: bool,
-    /// Skip the round trip that writes one `FASTEN_DOCTOR_PROBE` row.
+    /// Also write one `FASTEN_DOCTOR_PROBE` row and read it back (creates
+    /// a missing SQLite store).
     #[arg(long)]
+    probe: bool,
+    /// The default since the probe became opt-in; accepted so existing
+    /// scripts keep working.
+    #[arg(long, hide = true, conflicts_with = "probe")]
     no_probe: bool,
 }
 
@@ -74,12 +84,22 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Err(e) = &config {
         c.add(Status::Fail, "config", e.to_string());
     }
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    for unknown in fasten::env::unknown(names.iter().map(String::as_str)) {
+        c.add(Status::Fail, "env", unknown.to_string());
+    }
 
-    let registry = fasten::code::Registry::new();
     match env("FASTEN_CODES") {
         Some(list) => {
             let paths = super::code_paths(Some(&list));
             match super::load_codes(&paths) {
+                Ok(r) if r.is_empty() => c.add(
+                    Status::Fail,
+                    "codes",
+                    format!("{} declares no code: every emit would fail", list.trim()),
+                ),
                 Ok(r) => c.add(
                     Status::Ok,
                     "codes",
@@ -89,10 +109,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
         None => c.add(
-            Status::Warn,
+            Status::Fail,
             "codes",
-            "FASTEN_CODES is not set: codes declared in Rust are not visible to this check",
+            "no code registry: FASTEN_CODES is not set, so every emit of a service configured like this fails (codes declared in Rust with fasten::register are not visible to this check)",
         ),
+    }
+
+    // Before the store checks, so they describe the store the probe left.
+    if args.probe {
+        probe(&mut c, config, &dsn)?;
     }
 
     let reader = Reader::new(dsn.clone());
@@ -118,59 +143,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         );
     }
 
-    if args.no_probe {
-        c.add(Status::Warn, "round trip", "skipped (--no-probe)");
-    } else if let (Ok(cfg), true) = (
-        config,
-        health.reachable || matches!(dsn, Dsn::Sqlite { .. }),
-    ) {
-        registry.register(
-            "fasten",
-            [(
-                PROBE,
-                Meta::new("doctor", "probe").retention(RetentionClass::Short),
-            )],
-        )?;
-        let start = Instant::now();
-        let probe = cfg
-            .registry(registry)
-            .stdout(Stdout::NONE)
-            // A health check must not start a retention sweep as a side effect.
-            .retention_sweep_interval(None)
-            .audit_store_failure_strategy(FailureStrategy::Raise)
-            .build()
-            .and_then(|f| {
-                let row = f.emit_durable(
-                    Event::new(PROBE)
-                        .target("fasten doctor")
-                        .method(Method::Cli),
-                )?;
-                f.shutdown(Duration::from_secs(10))?;
-                Ok(row)
-            })
-            .and_then(|row| Ok((reader.audit_row(&row.id)?, row)));
-        match probe {
-            Ok((Some(back), row)) if back.hash == row.hash => c.add(
-                Status::Ok,
-                "round trip",
-                format!(
-                    "{PROBE} {} written and read back at seq {} in {:.1} ms",
-                    row.id,
-                    row.monotonic_seq,
-                    start.elapsed().as_secs_f64() * 1000.0
-                ),
-            ),
-            Ok((_, row)) => c.add(
-                Status::Fail,
-                "round trip",
-                format!("{} was written but does not read back as written", row.id),
-            ),
-            Err(e) => c.add(Status::Fail, "round trip", e.to_string()),
-        }
+    if !health.reachable {
+        return finish(args, &c);
     }
-
-    // After the probe, so its row is among those checked.
-    for chain in reader.health().chains {
+    for chain in health.chains {
         match (&chain.first_break_seq, &chain.reason) {
             (Some(seq), Some(reason)) => c.add(
                 Status::Fail,
@@ -229,6 +205,65 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     finish(args, &c)
+}
+
+/// The opt-in round trip: a probe row written through a real pipeline in
+/// `raise` mode and read back.
+fn probe(c: &mut Checks, config: fasten::Result<Config>, dsn: &Dsn) -> anyhow::Result<()> {
+    let Ok(cfg) = config else {
+        c.add(
+            Status::Fail,
+            "round trip",
+            "not run: the configuration is invalid",
+        );
+        return Ok(());
+    };
+    let reader = Reader::new(dsn.clone());
+    let registry = fasten::code::Registry::new();
+    registry.register(
+        "fasten",
+        [(
+            PROBE,
+            Meta::new("doctor", "probe").retention(RetentionClass::Short),
+        )],
+    )?;
+    let start = Instant::now();
+    let probe = cfg
+        .registry(registry)
+        .stdout(Stdout::NONE)
+        // A health check must not start a retention sweep as a side effect.
+        .retention_sweep_interval(None)
+        .audit_store_failure_strategy(FailureStrategy::Raise)
+        .build()
+        .and_then(|f| {
+            let row = f.emit_durable(
+                Event::new(PROBE)
+                    .target("fasten doctor")
+                    .method(Method::Cli),
+            )?;
+            f.shutdown(Duration::from_secs(10))?;
+            Ok(row)
+        })
+        .and_then(|row| Ok((reader.audit_row(&row.id)?, row)));
+    match probe {
+        Ok((Some(back), row)) if back.hash == row.hash => c.add(
+            Status::Ok,
+            "round trip",
+            format!(
+                "{PROBE} {} written and read back at seq {} in {:.1} ms",
+                row.id,
+                row.monotonic_seq,
+                start.elapsed().as_secs_f64() * 1000.0
+            ),
+        ),
+        Ok((_, row)) => c.add(
+            Status::Fail,
+            "round trip",
+            format!("{} was written but does not read back as written", row.id),
+        ),
+        Err(e) => c.add(Status::Fail, "round trip", e.to_string()),
+    }
+    Ok(())
 }
 
 fn finish(args: &Args, c: &Checks) -> anyhow::Result<ExitCode> {

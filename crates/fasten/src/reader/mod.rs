@@ -625,16 +625,7 @@ async fn read<T: Send + 'static>(
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::Result<T> + Send + 'static,
 ) -> Result<T, Problem> {
-    let (tx, rx) = futures_channel::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the reader thread stopped",
-            )
-        })?
+    crate::offload::run("reader", f)
+        .await
         .map_err(Problem::from)
 }

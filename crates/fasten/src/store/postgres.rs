@@ -91,6 +91,7 @@ impl ClientRuntime {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("fasten-postgres")
+            .on_thread_start(crate::quiet::mark_thread)
             .enable_all()
             .build()
             .map_err(|e| Error::store("postgres: cannot start the client runtime", e))?;
@@ -104,7 +105,7 @@ impl ClientRuntime {
     /// Waits for a client future on the calling thread. The future must not
     /// do I/O itself (connecting does: see [`Self::run`]).
     pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        futures_executor::block_on(f)
+        crate::quiet::within(|| futures_executor::block_on(f))
     }
 
     /// Runs a future that does its own I/O on the client's runtime thread
@@ -114,7 +115,7 @@ impl ClientRuntime {
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        futures_executor::block_on(self.runtime().spawn(f))
+        crate::quiet::within(|| futures_executor::block_on(self.runtime().spawn(f)))
             .map_err(|e| Error::store("postgres: the client runtime stopped", e))
     }
 }

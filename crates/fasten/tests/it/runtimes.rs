@@ -97,3 +97,72 @@ fn postgres_from_sync_multi_thread_and_current_thread_callers() {
     };
     each_context(&schema.dsn("audit_log"), "pg");
 }
+
+/// The awaitable forms, on a `current_thread` runtime (one executor thread:
+/// a blocking call there would stall everything): rows, the caller's
+/// context and the reads all come through.
+fn async_forms(audit: &Dsn, node: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let fasten = Config::new()
+            .service_id("runtimes")
+            .node_id(node)
+            .audit_dsn(audit.clone())
+            .audit_store_failure_strategy(FailureStrategy::Raise)
+            .registry(registry())
+            .build()
+            .expect("init");
+        let id = RequestId::mint();
+        let (queued, durable) = fasten::context::scope(id.clone(), async {
+            assert!(fasten::context::set_actor("alice", fasten::ActorKind::User));
+            let queued = fasten
+                .emit_async(Event::new("USER_CREATED"))
+                .await
+                .expect("emit_async");
+            let durable = fasten
+                .emit_durable_async(Event::new("USER_UPDATED"))
+                .await
+                .expect("emit_durable_async");
+            (queued, durable)
+        })
+        .await;
+        assert_eq!(
+            (durable.actor.as_str(), durable.request_id.as_str()),
+            ("alice", id.as_str())
+        );
+        fasten.flush_async(SECS).await.expect("flush_async");
+        let reader = fasten::AsyncReader::new(Reader::new(audit.clone()));
+        let page = reader
+            .audit(AuditQuery::new(10).request_id(&id))
+            .await
+            .expect("audit");
+        assert_eq!(page.rows.len(), 2);
+        let row = reader
+            .audit_row(queued.to_string())
+            .await
+            .expect("row")
+            .expect("stored");
+        assert_eq!(row.actor, "alice");
+        let timeline = reader.correlate(id).await.expect("correlate");
+        assert!(format!("{timeline:?}").contains("USER_CREATED"));
+        fasten.shutdown_async(SECS).await.expect("shutdown_async");
+    });
+}
+
+#[test]
+fn sqlite_async_forms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    async_forms(&dsn(&dir.path().join("async.db")), "sqlite-async");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_async_forms() {
+    let Some(schema) = super::postgres::Schema::new() else {
+        return;
+    };
+    async_forms(&schema.dsn("audit_log"), "pg-async");
+}

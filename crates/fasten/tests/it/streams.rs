@@ -381,7 +381,14 @@ mod http {
             let sys = fasten
                 .sys_rows(&StreamQuery::new(10).request_id(rid))
                 .unwrap();
-            let mut messages: Vec<&str> = sys.rows.iter().map(|r| r.message.as_str()).collect();
+            // The stock service's handler names no actor: fasten's one
+            // warning about it is not one of the request's own rows.
+            let mut messages: Vec<&str> = sys
+                .rows
+                .iter()
+                .filter(|r| r.target != "fasten::attribution")
+                .map(|r| r.message.as_str())
+                .collect();
             messages.sort_unstable();
             assert_eq!(
                 messages,
@@ -631,6 +638,184 @@ fn foreign_log_lines_and_api_rows() {
         actor.len() <= MAX_FIELD_BYTES && actor.ends_with('…'),
         "{}",
         actor.len()
+    );
+    fasten.shutdown(SECS).unwrap();
+}
+
+/// fasten's own I/O never feeds its own streams, at any level: with the sys
+/// stream at `trace`, `log` records bridged into `tracing`, and the sys rows
+/// stored in the same kind of store as the audit rows, only the
+/// application's own events become sys rows (tokio_postgres logs every
+/// statement with its parameters; fed back, rows doubled every round).
+/// A `log` record is stored under its real target.
+fn own_io_stays_out_of_the_sys_stream(audit: &Dsn, sys: &Dsn) {
+    static BRIDGE: std::sync::Once = std::sync::Once::new();
+    BRIDGE.call_once(|| tracing_log::LogTracer::init().unwrap());
+
+    let fasten = Config::new()
+        .service_id("quiet")
+        .node_id("node-1")
+        .audit_dsn(audit.clone())
+        .registry(super::support::registry())
+        .stdout(Stdout::NONE)
+        .sys_level(tracing::Level::TRACE)
+        .sys_dsn(sys.clone())
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(fasten.sys_layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..5 {
+            tracing::info!(round = i, "app event");
+            fasten.emit(Event::new("USER_CREATED")).unwrap();
+            fasten.flush(SECS).unwrap();
+            fasten.flush_streams(SECS).unwrap();
+            // Reads run on this thread, inside the subscriber.
+            let reader = fasten::Reader::from_pipeline(&fasten).sys_dsn(sys.clone());
+            reader.sys(&StreamQuery::new(100)).unwrap();
+            reader.audit(&fasten::AuditQuery::new(10)).unwrap();
+        }
+        log::warn!(target: "myapp::billing", "a log record");
+    });
+    fasten.flush_streams(SECS).unwrap();
+    let rows = fasten::Reader::from_pipeline(&fasten)
+        .sys_dsn(sys.clone())
+        .sys(&StreamQuery::new(100))
+        .unwrap()
+        .rows;
+    let targets: Vec<&str> = rows.iter().map(|r| r.target.as_str()).collect();
+    assert_eq!(rows.len(), 6, "{targets:?}");
+    assert!(
+        targets
+            .iter()
+            .all(|t| t.starts_with("it::streams") || *t == "myapp::billing"),
+        "{targets:?}"
+    );
+    let log_row = rows.iter().find(|r| r.target == "myapp::billing").unwrap();
+    assert_eq!(log_row.message, "a log record");
+    assert!(
+        log_row.fields.keys().all(|k| !k.starts_with("log.")),
+        "{:?}",
+        log_row.fields
+    );
+    assert!(
+        rows.iter().all(|r| r.message.len() < 100),
+        "no row holds another"
+    );
+    fasten.shutdown(SECS).unwrap();
+}
+
+#[test]
+fn sqlite_own_io_stays_out_of_the_sys_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = format!("sqlite:///{}", dir.path().join("q.db").display());
+    own_io_stays_out_of_the_sys_stream(
+        &Dsn::parse("FASTEN_AUDIT_DSN", &file).unwrap(),
+        &Dsn::parse_for("FASTEN_SYS_DSN", &file, "sys_log").unwrap(),
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_own_io_stays_out_of_the_sys_stream() {
+    let Some(schema) = super::postgres::Schema::new() else {
+        return;
+    };
+    let sys = schema.dsn("sys_log").to_string();
+    own_io_stays_out_of_the_sys_stream(
+        &schema.dsn("audit_log"),
+        &Dsn::parse_for("FASTEN_SYS_DSN", &sys, "sys_log").unwrap(),
+    );
+}
+
+/// The api row, the handler's audit row and the response header carry one
+/// id with the combined layer and with the two layers in either order.
+#[test]
+fn http_layers_agree_on_the_id_in_any_order() {
+    use axum::{Router, routing::post};
+    use tower::ServiceExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("order.db");
+    let fasten = streams_config(&path).build().unwrap();
+    let handler = {
+        let fasten = fasten.clone();
+        move || {
+            let fasten = fasten.clone();
+            async move {
+                fasten.emit(Event::new("USER_CREATED")).unwrap();
+                "ok"
+            }
+        }
+    };
+    let base = Router::new().route("/users", post(handler));
+    let apps = [
+        ("combined", base.clone().layer(fasten.http_layer())),
+        (
+            "right order",
+            base.clone()
+                .layer(fasten.api_layer())
+                .layer(fasten::http::RequestIdLayer::new()),
+        ),
+        (
+            "wrong order",
+            base.layer(fasten::http::RequestIdLayer::new())
+                .layer(fasten.api_layer()),
+        ),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (i, (name, app)) in apps.into_iter().enumerate() {
+        let client = format!("client-id-{i}");
+        for inbound in [None, Some(client.as_str()), Some("bad id <script>")] {
+            let mut req = axum::http::Request::post("/users");
+            if let Some(v) = inbound {
+                req = req.header("x-request-id", v);
+            }
+            let res = rt
+                .block_on(
+                    app.clone()
+                        .oneshot(req.body(axum::body::Body::empty()).unwrap()),
+                )
+                .unwrap();
+            let echoed = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+            if inbound == Some(client.as_str()) {
+                assert_eq!(echoed, client, "{name}");
+            }
+            fasten.flush(SECS).unwrap();
+            fasten.flush_streams(SECS).unwrap();
+            let id = RequestId::parse(&echoed).unwrap();
+            let api = fasten
+                .api_rows(&StreamQuery::new(10).request_id(id))
+                .unwrap()
+                .rows;
+            assert_eq!(
+                api.len(),
+                1,
+                "{name} {inbound:?}: the api row has the echoed id"
+            );
+            assert_eq!(
+                audit_codes_of(&path, &echoed),
+                ["USER_CREATED"],
+                "{name} {inbound:?}"
+            );
+        }
+    }
+    // The handler never named an actor: said once, not once per row.
+    let warnings = fasten
+        .sys_rows(&StreamQuery::new(100).level("WARN"))
+        .unwrap()
+        .rows;
+    let unattributed: Vec<_> = warnings
+        .iter()
+        .filter(|r| r.target == "fasten::attribution")
+        .collect();
+    assert_eq!(unattributed.len(), 1, "{warnings:?}");
+    assert!(
+        unattributed[0]
+            .message
+            .starts_with("USER_CREATED was emitted while serving an HTTP request with no actor")
     );
     fasten.shutdown(SECS).unwrap();
 }
