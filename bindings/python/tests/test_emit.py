@@ -160,3 +160,28 @@ def test_emit_before_init_raises() -> None:
     with pytest.raises(fasten.FastenError) as info:
         fasten.emit("USER_CREATED")
     assert info.value.kind == "closed"
+
+
+def test_rows_queued_at_exit_are_flushed(tmp_path: pathlib.Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import CODES
+
+    db = tmp_path / "exit.db"
+    # One commit (one fsync) per row, so the writer is far behind when the
+    # script ends; the handler registered first runs after fasten's (atexit
+    # is last in, first out) and reports what was written by then.
+    script = (
+        "import atexit, fasten\n"
+        "p = None\n"
+        "atexit.register(lambda: print('written', p.queue_stats()['written']))\n"
+        f"fasten.codes.load({str(CODES)!r})\n"
+        f"p = fasten.init(env=False, service_id='s', node_id='n', audit_dsn={('sqlite:///' + str(db))!r}, stdout='none', audit_batch_size=1)\n"
+        "for i in range(500):\n"
+        "    fasten.emit('USER_CREATED', target=str(i))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, timeout=60, capture_output=True, text=True)
+    assert out.stdout.strip() == "written 500", out.stdout + out.stderr
+    report = fasten.verify(f"sqlite:///{db}")
+    assert report["ok"] and report["nodes"][0]["rows"] == 500, report
