@@ -137,7 +137,7 @@ def _route_template(scope: Scope) -> Optional[str]:
     if not isinstance(template, str):
         return None
     # Mounted sub-apps: the prefix the outer routers consumed.
-    prefix = scope.get("root_path", "")[len(scope.get("app_root_path", "")) :]
+    prefix = str(scope.get("root_path", ""))[len(str(scope.get("app_root_path", ""))) :]
     return prefix + template
 
 

@@ -57,7 +57,7 @@ def publish(
         from paho.mqtt.properties import Properties
 
         if properties is None:
-            props = Properties(PacketTypes.PUBLISH)
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         else:
             # A copy whose user properties lose any old request-id.
             props = copy.copy(properties)
