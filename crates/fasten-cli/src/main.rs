@@ -73,8 +73,27 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("fasten: {e:#}");
+            eprintln!("fasten: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a fasten error's
+/// text already holds its own causes, so the walk stops there.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        if cause.downcast_ref::<fasten::Error>().is_some() {
+            break;
+        }
+    }
+    out
 }

@@ -740,7 +740,10 @@ fn doctor_without_a_store_changes_nothing_and_says_so() {
     ] {
         assert!(text.contains(needle), "{needle:?} in\n{text}");
     }
-    assert!(!text.contains("round trip") && !text.contains("chain"), "{text}");
+    assert!(
+        !text.contains("round trip") && !text.contains("chain"),
+        "{text}"
+    );
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "doctor created {left:?}");
 }
@@ -840,6 +843,23 @@ fn dump_prints_json_when_asked() {
         .collect();
     assert_eq!(codes, ["AUTH_LOGIN", "ORDER_PLACED"]);
     assert_eq!(v[1]["severity"], "warn");
+
+    // Personal data with an explicit long class loads, kept short; both show.
+    std::fs::write(
+        dir.path().join("crm.codes.yaml"),
+        "domain: crm\ncodes:\n  CONTACT_SAVED:\n    category: contact\n    action: update\n    pii_in_detail: true\n    retention_class: long\n",
+    )
+    .unwrap();
+    let o = fasten_with(
+        dir.path(),
+        &["dump", "--format", "json"],
+        &[("FASTEN_CODES", "crm.codes.yaml")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["code"], "CONTACT_SAVED");
+    assert_eq!(v[0]["retention_class"], "short");
+    assert_eq!(v[0]["declared_retention_class"], "long");
 }
 
 // === Attacks by someone with write access to the store ===
@@ -1346,4 +1366,34 @@ exit 3"#;
     let out = fasten(dir.path(), &["run", "--", "/nonexistent/cmd"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot start"), "{}", stderr(&out));
+}
+
+/// A refused PostgreSQL connection says where (host, port, user, database)
+/// and the server's reason, once, on one line, and never the password.
+#[test]
+fn a_refused_connection_says_where_and_why_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = fasten_with(
+        dir.path(),
+        &[
+            "verify",
+            "--dsn",
+            "postgres://nobody:s3cr%2Fet@127.0.0.1:5432/test?connect_timeout=5",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(!err.contains("s3cr"), "{err}");
+    if std::env::var_os("CI").is_some() || err.contains("FATAL") {
+        let err = err.trim();
+        assert!(
+            err.starts_with("fasten: verifying the audit store postgres://nobody:***@127.0.0.1:5432/test?connect_timeout=5 (from --dsn; working directory "),
+            "{err}"
+        );
+        assert!(
+            err.ends_with(r#"): postgres: cannot connect to 127.0.0.1:5432 as user nobody to database test: db error: FATAL: role "nobody" does not exist"#),
+            "{err}"
+        );
+    }
 }

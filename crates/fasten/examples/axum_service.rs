@@ -4,11 +4,12 @@
 //! carries the same id.
 //!
 //! ```sh
-//! FASTEN_SERVICE_ID=shop FASTEN_NODE_ID=node-1 \
-//! FASTEN_AUDIT_DSN=sqlite:///shop.db FASTEN_API_DSN=sqlite:///shop.db FASTEN_SYS_DSN=sqlite:///shop.db \
-//! FASTEN_CODES=crates/fasten/examples/codes/sales.codes.yaml FASTEN_STDOUT=none \
-//!   cargo run -p fasten --features http --example axum_service
+//! cargo run -p fasten --features http --example axum_service
 //! ```
+//!
+//! With no `FASTEN_*` variables set it picks its own: service `shop`, node
+//! `node-1`, all three streams in `shop.db`, the example's code file, and
+//! no JSON lines on stdout. Each variable that is set wins.
 //!
 //! It places one order through its own HTTP port, prints the request's rows
 //! from the three streams, and exits. With `--serve` it keeps serving on
@@ -21,8 +22,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fasten::context::FutureExt as _;
-use fasten::http::{ApiLogLayer, RequestIdLayer};
 use fasten::read::Entry;
 use fasten::{ActorKind, Event, RequestId};
 use serde_json::{Value, json};
@@ -61,13 +60,11 @@ async fn place_order(
         .json()
         .await
         .map_err(|e| fail(&e))?;
-    // Work handed to another task keeps the id when spawned in context.
-    tokio::spawn(
-        async move {
-            tracing::info!(order, "sending confirmation mail");
-        }
-        .in_current_context(),
-    );
+    // Work handed to another task keeps the request (id, actor, tenant)
+    // with fasten::spawn; a plain tokio::spawn would start without it.
+    fasten::spawn(async move {
+        tracing::info!(order, "sending confirmation mail");
+    });
     Ok((
         StatusCode::CREATED,
         Json(json!({ "order": order, "stock": stock })),
@@ -86,17 +83,50 @@ async fn reserve(Path(sku): Path<String>) -> Result<Json<Value>, (StatusCode, St
     Ok(Json(json!({ "sku": sku, "left": 39 })))
 }
 
-/// The same two layers on both services: the id layer outermost.
+/// The same layers on both services: request ids, then one api row each.
 fn with_layers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     router
         .route("/health", get(|| async { "ok" }))
-        .layer(ApiLogLayer::new())
-        .layer(RequestIdLayer::new())
+        .layer(fasten::http::layer())
+}
+
+/// The environment's settings, with the example's own defaults for the
+/// ones it does not set.
+fn config() -> fasten::Result<fasten::Config> {
+    let unset = |name: &str| std::env::var_os(name).is_none_or(|v| v.is_empty());
+    let shop_db =
+        |var: &'static str, table: &str| fasten::Dsn::parse_for(var, "sqlite:///shop.db", table);
+    let mut config = fasten::Config::from_env()?;
+    if unset("FASTEN_SERVICE_ID") {
+        config = config.service_id("shop");
+    }
+    if unset("FASTEN_NODE_ID") {
+        config = config.node_id("node-1");
+    }
+    if unset("FASTEN_CODES") {
+        config = config.codes([concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/codes/sales.codes.yaml"
+        )]);
+    }
+    if unset("FASTEN_AUDIT_DSN") {
+        config = config.audit_dsn(shop_db("FASTEN_AUDIT_DSN", "audit_log")?);
+    }
+    if unset("FASTEN_SYS_DSN") {
+        config = config.sys_dsn(shop_db("FASTEN_SYS_DSN", "sys_log")?);
+    }
+    if unset("FASTEN_API_DSN") {
+        config = config.api_dsn(shop_db("FASTEN_API_DSN", "api_log")?);
+    }
+    if unset("FASTEN_STDOUT") {
+        config = config.stdout(fasten::Stdout::NONE);
+    }
+    Ok(config)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let guard = fasten::init()?;
+    let guard = config()?.init()?;
     // fasten's layer beside your own logger, which it never replaces.
     tracing_subscriber::registry()
         .with(fasten::sys::layer())

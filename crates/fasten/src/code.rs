@@ -132,8 +132,9 @@ impl Meta {
 
     /// Sets the retention class.
     ///
-    /// On a code with personal data anything but `short` is rejected by
-    /// [`Registry::register`]: call it before [`pii`](Self::pii), or not at all.
+    /// On a code with personal data anything but `short` is replaced by
+    /// `short` when the code is registered, with a warning naming the code
+    /// ([`CodeInfo::declared_retention_class`] keeps what was declared).
     #[must_use]
     pub fn retention(mut self, r: RetentionClass) -> Self {
         self.retention_class = r;
@@ -164,6 +165,9 @@ pub struct CodeInfo {
     emitter: Option<String>,
     meta: Meta,
     origin: Origin,
+    /// The class the declaration gave when fasten changed it (a code with
+    /// personal data is always `short`).
+    declared_retention: Option<RetentionClass>,
 }
 
 impl CodeInfo {
@@ -190,6 +194,43 @@ impl CodeInfo {
     /// Where the code was declared.
     pub fn origin(&self) -> &Origin {
         &self.origin
+    }
+
+    /// The retention class as declared, when it differs from the one in
+    /// force ([`Meta::retention_class`]): a code with personal data that
+    /// declared `medium` or `long` is kept `short`.
+    pub fn declared_retention_class(&self) -> Option<RetentionClass> {
+        self.declared_retention
+    }
+
+    fn new(
+        code: String,
+        domain: String,
+        emitter: Option<String>,
+        mut meta: Meta,
+        origin: Origin,
+    ) -> Self {
+        let declared = meta.retention_class;
+        let declared_retention =
+            (meta.pii_in_detail && declared != RetentionClass::Short).then(|| {
+                tracing::warn!(
+                    target: "fasten::codes",
+                    code,
+                    %origin,
+                    declared = %declared,
+                    "pii_in_detail forces retention_class short: the declared class is not used"
+                );
+                meta.retention_class = RetentionClass::Short;
+                declared
+            });
+        Self {
+            code,
+            domain,
+            emitter,
+            meta,
+            origin,
+            declared_retention,
+        }
     }
 }
 
@@ -231,13 +272,13 @@ pub const AUDIT_SUBJECT_ERASED: &str = "AUDIT_SUBJECT_ERASED";
 /// fasten's own codes, known to every registry without being declared.
 static BUILTIN: LazyLock<[Arc<CodeInfo>; 2]> = LazyLock::new(|| {
     let info = |code: &str, meta: Meta| {
-        Arc::new(CodeInfo {
-            code: code.to_owned(),
-            domain: BUILTIN_DOMAIN.to_owned(),
-            emitter: None,
-            meta: meta.retention(RetentionClass::Long),
-            origin: Origin::Code,
-        })
+        Arc::new(CodeInfo::new(
+            code.to_owned(),
+            BUILTIN_DOMAIN.to_owned(),
+            None,
+            meta.retention(RetentionClass::Long),
+            Origin::Code,
+        ))
     };
     [
         info(
@@ -396,13 +437,7 @@ impl Registry {
             }
             check_meta(&code, &meta).map_err(|(_, message)| fail(message))?;
             batch.push(Pending {
-                info: CodeInfo {
-                    code,
-                    domain: domain.to_owned(),
-                    emitter: None,
-                    meta,
-                    origin: Origin::Code,
-                },
+                info: CodeInfo::new(code, domain.to_owned(), None, meta, Origin::Code),
                 at: at(),
             });
         }
@@ -546,16 +581,16 @@ impl Registry {
             let meta = raw.to_meta();
             check_meta(code, &meta).map_err(|(field, m)| fail(field_line(field), m))?;
             batch.push(Pending {
-                info: CodeInfo {
-                    code: code.clone(),
-                    domain: file.domain.clone(),
-                    emitter: file.emitter.clone(),
+                info: CodeInfo::new(
+                    code.clone(),
+                    file.domain.clone(),
+                    file.emitter.clone(),
                     meta,
-                    origin: Origin::File {
+                    Origin::File {
                         path: path.to_owned(),
                         line: key_line.or(layout.codes_line).unwrap_or(1),
                     },
-                },
+                ),
                 at: Where::file(path, key_line, None),
             });
         }
@@ -730,15 +765,6 @@ fn check_meta(code: &str, meta: &Meta) -> Result<(), (&'static str, String)> {
     if meta.action.trim().is_empty() {
         return Err(("action", format!("code {code}: action must not be empty")));
     }
-    if meta.pii_in_detail && meta.retention_class != RetentionClass::Short {
-        return Err((
-            "retention_class",
-            format!(
-                "code {code}: pii_in_detail forces retention_class short, found {}",
-                meta.retention_class
-            ),
-        ));
-    }
     if meta
         .detail_passthrough_keys
         .iter()
@@ -810,7 +836,8 @@ struct RawCode {
     #[serde(default)]
     description: Option<String>,
     /// `None` when absent: a pii code then gets `short`, while an explicit
-    /// `medium` or `long` on a pii code is an error.
+    /// `medium` or `long` on a pii code is kept as declared and forced to
+    /// `short` (with a warning).
     #[serde(default, deserialize_with = "parse_opt")]
     retention_class: Option<RetentionClass>,
     #[serde(default)]
@@ -1075,7 +1102,7 @@ impl fmt::Display for Where {
 /// that helps:
 ///
 /// ```text
-/// sales.codes.yaml:7: code ORDER_PLACED: pii_in_detail forces retention_class short, found long
+/// sales.codes.yaml:7: code ORDER_PLACED: category must not be empty
 /// ```
 ///
 /// [`source`](std::error::Error::source) is the YAML parse error or the I/O
@@ -1497,40 +1524,57 @@ codes:
             &one_code("    pii_in_detail: true\n    retention_class: short\n"),
         )?;
 
-        let err = load_err(&one_code(
-            "    pii_in_detail: true\n    retention_class: long\n",
-        ));
-        insta::assert_snapshot!(err, @"sales.codes.yaml:7: code ORDER_PLACED: pii_in_detail forces retention_class short, found long");
-        let err = load_err(&one_code(
-            "    retention_class: medium\n    pii_in_detail: true\n",
-        ));
-        insta::assert_snapshot!(err, @"sales.codes.yaml:6: code ORDER_PLACED: pii_in_detail forces retention_class short, found medium");
+        assert_eq!(info.declared_retention_class(), None);
 
-        // In Rust: `pii` sets short; a later non-short `retention` is caught.
+        // An explicit longer class is accepted and kept short: what the
+        // file declared stays visible (`fasten dump --format json`).
+        for (yaml, declared) in [
+            (
+                "    pii_in_detail: true\n    retention_class: long\n",
+                RetentionClass::Long,
+            ),
+            (
+                "    retention_class: medium\n    pii_in_detail: true\n",
+                RetentionClass::Medium,
+            ),
+        ] {
+            let registry = Registry::new();
+            registry.load_str("sales.codes.yaml", &one_code(yaml))?;
+            let info = registry.get("ORDER_PLACED").ok_or("missing")?;
+            assert_eq!(info.meta().retention_class, RetentionClass::Short);
+            assert_eq!(info.declared_retention_class(), Some(declared));
+        }
+
+        // In Rust too, whatever the order of `pii` and `retention`.
         let registry = Registry::new();
         registry.register(
             "sales",
-            [(
-                "A",
-                Meta::new("a", "b")
-                    .retention(RetentionClass::Long)
-                    .pii(["id"]),
-            )],
-        )?;
-        let a = registry.get("A").ok_or("missing")?;
-        assert_eq!(a.meta().retention_class, RetentionClass::Short);
-        let err = fails(
-            registry.register(
-                "sales",
-                [(
+            [
+                (
+                    "A",
+                    Meta::new("a", "b")
+                        .retention(RetentionClass::Long)
+                        .pii(["id"]),
+                ),
+                (
                     "B",
                     Meta::new("a", "b")
                         .pii(["id"])
                         .retention(RetentionClass::Long),
-                )],
-            ),
+                ),
+            ],
+        )?;
+        for code in ["A", "B"] {
+            let info = registry.get(code).ok_or("missing")?;
+            assert_eq!(info.meta().retention_class, RetentionClass::Short, "{code}");
+        }
+        assert_eq!(
+            registry
+                .get("B")
+                .ok_or("missing")?
+                .declared_retention_class(),
+            Some(RetentionClass::Long)
         );
-        insta::assert_snapshot!(err, @"register(sales): code B: pii_in_detail forces retention_class short, found long");
         Ok(())
     }
 

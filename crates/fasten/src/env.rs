@@ -162,7 +162,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_AUDIT_DSN",
         default: "`sqlite:///fasten_audit.db`",
-        meaning: "where audit rows go",
+        meaning: "`sqlite:///relative.db`, `sqlite:////abs/path.db`, or `postgres://user:pw@host/db` (also `postgresql://`, with libpq parameters such as `application_name`, `connect_timeout`); optional `?table=NAME` or `?table=schema.NAME` (default `audit_log`)",
     },
     Variable {
         name: "FASTEN_CODES",
@@ -187,7 +187,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_AUDIT_QUEUE_TIMEOUT_MS",
         default: "`1000`",
-        meaning: "how long emit blocks on a full queue before it errors",
+        meaning: "how long emit blocks on a full queue before `QueueFull`",
     },
     Variable {
         name: "FASTEN_AUDIT_BATCH_SIZE",
@@ -212,7 +212,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_CHECKPOINT_EVERY",
         default: "`1000`",
-        meaning: "sign after this many new rows …",
+        meaning: "sign after this many new rows (checked at each batch)",
     },
     Variable {
         name: "FASTEN_CHECKPOINT_INTERVAL",
@@ -222,7 +222,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_CHECKPOINT_DIR",
         default: "none",
-        meaning: "also publish each checkpoint as a file here",
+        meaning: "also publish each checkpoint as `DIR/<node>/<size>.checkpoint` (temp file, fsync, rename, fsync dir)",
     },
     Variable {
         name: "FASTEN_CHECKPOINT_WITNESS_URL",
@@ -232,12 +232,12 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_SYS_RING_SIZE",
         default: "`10000`",
-        meaning: "sys rows kept in memory for the reader (0: none)",
+        meaning: "sys rows kept in memory for reading back (0: none)",
     },
     Variable {
         name: "FASTEN_API_RING_SIZE",
         default: "`10000`",
-        meaning: "api rows kept in memory for the reader (0: none)",
+        meaning: "api rows kept in memory for reading back (0: none)",
     },
     Variable {
         name: "FASTEN_STDOUT",
@@ -247,7 +247,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_SYS_DSN",
         default: "none",
-        meaning: "also store sys rows (default table `sys_log`)",
+        meaning: "also store sys rows; same grammar as `FASTEN_AUDIT_DSN`, default table `sys_log`",
     },
     Variable {
         name: "FASTEN_API_DSN",
@@ -262,7 +262,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_SYS_LEVEL",
         default: "`info`",
-        meaning: "least severe `tracing` level the sys stream records",
+        meaning: "least severe `tracing` level recorded in the sys stream",
     },
     Variable {
         name: "FASTEN_API_SKIP_PATHS",
@@ -277,7 +277,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_AUDIT_RETENTION_CLASS_MEDIUM",
         default: "`180`",
-        meaning: "days for `medium`",
+        meaning: "days for `medium` (the default class)",
     },
     Variable {
         name: "FASTEN_AUDIT_RETENTION_CLASS_LONG",
@@ -287,7 +287,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_AUDIT_RETENTION_OVERRIDE",
         default: "none",
-        meaning: "`long=7y,medium=1y` (units d, w, m = 30 d, y = 365 d)",
+        meaning: "`long=7y,medium=1y` (units `d`, `w`, `m` = 30 d, `y` = 365 d); a class may not also be set by its own variable",
     },
     Variable {
         name: "FASTEN_RETENTION_SWEEP_INTERVAL",
@@ -317,22 +317,22 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_REQUEST_ID",
         default: "none",
-        meaning: "the process's default ambient request id (set by `fasten run`); an unsafe value is ignored with a warning",
+        meaning: "the process's default ambient request id (`fasten run` exports it; `fasten emit` uses it when `--request-id` is not given); an unsafe value is ignored with a warning",
     },
     Variable {
         name: "FASTEN_READER_TOKENS",
         default: "none",
-        meaning: "comma-separated bearer tokens the HTTP reader and `fasten serve` accept",
+        meaning: "bearer tokens the HTTP reader accepts (comma-separated, at least 16 characters each); `Auth::from_env` and `fasten serve` refuse to start without them",
     },
     Variable {
         name: "FASTEN_READER_TOKEN",
         default: "none",
-        meaning: "the token the CLI sends to a remote reader (`--url`)",
+        meaning: "`fasten tail` / `correlate` read through this remote reader",
     },
     Variable {
         name: "FASTEN_READER_URL",
         default: "none",
-        meaning: "a remote reader the CLI reads from instead of a store",
+        meaning: "`fasten tail` / `correlate` read through this remote reader",
     },
 ];
 

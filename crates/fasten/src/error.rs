@@ -43,6 +43,9 @@ pub enum ErrorKind {
     Store,
     /// The pipeline is shut down, or its writer thread is gone.
     Closed,
+    /// [`init`](crate::init) was called while a process-wide pipeline is
+    /// installed.
+    AlreadyInitialised,
     /// A signing key, verifier key or checkpoint note is malformed.
     Checkpoint,
     /// A hash chain does not verify.
@@ -95,20 +98,34 @@ impl Error {
     }
 }
 
+/// The message and every cause after it on one line, `a: b: c`, so a log
+/// line or a `main` that returns the error says what to act on (the file
+/// and line of a bad code file, the host and port and the server's reason
+/// of a failed connection). The causes stay reachable through
+/// [`source`](std::error::Error::source) too.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        let mut last = self.message.clone();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            let text = s.to_string();
+            // A cause that repeats what was already said adds nothing.
+            if !last.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            last = text;
+            source = s.source();
+        }
+        Ok(())
     }
 }
 
+/// What `fn main() -> Result<(), fasten::Error>` prints: the same line as
+/// `Display`, then the kind.
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind).field("message", &self.message);
-        if let Some(source) = &self.source {
-            d.field("source", source);
-        }
-        d.finish()
+        write!(f, "{self} ({:?})", self.kind)
     }
 }
 
@@ -117,20 +134,5 @@ impl std::error::Error for Error {
         self.source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
-    }
-}
-
-/// Shows an error with its causes, `a: b: c`, for logs and stats.
-pub(crate) struct Chain<'a>(pub(crate) &'a Error);
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = std::error::Error::source(self.0);
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
     }
 }

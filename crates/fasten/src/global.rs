@@ -40,16 +40,34 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// As [`Config::build`], and [`ErrorKind::Config`] when a process-wide
-    /// pipeline is already installed.
+    /// As [`Config::build`], and [`ErrorKind::AlreadyInitialised`] when a
+    /// process-wide pipeline is already installed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let file = format!("sqlite:///{}", dir.path().join("a.db").display());
+    /// let config = || -> fasten::Result<fasten::Config> {
+    ///     Ok(fasten::Config::new()
+    ///         .service_id("svc")
+    ///         .node_id("node-1")
+    ///         .audit_dsn(fasten::Dsn::parse("FASTEN_AUDIT_DSN", &file)?))
+    /// };
+    /// let _guard = config()?.init()?;
+    /// let err = config()?.init().unwrap_err();
+    /// assert_eq!(err.kind(), &fasten::ErrorKind::AlreadyInitialised);
+    /// assert!(!err.to_string().contains("FASTEN_"), "{err}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn init(self) -> Result<Guard> {
         let registry = self
             .registry
             .clone()
             .unwrap_or_else(|| Registry::global().clone());
         let already = || {
-            Error::config(
-                crate::env::FASTEN_SERVICE_ID,
+            Error::new(
+                ErrorKind::AlreadyInitialised,
                 "fasten is already initialised in this process: keep the first guard, or build a separate pipeline with Config::build",
             )
         };

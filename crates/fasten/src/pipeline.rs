@@ -227,6 +227,9 @@ impl Config {
                 fields,
             );
         }
+        for notice in &fasten.inner.retention.shadowed {
+            fasten.warn_at_start("fasten::config", notice.clone(), serde_json::Map::new());
+        }
         for unknown in &unknown_vars {
             let mut fields = serde_json::Map::new();
             fields.insert("variable".to_owned(), unknown.name.clone().into());
@@ -553,7 +556,6 @@ impl Fasten {
         WeakFasten(Arc::downgrade(&self.inner))
     }
 
-    #[cfg(feature = "http")]
     pub(crate) fn origin(&self) -> &Origin {
         &self.inner.streams.origin
     }
@@ -607,6 +609,11 @@ impl Fasten {
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn skips_api_path(&self, path: &str) -> bool {
         self.inner.streams.skips(path)
+    }
+
+    /// The service this pipeline writes as.
+    pub(crate) fn service_id(&self) -> &str {
+        &self.inner.service_id
     }
 
     /// The node this pipeline writes as.

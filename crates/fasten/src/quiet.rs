@@ -22,11 +22,19 @@ pub(crate) fn mark_thread() {
 }
 
 /// Whether the calling thread is doing fasten's own work now.
+#[cfg_attr(
+    not(any(test, feature = "tracing")),
+    expect(dead_code, reason = "read by the sys layer")
+)]
 pub(crate) fn active() -> bool {
     DEPTH.with(Cell::get) > 0
 }
 
 /// Runs `f` as fasten's own work.
+#[cfg_attr(
+    not(any(test, feature = "postgres")),
+    expect(dead_code, reason = "used by the PostgreSQL client")
+)]
 pub(crate) fn within<R>(f: impl FnOnce() -> R) -> R {
     let _guard = Guard::enter();
     f()

@@ -25,12 +25,18 @@
 //! unit     = "d" / "w" / "m" / "y"       ; day, 7 days, 30 days, 365 days
 //! ```
 //!
-//! e.g. `long=7y,medium=1y`. An age is at most 36500 days, and a class may
-//! not be set both here and by its own `FASTEN_AUDIT_RETENTION_CLASS_*`.
+//! e.g. `long=7y,medium=1y`. An age is at most 36500 days. When a class is
+//! set both here and by its own `FASTEN_AUDIT_RETENTION_CLASS_*`, the
+//! override wins, and the pipeline says so once when it starts.
 //!
-//! A stored row's class comes from its code in the pipeline's registry; a
-//! row whose code the registry does not know (another service's, or a code
-//! since removed) is `medium`. A row with `pii_in_detail` is always `short`.
+//! A stored row's class comes from its code in the sweeping pipeline's
+//! registry. A row whose code that registry does not declare (another
+//! service's, or a code since removed) is never erased: the sweep counts it
+//! as held back ([`HoldReason::UnknownCode`]). A row with `pii_in_detail` is
+//! always `short`. A pipeline's sweep covers only its own `service_id`'s
+//! rows unless [`SweepOptions::all_services`] says otherwise (`fasten sweep
+//! --all-services`), so two services sharing a store never judge each
+//! other's rows.
 //! A row is due when its `timestamp` plus its class's age is at or before the
 //! sweep's clock: a `short` row sealed at noon on day 0 is erased by the first
 //! sweep at or after noon on day 30, never before.
@@ -142,6 +148,9 @@ pub(crate) struct Retention {
     legal_hold_tenants: Vec<String>,
     api_days: Option<u32>,
     sys_days: Option<u32>,
+    /// Classes set both by their own variable and by the override (the
+    /// override wins): said once when the pipeline starts.
+    pub(crate) shadowed: Vec<String>,
 }
 
 impl Default for Retention {
@@ -155,6 +164,7 @@ impl Default for Retention {
             legal_hold_tenants: Vec::new(),
             api_days: None,
             sys_days: None,
+            shadowed: Vec::new(),
         }
     }
 }
@@ -177,11 +187,8 @@ impl Retention {
         if let Some(v) = get(FASTEN_AUDIT_RETENTION_OVERRIDE) {
             for (class, days) in parse_override(&v)? {
                 if let Some((_, var)) = set_by_var.iter().find(|(c, _)| *c == class) {
-                    return Err(Error::config(
-                        FASTEN_AUDIT_RETENTION_OVERRIDE,
-                        format!(
-                            "invalid {FASTEN_AUDIT_RETENTION_OVERRIDE} {v:?}: class {class} is also set by {var}; set it in one place"
-                        ),
+                    r.shadowed.push(format!(
+                        "{var} is ignored: {FASTEN_AUDIT_RETENTION_OVERRIDE} also sets class {class}, and the override wins ({days} days)"
                     ));
                 }
                 *r.days_mut(class) = days;
@@ -517,6 +524,10 @@ pub enum HoldReason {
     LegalHoldTenant,
     /// The node ships its rows and this one is not shipped yet.
     Unshipped,
+    /// No registry of the sweeping pipeline declares the code, so it does
+    /// not know the rows' retention class: they are never erased (another
+    /// service sharing the store may keep them for years).
+    UnknownCode,
 }
 
 /// Due rows a sweep or an erasure kept, of one code, for one reason.
@@ -602,6 +613,7 @@ pub struct SweepOptions {
     dry_run: bool,
     batch_size: usize,
     method: Method,
+    all_services: bool,
 }
 
 impl Default for SweepOptions {
@@ -618,7 +630,17 @@ impl SweepOptions {
             dry_run: false,
             batch_size: 1000,
             method: Method::Sdk,
+            all_services: false,
         }
+    }
+
+    /// Also sweeps rows other services wrote into the same store (an
+    /// operator's sweep). By default a pipeline sweeps only its own
+    /// `service_id`'s rows. Either way, rows of codes the pipeline's
+    /// registry does not declare are never erased, only counted as held.
+    pub fn all_services(mut self, all: bool) -> Self {
+        self.all_services = all;
+        self
     }
 
     /// Judges ages as if it were `now` (tests, or catching up with a
@@ -735,8 +757,16 @@ impl Fasten {
             .map_err(|e| Error::new(ErrorKind::Store, "sweep clock out of range").with_source(e))?;
         let policy = self.retention();
         let mut store = store::open(self.dsn(), Access::Maintain)?;
-        let (mut report, failed) =
-            sweep_store(store.as_mut(), self.registry(), policy, now, options, stop);
+        let service = (!options.all_services).then(|| self.service_id());
+        let (mut report, failed) = sweep_store(
+            store.as_mut(),
+            self.registry(),
+            policy,
+            now,
+            options,
+            service,
+            stop,
+        );
         drop(store);
         if !options.dry_run && failed.is_none() {
             // Stream rows are not chained: old ones are deleted outright.
@@ -751,7 +781,7 @@ impl Fasten {
                             report.streams.insert(stream, n);
                         }
                         Err(e) => {
-                            tracing::warn!(target: "fasten::store", stream, error = %crate::error::Chain(&e), "pruning the stream table failed; the next sweep retries");
+                            tracing::warn!(target: "fasten::store", stream, error = %e, "pruning the stream table failed; the next sweep retries");
                         }
                     }
                 }
@@ -877,7 +907,7 @@ impl Fasten {
                     "erased": erased,
                     "ranges": ranges,
                     "held": held,
-                    "error": failed.as_ref().map(|e| crate::error::Chain(e).to_string()),
+                    "error": failed.as_ref().map(|e| e.to_string()),
                 })),
         )?;
         if let Some(e) = failed {
@@ -1041,6 +1071,7 @@ fn sweep_store(
     policy: &Retention,
     now: jiff::Timestamp,
     options: &SweepOptions,
+    service: Option<&str>,
     stop: Option<&AtomicBool>,
 ) -> (SweepReport, Option<Error>) {
     let cutoff = |class: RetentionClass| {
@@ -1065,18 +1096,20 @@ fn sweep_store(
         };
         let mut batch = options.batch_size;
         for (code, pii) in &groups {
-            let class = if *pii {
-                RetentionClass::Short
-            } else {
-                registry
-                    .get(code)
-                    .map_or(RetentionClass::Medium, |i| i.meta().retention_class)
+            // Only a registry that declares the code decides its rows' age
+            // limit. An unknown code's rows are counted (as due as they
+            // could be: under the shortest class) and kept.
+            let (class, known) = match registry.get(code) {
+                Some(_) if *pii => (RetentionClass::Short, true),
+                Some(info) => (info.meta().retention_class, true),
+                None => (RetentionClass::Short, false),
             };
             let due = &cutoffs[&class];
             let scope = Scope::Due {
                 code,
                 pii: *pii,
                 due,
+                service,
             };
             let mut cursor = (PAGE_START.0.to_owned(), PAGE_START.1.to_owned());
             loop {
@@ -1089,6 +1122,13 @@ fn sweep_store(
                 cursor = (last.timestamp.clone(), last.id.clone());
                 let full = page.len() == batch;
                 let mut ids = Vec::with_capacity(page.len());
+                if !known {
+                    tally.hold(code, HoldReason::UnknownCode, page.len() as u64);
+                    if !full {
+                        break;
+                    }
+                    continue;
+                }
                 for c in &page {
                     match hold(policy, c, Some(&shipping)) {
                         Some(reason) => tally.hold(code, reason, 1),
@@ -1116,7 +1156,7 @@ fn sweep_store(
         codes: tally.codes(),
         held: tally.held(),
         streams: BTreeMap::new(),
-        error: failed.as_ref().map(|e| crate::error::Chain(e).to_string()),
+        error: failed.as_ref().map(|e| e.to_string()),
         longest_batch: tally.longest_batch,
         event_id: None,
     };
@@ -1209,7 +1249,7 @@ fn first_due(fasten: &Fasten, interval: Duration) -> Instant {
             .unwrap_or_default(),
         Ok(None) => Duration::ZERO,
         Err(e) => {
-            tracing::warn!(target: "fasten::store", error = %crate::error::Chain(&e), "cannot read when the last retention sweep ran; the next is due in one interval");
+            tracing::warn!(target: "fasten::store", error = %e, "cannot read when the last retention sweep ran; the next is due in one interval");
             Duration::ZERO
         }
     };
@@ -1237,7 +1277,7 @@ fn background(fasten: &WeakFasten, interval: Duration, stop: &AtomicBool, runnin
             let _one_at_a_time = running.lock().unwrap_or_else(PoisonError::into_inner);
             let options = SweepOptions::new().method(Method::Scheduler);
             if let Err(e) = f.sweep_now(&options, Some(stop)) {
-                tracing::error!(target: "fasten::store", error = %crate::error::Chain(&e), "retention sweep failed; the next one retries");
+                tracing::error!(target: "fasten::store", error = %e, "retention sweep failed; the next one retries");
             }
         }
         drop(f);
@@ -1356,12 +1396,20 @@ mod tests {
         assert!(err("long = 1y").contains(r#"unknown class "long ""#));
         assert!(err("long=-1y").contains("has no number"));
         assert!(err("long=1.5y").contains(r#"unknown unit ".5y""#));
+        // Both naming one class: the override wins, and that is said once.
         let both = from(&[
-            ("FASTEN_AUDIT_RETENTION_CLASS_LONG", "1000"),
-            ("FASTEN_AUDIT_RETENTION_OVERRIDE", "long=7y"),
+            ("FASTEN_AUDIT_RETENTION_CLASS_LONG", "2555"),
+            ("FASTEN_AUDIT_RETENTION_OVERRIDE", "long=7y,medium=1y"),
         ])
-        .unwrap_err();
-        insta::assert_snapshot!(both, @r#"invalid FASTEN_AUDIT_RETENTION_OVERRIDE "long=7y": class long is also set by FASTEN_AUDIT_RETENTION_CLASS_LONG; set it in one place"#);
+        .unwrap();
+        assert_eq!(both.days(RetentionClass::Long), 7 * 365);
+        assert_eq!(both.days(RetentionClass::Medium), 365);
+        assert_eq!(
+            both.shadowed,
+            [
+                "FASTEN_AUDIT_RETENTION_CLASS_LONG is ignored: FASTEN_AUDIT_RETENTION_OVERRIDE also sets class long, and the override wins (2555 days)"
+            ]
+        );
     }
 
     #[test]

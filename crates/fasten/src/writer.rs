@@ -522,7 +522,7 @@ impl Worker {
             self.counters
                 .checkpoint_errors
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::error!(target: "fasten::writer", error = %crate::error::Chain(&e), "checkpoint failed");
+            tracing::error!(target: "fasten::writer", error = %e, "checkpoint failed");
         }
     }
 
@@ -667,7 +667,7 @@ impl Worker {
                     attempt += 1;
                     // Never reuse a handle that just failed.
                     self.store = None;
-                    let message = crate::error::Chain(&e).to_string();
+                    let message = e.to_string();
                     let c = Arc::clone(&self.counters);
                     c.retries.fetch_add(1, Ordering::Relaxed);
                     c.health.store(1, Ordering::Relaxed);

@@ -25,6 +25,11 @@ pub(crate) struct Args {
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let id = RequestId::parse(&args.request_id).context("invalid request id")?;
     let timeline = args.source.open()?.correlate(&id)?;
+    for (stream, key) in [("sys", "sys_source"), ("api", "api_source")] {
+        if let Some(note) = super::source::unsearched(stream, &timeline[key]) {
+            eprintln!("{note}");
+        }
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &timeline)?;

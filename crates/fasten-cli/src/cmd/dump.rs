@@ -26,7 +26,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 serde_json::json!({
                     "code": info.code(), "domain": info.domain(), "category": m.category,
                     "action": m.action, "severity": m.severity.as_str(),
-                    "retention_class": m.retention_class.as_str(), "pii_in_detail": m.pii_in_detail,
+                    // In force, and as declared (they differ when personal
+                    // data forced a declared `long` or `medium` to `short`).
+                    "retention_class": m.retention_class.as_str(),
+                    "declared_retention_class": info
+                        .declared_retention_class()
+                        .unwrap_or(m.retention_class)
+                        .as_str(),
+                    "pii_in_detail": m.pii_in_detail,
                 })
             })
             .collect();

@@ -35,27 +35,49 @@ fn when(row: &Value) -> String {
     }
 }
 
-/// Long ids are abbreviated like git's; `--json` has them whole.
-fn short_id(id: &str) -> String {
-    if id.len() > 12 {
-        format!("{}…", &id[..8])
+/// A value as one shell-like word: as is when plain, else quoted, with
+/// control characters escaped, so a stored value can neither split a line
+/// into misleading words nor send escape sequences to the terminal.
+fn word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '\\');
+    if plain {
+        text.to_owned()
     } else {
-        id.to_owned()
+        format!("{text:?}")
     }
+}
+
+/// Free text (a log message): spaces stay, control characters are escaped.
+fn text(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 pub(crate) fn audit(p: Paint, row: &Value) -> String {
     let mut line = format!(
         "{} {} {} target={} req={}",
         when(row),
-        p.wrap("1;36", s(row, "code")),
-        s(row, "actor"),
-        s(row, "target"),
-        short_id(s(row, "request_id")),
+        p.wrap("1;36", &word(s(row, "code"))),
+        word(s(row, "actor")),
+        word(s(row, "target")),
+        // Whole: minted ids share their leading (time) digits within a
+        // minute, so a prefix would not tell requests apart.
+        word(s(row, "request_id")),
     );
     match s(row, "outcome") {
         "success" => {}
-        other => line.push_str(&format!(" outcome={}", p.wrap("31", other))),
+        other => line.push_str(&format!(" outcome={}", p.wrap("31", &word(other)))),
     }
     line
 }
@@ -71,12 +93,12 @@ pub(crate) fn sys(p: Paint, row: &Value) -> String {
     let mut line = format!(
         "{} {:5} {} {}",
         when(row),
-        p.wrap(colour, level),
-        s(row, "target"),
-        s(row, "message")
+        p.wrap(colour, &word(level)),
+        word(s(row, "target")),
+        text(s(row, "message"))
     );
     if let Some(id) = row["request_id"].as_str() {
-        line.push_str(&format!(" req={}", short_id(id)));
+        line.push_str(&format!(" req={}", word(id)));
     }
     line
 }
@@ -93,11 +115,11 @@ pub(crate) fn api(p: Paint, row: &Value) -> String {
     format!(
         "{} {} {} {} {:.1}ms req={}",
         when(row),
-        s(row, "method"),
-        s(row, "route"),
+        word(s(row, "method")),
+        word(s(row, "route")),
         p.wrap(colour, &status.to_string()),
         row["duration_ms"].as_f64().unwrap_or(0.0),
-        short_id(s(row, "request_id"))
+        word(s(row, "request_id"))
     )
 }
 
@@ -122,7 +144,32 @@ mod tests {
         });
         assert_eq!(
             audit(Paint(false), &row),
-            "2026-04-22T12:34:56Z USER_CREATED admin target=u-42 req=3a7b1c9d…"
+            "2026-04-22T12:34:56Z USER_CREATED admin target=u-42 req=3a7b1c9d2e4f5a6b7c8d"
         );
+    }
+
+    /// Requests minted in the same minute share their first digits: the
+    /// whole id is printed. Values with spaces are quoted, control
+    /// characters never reach the terminal, and non-ASCII never panics.
+    #[test]
+    fn ids_are_whole_and_stored_text_cannot_forge_a_line() {
+        let row = serde_json::json!({
+            "timestamp": "2026-04-22T12:34:56.123456Z", "code": "USER_CREATED",
+            "actor": "Ann Lee", "target": "evil\u{1b}[31m", "request_id": "01a2322b3342c93deec1a2be9a03de03é",
+            "outcome": "success"
+        });
+        assert_eq!(
+            audit(Paint(false), &row),
+            r#"2026-04-22T12:34:56Z USER_CREATED "Ann Lee" target="evil\u{1b}[31m" req=01a2322b3342c93deec1a2be9a03de03é"#
+        );
+        let sys = serde_json::json!({
+            "timestamp": "2026-04-22T12:34:56Z", "level": "INFO", "target": "app",
+            "message": "two\nlines", "request_id": null
+        });
+        assert_eq!(sys_line(&sys), r"2026-04-22T12:34:56Z INFO  app two\nlines");
+    }
+
+    fn sys_line(row: &Value) -> String {
+        sys(Paint(false), row)
     }
 }

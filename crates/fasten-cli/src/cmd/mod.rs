@@ -20,6 +20,24 @@ pub(crate) mod verify;
 use anyhow::Context as _;
 use fasten::code::Registry;
 
+/// Which audit store a command used and where that came from, for its
+/// errors: the DSN (password masked), whether it came from the command
+/// line, `FASTEN_AUDIT_DSN` or the default, and the working directory that
+/// relative SQLite paths resolve against.
+pub(crate) fn store_origin(dsn: &fasten::Dsn, given: &str) -> String {
+    let var = fasten::env::FASTEN_AUDIT_DSN;
+    let from = match std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
+        Some(env) if env.trim() == given.trim() => format!("from {var}"),
+        None if given == fasten::env::FASTEN_AUDIT_DSN_DEFAULT => {
+            format!("the default: neither --dsn nor {var} is set")
+        }
+        _ => "from --dsn".to_owned(),
+    };
+    let cwd = std::env::current_dir()
+        .map_or_else(|e| format!("unknown ({e})"), |d| d.display().to_string());
+    format!("audit store {dsn} ({from}; working directory {cwd})")
+}
+
 /// `--codes` / `FASTEN_CODES` as the library reads it: comma separated,
 /// spaces around entries and empty entries ignored.
 pub(crate) fn code_paths(list: Option<&str>) -> Vec<std::path::PathBuf> {

@@ -52,7 +52,8 @@ pub(crate) struct SourceArgs {
 }
 
 pub(crate) enum Source {
-    Local(Box<Reader>),
+    /// The reader and, for errors, which store it reads and why.
+    Local(Box<Reader>, String),
     Remote {
         base: String,
         token: Option<String>,
@@ -79,7 +80,9 @@ impl SourceArgs {
                 agent,
             });
         }
-        Ok(Source::Local(Box::new(self.store.reader()?)))
+        let reader = self.store.reader()?;
+        let origin = super::store_origin(reader.audit_dsn(), &self.store.dsn);
+        Ok(Source::Local(Box::new(reader), origin))
     }
 }
 
@@ -89,7 +92,9 @@ impl Source {
     pub(crate) fn page(&self, stream: &str, params: &[(&str, String)]) -> anyhow::Result<Value> {
         match self {
             Self::Remote { .. } => self.get(&format!("/{stream}"), params),
-            Self::Local(reader) => local_page(reader, stream, params),
+            Self::Local(reader, origin) => {
+                local_page(reader, stream, params).with_context(|| format!("reading the {origin}"))
+            }
         }
     }
 
@@ -97,7 +102,11 @@ impl Source {
     pub(crate) fn correlate(&self, id: &RequestId) -> anyhow::Result<Value> {
         match self {
             Self::Remote { .. } => self.get("/correlate", &[("request_id", id.to_string())]),
-            Self::Local(reader) => Ok(serde_json::to_value(reader.correlate(id)?)?),
+            Self::Local(reader, origin) => Ok(serde_json::to_value(
+                reader
+                    .correlate(id)
+                    .with_context(|| format!("reading the {origin}"))?,
+            )?),
         }
     }
 
@@ -147,5 +156,16 @@ fn local_page(reader: &Reader, stream: &str, params: &[(&str, String)]) -> anyho
             json!({ "rows": page.rows, "next": page.next, "source": page.source })
         }
         other => bail!("unknown stream {other:?}: expected audit, sys or api"),
+    })
+}
+
+/// What to say when a stream was not searched: its rows exist only in the
+/// memory of the process that wrote them. `None` when it was searched.
+pub(crate) fn unsearched(stream: &str, source: &Value) -> Option<String> {
+    (source == "unavailable").then(|| {
+        let var = if stream == "sys" { "FASTEN_SYS_DSN" } else { "FASTEN_API_DSN" };
+        format!(
+            "note: {stream} rows were not searched: they have no store here ({var} is not set), so they live only in the memory of the process that wrote them; read through its reader with --url, or set {var} in both"
+        )
     })
 }

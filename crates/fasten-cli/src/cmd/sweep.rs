@@ -23,14 +23,19 @@ pub(crate) struct Args {
     #[arg(long)]
     now: Option<String>,
     /// Code files to load (comma separated): they give each code its class.
-    /// Codes no file declares are swept as `medium`.
+    /// Rows of codes no file declares are never erased, only counted as held.
     #[arg(long, env = "FASTEN_CODES")]
     codes: Option<String>,
+    /// Sweep the rows of every service in the store, not only those of
+    /// FASTEN_SERVICE_ID (still only codes the code files declare).
+    #[arg(long)]
+    all_services: bool,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut options = SweepOptions::new()
         .dry_run(args.dry_run)
+        .all_services(args.all_services)
         .method(Method::Cli);
     if let Some(now) = &args.now {
         let ts: jiff::Timestamp = now.parse().with_context(|| {
@@ -82,6 +87,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 fasten::retention::HoldReason::LegalHoldCode => "legal hold on the code",
                 fasten::retention::HoldReason::LegalHoldTenant => "legal hold on the tenant",
                 fasten::retention::HoldReason::Unshipped => "not shipped yet",
+                fasten::retention::HoldReason::UnknownCode => {
+                    "no code file declares it, so its retention class is unknown"
+                }
                 _ => "held",
             };
             writeln!(

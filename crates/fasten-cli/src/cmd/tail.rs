@@ -69,6 +69,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let paint = Paint::detect();
     let mut out = std::io::stdout().lock();
     let page = source.page(&args.stream, &params)?;
+    if let Some(note) = super::source::unsearched(&args.stream, &page["source"]) {
+        eprintln!("{note}");
+    }
     let mut rows: Vec<Value> = page["rows"].as_array().cloned().unwrap_or_default();
     rows.reverse();
     // The newest timestamp printed, and the ids printed at it: the next

@@ -76,9 +76,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             if notes.is_empty() {
                 anyhow::bail!("no *.checkpoint files under {}", dir.display());
             }
-            fasten::transparency::verify_with_checkpoints(&dsn, &notes, &args.keys, progress)?
+            fasten::transparency::verify_with_checkpoints(&dsn, &notes, &args.keys, progress)
+                .with_context(|| {
+                    format!("verifying the {}", super::store_origin(&dsn, &args.dsn))
+                })?
         }
-        None => (fasten::verify_with_progress(&dsn, progress)?, Vec::new()),
+        None => (
+            fasten::verify_with_progress(&dsn, progress).with_context(|| {
+                format!("verifying the {}", super::store_origin(&dsn, &args.dsn))
+            })?,
+            Vec::new(),
+        ),
     };
     bar.finish_and_clear();
     let checkpoints_ok = checks.iter().all(|c| c.reason.is_none());

@@ -144,11 +144,12 @@ pub(crate) struct Candidate {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Scope<'a> {
     /// Rows of `code` with this `pii_in_detail`, sealed at or before `due`
-    /// (the contract's text form).
+    /// (the contract's text form), of `service` only when it is given.
     Due {
         code: &'a str,
         pii: bool,
         due: &'a str,
+        service: Option<&'a str>,
     },
     /// Rows whose `actor` is this.
     Actor(&'a str),

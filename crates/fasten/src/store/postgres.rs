@@ -138,11 +138,19 @@ pub(crate) fn connect(url: &str) -> Result<(ClientRuntime, Client)> {
         config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
     }
     let rt = ClientRuntime::start()?;
-    let where_ = config
-        .get_hosts()
-        .first()
-        .map(|h| format!("{h:?}"))
-        .unwrap_or_default();
+    // Host, port, user and database: what a person needs to act on a
+    // refused connection. Never the password.
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let where_ = format!(
+        "{host}:{port} as user {} to database {}",
+        config.get_user().unwrap_or("(none)"),
+        config.get_dbname().unwrap_or("(default)")
+    );
     let (client, connection) = rt
         .run(async move { config.connect(NoTls).await })?
         .map_err(|e| Error::store(format!("postgres: cannot connect to {where_}"), e))?;
@@ -812,11 +820,16 @@ impl Store for PostgresStore {
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = match scope {
-            Scope::Due { code, pii, due } => self.in_index_order(
+            Scope::Due {
+                code,
+                pii,
+                due,
+                service,
+            } => self.in_index_order(
                 &format!(
-                    "{head} AND code = $4 AND pii_in_detail = $5 AND timestamp <= $6::text::timestamptz ORDER BY code, pii_in_detail, timestamp, id LIMIT $3"
+                    "{head} AND code = $4 AND pii_in_detail = $5 AND timestamp <= $6::text::timestamptz AND ($7::text IS NULL OR service_id = $7::text) ORDER BY code, pii_in_detail, timestamp, id LIMIT $3"
                 ),
-                &[&after.0, &after.1, &limit, &code, &pii, &due],
+                &[&after.0, &after.1, &limit, &code, &pii, &due, &service],
             ),
             Scope::Actor(who) | Scope::Target(who) => {
                 let column = if matches!(scope, Scope::Actor(_)) {

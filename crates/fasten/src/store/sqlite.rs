@@ -690,14 +690,19 @@ impl Store for SqliteStore {
         // Due rows: ordered as the unerased index is (code and pii are
         // fixed), so the planner reads exactly that index's range.
         let rows = match scope {
-            Scope::Due { code, pii, due } => self
+            Scope::Due {
+                code,
+                pii,
+                due,
+                service,
+            } => self
                 .conn
                 .prepare_cached(&format!(
-                    "{head} AND code = ?4 AND pii_in_detail = ?5 AND timestamp <= ?6 ORDER BY code, pii_in_detail, timestamp, id LIMIT ?3"
+                    "{head} AND code = ?4 AND pii_in_detail = ?5 AND timestamp <= ?6 AND (?7 IS NULL OR service_id = ?7) ORDER BY code, pii_in_detail, timestamp, id LIMIT ?3"
                 ))
                 .and_then(|mut stmt| {
                     stmt.query_map(
-                        params![after.0, after.1, limit, code, pii, due],
+                        params![after.0, after.1, limit, code, pii, due, service],
                         read_candidate,
                     )?
                     .collect::<rusqlite::Result<Vec<_>>>()

@@ -15,6 +15,8 @@ mod postgres;
 mod process_id;
 #[cfg(all(feature = "reader", feature = "tracing"))]
 mod reader;
+#[cfg(feature = "http")]
+mod readme;
 mod retention;
 mod runtimes;
 #[cfg(all(feature = "tracing", feature = "http"))]

@@ -236,7 +236,7 @@ fn postgres_classes_are_erased_exactly_when_due() {
 // === overrides, unknown codes, personal data ===
 
 #[test]
-fn overrides_apply_and_unknown_codes_are_medium_and_pii_rows_short() {
+fn overrides_apply_and_pii_rows_are_short() {
     let db = Db::sqlite();
     let fasten = db
         .config()
@@ -246,37 +246,94 @@ fn overrides_apply_and_unknown_codes_are_medium_and_pii_rows_short() {
         .unwrap();
     let medium = emit(&fasten, "ORDER_PLACED", json!({"total": 1}));
     let short = emit(&fasten, "CART_TOUCHED", json!({"items": 1}));
-    assert_eq!(sweep_at(&fasten, at(&medium) + DAY * 364).erased, 1);
-    assert_eq!(db.erased(), HashSet::from([short.id.clone()]));
+    let pii = emit(&fasten, "CUSTOMER_SEEN", json!({"email": "x@y.example"}));
+    assert_eq!(sweep_at(&fasten, at(&medium) + DAY * 364).erased, 2);
+    assert_eq!(
+        db.erased(),
+        HashSet::from([short.id.clone(), pii.id.clone()])
+    );
     assert_eq!(sweep_at(&fasten, at(&medium) + DAY * 365).erased, 1);
     fasten.shutdown(SECS).unwrap();
+}
 
-    // A pipeline that knows none of these codes: an unknown code is medium
-    // (180 days by default), a row with personal data is short whatever
-    // its code says.
-    let db = Db::sqlite();
-    let writer = db.config().build().unwrap();
-    let unknown = emit(&writer, "INVOICE_ISSUED", json!({"n": 1}));
-    let pii = emit(&writer, "CUSTOMER_SEEN", json!({"email": "x@y.example"}));
-    writer.shutdown(SECS).unwrap();
-    let stranger = Config::new()
-        .service_id("other")
-        .node_id("node-s")
+/// Two services with their own registries share one store: each one's
+/// sweep erases only rows of its own service, by its own classes, and a
+/// sweep that covers every service (an operator's) erases only codes its
+/// registry declares; the others are counted as held, never erased.
+fn two_services_share_a_store(db: &Db) {
+    // A keeps orders for three years; B declares the same code as short.
+    let a = db.config().service_id("svc-a").build().unwrap();
+    let b_registry = Registry::new();
+    b_registry
+        .register(
+            "shop",
+            [(
+                "ORDER_PLACED",
+                Meta::new("order", "create").retention(RetentionClass::Short),
+            )],
+        )
+        .unwrap();
+    let b = Config::new()
+        .service_id("svc-b")
+        .node_id("node-b")
         .audit_dsn(db.dsn())
+        .registry(b_registry)
         .retention_sweep_interval(None)
         .build()
         .unwrap();
-    let report = sweep_at(&stranger, at(&pii) + DAY * 30);
-    assert_eq!(db.erased(), HashSet::from([pii.id.clone()]));
-    assert_eq!(report.codes[0].retention_class, RetentionClass::Short);
-    sweep_at(&stranger, at(&unknown) + DAY * 180 - MICRO);
-    assert!(!db.erased().contains(&unknown.id));
-    let report = sweep_at(&stranger, at(&unknown) + DAY * 180);
-    assert_eq!(report.codes[0].retention_class, RetentionClass::Medium);
-    assert!(db.erased().contains(&unknown.id));
-    stranger.shutdown(SECS).unwrap();
+    let a_order = emit(&a, "ORDER_PLACED", json!({"n": 1}));
+    let a_invoice = emit(&a, "INVOICE_ISSUED", json!({"n": 2}));
+    let b_order = emit(&b, "ORDER_PLACED", json!({"n": 3}));
+
+    // B's own sweep, two years on: only B's row, though B thinks the code short.
+    let report = sweep_at(&b, at(&a_order) + DAY * 730);
+    assert_eq!(report.erased, 1, "{report:?}");
+    assert_eq!(db.erased(), HashSet::from([b_order.id.clone()]));
+    assert!(report.held.is_empty(), "{report:?}");
+
+    // An operator's sweep as B over every service: A's INVOICE_ISSUED is
+    // unknown to B, so it is counted and kept; ORDER_PLACED is B's to judge.
+    let report = b
+        .sweep(
+            &SweepOptions::new()
+                .now(at(&a_order) + DAY * 730)
+                .all_services(true)
+                .dry_run(true),
+        )
+        .unwrap();
+    assert_eq!(report.erased, 1, "{report:?}");
+    assert_eq!(
+        report
+            .held
+            .iter()
+            .map(|h| (h.code.as_str(), h.reason, h.rows))
+            .collect::<Vec<_>>(),
+        [("INVOICE_ISSUED", HoldReason::UnknownCode, 1)]
+    );
+
+    // A's own sweep judges A's rows by A's classes: the order is medium.
+    sweep_at(&a, at(&a_order) + DAY * 179);
+    assert!(!db.erased().contains(&a_order.id));
+    sweep_at(&a, at(&a_order) + DAY * 181);
+    assert!(db.erased().contains(&a_order.id));
+    assert!(!db.erased().contains(&a_invoice.id), "long: three years");
+    a.shutdown(SECS).unwrap();
+    b.shutdown(SECS).unwrap();
     let report = fasten::verify(&db.dsn()).unwrap();
     assert!(report.ok, "{report:?}");
+}
+
+#[test]
+fn sqlite_two_services_share_a_store() {
+    two_services_share_a_store(&Db::sqlite());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_two_services_share_a_store() {
+    if let Some(db) = Db::pg() {
+        two_services_share_a_store(&db);
+    }
 }
 
 // === shipping and legal hold ===
