@@ -12,8 +12,8 @@ create_exception!(
     "An error of the fasten engine; `kind` names its class, `field` the event field and `var` the variable at fault."
 );
 
-/// The exception for an engine error: its message and the messages of its
-/// causes, and the kind as a lowercase name.
+/// The exception for an engine error: its message (the engine's `Display`
+/// already carries each cause once), and the kind as a lowercase name.
 pub(crate) fn to_py_err(py: Python<'_>, e: &Error) -> PyErr {
     let (kind, field, var): (&str, Option<&str>, Option<&str>) = match e.kind() {
         ErrorKind::Config { var } => ("config", None, Some(var)),
@@ -26,16 +26,10 @@ pub(crate) fn to_py_err(py: Python<'_>, e: &Error) -> PyErr {
         ErrorKind::Closed => ("closed", None, None),
         ErrorKind::Checkpoint => ("checkpoint", None, None),
         ErrorKind::ChainBroken { .. } => ("chain_broken", None, None),
+        ErrorKind::AlreadyInitialised => ("already_initialised", None, None),
         _ => ("other", None, None),
     };
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    new_err(py, kind, field, var, message)
+    new_err(py, kind, field, var, e.to_string())
 }
 
 /// A `FastenError` made here, for conditions of the binding itself (a

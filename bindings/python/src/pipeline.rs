@@ -326,7 +326,7 @@ impl Pipeline {
         // The engine's run record (id, start and end rows, duration) lives
         // in `Job::run_blocking`: one short-lived thread holds it open
         // while Python runs the job, sync or async.
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("fasten-job".to_owned())
             .spawn(move || {
                 let _ = job.run_blocking(|| {
@@ -353,7 +353,7 @@ impl Pipeline {
         })?;
         Ok(JobRun {
             request_id: id,
-            done: std::sync::Mutex::new(Some(done_tx)),
+            done: std::sync::Mutex::new(Some((done_tx, thread))),
         })
     }
 }
@@ -431,21 +431,27 @@ pub(crate) struct JobRun {
     /// `scheduler-<run_id>`.
     #[pyo3(get)]
     request_id: String,
-    done: std::sync::Mutex<Option<mpsc::Sender<Option<String>>>>,
+    done: std::sync::Mutex<Option<Pending>>,
 }
+
+/// How a run is ended: its result goes down the channel, then the thread
+/// that holds the engine's run record is joined.
+type Pending = (mpsc::Sender<Option<String>>, std::thread::JoinHandle<()>);
 
 #[pymethods]
 impl JobRun {
-    /// Ends the run: `None` for success, else the error's text.
+    /// Ends the run: `None` for success, else the error's text. Returns
+    /// once the end record is written (GIL released while waiting).
     #[pyo3(signature = (error=None))]
-    fn finish(&self, error: Option<String>) {
-        let sender = self
+    fn finish(&self, py: Python<'_>, error: Option<String>) {
+        let pending = self
             .done
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(s) = sender {
-            let _ = s.send(error);
+        if let Some((sender, thread)) = pending {
+            let _ = sender.send(error);
+            let _ = py.allow_threads(move || thread.join());
         }
     }
 }

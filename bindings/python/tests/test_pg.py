@@ -59,16 +59,35 @@ def test_threads_and_processes(pg_table: str, cli: str, tmp_path: object) -> Non
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_fork_children_on_postgres(pg_table: str) -> None:
-    fasten.init(env=False, service_id="py-pg", node_id="pg-fork", audit_dsn=pg_table, stdout="none")
-    fasten.emit_durable("ORDER_PLACED")
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=lambda: (fasten.emit_durable("ORDER_PLACED"), fasten.shutdown())) for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+FORK_SCRIPT = """
+import multiprocessing, sys
+import fasten
+fasten.codes.load(sys.argv[1])
+fasten.init(env=False, service_id="py-pg", node_id="pg-fork", audit_dsn=sys.argv[2], stdout="none")
+fasten.emit_durable("ORDER_PLACED")
+
+def child():
+    fasten.emit_durable("ORDER_PLACED")  # rebuilt in the child on first use
     fasten.shutdown()
+
+procs = [multiprocessing.get_context("fork").Process(target=child) for _ in range(2)]
+for p in procs:
+    p.start()
+for p in procs:
+    p.join(60)
+fasten.shutdown()
+print([p.exitcode for p in procs])
+"""
+
+
+def test_fork_children_on_postgres(pg_table: str) -> None:
+    # In a process of its own: this one has used SQLite, after which a
+    # forked child refuses to start (test_fork.py).
+    import sys
+
+    from conftest import CODES
+
+    out = subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(CODES), pg_table], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[0, 0]", out.stdout + out.stderr
     report = fasten.verify(pg_table)
     assert report["ok"] and report["nodes"][0]["rows"] == 3, report

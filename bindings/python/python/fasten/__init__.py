@@ -83,7 +83,7 @@ def init(*, env: bool = True, **settings: Value) -> Pipeline:
     (an unknown keyword raises, naming the nearest). A second ``init``
     flushes and replaces the first. Rows are flushed at interpreter exit.
     """
-    global _pipeline, _pairs, _atexit_registered
+    global _pipeline, _pairs, _atexit_registered, _sqlite_used
     pairs = _env_pairs() if env else {}
     for key, value in settings.items():
         pairs["FASTEN_" + key.upper()] = _text(value)
@@ -97,7 +97,9 @@ def init(*, env: bool = True, **settings: Value) -> Pipeline:
                 old.shutdown(5.0)
             except FastenError:
                 pass
+        _sqlite_used = _sqlite_used or _uses_sqlite(items) or "FASTEN_AUDIT_DSN" not in pairs
         p = _native.build(items)
+        _sqlite_used = _sqlite_used or _uses_sqlite(items, p.dsn())
         _pipeline, _pairs = p, items
         if not _atexit_registered:
             atexit.register(_at_exit)
@@ -106,11 +108,19 @@ def init(*, env: bool = True, **settings: Value) -> Pipeline:
 
 
 _SQLITE_AFTER_FORK = (
-    "fasten was started on SQLite before os.fork(), and a SQLite database open before a fork "
-    "must not be used in the child (SQLite's locks belong to the process that took them): call fasten.init() in each worker after it is "
-    "forked (gunicorn post_fork, the app's lifespan) rather than in the parent, or use PostgreSQL"
+    "fasten used SQLite in this process before os.fork(), and SQLite's connections and "
+    "process-wide locks must not cross a fork (a child can hang or lose rows): call "
+    "fasten.init() only in the workers, after they are forked (gunicorn post_fork, the app's "
+    "lifespan), or use PostgreSQL"
 )
 _forked_from_sqlite = False
+# Set once this process has started a pipeline on SQLite. SQLite keeps
+# process-wide mutexes, and a fork taken while any thread (a writer, a
+# stream thread, a connection closing) is inside SQLite leaves them locked
+# in the child forever (seen: a child's init hung in sqlite3Malloc after the
+# parent's pipeline was shut down). So a child of such a process refuses
+# SQLite outright rather than hang or lose rows.
+_sqlite_used = False
 
 
 def _uses_sqlite(pairs: Sequence[tuple[str, str]], audit_dsn: Optional[str] = None) -> bool:
@@ -126,13 +136,8 @@ def _after_fork_in_child() -> None:
     # first use; SQLite's locks are per process and its connections must not
     # cross a fork, so there the child gets a clear error instead.
     global _pipeline, _forked_from_sqlite
-    p, _pipeline = _pipeline, None
-    if p is not None and _pairs is not None:
-        try:
-            audit = p.dsn()
-        except FastenError:
-            audit = None
-        _forked_from_sqlite = _forked_from_sqlite or _uses_sqlite(_pairs, audit)
+    _pipeline = None
+    _forked_from_sqlite = _forked_from_sqlite or _sqlite_used
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
