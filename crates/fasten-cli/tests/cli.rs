@@ -493,7 +493,15 @@ fn evidence_packs_prove_one_tenant_and_catch_any_change() {
 
     // No database needed: move the store away first.
     std::fs::rename(dir.path().join("audit.db"), dir.path().join("gone.db")).unwrap();
+    // Without a trusted key, a pack only vouches for itself: refused.
     let out = fasten(dir.path(), &["verify-pack", "pack"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("UNTRUSTED") && !stdout(&out).contains("ok:"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fasten(dir.path(), &["verify-pack", "pack", "--trust-pack-keys"]);
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(
         stdout(&out).contains("ok: 2 rows proven"),
@@ -827,6 +835,27 @@ fn serve_needs_an_auth_decision_and_then_answers_over_http() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// `--since` takes an RFC 3339 time, a date or an age, as the reader does.
+#[test]
+fn tail_since_takes_dates_and_ages() {
+    let dir = setup();
+    seed_rows(dir.path());
+    for since in ["1h", "2000-01-01", "2000-01-01T00:00:00Z"] {
+        let o = fasten(dir.path(), &["tail", "--since", since]);
+        assert!(o.status.success(), "{since}: {}", stderr(&o));
+        assert_eq!(stdout(&o).lines().count(), 4, "{since}");
+    }
+    let o = fasten(dir.path(), &["tail", "--since", "2999-01-01"]);
+    assert_eq!(stdout(&o).lines().count(), 0);
+    let o = fasten(dir.path(), &["tail", "--since", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(r#"invalid since "yesterday": expected an RFC 3339 time"#),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -1268,7 +1297,7 @@ fn sweep_and_erase_refuse_bad_input() {
     let cases: [(&[&str], &str); 4] = [
         (
             &["sweep", "--now", "tomorrow"],
-            "invalid --now \"tomorrow\"",
+            "invalid now \"tomorrow\": expected an RFC 3339 time",
         ),
         (
             &["erase", "--reason", "x"],
@@ -1366,6 +1395,168 @@ exit 3"#;
     let out = fasten(dir.path(), &["run", "--", "/nonexistent/cmd"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot start"), "{}", stderr(&out));
+}
+
+// Issue 13, the attacks that only the binary shows.
+
+/// A node whose chain no checkpoint covers is named, and
+/// `--require-checkpoints` fails on it.
+#[test]
+fn adversary_a_node_without_a_checkpoint_is_named_and_can_be_required() {
+    let dir = setup();
+    let verifier = keygen(dir.path(), "audit.example/node-cli", "signing.key");
+    assert!(
+        fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN"])
+            .status
+            .success()
+    );
+    let cp = fasten(
+        dir.path(),
+        &["checkpoint", "--key", "signing.key", "--dir", "published"],
+    );
+    assert!(cp.status.success(), "{}", stderr(&cp));
+    // A second node appears later, with no checkpoint of its own.
+    let out = fasten_with(
+        dir.path(),
+        &["emit", "--code", "AUTH_LOGIN"],
+        &[("FASTEN_NODE_ID", "node-new")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let args = ["verify", "--key", &verifier, "--checkpoints", "published"];
+    let out = fasten(dir.path(), &args);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("uncovered node-new"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fasten(
+        dir.path(),
+        &[&args[..], &["--require-checkpoints"]].concat(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("UNCOVERED node-new"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fasten(
+        dir.path(),
+        &[&args[..], &["--require-checkpoints", "--json"]].concat(),
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["uncovered_nodes"], serde_json::json!(["node-new"]));
+    assert_eq!(report["ok"], false);
+}
+
+/// A pack re-signed by an attacker's key of the same name is consistent
+/// with itself; without `--key` it is not ok.
+#[test]
+fn adversary_a_pack_signed_by_any_key_of_the_name_is_not_trusted_without_key() {
+    let dir = setup();
+    let verifier = keygen(dir.path(), "audit.example/node-cli", "signing.key");
+    // The attacker's key has the same name.
+    let forged = keygen(dir.path(), "audit.example/node-cli", "forged.key");
+    assert_ne!(verifier, forged);
+    let out = fasten_with(
+        dir.path(),
+        &["emit", "--code", "AUTH_LOGIN"],
+        &[("FASTEN_SIGNING_KEY", "forged.key")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = fasten(dir.path(), &["export", "--key", &forged, "-o", "pack"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = fasten(dir.path(), &["verify-pack", "pack"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("not against a key you trust"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fasten(dir.path(), &["verify-pack", "pack", "--key", &verifier]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+/// A client that sends half a request head is dropped after the header
+/// read timeout instead of holding a connection open for minutes.
+#[test]
+fn adversary_serve_drops_a_half_sent_request() {
+    let dir = setup();
+    seed_rows(dir.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fasten"))
+        .current_dir(dir.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-unauthenticated",
+        ])
+        .env("FASTEN_AUDIT_DSN", "sqlite:///audit.db")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    use std::io::{BufRead as _, Read as _, Write as _};
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("fasten: serving http://")
+        .and_then(|u| u.split('/').next())
+        .unwrap()
+        .to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"GET /api/v1/logs/audit HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = conn.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        read.is_ok(),
+        "the server kept the connection open: {read:?}"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(20),
+        "dropped only after {waited:?}"
+    );
+    drop(rest);
+}
+
+/// Stored data is not trusted by `fasten tail`: a non-ASCII request id does
+/// not panic, and escape sequences come out escaped.
+#[test]
+fn adversary_tail_survives_and_escapes_hostile_stored_text() {
+    let dir = setup();
+    let out = fasten(dir.path(), &["emit", "--code", "AUTH_LOGIN"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
+    conn.execute(
+        "UPDATE audit_log SET request_id = ?1, target = ?2",
+        ["aéééééééééééé", "\u{1b}]0;pwned\u{7}\u{1b}[2J"],
+    )
+    .unwrap();
+    drop(conn);
+    let out = fasten(dir.path(), &["tail"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\u{1b}"), "{text:?}");
+    assert!(text.contains("req=aéééééé"), "{text:?}");
 }
 
 /// A refused PostgreSQL connection says where (host, port, user, database)

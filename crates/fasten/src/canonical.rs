@@ -205,6 +205,88 @@ fn cmp_utf16_bytes(ab: &[u8], bb: &[u8]) -> Ordering {
     }
 }
 
+/// Parses JSON text as [`serde_json::from_str`] does, but refuses an object
+/// with the same key twice (anywhere in the text). serde_json keeps the last
+/// value of a repeated key, SQLite's `json_extract` the first: with both in
+/// play, a stored `{"i":999999,"i":5}` would verify as one value and be read
+/// as another. Every parse of stored or incoming JSON goes through here
+/// (verification, the readers, evidence packs, `fasten emit --detail`).
+///
+/// # Errors
+///
+/// What serde_json refuses, and `duplicate key "k"` naming the key.
+pub(crate) fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str::<Strict>(text).map(|s| s.0)
+}
+
+/// [`parse_strict`] over bytes.
+pub(crate) fn parse_strict_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice::<Strict>(bytes).map(|s| s.0)
+}
+
+/// A `Value` deserialised with duplicate keys refused.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value without repeated keys")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key {key:?}"
+                )));
+            }
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// Whether `text` is exactly the JCS form of the JSON value it holds, that is,
 /// `JCS(parse(text)) == text` byte for byte, and it parses.
 ///
@@ -425,6 +507,32 @@ impl<'a> Checker<'a> {
         let mut out = Vec::with_capacity(lexeme.len());
         write_number(&n, &mut out);
         out == lexeme
+    }
+}
+
+#[cfg(test)]
+mod strict_tests {
+    use super::*;
+
+    #[test]
+    fn repeated_keys_are_refused_at_any_depth() {
+        for text in [
+            r#"{"i":999999,"i":5}"#,
+            r#"{"a":{"b":1,"b":1}}"#,
+            r#"[{"x":[{"k":true,"k":false}]}]"#,
+        ] {
+            let err = parse_strict(text).unwrap_err().to_string();
+            assert!(err.contains("duplicate key"), "{text}: {err}");
+            assert!(
+                serde_json::from_str::<Value>(text).is_ok(),
+                "serde_json alone accepts {text}"
+            );
+        }
+        let text = r#"{"a":[1,-2,3.5,1e300,"s",null,true,{}],"b":{"c":18446744073709551615}}"#;
+        assert_eq!(
+            parse_strict(text).unwrap(),
+            serde_json::from_str::<Value>(text).unwrap()
+        );
     }
 }
 

@@ -115,7 +115,7 @@ pub(crate) struct RowRef<'a> {
 impl RowRef<'_> {
     /// The owned row, with the detail parsed.
     pub(crate) fn to_row(self) -> Result<Row, serde_json::Error> {
-        let detail = self.detail.map(serde_json::from_str).transpose()?;
+        let detail = self.detail.map(canonical::parse_strict).transpose()?;
         let own = |s: &str| s.to_owned();
         Ok(Row {
             id: own(self.id),
@@ -209,7 +209,7 @@ pub(crate) fn commitment_of_text(
     if canonical::is_canonical(text) {
         h.update(text.as_bytes());
     } else {
-        let value: Value = serde_json::from_str(text)?;
+        let value: Value = canonical::parse_strict(text)?;
         buf.clear();
         canonical::write_value(&value, buf);
         h.update(&buf[..]);
@@ -357,12 +357,30 @@ impl Tip {
 /// Gives `row` the next place after `tip` and seals it; `tip` moves on to
 /// the row. Every store calls this inside its insert transaction, after
 /// reading the tip there, so all backends seal identically.
-pub(crate) fn link(row: &mut Row, tip: &mut Tip, buf: &mut Vec<u8>) {
-    row.monotonic_seq = tip.seq + 1;
+///
+/// # Errors
+///
+/// [`ErrorKind::ChainExhausted`](crate::ErrorKind::ChainExhausted) when the
+/// tip's seq has no successor (a row planted at `i64::MAX`): the chain
+/// cannot be continued, and retrying cannot help.
+pub(crate) fn link(row: &mut Row, tip: &mut Tip, buf: &mut Vec<u8>) -> crate::Result<()> {
+    let Some(seq) = tip.seq.checked_add(1) else {
+        return Err(crate::Error::new(
+            crate::ErrorKind::ChainExhausted {
+                node: row.source_node_id.clone(),
+            },
+            format!(
+                "the chain of node {} cannot be continued: its tip monotonic_seq {} has no successor (a row was planted at the end of the range; verify the store)",
+                row.source_node_id, tip.seq
+            ),
+        ));
+    };
+    row.monotonic_seq = seq;
     row.prev_hash.clone_from(&tip.hash);
     row.hash = row_hash(row, buf);
     tip.seq = row.monotonic_seq;
     tip.hash.clone_from(&row.hash);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -454,7 +472,7 @@ pub(crate) mod tests {
             row.monotonic_seq = 0;
             row.prev_hash.clear();
             row.hash.clear();
-            link(&mut row, &mut tip, &mut buf);
+            link(&mut row, &mut tip, &mut buf).unwrap();
             assert_eq!(&row, want);
         }
     }

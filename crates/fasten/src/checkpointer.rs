@@ -14,6 +14,8 @@
 //! read back from the store, so the tree always covers the whole chain.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::chain::Row;
@@ -32,38 +34,63 @@ pub(crate) struct Settings {
     pub(crate) witness: Option<Witness>,
 }
 
-/// An HTTP witness: each signed note is POSTed to it as `text/plain`.
+/// An HTTP witness: each signed note is POSTed to it as `text/plain` by a
+/// thread of its own, so a slow or unreachable witness never holds up the
+/// writer. Notes wait in a bounded backlog; one that finds it full is not
+/// sent (a later checkpoint covers its rows anyway). Both that and a failed
+/// POST are counted ([`QueueStats::witness_failures`](crate::QueueStats)).
 #[derive(Debug, Clone)]
 pub(crate) struct Witness {
-    url: String,
-    agent: ureq::Agent,
+    tx: crossbeam_channel::Sender<String>,
+    failures: Arc<AtomicU64>,
 }
 
 impl Witness {
-    /// How long one POST may take: the writer thread waits for it.
+    /// How long one POST may take (on the witness thread).
     const TIMEOUT: Duration = Duration::from_secs(5);
+    /// Notes waiting for the witness thread at most.
+    pub(crate) const BACKLOG: usize = 16;
 
-    pub(crate) fn new(url: String) -> Self {
-        let agent = ureq::Agent::config_builder()
+    /// Starts the witness thread; it ends when the last handle is dropped.
+    pub(crate) fn new(url: String) -> Result<Self> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Self::TIMEOUT))
             .build()
             .into();
-        Self { url, agent }
+        let (tx, rx) = crossbeam_channel::bounded::<String>(Self::BACKLOG);
+        let failures = Arc::new(AtomicU64::new(0));
+        let failed = Arc::clone(&failures);
+        std::thread::Builder::new()
+            .name("fasten-witness".into())
+            .spawn(move || {
+                for note in rx {
+                    if let Err(e) = agent
+                        .post(&url)
+                        .header("content-type", "text/plain; charset=utf-8")
+                        .send(note.as_str())
+                    {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(target: "fasten::writer", url = %url, error = %e, "the witness did not take the checkpoint");
+                    }
+                }
+            })
+            .map_err(|e| {
+                Error::new(ErrorKind::Checkpoint, "cannot start the witness thread").with_source(e)
+            })?;
+        Ok(Self { tx, failures })
     }
 
-    fn publish(&self, note: &str) -> Result<()> {
-        self.agent
-            .post(&self.url)
-            .header("content-type", "text/plain; charset=utf-8")
-            .send(note)
-            .map(drop)
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Checkpoint,
-                    format!("the witness at {} refused the checkpoint", self.url),
-                )
-                .with_source(e)
-            })
+    /// Hands the note to the witness thread without waiting.
+    fn publish(&self, note: &str) {
+        if self.tx.try_send(note.to_owned()).is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(target: "fasten::writer", backlog = Self::BACKLOG, "the witness backlog is full; checkpoint not sent to the witness");
+        }
+    }
+
+    /// The count of notes the witness did not take.
+    pub(crate) fn failures(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.failures)
     }
 }
 
@@ -91,6 +118,11 @@ fn decode_hash(seq: i64, hex_hash: &str) -> Result<[u8; 32]> {
 }
 
 impl Checkpointer {
+    /// The witness's failure count, when there is a witness.
+    pub(crate) fn witness_failures(&self) -> Option<Arc<AtomicU64>> {
+        self.settings.witness.as_ref().map(Witness::failures)
+    }
+
     /// Builds the node's tree from the store.
     pub(crate) fn load(store: &mut dyn Store, node: &str, settings: Settings) -> Result<Self> {
         let mut checkpointer = Self {
@@ -175,10 +207,9 @@ impl Checkpointer {
         if let Some(dir) = &self.settings.dir {
             crate::transparency::publish(dir, &self.node, size, &note)?;
         }
-        // Last, and not marked signed if it fails: the next step re-signs
-        // the same tree (same file, same row) and tries the witness again.
+        // Last, and never waited for: the witness thread posts it.
         if let Some(witness) = &self.settings.witness {
-            witness.publish(&note)?;
+            witness.publish(&note);
         }
         self.signed = size;
         self.last = Instant::now();

@@ -551,6 +551,12 @@ impl Config {
     pub(crate) fn validate(&self) -> Result<(String, String)> {
         let service = required(FASTEN_SERVICE_ID, self.service_id.as_deref(), "billing-api")?;
         let node = required(FASTEN_NODE_ID, self.node_id.as_deref(), "node-1")?;
+        check_node_id(&node).map_err(|rule| {
+            Error::config(
+                FASTEN_NODE_ID,
+                format!("invalid {FASTEN_NODE_ID} {node:?}: {rule}, e.g. node-1"),
+            )
+        })?;
         if let Some(t) = &self.tenant_id {
             check_name(FASTEN_TENANT_ID, t, "tenant-x")?;
         }
@@ -572,6 +578,34 @@ impl Config {
                 return Err(Error::config(
                     var,
                     format!("invalid {var} 0: must be at least 1, e.g. {example}"),
+                ));
+            }
+        }
+        // Queues and rings are allocated up front: an absurd size would
+        // abort the process on allocation instead of failing here.
+        for (var, value, max) in [
+            (
+                FASTEN_AUDIT_QUEUE_CAPACITY,
+                self.audit_queue_capacity,
+                MAX_QUEUE_CAPACITY,
+            ),
+            (
+                FASTEN_STREAM_QUEUE_CAPACITY,
+                self.stream_queue_capacity,
+                MAX_QUEUE_CAPACITY,
+            ),
+            (
+                FASTEN_AUDIT_BATCH_SIZE,
+                self.audit_batch_size,
+                MAX_QUEUE_CAPACITY,
+            ),
+            (FASTEN_SYS_RING_SIZE, self.sys_ring_size, MAX_RING_SIZE),
+            (FASTEN_API_RING_SIZE, self.api_ring_size, MAX_RING_SIZE),
+        ] {
+            if value > max {
+                return Err(Error::config(
+                    var,
+                    format!("invalid {var} {value}: must be at most {max}"),
                 ));
             }
         }
@@ -683,10 +717,91 @@ fn check_name(var: &'static str, value: &str, example: &str) -> Result<()> {
     }
 }
 
+/// The largest queue (`FASTEN_AUDIT_QUEUE_CAPACITY`,
+/// `FASTEN_STREAM_QUEUE_CAPACITY`) or batch accepted: queues are allocated
+/// whole at start.
+pub(crate) const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+
+/// The largest ring (`FASTEN_SYS_RING_SIZE`, `FASTEN_API_RING_SIZE`)
+/// accepted, in rows; rings are bounded in bytes too
+/// ([`crate::record::MAX_RING_BYTES`]).
+pub(crate) const MAX_RING_SIZE: usize = 1_000_000;
+
+/// The one rule for node ids, wherever one comes from (configuration, a
+/// stored row, a checkpoint to publish): 1-128 characters of
+/// `[A-Za-z0-9._:-]`, not starting with a dot. A node id becomes a
+/// directory name when checkpoints are published, so it can never be `.`,
+/// `..`, hidden, absolute or hold a path separator.
+///
+/// # Errors
+///
+/// The rule the id breaks, for the caller to name the field.
+pub(crate) fn check_node_id(id: &str) -> std::result::Result<(), &'static str> {
+    if id.is_empty() || id.len() > 128 {
+        return Err("a node id must be 1-128 characters");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    {
+        return Err("a node id may hold only [A-Za-z0-9._:-]");
+    }
+    if id.starts_with('.') {
+        return Err("a node id must not start with a dot");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn absurd_queue_and_ring_sizes_are_refused_at_config_time() {
+        for var in [
+            "FASTEN_AUDIT_QUEUE_CAPACITY",
+            "FASTEN_STREAM_QUEUE_CAPACITY",
+            "FASTEN_AUDIT_BATCH_SIZE",
+            "FASTEN_SYS_RING_SIZE",
+            "FASTEN_API_RING_SIZE",
+        ] {
+            let err = from(&[
+                ("FASTEN_SERVICE_ID", "s"),
+                ("FASTEN_NODE_ID", "n"),
+                (var, "1000000000000"),
+            ])
+            .and_then(|c| c.validate())
+            .unwrap_err();
+            assert!(
+                matches!(err.kind(), crate::ErrorKind::Config { var: v } if *v == var),
+                "{var}: {err}"
+            );
+            assert!(err.to_string().contains("at most"), "{err}");
+        }
+    }
+
+    #[test]
+    fn node_ids_that_could_name_another_path_are_refused() {
+        for bad in [
+            "", ".", "..", "../n1", "z/../n1", "/etc", "a/b", "a\\b", ".hidden", "n 1", "n\u{0}",
+        ] {
+            assert!(check_node_id(bad).is_err(), "{bad:?}");
+            let err = from(&[("FASTEN_SERVICE_ID", "s"), ("FASTEN_NODE_ID", bad)])
+                .and_then(|c| c.validate())
+                .unwrap_err();
+            assert_eq!(
+                err.kind(),
+                &crate::ErrorKind::Config {
+                    var: FASTEN_NODE_ID
+                },
+                "{bad:?}"
+            );
+        }
+        for good in ["node-1", "n.1", "eu-west:3", "a..b", &"n".repeat(128)] {
+            assert!(check_node_id(good).is_ok(), "{good:?}");
+        }
+    }
 
     fn from(vars: &[(&str, &str)]) -> Result<Config> {
         let map: HashMap<String, String> = vars

@@ -34,6 +34,25 @@ pub fn row_hash(row: &Row) -> String {
     chain::row_hash(row, &mut Vec::new())
 }
 
+/// Parses JSON text, refusing an object that repeats a key (at any depth).
+/// serde_json alone keeps the last value and SQLite's `json_extract` the
+/// first, so a repeated key lets one stored text mean two things; fasten
+/// parses every stored or incoming JSON text with this.
+///
+/// # Errors
+///
+/// The text is not JSON, or repeats a key (the message names it).
+///
+/// # Examples
+///
+/// ```
+/// assert!(fasten::contract::parse_json(r#"{"i":999999,"i":5}"#).is_err());
+/// assert_eq!(fasten::contract::parse_json(r#"{"i":5}"#).unwrap()["i"], 5);
+/// ```
+pub fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
+    crate::canonical::parse_strict(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

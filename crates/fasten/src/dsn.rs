@@ -74,8 +74,14 @@ impl Dsn {
     /// ```
     pub fn parse_for(var: &'static str, s: &str, default_table: &str) -> Result<Self> {
         let shown = mask_password(s);
-        let bad =
-            |why: &str| Error::config(var, format!("invalid {var} {shown:?}: {why}; {EXPECTED}"));
+        // The reason may quote the DSN (a parameter it cannot read, the
+        // PostgreSQL parser's own message): its secrets are taken out too.
+        let bad = |why: &str| {
+            Error::config(
+                var,
+                format!("invalid {var} {shown:?}: {}; {EXPECTED}", scrub(why, s)),
+            )
+        };
         check_identifier(default_table)
             .map_err(|why| bad(&format!("default table {default_table:?} {why}")))?;
         if let Some(rest) = s.strip_prefix("sqlite://") {
@@ -161,6 +167,14 @@ impl Dsn {
                 None => return Err(bad(&format!("parameter {pair:?} has no value"))),
             }
         }
+        let suffix = crate::store::longest_derived_suffix();
+        if table.len() + suffix.len() > crate::store::PG_NAME_MAX {
+            return Err(bad(&format!(
+                "table {table:?} is too long for PostgreSQL: the index {table}{suffix} would pass {} bytes and be cut silently (losing an index); use at most {} bytes",
+                crate::store::PG_NAME_MAX,
+                crate::store::PG_NAME_MAX - suffix.len()
+            )));
+        }
         let url = if passed.is_empty() {
             base.to_owned()
         } else {
@@ -182,27 +196,103 @@ impl Dsn {
 }
 
 /// `scheme://user:***@host…`: the DSN as it may be shown in errors, logs and
-/// `doctor` output.
-fn mask_password(s: &str) -> String {
+/// `doctor` output. It masks by taking the DSN apart, not by pattern: the
+/// userinfo runs to the *last* `@` (a password may hold `/`, `?`, `@`, `:`
+/// or `%`-escapes unescaped; a host never holds `@`), everything after the
+/// user's first `:` there is the password, and a query parameter whose
+/// name (any case, `%`-decoded) names a secret has its value masked.
+pub(crate) fn mask_password(s: &str) -> String {
     let Some((scheme, rest)) = s.split_once("://") else {
+        return mask_params(s);
+    };
+    let rest = match rest.rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{user}:***@{}", &rest[at + 1..]),
+            None => rest.to_owned(),
+        },
+        None => rest.to_owned(),
+    };
+    // Over the whole rest: a parameter value may hold an `@` too.
+    format!("{scheme}://{}", mask_params(&rest))
+}
+
+/// `host/db?k=v&…` with the values of secret parameters masked.
+fn mask_params(s: &str) -> String {
+    let Some((base, query)) = s.split_once('?') else {
         return s.to_owned();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => s.to_owned(),
-        },
-        None => s.to_owned(),
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if secret_key(k) => format!("{k}=***"),
+            _ => p.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+/// Whether a query parameter's name names a secret: `password`,
+/// `PASSWORD`, `sslpassword`, `pass`, `pwd`, `p%61ssword` …
+fn secret_key(key: &str) -> bool {
+    let key = percent_decode(key).to_ascii_lowercase();
+    key.contains("pass") || key.contains("pwd") || key.contains("secret") || key.contains("token")
+}
+
+/// `%XX` escapes decoded (lossily); anything else kept.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(Ok(b)) = s.get(i + 1..i + 3).map(|hex| u8::from_str_radix(hex, 16))
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
     }
-    .split('&')
-    .map(|p| match p.split_once('=') {
-        Some((k, _)) if k.ends_with("password") => format!("{k}=***"),
-        _ => p.to_owned(),
-    })
-    .collect::<Vec<_>>()
-    .join("&")
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every secret the DSN text holds, as written and `%`-decoded: the
+/// userinfo password and the values of secret parameters. An error whose
+/// reason quotes part of the DSN (a parser's message, a parameter it
+/// cannot read) has these replaced before it is shown.
+fn secrets(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let rest = s.split_once("://").map_or(s, |(_, r)| r);
+    if let Some(at) = rest.rfind('@')
+        && let Some((_, password)) = rest[..at].split_once(':')
+    {
+        out.push(password.to_owned());
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((k, v)) = pair.split_once('=')
+                && secret_key(k)
+            {
+                out.push(v.to_owned());
+            }
+        }
+    }
+    let decoded: Vec<String> = out.iter().map(|v| percent_decode(v)).collect();
+    out.extend(decoded);
+    out.retain(|v| !v.is_empty());
+    // Longest first, so a secret that contains another is replaced whole.
+    out.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    out
+}
+
+/// `text` with every secret of the DSN `dsn` replaced by `***`.
+fn scrub(text: &str, dsn: &str) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets(dsn) {
+        text = text.replace(&secret, "***");
+    }
+    text
 }
 
 /// Checks a table name from configuration before it is ever spliced into SQL.
@@ -239,7 +329,11 @@ impl fmt::Display for Dsn {
                     None => table.clone(),
                 };
                 if qualified != DEFAULT_AUDIT_TABLE {
-                    let sep = if url.contains('?') { '&' } else { '?' };
+                    let sep = if mask_password(url).contains('?') {
+                        '&'
+                    } else {
+                        '?'
+                    };
                     write!(f, "{sep}table={qualified}")?;
                 }
                 Ok(())
@@ -325,6 +419,69 @@ mod tests {
         let err = parse("postgres://app@db/app?password=hunter2&sslmode=require").unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
         insta::assert_snapshot!(err, @r#"invalid FASTEN_AUDIT_DSN "postgres://app@db/app?password=***&sslmode=require": sslmode=require is not supported yet: fasten connects without TLS (use sslmode=disable or prefer on a trusted network); expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME"#);
+    }
+
+    /// The review's cases: a password holding `/`, `?`, `@` or escapes, and
+    /// an uppercase `PASSWORD=` parameter echoed by a parse error.
+    #[test]
+    fn passwords_with_url_characters_never_show() {
+        for (dsn, secret) in [
+            ("postgres://app:pa/ss@db/app", "pa/ss"),
+            ("postgres://app:pa?ss@db/app", "pa?ss"),
+            ("postgres://app:p@ss@db/app", "p@ss"),
+            ("postgres://app:p%40ss%2Fw@db/app", "p%40ss%2Fw"),
+            ("postgres://app@db/app?PASSWORD=hunter2", "hunter2"),
+            (
+                "postgres://app@db/app?PassWord=hunter2&sslmode=require",
+                "hunter2",
+            ),
+            ("sqlite:///a.db?password=hunter2", "hunter2"),
+        ] {
+            let shown = match parse(dsn) {
+                Ok(d) => format!("{d} {d:?}"),
+                Err(e) => format!("{e} {e:?}"),
+            };
+            assert!(!shown.contains(secret), "{dsn}: {shown}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Masking holds for any password over the characters a URL gives
+        /// meaning to, in the userinfo and as a parameter, in Display,
+        /// Debug and every parse error.
+        #[test]
+        fn generated_passwords_never_show(
+            pw in "Zq9[A-Za-z0-9/?@%:=#!$&*+;,. ~-]{4,24}",
+            param in "Zq9[A-Za-z0-9/?@%:=#!$*+;,. ~-]{4,24}",
+            key in "(password|PASSWORD|Password|sslpassword)",
+            tail in "(|\\?sslmode=require|\\?table=x.y|\\?table=1bad|\\?flag)",
+        ) {
+            for dsn in [
+                format!("postgres://app:{pw}@db:5432/app{tail}"),
+                format!("postgresql://app:{pw}@db/app?table=s.t&{key}={param}"),
+                format!("postgres://app@db/app?{key}={param}&sslmode=require"),
+                format!("postgres://app@db/app?{key}={param}"),
+            ] {
+                let shown = match parse(&dsn) {
+                    Ok(d) => format!("{d} {d:?}"),
+                    Err(e) => format!("{e} {e:?}"),
+                };
+                proptest::prop_assert!(!shown.contains(&pw), "{dsn} -> {shown}");
+                proptest::prop_assert!(!shown.contains(&param), "{dsn} -> {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn postgres_tables_whose_index_names_pass_63_bytes_are_refused() {
+        let longest = 63 - crate::store::longest_derived_suffix().len();
+        let ok = format!("postgres://u@h/db?table=s.{}", "t".repeat(longest));
+        assert!(parse(&ok).is_ok(), "{ok}");
+        let long = format!("postgres://u@h/db?table=s.{}", "t".repeat(longest + 1));
+        let err = parse(&long).unwrap_err();
+        assert!(err.to_string().contains("too long for PostgreSQL"), "{err}");
+        // Any name of up to 63 bytes is still a fine SQLite table.
+        assert!(parse(&format!("sqlite:///a.db?table={}", "t".repeat(63))).is_ok());
     }
 
     #[test]

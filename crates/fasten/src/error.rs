@@ -48,6 +48,13 @@ pub enum ErrorKind {
     AlreadyInitialised,
     /// A signing key, verifier key or checkpoint note is malformed.
     Checkpoint,
+    /// A node's chain cannot be continued: its tip's `monotonic_seq` has no
+    /// successor. The writer fails such batches at once (counted in
+    /// `QueueStats::chain_exhausted`) instead of retrying them forever.
+    ChainExhausted {
+        /// The node whose chain is exhausted.
+        node: String,
+    },
     /// A hash chain does not verify.
     ChainBroken {
         /// The node whose chain is broken.

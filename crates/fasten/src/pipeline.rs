@@ -131,8 +131,10 @@ impl Config {
         }
         let dsn = self.audit_dsn.clone();
         let mut store = store::open(&dsn, Access::Write)?;
+        let mut key_warning = None;
         let checkpointer = match &self.signing_key {
             Some(path) => {
+                key_warning = store::loose_key_permissions(path);
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     Error::config(
                         crate::env::FASTEN_SIGNING_KEY,
@@ -157,7 +159,8 @@ impl Config {
                         witness: self
                             .checkpoint_witness_url
                             .clone()
-                            .map(crate::checkpointer::Witness::new),
+                            .map(crate::checkpointer::Witness::new)
+                            .transpose()?,
                     },
                 )?)
             }
@@ -237,6 +240,9 @@ impl Config {
                 fields.insert("nearest".to_owned(), near.into());
             }
             fasten.warn_at_start("fasten::config", unknown.to_string(), fields);
+        }
+        if let Some(warning) = key_warning {
+            fasten.warn_at_start("fasten::config", warning, serde_json::Map::new());
         }
         if fasten.inner.registry.is_empty() {
             fasten.warn_at_start(
@@ -372,6 +378,21 @@ impl Fasten {
             }
         };
         check_anchor("target", &event.target, true)?;
+        // actor and target are hashed into the chain: a secret there could
+        // never be erased, so it is refused rather than sealed.
+        for (field, value) in [
+            ("actor", actor.as_deref().unwrap_or_default()),
+            ("target", event.target.as_str()),
+        ] {
+            if let Some(marker) = redact::secret_in(value) {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "invalid {field}: it holds what looks like a secret ({marker}); {field} is hashed into the chain and can never be erased, so put a stable id there and secrets nowhere"
+                    ),
+                ));
+            }
+        }
         let tenant_id = match event.tenant.or_else(context::tenant) {
             Some(t) => {
                 check_anchor("tenant_id", &t, false)?;
@@ -499,14 +520,17 @@ impl Fasten {
     ///
     /// [`ErrorKind::Timeout`] when the queue did not drain in time.
     pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport> {
+        // One budget for the three steps, so the call returns within
+        // `timeout`, not within a multiple of it.
+        let start = std::time::Instant::now();
+        let left = || timeout.saturating_sub(start.elapsed());
         if let Some(sweeper) = self.inner.sweeper.get() {
             // A running sweep stops after its batch and records what it
             // erased, through the writer, before the writer stops.
             sweeper.stop(timeout);
         }
-        let start = std::time::Instant::now();
-        let report = self.inner.writer.shutdown(timeout)?;
-        self.flush_streams(timeout.saturating_sub(start.elapsed()))?;
+        let report = self.inner.writer.shutdown(left())?;
+        self.flush_streams(left())?;
         Ok(report)
     }
 
@@ -574,6 +598,15 @@ impl Fasten {
             let done = inner.policy.apply(&mut fields, None);
             inner.writer.count_redaction(&done);
         }
+        // The message is free text: a secret in it goes whole.
+        let mut message = e.message;
+        if let Some(marker) = redact::secret_in(&message) {
+            message = marker.to_owned();
+            inner.writer.count_redaction(&redact::Redacted {
+                values: 1,
+                ..redact::Redacted::default()
+            });
+        }
         let origin = &inner.streams.origin;
         inner.streams.sys.push(SysRow {
             id: crate::stream::row_id(),
@@ -586,7 +619,7 @@ impl Fasten {
             request_id: e.request_id,
             level: e.level.to_owned(),
             target: crate::stream::cap_field(e.target.into_owned()),
-            message: crate::stream::cap_field(e.message),
+            message: crate::stream::cap_field(message),
             span: e.span,
             fields,
             dropped: None,

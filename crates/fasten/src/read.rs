@@ -20,7 +20,7 @@ use crate::kind::{ActorKind, Outcome, Severity};
 use crate::pipeline::Fasten;
 use crate::request_id::RequestId;
 use crate::store::stream::Query;
-use crate::store::{self, Access, Cached, Store};
+use crate::store::{self, Access, Pool, Store};
 use crate::stream::{
     ApiRow, Source, StreamPage, StreamQuery, SysRow, TableReader, decode_cursor, encode_cursor,
 };
@@ -32,6 +32,14 @@ pub const MAX_LIMIT: usize = 1000;
 pub const CORRELATE_LIMIT: usize = 1000;
 /// Newest rows per node that [`Reader::health`] checks.
 pub const HEALTH_CHAIN_ROWS: i64 = 1000;
+/// The most bytes of rows one page carries (as compact JSON), besides
+/// [`MAX_LIMIT`] rows: a page stops early, with a `next` cursor, once its
+/// rows pass it, so a page of large rows cannot take tens of MiB. A single
+/// row larger than this still comes, alone.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Connections a [`Reader`] keeps to the audit store: concurrent reads use
+/// different ones, so a long verification never holds up a page.
+pub const READER_CONNECTIONS: usize = 4;
 
 /// Parameters an audit page may filter on with `=`, by name.
 pub const AUDIT_FILTERS: [&str; 10] = [
@@ -229,21 +237,63 @@ pub(crate) fn check_params(
     Ok(())
 }
 
-/// Parses an RFC 3339 time parameter, naming it in the error.
+/// Parses a time parameter (`since`, `until`), naming it in the error. It
+/// accepts an RFC 3339 time (`2026-04-22T12:34:56Z`), a date (`2026-04-20`:
+/// that day's start, UTC), or an age back from now: a whole number and a
+/// unit `s`, `m`, `h`, `d` or `w` (`15m`, `24h`, `7d`).
 ///
 /// # Errors
 ///
-/// [`ErrorKind::InvalidEvent`](crate::ErrorKind::InvalidEvent) with field
-/// `since` or `until`.
+/// [`ErrorKind::InvalidEvent`](crate::ErrorKind::InvalidEvent) naming the
+/// field and the accepted forms.
+///
+/// # Examples
+///
+/// ```
+/// use fasten::read::parse_time;
+/// assert_eq!(parse_time("since", "2026-04-20")?.to_string(), "2026-04-20T00:00:00Z");
+/// let day_ago = parse_time("since", "24h")?;
+/// assert!(jiff::Timestamp::now().duration_since(day_ago).as_secs() >= 86_400);
+/// assert!(parse_time("since", "yesterday").is_err());
+/// # Ok::<(), fasten::Error>(())
+/// ```
 pub fn parse_time(field: &'static str, text: &str) -> Result<jiff::Timestamp> {
-    text.parse().map_err(|_| {
+    parse_time_at(field, text, jiff::Timestamp::now())
+}
+
+/// [`parse_time`] with ages counted back from `now`.
+fn parse_time_at(field: &'static str, text: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp> {
+    let fail = || {
         bad(
             field,
             format!(
-                "invalid {field} {text:?}: expected an RFC 3339 time, e.g. 2026-04-22T12:34:56Z"
+                "invalid {field} {text:?}: expected an RFC 3339 time (2026-04-22T12:34:56Z), a date (2026-04-22, its start in UTC) or an age such as 15m, 24h or 7d"
             ),
         )
-    })
+    };
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    if let Ok(date) = text.parse::<jiff::civil::Date>() {
+        // A valid date's start in UTC is always a valid instant.
+        return format!("{date}T00:00:00Z").parse().map_err(|_| fail());
+    }
+    let unit_at = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(fail)?;
+    let (number, unit) = text.split_at(unit_at);
+    let number: i64 = number.parse().map_err(|_| fail())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(fail()),
+    };
+    let age = number
+        .checked_mul(secs)
+        .map(jiff::SignedDuration::from_secs)
+        .ok_or_else(fail)?;
+    now.checked_sub(age).map_err(|_| fail())
 }
 
 /// One page of audit rows, newest first.
@@ -342,7 +392,7 @@ enum Side<T> {
 #[derive(Debug)]
 pub struct Reader {
     audit_dsn: Dsn,
-    audit: Cached<dyn Store>,
+    audit: Pool<dyn Store>,
     sys: Side<SysRow>,
     api: Side<ApiRow>,
 }
@@ -353,7 +403,7 @@ impl Reader {
     pub fn new(audit: Dsn) -> Self {
         Self {
             audit_dsn: audit,
-            audit: Cached::default(),
+            audit: Pool::new(READER_CONNECTIONS),
             sys: Side::Nothing,
             api: Side::Nothing,
         }
@@ -427,10 +477,11 @@ impl Reader {
     /// [`ErrorKind::Store`](crate::ErrorKind::Store) when the store cannot
     /// be read.
     pub fn audit(&self, q: &AuditQuery) -> Result<AuditPage> {
-        let rows = self.with_audit(|s| s.query(&q.q))?;
-        let next = (rows.len() >= q.q.limit)
+        let mut rows = self.with_audit(|s| s.query(&q.q))?;
+        let mut next = (rows.len() >= q.q.limit)
             .then(|| rows.last().map(|r| encode_cursor(&r.timestamp, &r.id)))
             .flatten();
+        cap_page(&mut rows, &mut next, |r| (&r.timestamp, &r.id));
         Ok(AuditPage { rows, next })
     }
 
@@ -451,11 +502,13 @@ impl Reader {
     /// [`ErrorKind::Store`](crate::ErrorKind::Store) when the table cannot
     /// be read.
     pub fn sys(&self, q: &StreamQuery) -> Result<StreamPage<SysRow>> {
-        match &self.sys {
+        let mut page = match &self.sys {
             Side::Pipeline(f) => f.sys_rows(q),
             Side::Table(t) => t.read(q),
             Side::Nothing => Ok(StreamPage::empty()),
-        }
+        }?;
+        cap_page(&mut page.rows, &mut page.next, |r| (&r.timestamp, &r.id));
+        Ok(page)
     }
 
     /// A page of api rows.
@@ -465,11 +518,13 @@ impl Reader {
     /// [`ErrorKind::Store`](crate::ErrorKind::Store) when the table cannot
     /// be read.
     pub fn api(&self, q: &StreamQuery) -> Result<StreamPage<ApiRow>> {
-        match &self.api {
+        let mut page = match &self.api {
             Side::Pipeline(f) => f.api_rows(q),
             Side::Table(t) => t.read(q),
             Side::Nothing => Ok(StreamPage::empty()),
-        }
+        }?;
+        cap_page(&mut page.rows, &mut page.next, |r| (&r.timestamp, &r.id));
+        Ok(page)
     }
 
     /// Every row of one request across the three streams, oldest first,
@@ -555,7 +610,7 @@ impl Reader {
                 s.scan_rows(&node.node, after, &mut |row| {
                     match row {
                         Ok(row) => check.check_ref(&row),
-                        Err(bad) => check.unreadable(bad.seq, &bad.reason),
+                        Err(bad) => check.unreadable(&bad),
                     }
                     Ok(())
                 })?;
@@ -669,5 +724,70 @@ impl AsyncReader {
     /// As [`Reader::api`].
     pub async fn api(&self, q: StreamQuery) -> Result<StreamPage<ApiRow>> {
         self.call(move |r| r.api(&q)).await
+    }
+}
+
+/// Cuts `rows` (newest first) after the row that takes the page past
+/// [`MAX_PAGE_BYTES`] of compact JSON, and points `next` after the last row
+/// kept. The first row always stays, so paging always moves on.
+fn cap_page<T: serde::Serialize>(
+    rows: &mut Vec<T>,
+    next: &mut Option<String>,
+    key: impl Fn(&T) -> (&str, &str),
+) {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut bytes = Count(0);
+    let cut = rows.iter().position(|row| {
+        let _ = serde_json::to_writer(&mut bytes, row);
+        bytes.0 += 1;
+        bytes.0 > MAX_PAGE_BYTES
+    });
+    if let Some(at) = cut {
+        rows.truncate(at.max(1));
+        if let Some(last) = rows.last() {
+            let (ts, id) = key(last);
+            *next = Some(encode_cursor(ts, id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_rfc3339_dates_or_ages() {
+        let now: jiff::Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
+        let at = |t| super::parse_time_at("since", t, now).map(|ts| ts.to_string());
+        assert_eq!(at("2026-04-22T12:34:56Z").unwrap(), "2026-04-22T12:34:56Z");
+        assert_eq!(at("2026-04-20").unwrap(), "2026-04-20T00:00:00Z");
+        assert_eq!(at("15m").unwrap(), "2026-12-01T11:45:00Z");
+        assert_eq!(at("24h").unwrap(), "2026-11-30T12:00:00Z");
+        assert_eq!(at("7d").unwrap(), "2026-11-24T12:00:00Z");
+        assert_eq!(at("2w").unwrap(), "2026-11-17T12:00:00Z");
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7y",
+            "-7d",
+            "7 d",
+            "2026-13-01",
+            "99999999999999999999d",
+        ] {
+            let err = at(bad).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("invalid since {bad:?}: expected")),
+                "{err}"
+            );
+        }
     }
 }

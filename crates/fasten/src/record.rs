@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{Fasten, SysEvent};
 use crate::request_id::RequestId;
 use crate::stream::ApiRow;
-pub use crate::stream::MAX_FIELD_BYTES;
+pub use crate::stream::{MAX_FIELD_BYTES, MAX_RING_BYTES};
 
 /// One application log line for the sys stream.
 ///
@@ -224,7 +224,22 @@ impl Fasten {
     }
 
     /// [`Self::record_api`] for a request that arrived at `started`.
-    pub(crate) fn record_api_at(&self, record: ApiRecord, started: jiff::Timestamp) {
+    pub(crate) fn record_api_at(&self, mut record: ApiRecord, started: jiff::Timestamp) {
+        // A token in a path segment (`/reset/eyJ…`), an actor or a target
+        // goes whole: these rows are not hashed, so redacting is enough.
+        for text in [
+            Some(&mut record.path),
+            record.route.as_mut(),
+            record.actor.as_mut(),
+            record.target.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(marker) = crate::redact::secret_in(text) {
+                marker.clone_into(text);
+            }
+        }
         let origin = self.origin();
         let row = ApiRow {
             id: crate::stream::row_id(),

@@ -34,10 +34,15 @@ pub(crate) const MARKER: &str = "[REDACTED]";
 
 /// Key fragments that name secrets, in readable form; [`normalise`] turns
 /// them into what is actually matched (`apikey`, `privatekey`, …).
-const BUILTIN_NEEDLES: [&str; 12] = [
+const BUILTIN_NEEDLES: [&str; 17] = [
     "api key",
     "password",
     "passwd",
+    "passphrase",
+    "signing key",
+    "database url",
+    "connection string",
+    "client key",
     "token",
     "secret",
     "authorization",
@@ -48,6 +53,11 @@ const BUILTIN_NEEDLES: [&str; 12] = [
     "cookie",
     "credential",
 ];
+
+/// Key words that name a secret only as a whole word of the key (`pin`,
+/// `user_pin`, `otpCode`), since as substrings they are everywhere
+/// (`shipping`, `author`, `hotpot`, `passport`).
+const BUILTIN_WORDS: [&str; 6] = ["pass", "pwd", "auth", "pin", "otp", "dsn"];
 
 /// The single top-level key of a detail that was too large.
 const TRUNCATED_KEY: &str = "_fasten_truncated";
@@ -67,9 +77,9 @@ const ELLIPSIS: &str = "…";
 /// ones are rare enough to allocate.
 const KEY_BUF_BYTES: usize = 64;
 
-/// No recognised secret is shorter than this (a 13-digit card number), so
+/// No recognised secret is shorter than this (`a://u:p@` with a host), so
 /// shorter strings skip the scan altogether.
-const MIN_SECRET_BYTES: usize = 13;
+const MIN_SECRET_BYTES: usize = 8;
 
 /// Upper bound of a JSON number's compact text: 20 characters for any
 /// `i64`/`u64`, 24 for the longest shortest-round-trip `f64`
@@ -206,6 +216,24 @@ impl Policy {
     /// Steps 1 and 2 on an object. Returns an upper bound of its compact
     /// JSON length after redaction.
     fn visit_map(&self, map: &mut Map<String, Value>, out: &mut Redacted) -> usize {
+        // A secret used as a key (`{"eyJ…": true}`) is renamed; keys are
+        // rarely long enough to scan, so this is one length check a key.
+        if map
+            .keys()
+            .any(|k| k.len() >= MIN_SECRET_BYTES && scan(k).is_some())
+        {
+            let old = std::mem::take(map);
+            for (n, (key, value)) in old.into_iter().enumerate() {
+                let key = match scan(&key) {
+                    Some(kind) => {
+                        out.values = out.values.saturating_add(1);
+                        format!("{}#{n}", kind.marker())
+                    }
+                    None => key,
+                };
+                map.insert(key, value);
+            }
+        }
         let mut size: usize = 2;
         for (key, value) in map.iter_mut() {
             // Key, colon and a comma that the last entry does not need.
@@ -230,7 +258,17 @@ impl Policy {
         match value {
             Value::Null => 4,
             Value::Bool(_) => 5,
-            Value::Number(_) => NUMBER_BOUND,
+            Value::Number(n) => {
+                // A card number sent as a JSON number is still one.
+                if let Some(digits) = n.as_u64().map(|u| u.to_string())
+                    && (13..=19).contains(&digits.len())
+                    && card_from(digits.as_bytes(), false)
+                {
+                    *value = Value::String(Kind::CardNumber.marker().to_owned());
+                    out.values = out.values.saturating_add(1);
+                }
+                NUMBER_BOUND
+            }
             Value::String(s) => {
                 if let Some(kind) = scan(s) {
                     // Reuses the string's buffer, which is usually big enough.
@@ -248,8 +286,13 @@ impl Policy {
         }
     }
 
-    /// Whether `key` names a secret: its normalised form contains a needle.
+    /// Whether `key` names a secret: its normalised form contains a needle,
+    /// or one of its words is a [`BUILTIN_WORDS`] entry.
     fn key_matches(&self, key: &str) -> bool {
+        self.key_contains_needle(key) || has_secret_word(key)
+    }
+
+    fn key_contains_needle(&self, key: &str) -> bool {
         let mut buf = [0u8; KEY_BUF_BYTES];
         let mut len = 0;
         for &c in key.as_bytes() {
@@ -288,14 +331,41 @@ impl Policy {
 }
 
 /// The form keys and needles are compared in: lowercase, without `_`, `-`,
-/// `.` and spaces, so `X-Api-Key`, `api_key` and `apiKey` are all `apikey`.
+/// `.`, `:`, `/` and spaces (`api:key` too), so `X-Api-Key`, `api_key` and `apiKey` are all `apikey`.
 /// Full Unicode lowercasing, because a few non-ASCII letters lowercase to
 /// ASCII ones (KELVIN SIGN to `k`).
 fn normalise(s: &str) -> String {
     s.to_lowercase()
         .chars()
-        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' ' | ':' | '/'))
         .collect()
+}
+
+/// Whether a word of `key` (split at separators and lower-to-upper case
+/// changes: `user_pin`, `otpCode`, `X-Auth`) is one of [`BUILTIN_WORDS`].
+fn has_secret_word(key: &str) -> bool {
+    let b = key.as_bytes();
+    let mut start = 0;
+    for i in 0..=b.len() {
+        let boundary = i == b.len()
+            || is_separator(b[i])
+            || (i > start && b[i].is_ascii_uppercase() && b[i - 1].is_ascii_lowercase());
+        if boundary {
+            let word = &b[start..i];
+            if BUILTIN_WORDS
+                .iter()
+                .any(|w| word.eq_ignore_ascii_case(w.as_bytes()))
+            {
+                return true;
+            }
+            start = if i < b.len() && is_separator(b[i]) {
+                i + 1
+            } else {
+                i
+            };
+        }
+    }
+    false
 }
 
 /// Where the bit for the byte pair `a`, `b` is in [`Policy::pairs`].
@@ -306,7 +376,7 @@ fn pair_bit(a: u8, b: u8) -> (usize, u64) {
 
 /// The bytes [`normalise`] drops, for keys normalised on the fly.
 fn is_separator(c: u8) -> bool {
-    matches!(c, b'_' | b'-' | b'.' | b' ')
+    matches!(c, b'_' | b'-' | b'.' | b' ' | b':' | b'/')
 }
 
 /// Upper bound of a string's compact JSON length: quotes, and every byte
@@ -450,6 +520,7 @@ enum Kind {
     StripeKey,
     OpenaiKey,
     CardNumber,
+    UrlCredentials,
 }
 
 impl Kind {
@@ -463,6 +534,7 @@ impl Kind {
             Kind::StripeKey => "[REDACTED:stripe_key]",
             Kind::OpenaiKey => "[REDACTED:openai_key]",
             Kind::CardNumber => "[REDACTED:card_number]",
+            Kind::UrlCredentials => "[REDACTED:url_credentials]",
         }
     }
 }
@@ -478,6 +550,11 @@ fn scan(s: &str) -> Option<Kind> {
     let b = s.as_bytes();
     if b.len() < MIN_SECRET_BYTES {
         return None;
+    }
+    // Shapes that may sit glued inside a word or behind an escape
+    // (`token=eyJ…`, `Bearer%20eyJ…`, `%2E` for the dots): found anywhere.
+    if let Some(kind) = jwt_anywhere(b).or_else(|| url_credentials(b)) {
+        return Some(kind);
     }
     let mut memo = Memo::default();
     let mut i = 0;
@@ -503,7 +580,6 @@ fn scan(s: &str) -> Option<Kind> {
                     None
                 }
             },
-            b'e' => jwt_at(b, i, &mut memo.jwt),
             b'A' => aws_key_at(b, i),
             b'g' => github_token_at(b, i, &mut memo.github_pat),
             b's' | b'r' => sk_key_at(b, i, &mut memo.openai),
@@ -524,8 +600,6 @@ fn scan(s: &str) -> Option<Kind> {
 /// still looked for.
 #[derive(Default)]
 struct Memo {
-    /// For `eyJ…` headers.
-    jwt: usize,
     /// For `sk-…` bodies.
     openai: usize,
     /// For `github_pat_…` bodies.
@@ -542,26 +616,66 @@ fn is_base64url(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
 }
 
-/// `eyJ…` `.` payload `.` signature. The signature may be empty (an
-/// unsigned token still carries its claims).
-fn jwt_at(b: &[u8], i: usize, failed_until: &mut usize) -> Option<Kind> {
-    let rest = &b[i..];
-    if i < *failed_until || !rest.starts_with(b"eyJ") {
-        return None;
-    }
-    let header = run(rest, is_base64url);
-    // The shortest real header, `{"alg":"none"}`, is 19 characters.
-    let found = header >= 10
-        && rest.get(header) == Some(&b'.')
-        && rest.get(header + 1..).is_some_and(|payload| {
+/// `eyJ…` `.` payload `.` signature, anywhere in `b` (also glued to a
+/// prefix), with each dot written as `.` or URL-encoded `%2E`. The
+/// signature may be empty (an unsigned token still carries its claims).
+/// Linear: a failed header is never looked at again from inside.
+fn jwt_anywhere(b: &[u8]) -> Option<Kind> {
+    let dot = |rest: &[u8]| -> Option<usize> {
+        match rest {
+            [b'.', ..] => Some(1),
+            [b'%', b'2', b'e' | b'E', ..] => Some(3),
+            _ => None,
+        }
+    };
+    let mut i = 0;
+    while let Some(at) = b[i..].windows(3).position(|w| w == b"eyJ") {
+        let start = i + at;
+        let rest = &b[start..];
+        let header = run(rest, is_base64url);
+        // The shortest real header, `{"alg":"none"}`, is 19 characters.
+        if header >= 10
+            && let Some(d) = dot(&rest[header..])
+        {
+            let payload = &rest[header + d..];
             let len = run(payload, is_base64url);
-            len >= 2 && payload.get(len) == Some(&b'.')
-        });
-    if found {
-        return Some(Kind::Jwt);
+            if len >= 2 && dot(&payload[len..]).is_some() {
+                return Some(Kind::Jwt);
+            }
+        }
+        i = start + header.max(3);
     }
-    *failed_until = i + header;
     None
+}
+
+/// `scheme://user:password@host`: credentials inside a URL. The userinfo
+/// runs from `://` to an `@` with no `/`, space or quote before it, and
+/// holds a `:` with something after it.
+fn url_credentials(b: &[u8]) -> Option<Kind> {
+    let mut i = 0;
+    while let Some(at) = b[i..].windows(3).position(|w| w == b"://") {
+        let from = i + at + 3;
+        let userinfo_len = run(&b[from..], |c| {
+            !matches!(c, b'/' | b'@' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>')
+                && !c.is_ascii_whitespace()
+        });
+        let userinfo = &b[from..from + userinfo_len];
+        if b.get(from + userinfo_len) == Some(&b'@')
+            && let Some(colon) = userinfo.iter().position(|&c| c == b':')
+            && colon + 1 < userinfo.len()
+        {
+            return Some(Kind::UrlCredentials);
+        }
+        i = from;
+    }
+    None
+}
+
+/// The marker for a text that is or holds a secret of a known shape, for
+/// single text fields (a log message, a request path, an actor): `None`
+/// when it holds none.
+pub(crate) fn secret_in(text: &str) -> Option<&'static str> {
+    scan(text).map(Kind::marker)
 }
 
 /// `-----BEGIN <LABEL>PRIVATE KEY-----`, including `RSA`, `EC`, `OPENSSH`,
@@ -855,6 +969,27 @@ mod tests {
             ("card_number", "ref 12 5555 5555 5555 4444".to_owned()),
             ("card_number", "(4111111111111111)".to_owned()),
             ("card_number", "pi is 3.14 4111 1111 1111 1111".to_owned()),
+            // Issue 13: JWTs glued to a prefix or URL-encoded.
+            ("jwt", format!("Bearer%20{}", jwt())),
+            ("jwt", format!("access_token{}", jwt())),
+            ("jwt", jwt().replace('.', "%2E")),
+            (
+                "jwt",
+                format!("/callback?id_token={}", jwt().replace('.', "%2e")),
+            ),
+            // Credentials inside URLs.
+            (
+                "url_credentials",
+                format!("postgres://app:{}@db.internal/app", "hunter2"),
+            ),
+            (
+                "url_credentials",
+                format!("fetching https://deploy:{}@git.example/x.git", "p4ss"),
+            ),
+            (
+                "url_credentials",
+                format!("redis://:{}@cache:6379", "s3cr3t"),
+            ),
         ]
     }
 
@@ -874,6 +1009,26 @@ mod tests {
                 "{sample:?}"
             );
         }
+    }
+
+    #[test]
+    fn secrets_used_as_keys_are_renamed() {
+        let (out, r) = redact(json!({ jwt(): true, "ok": { "4111 1111 1111 1111": 1 } }));
+        let text = out.to_string();
+        assert!(!text.contains("eyJ") && !text.contains("4111"), "{text}");
+        assert!(out.get("[REDACTED:jwt]#0").is_some(), "{text}");
+        assert_eq!(r.values, 2);
+    }
+
+    #[test]
+    fn card_numbers_sent_as_json_numbers_are_redacted() {
+        let (out, r) = redact(
+            json!({ "n": 4_111_111_111_111_111_u64, "qty": 4_111_111_111_111_112_u64, "id": 1_700_000_000_007_u64 }),
+        );
+        assert_eq!(out["n"], "[REDACTED:card_number]");
+        assert_eq!(out["qty"], 4_111_111_111_111_112_u64);
+        assert_eq!(out["id"], 1_700_000_000_007_u64);
+        assert_eq!(r.values, 1);
     }
 
     #[test]
@@ -920,6 +1075,11 @@ mod tests {
             "see https://example.com/docs/getting-started?lang=en",
             "naïve café déjà vu — ünïcödé",
             "[REDACTED:jwt]",
+            "mailto:someone@example.com",
+            "https://user@example.com/profile",
+            "ssh://git@github.com:22/org/repo",
+            "https://example.com:8443/a@b",
+            "the eyJ prefix alone eyJhbGciOi",
         ];
         for s in keep {
             let (out, r) = redact(json!({ "note": s }));
@@ -968,6 +1128,30 @@ mod tests {
             "пароль_token",
             // Longer than the stack buffer.
             &format!("{}_token", "x".repeat(80)),
+            // Issue 13: the short names, as whole words of the key.
+            "pwd",
+            "pass",
+            "Pass",
+            "passphrase",
+            "auth",
+            "X-Auth",
+            "auth_header",
+            "pin",
+            "user_pin",
+            "cardPin",
+            "otp",
+            "otpCode",
+            "signing_key",
+            "signingKey",
+            "database_url",
+            "DATABASE_URL",
+            "dsn",
+            "audit-dsn",
+            "connection_string",
+            // Separators beyond `_-. `.
+            "api:key",
+            "api/key",
+            "x:password",
         ];
         let plain_keys = [
             "user",
@@ -976,12 +1160,18 @@ mod tests {
             "note",
             "api",
             "key",
-            "pass",
             "session",
             "author",
+            "authored_by",
             "cook",
             "tokn",
-            "pass-port",
+            "passport",
+            "shipping",
+            "spinner",
+            "option",
+            "hotpot",
+            "url",
+            "database",
         ];
         let mut detail = Map::new();
         for k in secret_keys.iter().chain(&plain_keys) {
@@ -1203,7 +1393,7 @@ mod tests {
         let mut detail = object(json!({ long.clone(): 1, aws: 2 }));
         let r = Policy::new(&[], 10).apply(&mut detail, None);
         let listed = detail[TRUNCATED_KEY]["keys"].as_array().unwrap().clone();
-        assert_eq!(listed[0], "[REDACTED:aws_key]");
+        assert_eq!(listed[0], "[REDACTED:aws_key]#0");
         let cut = listed[1].as_str().unwrap();
         assert!(cut.len() <= SUMMARY_MAX_NAME_BYTES);
         // The cut falls inside `é` and moves back to a character boundary.
@@ -1484,6 +1674,13 @@ mod tests {
                     }
                 });
                 prop_assert!(bad.is_empty(), "unredacted keys {:?}", bad);
+                let mut secret_keys = Vec::new();
+                each_entry(&out, &mut |k, _| {
+                    if scan(k).is_some() {
+                        secret_keys.push(k.to_owned());
+                    }
+                });
+                prop_assert!(secret_keys.is_empty(), "secrets as keys {:?}", secret_keys);
             }
             let mut leaked = Vec::new();
             each_string(&out, &mut |s| {

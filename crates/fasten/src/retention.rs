@@ -576,6 +576,10 @@ pub struct SweepReport {
     /// The [`AUDIT_RETENTION_SWEPT`] row the sweep appended (none when dry).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
+    /// Why the sweep did nothing: another node holds the sweep of the same
+    /// rows (the store's lease), so the work is not done twice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// What an erasure on request did.
@@ -758,15 +762,37 @@ impl Fasten {
         let policy = self.retention();
         let mut store = store::open(self.dsn(), Access::Maintain)?;
         let service = (!options.all_services).then(|| self.service_id());
+        // One node at a time sweeps the same rows: the others find the
+        // lease held and skip. A dry run changes nothing and needs none.
+        let lease = (!options.dry_run).then(|| Lease::new(service, self.node_id()));
+        if let Some(lease) = &lease
+            && !lease.hold(store.as_mut())?
+        {
+            let mut report = SweepReport::new(options.dry_run, now, cutoffs(policy, now));
+            report.skipped = Some(format!(
+                "another node holds the lease {:?}: it is sweeping these rows",
+                lease.name
+            ));
+            tracing::info!(target: "fasten::store", lease = %lease.name, "retention sweep skipped: another node is sweeping");
+            return Ok(report);
+        }
         let (mut report, failed) = sweep_store(
             store.as_mut(),
             self.registry(),
             policy,
             now,
             options,
-            service,
-            stop,
+            Reach {
+                service,
+                lease: lease.as_ref(),
+                stop,
+            },
         );
+        if let Some(lease) = &lease
+            && let Err(e) = store.release(&lease.name, &lease.holder)
+        {
+            tracing::warn!(target: "fasten::store", error = %e, "could not release the sweep lease; it expires by itself");
+        }
         drop(store);
         if !options.dry_run && failed.is_none() {
             // Stream rows are not chained: old ones are deleted outright.
@@ -1063,6 +1089,87 @@ fn erase_paced(
     Ok(erased.held)
 }
 
+/// Per class, the newest `timestamp` that is due at `now`.
+fn cutoffs(policy: &Retention, now: jiff::Timestamp) -> BTreeMap<RetentionClass, String> {
+    let cutoff = |class: RetentionClass| {
+        let age = jiff::SignedDuration::from_secs(i64::from(policy.days(class)) * DAY as i64);
+        format_timestamp(now.checked_sub(age).unwrap_or(jiff::Timestamp::MIN))
+    };
+    [
+        RetentionClass::Short,
+        RetentionClass::Medium,
+        RetentionClass::Long,
+    ]
+    .into_iter()
+    .map(|c| (c, cutoff(c)))
+    .collect()
+}
+
+impl SweepReport {
+    /// A report of nothing done yet.
+    fn new(dry_run: bool, now: jiff::Timestamp, cutoffs: BTreeMap<RetentionClass, String>) -> Self {
+        Self {
+            dry_run,
+            now: format_timestamp(now),
+            cutoffs,
+            erased: 0,
+            codes: Vec::new(),
+            held: Vec::new(),
+            streams: BTreeMap::new(),
+            error: None,
+            longest_batch: Duration::ZERO,
+            event_id: None,
+            skipped: None,
+        }
+    }
+}
+
+/// The store's lease on one sweep's rows: `retention sweep <service>` (or
+/// `*` for every service), held by one node at a time, renewed at each page
+/// and given back at the end; a crashed holder's lease expires.
+struct Lease {
+    name: String,
+    holder: String,
+}
+
+/// How long a lease lasts without renewal: far longer than one page takes.
+const LEASE_TTL: Duration = Duration::from_secs(10 * 60);
+
+impl Lease {
+    fn new(service: Option<&str>, node: &str) -> Self {
+        Self {
+            name: format!("retention sweep {}", service.unwrap_or("*")),
+            holder: format!("{node}/{:016x}", rand::random::<u64>()),
+        }
+    }
+
+    /// Takes or renews the lease by the wall clock (not the sweep's clock,
+    /// which tests set to the future).
+    fn hold(&self, store: &mut dyn Store) -> Result<bool> {
+        let now = jiff::Timestamp::now();
+        let until = now
+            .checked_add(jiff::SignedDuration::try_from(LEASE_TTL).unwrap_or_default())
+            .unwrap_or(now);
+        store.lease(
+            &self.name,
+            &self.holder,
+            &format_timestamp(now),
+            &format_timestamp(until),
+        )
+    }
+}
+
+/// Whose rows one sweep covers and what bounds it.
+#[derive(Clone, Copy)]
+struct Reach<'a> {
+    /// Only this service's rows, when given.
+    service: Option<&'a str>,
+    /// The lease to renew at each page, when not dry.
+    lease: Option<&'a Lease>,
+    /// Set when the pipeline shuts down.
+    stop: Option<&'a AtomicBool>,
+}
+
 /// Sweeps the store. A store failure stops the sweep; what it erased until
 /// then is in the report, and the error beside it.
 fn sweep_store(
@@ -1071,21 +1178,14 @@ fn sweep_store(
     policy: &Retention,
     now: jiff::Timestamp,
     options: &SweepOptions,
-    service: Option<&str>,
-    stop: Option<&AtomicBool>,
+    reach: Reach<'_>,
 ) -> (SweepReport, Option<Error>) {
-    let cutoff = |class: RetentionClass| {
-        let age = jiff::SignedDuration::from_secs(i64::from(policy.days(class)) * DAY as i64);
-        format_timestamp(now.checked_sub(age).unwrap_or(jiff::Timestamp::MIN))
-    };
-    let cutoffs: BTreeMap<RetentionClass, String> = [
-        RetentionClass::Short,
-        RetentionClass::Medium,
-        RetentionClass::Long,
-    ]
-    .into_iter()
-    .map(|c| (c, cutoff(c)))
-    .collect();
+    let Reach {
+        service,
+        lease,
+        stop,
+    } = reach;
+    let cutoffs = cutoffs(policy, now);
     let mut tally = Tally::default();
     let mut run = |tally: &mut Tally| -> Result<()> {
         let groups = store.unerased_groups()?;
@@ -1116,6 +1216,17 @@ fn sweep_store(
                 if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                     tracing::info!(target: "fasten::store", "retention sweep stopped early: the pipeline is shutting down");
                     return Ok(());
+                }
+                if let Some(lease) = lease
+                    && !lease.hold(store)?
+                {
+                    return Err(Error::new(
+                        ErrorKind::Store,
+                        format!(
+                            "lost the lease {:?} to another node; it goes on with the sweep",
+                            lease.name
+                        ),
+                    ));
                 }
                 let page = store.page(scope, (&cursor.0, &cursor.1), batch)?;
                 let Some(last) = page.last() else { break };
@@ -1148,18 +1259,12 @@ fn sweep_store(
         Ok(())
     };
     let failed = run(&mut tally).err();
-    let report = SweepReport {
-        dry_run: options.dry_run,
-        now: format_timestamp(now),
-        cutoffs,
-        erased: tally.erased,
-        codes: tally.codes(),
-        held: tally.held(),
-        streams: BTreeMap::new(),
-        error: failed.as_ref().map(|e| e.to_string()),
-        longest_batch: tally.longest_batch,
-        event_id: None,
-    };
+    let mut report = SweepReport::new(options.dry_run, now, cutoffs);
+    report.erased = tally.erased;
+    report.codes = tally.codes();
+    report.held = tally.held();
+    report.error = failed.as_ref().map(|e| e.to_string());
+    report.longest_batch = tally.longest_batch;
     (report, failed)
 }
 

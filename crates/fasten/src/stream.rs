@@ -154,6 +154,9 @@ pub(crate) trait Record:
     fn dropped(n: u64, origin: &Origin) -> Self;
     fn pack(self) -> Self::Stored;
     fn unpack(stored: &Self::Stored) -> Self;
+    /// An estimate of the heap bytes `stored` holds, for the ring's byte
+    /// bound: its text, plus a fixed amount for the rest.
+    fn weight(stored: &Self::Stored) -> usize;
 }
 
 /// What ring filters and cursors read without unpacking a row.
@@ -249,10 +252,21 @@ impl Record for SysRow {
         }
     }
 
+    fn weight(stored: &PackedSys) -> usize {
+        let r = &stored.row;
+        256 + r.id.len()
+            + r.timestamp.len()
+            + r.level.len()
+            + r.target.len()
+            + r.message.len()
+            + r.span.as_ref().map_or(0, String::len)
+            + stored.fields.len()
+    }
+
     fn unpack(stored: &PackedSys) -> Self {
         let mut row = stored.row.clone();
         if !stored.fields.is_empty()
-            && let Ok(Value::Object(map)) = serde_json::from_str(&stored.fields)
+            && let Ok(Value::Object(map)) = crate::canonical::parse_strict(&stored.fields)
         {
             row.fields = map;
         }
@@ -311,6 +325,16 @@ impl Record for ApiRow {
 
     fn unpack(stored: &Self) -> Self {
         stored.clone()
+    }
+
+    fn weight(r: &Self) -> usize {
+        256 + r.id.len()
+            + r.timestamp.len()
+            + r.method.len()
+            + r.route.len()
+            + r.path.len()
+            + r.actor.as_ref().map_or(0, String::len)
+            + r.target.as_ref().map_or(0, String::len)
     }
 }
 
@@ -746,46 +770,78 @@ pub(crate) struct LaneSettings {
     pub(crate) dsn_var: &'static str,
 }
 
-/// The newest rows, oldest first; pushes past the capacity evict the oldest.
+/// The most bytes one ring holds (by an estimate of
+/// each row's heap size): rows past it evict the oldest, as rows past the
+/// ring's row count do. Each field is capped at [`MAX_FIELD_BYTES`] and a
+/// sys row's fields at `FASTEN_MAX_DETAIL_BYTES`, so without this a ring
+/// of 10,000 large rows could hold hundreds of MiB.
+pub const MAX_RING_BYTES: usize = 32 * 1024 * 1024;
+
+/// The newest rows, oldest first; pushes past the capacity (rows or
+/// bytes) evict the oldest.
 #[derive(Debug)]
 struct Ring<T> {
-    rows: Mutex<VecDeque<Arc<T>>>,
+    rows: Mutex<RingRows<T>>,
     capacity: usize,
+    max_bytes: usize,
+}
+
+#[derive(Debug)]
+struct RingRows<T> {
+    rows: VecDeque<(Arc<T>, usize)>,
+    bytes: usize,
 }
 
 impl<T> Ring<T> {
     fn new(capacity: usize) -> Self {
-        // Allocate up front (bounded by the capacity), so the ring's memory
-        // is what it will be and pushes never reallocate on the request path.
+        Self::with_max_bytes(capacity, MAX_RING_BYTES)
+    }
+
+    fn with_max_bytes(capacity: usize, max_bytes: usize) -> Self {
+        // Allocate up front (bounded by the capacity, itself bounded at
+        // config time), so pushes never reallocate on the request path.
         Self {
-            rows: Mutex::new(VecDeque::with_capacity(capacity)),
+            rows: Mutex::new(RingRows {
+                rows: VecDeque::with_capacity(capacity),
+                bytes: 0,
+            }),
             capacity,
+            max_bytes,
         }
     }
 
-    fn push(&self, row: Arc<T>) {
-        if self.capacity == 0 {
+    /// Keeps `row`, which weighs `bytes`, evicting the oldest rows until
+    /// both the row count and the bytes fit.
+    fn push(&self, row: Arc<T>, bytes: usize) {
+        if self.capacity == 0 || bytes > self.max_bytes {
             return;
         }
-        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        if rows.len() == self.capacity {
-            rows.pop_front();
+        let mut ring = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        while ring.rows.len() >= self.capacity || ring.bytes + bytes > self.max_bytes {
+            match ring.rows.pop_front() {
+                Some((_, b)) => ring.bytes -= b,
+                None => break,
+            }
         }
-        rows.push_back(row);
+        ring.bytes += bytes;
+        ring.rows.push_back((row, bytes));
     }
 
     fn len(&self) -> usize {
         self.rows
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .rows
             .len()
     }
 
     /// Up to `limit` rows, newest first, that `keep` accepts.
     fn newest(&self, limit: usize, mut keep: impl FnMut(&T) -> bool) -> Vec<Arc<T>> {
-        let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        rows.iter()
+        let ring = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        ring.rows
+            .iter()
             .rev()
+            .map(|(r, _)| r)
             .filter(|r| keep(r))
             .take(limit)
             .cloned()
@@ -899,7 +955,8 @@ impl<T: Record> Lane<T> {
                 }
             }
         }
-        self.ring.push(row);
+        let bytes = T::weight(&row);
+        self.ring.push(row, bytes);
     }
 
     /// A page from the store when the stream has one, else from the ring.
@@ -1105,14 +1162,46 @@ mod tests {
     fn ring_keeps_the_newest() {
         let ring = Ring::new(3);
         for i in 0..5 {
-            ring.push(Arc::new(i));
+            ring.push(Arc::new(i), 1);
         }
         let got: Vec<i32> = ring.newest(10, |_| true).iter().map(|v| **v).collect();
         assert_eq!(got, vec![4, 3, 2]);
         assert_eq!(ring.newest(1, |v| *v < 4).len(), 1);
         let off = Ring::new(0);
-        off.push(Arc::new(1));
+        off.push(Arc::new(1), 1);
         assert_eq!(off.len(), 0);
+    }
+
+    #[test]
+    fn ring_bytes_bound_as_well_as_rows() {
+        // 1,000 rows allowed, 100 bytes: rows of 30 bytes keep three.
+        let ring = Ring::with_max_bytes(1000, 100);
+        for i in 0..10 {
+            ring.push(Arc::new(i), 30);
+        }
+        let got: Vec<i32> = ring.newest(10, |_| true).iter().map(|v| **v).collect();
+        assert_eq!(got, vec![9, 8, 7]);
+        // A row larger than the whole bound is not kept (nor evicts others).
+        ring.push(Arc::new(99), 101);
+        assert_eq!(ring.len(), 3);
+        // The real rows weigh what they hold: 10,000 api rows of 4 KiB
+        // paths stay under the bound.
+        let ring = Ring::new(10_000);
+        let row = api_row_with_path(&"p".repeat(MAX_FIELD_BYTES));
+        let weight = ApiRow::weight(&row);
+        assert!(weight > MAX_FIELD_BYTES);
+        let row = Arc::new(row);
+        for _ in 0..10_000 {
+            ring.push(Arc::clone(&row), weight);
+        }
+        assert!(ring.len() * weight <= MAX_RING_BYTES);
+        assert_eq!(ring.len(), MAX_RING_BYTES / weight);
+    }
+
+    fn api_row_with_path(path: &str) -> ApiRow {
+        let mut row = ApiRow::dropped(0, &origin());
+        row.path = path.to_owned();
+        row
     }
 
     #[test]

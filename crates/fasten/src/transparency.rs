@@ -219,8 +219,23 @@ pub fn verify_with_checkpoints(
 ) -> Result<(crate::Report, Vec<CheckpointCheck>)> {
     let keys = parse_keys(verifier_keys)?;
     let mut store = store::open(dsn, Access::Read)?;
-    let (report, trees) = crate::verify::verify_store_and_trees(store.as_mut(), progress, true)?;
-    Ok((report, check_against(&trees, notes, &keys)))
+    let (mut report, trees) =
+        crate::verify::verify_store_and_trees(store.as_mut(), progress, true)?;
+    let checks = check_against(&trees, notes, &keys);
+    // A node no checkpoint vouches for would pass on the store's word alone.
+    let mut uncovered: Vec<String> = trees
+        .iter()
+        .filter(|(node, log)| {
+            log.len() > 0
+                && !checks
+                    .iter()
+                    .any(|c| c.reason.is_none() && c.node.as_deref() == Some(node.as_str()))
+        })
+        .map(|(node, _)| node.clone())
+        .collect();
+    uncovered.sort();
+    report.uncovered_nodes = uncovered;
+    Ok((report, checks))
 }
 
 /// How each published note compares with the trees of the store's rows.
@@ -285,12 +300,20 @@ pub fn publish(dir: &Path, node: &str, size: u64, note: &str) -> Result<PathBuf>
         let what = format!("cannot {what} {}", path.display());
         move |e: std::io::Error| Error::new(ErrorKind::Checkpoint, what).with_source(e)
     };
+    // The file name is built only from a node id that passed the rule, so
+    // no id can climb out of `dir` or land on another node's files.
+    crate::config::check_node_id(node).map_err(|rule| {
+        Error::new(
+            ErrorKind::Checkpoint,
+            format!("cannot publish a checkpoint of node {node:?}: {rule}"),
+        )
+    })?;
     let node_dir = dir.join(node);
-    std::fs::create_dir_all(&node_dir).map_err(io("create", &node_dir))?;
+    crate::store::create_private_dir_all(&node_dir).map_err(io("create", &node_dir))?;
     let path = node_dir.join(format!("{size}.checkpoint"));
     let tmp = node_dir.join(format!(".{size}.checkpoint.tmp.{}", std::process::id()));
     {
-        let mut file = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
+        let mut file = crate::store::create_private_file(&tmp).map_err(io("create", &tmp))?;
         file.write_all(note.as_bytes()).map_err(io("write", &tmp))?;
         file.sync_all().map_err(io("sync", &tmp))?;
     }
@@ -477,6 +500,20 @@ fn node_tree(store: &mut dyn Store, node: &str) -> Result<MerkleLog> {
         .ok_or_else(|| checkpoint_error(format!("the store holds no rows of node {node}")))
 }
 
+/// The row's leaf index in its node's tree, `monotonic_seq - 1`; a row at
+/// seq 0 or below (which verification reports) has none.
+fn leaf_index_of(row: &Row) -> Result<u64> {
+    row.monotonic_seq
+        .checked_sub(1)
+        .and_then(|i| u64::try_from(i).ok())
+        .ok_or_else(|| {
+            checkpoint_error(format!(
+                "row {} has monotonic_seq {}, outside its chain (seq starts at 1): it is in no Merkle tree and has no proof; run fasten verify",
+                row.id, row.monotonic_seq
+            ))
+        })
+}
+
 /// An inclusion proof of row `id` against the newest checkpoint kept in the
 /// store that covers it.
 ///
@@ -490,7 +527,9 @@ pub fn prove_row(dsn: &Dsn, id: &str) -> Result<Proof> {
         .get(id)?
         .ok_or_else(|| checkpoint_error(format!("no row with id {id:?}")))?;
     let node = row.source_node_id.clone();
-    let seq = u64::try_from(row.monotonic_seq).unwrap_or(0);
+    // Leaf i holds seq i + 1: a row at seq 0 or below is in no tree (and
+    // fails verification), so it has no proof; never a wrapped index.
+    let seq = leaf_index_of(&row)? + 1;
     let (size, note) = store
         .checkpoints(&node)?
         .into_iter()
@@ -501,7 +540,7 @@ pub fn prove_row(dsn: &Dsn, id: &str) -> Result<Proof> {
                 "no checkpoint of node {node} covers seq {seq} yet (sign one with a FASTEN_SIGNING_KEY writer or `fasten checkpoint`)"
             ))
         })?;
-    let path = inclusion_from_store(store.as_mut(), &node, seq.saturating_sub(1), size, &note)?;
+    let path = inclusion_from_store(store.as_mut(), &node, seq - 1, size, &note)?;
     Ok(Proof::Inclusion {
         row: Box::new(row),
         leaf_index: seq - 1,
@@ -763,7 +802,7 @@ pub fn export_pack(dsn: &Dsn, filter: &PackFilter, verifier_keys: &[String]) -> 
                 ))
             })?;
         for row in selected {
-            let leaf_index = u64::try_from(row.monotonic_seq - 1).unwrap_or(0);
+            let leaf_index = leaf_index_of(&row)?;
             let path = log
                 .inclusion_proof(leaf_index, size)
                 .map_err(|e| checkpoint_error(e.to_string()))?;
@@ -851,7 +890,7 @@ pub fn verify_pack(pack: &Pack) -> Result<PackReport> {
         }
         let mut hash = [0u8; 32];
         hex::decode_to_slice(&row.hash, &mut hash).map_err(|_| fail("its hash is not hex"))?;
-        if u64::try_from(row.monotonic_seq - 1).ok() != Some(packed.leaf_index) {
+        if leaf_index_of(row).ok() != Some(packed.leaf_index) {
             return Err(fail("its leaf index is not seq - 1"));
         }
         merkle::verify_inclusion(
@@ -939,8 +978,9 @@ impl Pack {
             std::fs::read(dir.join(name))
                 .map_err(|e| bad(format!("cannot read {name} in the pack")).with_source(e))
         };
-        let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json")?)
-            .map_err(|e| bad("manifest.json is not JSON".to_owned()).with_source(e))?;
+        let manifest: serde_json::Value =
+            crate::canonical::parse_strict_slice(&read("manifest.json")?)
+                .map_err(|e| bad("manifest.json is not JSON".to_owned()).with_source(e))?;
         if manifest["format"] != PACK_FORMAT {
             return Err(bad(format!("manifest.json: format is not {PACK_FORMAT}")));
         }
@@ -985,9 +1025,13 @@ impl Pack {
             .lines()
             .enumerate()
             .map(|(i, line)| {
-                serde_json::from_str(line).map_err(|e| {
-                    bad(format!("rows.jsonl line {}: not a packed row", i + 1)).with_source(e)
-                })
+                // Strictly first: a repeated key inside a detail would
+                // otherwise be dropped silently on the way into the row.
+                crate::canonical::parse_strict(line)
+                    .and_then(serde_json::from_value)
+                    .map_err(|e| {
+                        bad(format!("rows.jsonl line {}: not a packed row", i + 1)).with_source(e)
+                    })
             })
             .collect::<Result<Vec<PackedRow>>>()?;
         let mut checkpoints = Vec::new();
@@ -1101,7 +1145,7 @@ mod tests {
         let mut buf = Vec::new();
         rows[9].target = "forged".to_owned();
         for row in &mut rows[9..] {
-            chain::link(row, &mut tip, &mut buf);
+            chain::link(row, &mut tip, &mut buf).unwrap();
             conn.execute(
                 "UPDATE audit_log SET target = ?1, prev_hash = ?2, hash = ?3 WHERE id = ?4",
                 rusqlite::params![row.target, row.prev_hash, row.hash, row.id],

@@ -11,16 +11,28 @@ use crate::chain::{self, GENESIS, RowRef};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::merkle::MerkleLog;
-use crate::store::{self, Access, Store, Unreadable};
+use crate::store::{self, Access, Store, Unreadable, WHOLE_CHAIN};
 
 /// The verdict over every node of a store; `--json` prints exactly this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Report {
-    /// Every chain holds.
+    /// Every chain holds and every stored row belongs to one.
     pub ok: bool,
     /// One verdict per node, sorted by node.
     pub nodes: Vec<NodeReport>,
+    /// Rows the store holds that no node's chain accounts for (a row whose
+    /// node cannot be read, say), naming the first: verification fails on
+    /// them, since a reader would serve them. Left out of the JSON when
+    /// there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unaccounted: Option<String>,
+    /// With checkpoints ([`crate::transparency::verify_with_checkpoints`]):
+    /// the nodes that no valid checkpoint covers, whose rows nothing outside
+    /// the store vouches for. Empty otherwise, and then left out of the
+    /// JSON.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uncovered_nodes: Vec<String>,
 }
 
 /// One node's verdict.
@@ -119,6 +131,10 @@ pub(crate) fn verify_store_and_trees(
         .map(|n| (n.node.clone(), TablePass::new(n.node, build_trees)))
         .collect();
     let mut unreadable = false;
+    // Every row the table pass sees, and the first it could not place in a
+    // node: each must end up in some node's verdict.
+    let mut table_rows = 0u64;
+    let mut stray: Option<String> = None;
     let (full_tx, full_rx) = crossbeam_channel::bounded::<RowBatch>(BATCHES_IN_FLIGHT);
     let (empty_tx, empty_rx) = crossbeam_channel::bounded::<RowBatch>(BATCHES_IN_FLIGHT + 2);
     let scanned = std::thread::scope(|scope| {
@@ -146,12 +162,14 @@ pub(crate) fn verify_store_and_trees(
         // wakes up with an error instead of hanging.
         for mut batch in full_rx {
             for row in batch.rows() {
+                table_rows += 1;
                 let row = match row {
-                    Ok(row) if !unreadable => row,
+                    Ok(row) => row,
                     // Its node is unknown, so no node's verdict can stand on
                     // this pass: every node is walked in order instead.
-                    _ => {
+                    Err(bad) => {
                         unreadable = true;
+                        stray.get_or_insert_with(|| bad.describe());
                         continue;
                     }
                 };
@@ -164,6 +182,10 @@ pub(crate) fn verify_store_and_trees(
                             TablePass::new(row.source_node_id.to_owned(), build_trees)
                         }),
                 };
+                pass.seen += 1;
+                if unreadable {
+                    continue;
+                }
                 // The tree takes every row, also after a chain failure, as
                 // long as they come in seq order; else it is read again.
                 if let Some(tree) = pass.tree.as_mut() {
@@ -201,37 +223,73 @@ pub(crate) fn verify_store_and_trees(
     }
     let mut reports = Vec::with_capacity(passes.len());
     let mut trees = HashMap::new();
+    // Rows that some node's verdict covers: in that node's chain, or after
+    // its first failure (which fails the verdict anyway).
+    let mut accounted = 0u64;
     for (node, pass) in passes {
+        // A tree that cannot be built (a row whose hash or seq cannot be
+        // read) matters only if the chain walk finds nothing wrong.
+        let mut tree_error = None;
         if build_trees {
-            let tree = match pass.tree {
-                Some(tree) if !unreadable => tree,
-                _ => crate::transparency::node_log(store, &node)?,
-            };
-            trees.insert(node.clone(), tree);
+            match pass.tree {
+                Some(tree) if !unreadable => {
+                    trees.insert(node.clone(), tree);
+                }
+                _ => match crate::transparency::node_log(store, &node) {
+                    Ok(tree) => {
+                        trees.insert(node.clone(), tree);
+                    }
+                    Err(e) => tree_error = Some(e),
+                },
+            }
         }
         if pass.in_order && !unreadable {
-            reports.push(pass.chain.into_report());
+            accounted += pass.seen;
+            let report = pass.chain.into_report();
+            if let Some(e) = tree_error.filter(|_| report.first_break_seq.is_none()) {
+                return Err(e);
+            }
+            reports.push(report);
             continue;
         }
         checked -= pass.read;
         let mut chain = ChainCheck::new(node.clone());
-        store.scan_rows(&node, 0, &mut |row| {
+        // Every row of the node, not only seq 1 onwards: a row at seq 0,
+        // below, or with a seq that is not an integer fails the chain here.
+        store.scan_rows(&node, WHOLE_CHAIN, &mut |row| {
+            accounted += 1;
             if chain.failure.is_none() {
                 match row {
                     Ok(row) => chain.check_ref(&row),
-                    Err(bad) => chain.unreadable(bad.seq, &bad.reason),
+                    Err(bad) => chain.unreadable(&bad),
                 }
                 checked += 1;
                 tick(checked);
             }
             Ok(())
         })?;
-        reports.push(chain.into_report());
+        let report = chain.into_report();
+        if let Some(e) = tree_error.filter(|_| report.first_break_seq.is_none()) {
+            return Err(e);
+        }
+        reports.push(report);
     }
     progress(Progress { checked, total });
+    // Rows committed while this ran only ever add to the ordered walks, so
+    // fewer rows accounted for than the table pass saw means rows that no
+    // chain holds.
+    let unaccounted = (table_rows > accounted).then(|| {
+        format!(
+            "{} of {table_rows} stored rows belong to no node's chain: {}",
+            table_rows - accounted,
+            stray.unwrap_or_else(|| "a row whose source_node_id cannot be read".to_owned())
+        )
+    });
     let report = Report {
-        ok: reports.iter().all(|r| r.first_break_seq.is_none()),
+        ok: unaccounted.is_none() && reports.iter().all(|r| r.first_break_seq.is_none()),
         nodes: reports,
+        unaccounted,
+        uncovered_nodes: Vec::new(),
     };
     Ok((report, trees))
 }
@@ -382,6 +440,8 @@ struct TablePass {
     /// Rows checked in this pass, to take back out of the progress count if
     /// the node has to be read again.
     read: u64,
+    /// Rows of the node this pass saw, checked or not.
+    seen: u64,
 }
 
 impl TablePass {
@@ -391,6 +451,7 @@ impl TablePass {
             tree: build_tree.then(MerkleLog::new),
             in_order: true,
             read: 0,
+            seen: 0,
         }
     }
 }
@@ -411,13 +472,21 @@ pub(crate) struct ChainCheck {
 
 impl ChainCheck {
     pub(crate) fn new(node: String) -> Self {
+        // A stored row whose node id breaks the rule was not written by a
+        // configured writer: the chain fails at its start.
+        let failure = crate::config::check_node_id(&node).err().map(|rule| {
+            (
+                1,
+                format!("source_node_id {node:?} is not a valid node id: {rule}"),
+            )
+        });
         Self {
             node,
             expected_seq: 1,
             prev_hash: GENESIS.to_owned(),
             rows: 0,
             erased: 0,
-            failure: None,
+            failure,
             buf: Vec::with_capacity(1024),
             anchor: false,
         }
@@ -467,12 +536,12 @@ impl ChainCheck {
         }
     }
 
-    /// A row the store could not decode fails the chain there.
-    pub(crate) fn unreadable(&mut self, seq: Option<i64>, reason: &str) {
+    /// A row the store could not decode fails the chain there, naming it.
+    pub(crate) fn unreadable(&mut self, bad: &Unreadable) {
         if self.failure.is_none() {
             self.failure = Some((
-                seq.unwrap_or(self.expected_seq),
-                format!("row cannot be read: {reason}"),
+                bad.seq.unwrap_or(self.expected_seq),
+                format!("row cannot be read: {}", bad.describe()),
             ));
         }
     }
@@ -486,7 +555,10 @@ impl ChainCheck {
             self.prev_hash.push_str(row.prev_hash);
         }
         if seq < 1 {
-            return Err((seq, format!("monotonic_seq {seq} is below 1")));
+            return Err((
+                seq,
+                format!("row {}: monotonic_seq {seq} is below 1", row.id),
+            ));
         }
         if seq < self.expected_seq {
             return Err((seq, format!("duplicate monotonic_seq {seq}")));

@@ -82,6 +82,12 @@ pub struct QueueStats {
     pub truncated: u64,
     /// Checkpoint steps that failed (signing, saving or publishing).
     pub checkpoint_errors: u64,
+    /// Batches refused because the node's chain cannot be continued
+    /// ([`ErrorKind::ChainExhausted`]); their rows count in `failed`.
+    pub chain_exhausted: u64,
+    /// Signed checkpoints the HTTP witness did not take (a failed POST, or
+    /// a full backlog while it was slow); the writer never waits for it.
+    pub witness_failures: u64,
     /// The last store error, if any.
     pub last_error: Option<String>,
     /// The store's state at the last attempt.
@@ -120,6 +126,7 @@ struct Counters {
     redactions: AtomicU64,
     truncated: AtomicU64,
     checkpoint_errors: AtomicU64,
+    chain_exhausted: AtomicU64,
     health: AtomicU8,
     last_error: Mutex<Option<String>>,
 }
@@ -138,6 +145,7 @@ pub(crate) struct Writer {
     capacity: usize,
     block: Duration,
     store_kind: &'static str,
+    witness_failures: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// What the writer needs besides the store.
@@ -164,6 +172,10 @@ impl Writer {
         let capacity = settings.capacity;
         let block = settings.block;
         let mut settings = settings;
+        let witness_failures = settings
+            .checkpointer
+            .as_ref()
+            .and_then(crate::checkpointer::Checkpointer::witness_failures);
         let mut worker = Worker {
             rx,
             store: Some(store),
@@ -192,6 +204,7 @@ impl Writer {
             capacity,
             block,
             store_kind,
+            witness_failures,
         })
     }
 
@@ -309,6 +322,11 @@ impl Writer {
             redactions: c.redactions.load(Ordering::Relaxed),
             truncated: c.truncated.load(Ordering::Relaxed),
             checkpoint_errors: c.checkpoint_errors.load(Ordering::Relaxed),
+            chain_exhausted: c.chain_exhausted.load(Ordering::Relaxed),
+            witness_failures: self
+                .witness_failures
+                .as_ref()
+                .map_or(0, |f| f.load(Ordering::Relaxed)),
             last_error: c
                 .last_error
                 .lock()
@@ -669,10 +687,20 @@ impl Worker {
                     self.store = None;
                     let message = e.to_string();
                     let c = Arc::clone(&self.counters);
-                    c.retries.fetch_add(1, Ordering::Relaxed);
                     c.health.store(1, Ordering::Relaxed);
                     *c.last_error.lock().unwrap_or_else(PoisonError::into_inner) =
                         Some(message.clone());
+                    if matches!(e.kind(), ErrorKind::ChainExhausted { .. }) {
+                        // Nothing a retry can change: fail the batch now, so
+                        // the writer goes on with the next one (and flush
+                        // and durable emits get the error) instead of
+                        // retrying this one forever.
+                        c.chain_exhausted.fetch_add(1, Ordering::Relaxed);
+                        c.failed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                        tracing::error!(target: "fasten::writer", error = %message, rows = rows.len(), "audit batch refused: the chain cannot be continued");
+                        return Err(message);
+                    }
+                    c.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(target: "fasten::writer", error = %message, attempt, rows = rows.len(), "audit batch failed; retrying");
                     if self.settings.strategy == FailureStrategy::Raise
                         && attempt >= self.settings.max_retries

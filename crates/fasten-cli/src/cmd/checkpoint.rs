@@ -25,6 +25,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let dsn = Dsn::parse("FASTEN_AUDIT_DSN", &args.dsn)?;
     let key = std::fs::read_to_string(&args.key)
         .with_context(|| format!("cannot read the signing key {}", args.key.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(&args.key)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            eprintln!(
+                "fasten: warning: the signing key {} can be read by others (mode {:o}): anyone who reads it can sign checkpoints; chmod 600 it",
+                args.key.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
     let mut out = std::io::stdout().lock();
     for checkpoint in fasten::transparency::sign_checkpoints(&dsn, &key)? {
         let path = fasten::transparency::publish(

@@ -59,7 +59,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         .outcome(args.outcome)
         .method(Method::Cli);
     if let Some(detail) = &args.detail {
-        let value: serde_json::Value = serde_json::from_str(detail)
+        let value: serde_json::Value = fasten::contract::parse_json(detail)
             .context("invalid --detail: expected a JSON object, e.g. '{\"plan\":\"pro\"}'")?;
         event = event.detail(value);
     }

@@ -5,7 +5,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use fasten::Dsn;
 use fasten::transparency::{self, Pack, PackFilter};
 
@@ -15,10 +14,11 @@ pub(crate) struct ExportArgs {
     /// The store.
     #[arg(long, env = "FASTEN_AUDIT_DSN", default_value = fasten::env::FASTEN_AUDIT_DSN_DEFAULT)]
     dsn: String,
-    /// Rows at or after this instant (RFC 3339, e.g. 2026-06-01T00:00:00Z).
+    /// Rows at or after this instant: RFC 3339 (2026-06-01T00:00:00Z), a
+    /// date (2026-06-01, its start in UTC) or an age (15m, 24h, 7d).
     #[arg(long)]
     since: Option<String>,
-    /// Rows before this instant (RFC 3339).
+    /// Rows before this instant (the same forms as --since).
     #[arg(long)]
     until: Option<String>,
     /// Only this tenant's rows.
@@ -35,14 +35,10 @@ pub(crate) struct ExportArgs {
     out: PathBuf,
 }
 
-fn instant(flag: &str, value: Option<&String>) -> anyhow::Result<Option<jiff::Timestamp>> {
-    value
-        .map(|v| {
-            v.parse().with_context(|| {
-                format!("invalid --{flag} {v:?}: expected RFC 3339, e.g. 2026-06-01T00:00:00Z")
-            })
-        })
-        .transpose()
+fn instant(flag: &'static str, value: Option<&String>) -> anyhow::Result<Option<jiff::Timestamp>> {
+    Ok(value
+        .map(|v| fasten::read::parse_time(flag, v))
+        .transpose()?)
 }
 
 pub(crate) fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
@@ -73,6 +69,11 @@ pub(crate) struct VerifyArgs {
     /// than only by a key the pack itself carries.
     #[arg(long = "key")]
     keys: Vec<String>,
+    /// Accept the keys the pack carries itself. Anyone can make a key of any
+    /// name, so this only shows the pack is consistent, not who signed it;
+    /// without it (and without `--key`) the verdict is not ok.
+    #[arg(long, conflicts_with = "keys")]
+    trust_pack_keys: bool,
 }
 
 pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -92,9 +93,22 @@ pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                     names.join(", ")
                 )?;
             }
+            if args.keys.is_empty() && !args.trust_pack_keys {
+                writeln!(
+                    out,
+                    "UNTRUSTED: {} rows are consistent with the pack's checkpoints, but their signatures were checked only against keys the pack carries itself, not against a key you trust: pass --key with the verifier key you expect (or --trust-pack-keys to accept the pack's own)",
+                    report.rows
+                )?;
+                return Ok(ExitCode::FAILURE);
+            }
+            let trust = if args.keys.is_empty() {
+                " (signatures checked only against the pack's own keys, as --trust-pack-keys asked)"
+            } else {
+                ""
+            };
             writeln!(
                 out,
-                "ok: {} rows proven ({} erased)",
+                "ok: {} rows proven ({} erased){trust}",
                 report.rows, report.erased
             )?;
             Ok(ExitCode::SUCCESS)

@@ -63,7 +63,8 @@ pub(crate) struct VerifyArgs {
 pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let proof: Proof = serde_json::from_str(&text)
+    let proof: Proof = fasten::contract::parse_json(&text)
+        .and_then(serde_json::from_value)
         .with_context(|| format!("{} is not a fasten proof", args.file.display()))?;
     let mut out = std::io::stdout().lock();
     match transparency::verify_proof(&proof, &args.keys) {

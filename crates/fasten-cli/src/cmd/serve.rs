@@ -63,12 +63,51 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         writeln!(out, "fasten: serving http://{addr}{PREFIX}")?;
         out.flush()?;
         drop(out);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("the server stopped")
+        serve(listener, app).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long a client may take to send a request's head: a half-sent
+/// request is dropped after this rather than held open for minutes.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long one connection may stay open at all, head, body, answer and
+/// keep-alive together (the reader's own query timeouts are shorter).
+const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 256;
+
+/// `axum::serve`, with what it leaves out: a header read timeout, a
+/// bound on a connection's life, and a bound on connections, until Ctrl-C.
+async fn serve(listener: tokio::net::TcpListener, app: axum::Router) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let permit = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            permit = std::sync::Arc::clone(&slots).acquire_owned() => permit.context("the connection limit closed")?,
+        };
+        let (stream, _) = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // A client that went away between connect and accept, or
+                // too many open files: wait a moment and go on.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+            drop(permit);
+        });
+    }
 }

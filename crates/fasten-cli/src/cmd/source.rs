@@ -125,7 +125,7 @@ impl Source {
             .call()
             .with_context(|| format!("cannot reach the reader at {base}"))?;
         let status = res.status();
-        let body: Value = serde_json::from_str(&res.body_mut().read_to_string()?)
+        let body: Value = fasten::contract::parse_json(&res.body_mut().read_to_string()?)
             .with_context(|| format!("the reader at {base} did not answer JSON"))?;
         if !status.is_success() {
             let msg = body["error"].as_str().unwrap_or("no message");

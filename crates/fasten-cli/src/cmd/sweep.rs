@@ -18,8 +18,9 @@ pub(crate) struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Judge ages as if it were this instant (RFC 3339, e.g.
-    /// 2027-01-01T00:00:00Z), e.g. to see with --dry-run what a date will erase.
+    /// Judge ages as if it were this instant (RFC 3339 such as
+    /// 2027-01-01T00:00:00Z, or a date such as 2027-01-01), e.g. to see with
+    /// --dry-run what a date will erase.
     #[arg(long)]
     now: Option<String>,
     /// Code files to load (comma separated): they give each code its class.
@@ -38,11 +39,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .all_services(args.all_services)
         .method(Method::Cli);
     if let Some(now) = &args.now {
-        let ts: jiff::Timestamp = now.parse().with_context(|| {
-            format!(
-                "invalid --now {now:?}: expected an RFC 3339 instant, e.g. 2027-01-01T00:00:00Z"
-            )
-        })?;
+        let ts = fasten::read::parse_time("now", now)?;
         let micros = u64::try_from(ts.as_microsecond())
             .with_context(|| format!("invalid --now {now:?}: must be after 1970"))?;
         options = options.now(std::time::UNIX_EPOCH + Duration::from_micros(micros));
@@ -58,6 +55,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         serde_json::to_writer(&mut out, &report)?;
         writeln!(out)?;
     } else {
+        if let Some(why) = &report.skipped {
+            writeln!(out, "skipped: {why}")?;
+        }
         let verb = if report.dry_run {
             "would erase"
         } else {

@@ -20,7 +20,8 @@ pub(crate) struct Args {
     /// Only rows of this request.
     #[arg(long)]
     request_id: Option<String>,
-    /// Only rows at or after this RFC 3339 time.
+    /// Only rows at or after this time: RFC 3339, a date (2026-04-20) or an
+    /// age (15m, 24h, 7d).
     #[arg(long)]
     since: Option<String>,
     /// How many of the newest rows to show first (1-1000).
@@ -63,7 +64,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(r) = &args.request_id {
         params.push(("request_id", r.clone()));
     }
-    if let Some(s) = &args.since {
+    // An age (`15m`) or a date is pinned once, so every poll of --follow
+    // asks from the same instant.
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| fasten::read::parse_time("since", s))
+        .transpose()?
+        .map(|t| t.to_string());
+    if let Some(s) = &since {
         params.push(("since", s.clone()));
     }
     let paint = Paint::detect();
@@ -93,7 +102,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         params.push(("limit", "1000".to_owned()));
         if !last.is_empty() {
             params.push(("since", last.clone()));
-        } else if let Some(s) = &args.since {
+        } else if let Some(s) = &since {
             params.push(("since", s.clone()));
         }
         let page = source.page(&args.stream, &params)?;

@@ -27,6 +27,10 @@ pub(crate) struct Args {
     /// must contain every one of them.
     #[arg(long, requires = "keys")]
     checkpoints: Option<PathBuf>,
+    /// Fail when a node's chain has no valid checkpoint covering it (nodes
+    /// without one are reported either way).
+    #[arg(long, requires = "checkpoints")]
+    require_checkpoints: bool,
 }
 
 /// Every `*.checkpoint` file under `dir`, sorted, as (path, text).
@@ -89,7 +93,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ),
     };
     bar.finish_and_clear();
-    let checkpoints_ok = checks.iter().all(|c| c.reason.is_none());
+    let covered = !args.require_checkpoints || report.uncovered_nodes.is_empty();
+    let checkpoints_ok = covered && checks.iter().all(|c| c.reason.is_none());
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut value = serde_json::to_value(&report)?;
@@ -128,7 +133,21 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 )?,
             }
         }
-        if report.nodes.is_empty() {
+        for node in &report.uncovered_nodes {
+            let word = if args.require_checkpoints {
+                "UNCOVERED"
+            } else {
+                "warning: uncovered"
+            };
+            writeln!(
+                out,
+                "{word} {node}: no valid checkpoint covers this node's chain"
+            )?;
+        }
+        if let Some(why) = &report.unaccounted {
+            writeln!(out, "BROKEN: {why}")?;
+        }
+        if report.nodes.is_empty() && report.unaccounted.is_none() {
             writeln!(out, "ok: the store holds no rows")?;
         }
     }

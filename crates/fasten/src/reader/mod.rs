@@ -31,8 +31,22 @@
 //! caller's tenant whatever the query says. A parameter the endpoint does
 //! not know, or a value that breaks its rule, is a 400 naming it; nothing is
 //! silently ignored.
+//!
+//! **Limits.** Reads share a few store connections
+//! ([`READER_CONNECTIONS`](crate::read::READER_CONNECTIONS)), so a long
+//! verification never queues a page behind it; a page stops at
+//! [`MAX_PAGE_BYTES`](crate::read::MAX_PAGE_BYTES) as well as `limit` rows;
+//! a page or correlation that takes longer than [`QUERY_TIMEOUT`] is a 503;
+//! at most [`EXPENSIVE_CONCURRENCY`] verifications, proofs and doctor checks
+//! run at once, more are a 429 with `Retry-After`. Every response carries
+//! `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`. A failed
+//! authentication is logged as a sys row (never the token). Header and body
+//! read timeouts belong to the server you mount the router in (`fasten
+//! serve` sets them).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{FromRequestParts, RawQuery, State};
@@ -57,6 +71,15 @@ use crate::stream::StreamQuery;
 pub const MIN_TOKEN_LEN: usize = 16;
 /// Rows a page holds when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
+/// How long a page, correlation or row lookup may take before the caller
+/// gets a 503 (the read itself finishes on its own thread).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a verification, proof or doctor check may take before a 503.
+pub const EXPENSIVE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Verifications, proofs and doctor checks running at once; more are
+/// answered 429 with `Retry-After`.
+pub const EXPENSIVE_CONCURRENCY: usize = 2;
+
 /// The code of the audit row written per read when
 /// [`Options::audit_reads`] is on.
 pub const READER_QUERY: &str = "READER_QUERY";
@@ -207,6 +230,62 @@ impl Options {
 struct Shared {
     reader: Reader,
     options: Options,
+    /// Expensive calls running now.
+    expensive: AtomicUsize,
+}
+
+/// One of the [`EXPENSIVE_CONCURRENCY`] places, given back on drop.
+struct Permit(Arc<Shared>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.expensive.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Shared {
+    /// A place for an expensive call, or a 429 when all are taken.
+    fn expensive(self: &Arc<Self>) -> Result<Permit, Problem> {
+        let taken = self.expensive.fetch_add(1, Ordering::AcqRel);
+        let permit = Permit(Arc::clone(self));
+        if taken >= EXPENSIVE_CONCURRENCY {
+            drop(permit);
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "{EXPENSIVE_CONCURRENCY} verifications, proofs or doctor checks are running already; retry later"
+                ),
+            ));
+        }
+        Ok(permit)
+    }
+
+    /// Logs a failed authentication as a sys row (what failed and where,
+    /// never the token), on the pipeline the reader or its audit rows use.
+    fn auth_failed(&self, parts: &Parts, why: &str) {
+        let fasten = self
+            .options
+            .audit_reads
+            .as_ref()
+            .or_else(|| self.reader.pipeline());
+        let path = parts.uri.path();
+        match fasten {
+            Some(f) => {
+                if let Ok(line) = crate::record::LogLine::new(
+                    "warn",
+                    format!("fasten reader: authentication failed: {why}"),
+                ) {
+                    f.log(
+                        line.target("fasten::reader")
+                            .field("path", crate::stream::cap_field(path.to_owned())),
+                    );
+                }
+            }
+            None => {
+                tracing::warn!(target: "fasten::reader", path, "authentication failed: {why}");
+            }
+        }
+    }
 }
 
 /// The reader's routes, to `nest` under a prefix of your choice.
@@ -214,7 +293,11 @@ pub fn router<S>(reader: Reader, options: Options) -> axum::Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let shared = Arc::new(Shared { reader, options });
+    let shared = Arc::new(Shared {
+        reader,
+        options,
+        expensive: AtomicUsize::new(0),
+    });
     axum::Router::new()
         .route("/audit", get(audit))
         .route("/sys", get(sys))
@@ -224,7 +307,19 @@ where
         .route("/audit/doctor", get(doctor))
         .route("/audit/proof", get(proof))
         .route("/openapi.json", get(openapi))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(shared)
+}
+
+/// Reader answers hold audit data: never cached, never sniffed.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
 }
 
 /// The OpenAPI 3.1 document the router serves.
@@ -278,6 +373,13 @@ impl IntoResponse for Problem {
             body["parameter"] = p.into();
         }
         let mut res = (self.status, Json(body)).into_response();
+        if matches!(
+            self.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -307,13 +409,16 @@ impl FromRequestParts<Arc<Shared>> for Caller {
             AuthKind::Open => "anonymous".to_owned(),
             AuthKind::Delegated => "delegated".to_owned(),
             AuthKind::Tokens(digests) => {
+                // The scheme is case-insensitive (RFC 9110 §11.1).
                 let presented = parts
                     .headers
                     .get(header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .map(str::trim)
+                    .and_then(|v| v.trim_start().split_once(' '))
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim())
                     .ok_or_else(|| {
+                        shared.auth_failed(parts, "no bearer token");
                         Problem::new(
                             StatusCode::UNAUTHORIZED,
                             "missing bearer token: send Authorization: Bearer <token>",
@@ -326,6 +431,7 @@ impl FromRequestParts<Arc<Shared>> for Caller {
                     .iter()
                     .fold(subtle::Choice::from(0), |acc, t| acc | t.ct_eq(&d));
                 if !bool::from(matched) {
+                    shared.auth_failed(parts, "invalid bearer token");
                     return Err(Problem::new(
                         StatusCode::UNAUTHORIZED,
                         "invalid bearer token",
@@ -524,7 +630,8 @@ async fn verify(
 ) -> Result<Json<Value>, Problem> {
     let query = params(raw.as_deref(), Some(&[]))?;
     operator_only(&caller)?;
-    let report = read(&shared, Reader::verify).await?;
+    let _permit = shared.expensive()?;
+    let report = read_within(&shared, EXPENSIVE_TIMEOUT, Reader::verify).await?;
     shared.record(&caller, "/audit/verify", &query, 0)?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }
@@ -536,7 +643,8 @@ async fn doctor(
 ) -> Result<Json<Value>, Problem> {
     let query = params(raw.as_deref(), Some(&[]))?;
     operator_only(&caller)?;
-    let health = read(&shared, |r| Ok(r.health())).await?;
+    let _permit = shared.expensive()?;
+    let health = read_within(&shared, EXPENSIVE_TIMEOUT, |r| Ok(r.health())).await?;
     let mut body = serde_json::to_value(&health).unwrap_or_default();
     if let Some(f) = shared.reader.pipeline() {
         let s = f.queue_stats();
@@ -585,6 +693,7 @@ async fn proof(
             format!("invalid id {id:?}: expected a row id such as evt-0000000000000000002a"),
         ));
     }
+    let _permit = shared.expensive()?;
     let not_found = || Problem::new(StatusCode::NOT_FOUND, format!("no row {id}"));
     let id2 = id.clone();
     let row = read(&shared, move |r| r.audit_row(&id2))
@@ -595,12 +704,14 @@ async fn proof(
     }
     let dsn = shared.reader.audit_dsn().clone();
     let id2 = id.clone();
-    let proof = blocking(move || crate::transparency::prove_row(&dsn, &id2))
-        .await
-        .map_err(|p| match p.status {
-            StatusCode::INTERNAL_SERVER_ERROR => Problem::new(StatusCode::CONFLICT, p.message),
-            _ => p,
-        })?;
+    let proof = blocking(EXPENSIVE_TIMEOUT, move || {
+        crate::transparency::prove_row(&dsn, &id2)
+    })
+    .await
+    .map_err(|p| match p.status {
+        StatusCode::INTERNAL_SERVER_ERROR => Problem::new(StatusCode::CONFLICT, p.message),
+        _ => p,
+    })?;
     shared.record(&caller, "/audit/proof", &query, 1)?;
     Ok(Json(serde_json::to_value(proof).unwrap_or_default()))
 }
@@ -616,16 +727,180 @@ async fn read<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnOnce(&Reader) -> crate::Result<T> + Send + 'static,
 ) -> Result<T, Problem> {
+    read_within(shared, QUERY_TIMEOUT, f).await
+}
+
+/// [`read`] with its own time limit.
+async fn read_within<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    timeout: Duration,
+    f: impl FnOnce(&Reader) -> crate::Result<T> + Send + 'static,
+) -> Result<T, Problem> {
     let shared = Arc::clone(shared);
-    blocking(move || f(&shared.reader)).await
+    blocking(timeout, move || f(&shared.reader)).await
 }
 
 /// Runs blocking work on its own thread and awaits it without tying the
-/// reader to one async runtime.
+/// reader to one async runtime; past `timeout` the caller gets a 503 (the
+/// work cannot be cancelled, and finishes on its own).
 async fn blocking<T: Send + 'static>(
+    timeout: Duration,
     f: impl FnOnce() -> crate::Result<T> + Send + 'static,
 ) -> Result<T, Problem> {
-    crate::offload::run("reader", f)
+    let (tx, rx) = futures_channel::oneshot::channel::<()>();
+    let deadline = Deadline::start(timeout, tx);
+    let work = crate::offload::run("reader", f);
+    let mut work = std::pin::pin!(work);
+    let mut expired = rx;
+    let out = std::future::poll_fn(|cx| {
+        use std::future::Future as _;
+        if let std::task::Poll::Ready(out) = work.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(out));
+        }
+        match std::pin::Pin::new(&mut expired).poll(cx) {
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(None),
+            _ => std::task::Poll::Pending,
+        }
+    })
+    .await;
+    drop(deadline);
+    match out {
+        Some(out) => out.map_err(Problem::from),
+        None => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the read took longer than {} s; try a narrower query",
+                timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+/// A request's deadline on the one watchdog thread of the process: when it
+/// passes, the request's channel fires. Dropping it (the read finished
+/// first) takes it off the watch.
+struct Deadline(Arc<Mutex<Option<futures_channel::oneshot::Sender<()>>>>);
+
+impl Deadline {
+    fn start(timeout: Duration, tx: futures_channel::oneshot::Sender<()>) -> Self {
+        let slot = Arc::new(Mutex::new(Some(tx)));
+        let at = Instant::now() + timeout;
+        let _ = watchdog().send((at, Arc::downgrade(&slot)));
+        Self(slot)
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+    }
+}
+
+type Watched = (
+    Instant,
+    std::sync::Weak<Mutex<Option<futures_channel::oneshot::Sender<()>>>>,
+);
+
+/// The watchdog: one thread, deadlines in a heap, so timeouts cost no
+/// thread (and no timer of any one async runtime) per request.
+fn watchdog() -> &'static crossbeam_channel::Sender<Watched> {
+    static WATCHDOG: std::sync::OnceLock<crossbeam_channel::Sender<Watched>> =
+        std::sync::OnceLock::new();
+    WATCHDOG.get_or_init(|| {
+        let (tx, rx) = crossbeam_channel::unbounded::<Watched>();
+        let spawned = std::thread::Builder::new()
+            .name("fasten-reader-deadlines".into())
+            .spawn(move || {
+                let mut heap = std::collections::BinaryHeap::new();
+                let mut seq = 0u64;
+                let mut slots = std::collections::HashMap::new();
+                loop {
+                    let next = heap
+                        .peek()
+                        .map(|std::cmp::Reverse((at, _)): &std::cmp::Reverse<(Instant, u64)>| *at);
+                    let got = match next {
+                        Some(at) => rx.recv_deadline(at),
+                        None => rx.recv().map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected),
+                    };
+                    match got {
+                        Ok((at, slot)) => {
+                            seq += 1;
+                            heap.push(std::cmp::Reverse((at, seq)));
+                            slots.insert(seq, slot);
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                    }
+                    let now = Instant::now();
+                    while let Some(std::cmp::Reverse((at, id))) = heap.peek().copied() {
+                        if at > now {
+                            break;
+                        }
+                        heap.pop();
+                        let slot: Option<std::sync::Weak<Mutex<Option<futures_channel::oneshot::Sender<()>>>>> = slots.remove(&id);
+                        if let Some(tx) = slot
+                            .and_then(|w| w.upgrade())
+                            .and_then(|s| s.lock().unwrap_or_else(PoisonError::into_inner).take())
+                        {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+            });
+        if spawned.is_err() {
+            tracing::error!(target: "fasten::reader", "cannot start the reader's deadline thread: reads run without a time limit");
+        }
+        tx
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        let dir = std::env::temp_dir().join("fasten-reader-unit.db");
+        Arc::new(Shared {
+            reader: Reader::new(
+                crate::Dsn::parse("FASTEN_AUDIT_DSN", &format!("sqlite:///{}", dir.display()))
+                    .unwrap(),
+            ),
+            options: Options::new(Auth::allow_unauthenticated()),
+            expensive: AtomicUsize::new(0),
+        })
+    }
+
+    #[test]
+    fn expensive_calls_beyond_the_limit_are_429_until_one_ends() {
+        let s = shared();
+        let held: Vec<Permit> = (0..EXPENSIVE_CONCURRENCY)
+            .map(|_| s.expensive().unwrap())
+            .collect();
+        let refused = s.expensive().err().unwrap();
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        let res = refused.into_response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "5");
+        drop(held);
+        assert!(s.expensive().is_ok());
+        assert_eq!(s.expensive.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn a_read_past_its_time_is_a_503_at_once() {
+        let started = Instant::now();
+        let err = blocking(Duration::from_millis(100), || {
+            std::thread::sleep(Duration::from_secs(2));
+            Ok(())
+        })
         .await
-        .map_err(Problem::from)
+        .unwrap_err();
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        // A read inside its time is answered as usual.
+        assert_eq!(blocking(Duration::from_secs(5), || Ok(7)).await.unwrap(), 7);
+    }
 }

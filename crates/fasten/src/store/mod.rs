@@ -71,6 +71,12 @@ pub(crate) const CHECKPOINT_COLUMNS: &str = "source_node_id TEXT NOT NULL, tree_
 /// a rebuild, never a false proof; the checks of a store against its
 /// checkpoints never read it.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+/// `<table>_leases`: who does a store-wide job (a retention sweep) until
+/// when, so the nodes of one service do not repeat each other's work.
+/// `expires_at` is the contract's text form, which sorts as time does.
+pub(crate) const LEASE_COLUMNS: &str =
+    "name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL";
+
 pub(crate) const MERKLE_COLUMNS: &str = "source_node_id TEXT NOT NULL, level INTEGER NOT NULL, idx BIGINT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (source_node_id, level, idx)";
 
 /// Columns that get an index, besides the primary key and the chain key.
@@ -87,6 +93,72 @@ pub(crate) const INDEXED: [(&str, &str); 6] = [
     ("target_time", "target, timestamp"),
     ("tenant_time", "tenant_id, timestamp"),
 ];
+
+/// Creates `dir` and its missing parents, each new one `0700` on Unix
+/// (owner only), whatever the umask; directories that exist keep their
+/// permissions. See `docs/security.md` for the choice.
+pub(crate) fn create_private_dir_all(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Opens `path` for writing, creating it `0600` on Unix (owner only)
+/// whatever the umask when it is new; an existing file keeps its
+/// permissions.
+pub(crate) fn create_private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Warns (once per call) when the key file at `path` can be read by its
+/// group or by anyone: a signing key is what makes checkpoints mean
+/// anything. Returns the warning, if any.
+pub(crate) fn loose_key_permissions(path: &std::path::Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "the signing key {} can be read by others (mode {:o}): anyone who reads it can sign checkpoints; chmod 600 it",
+                path.display(),
+                mode & 0o777
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// The longest name PostgreSQL keeps (NAMEDATALEN - 1): a longer one is cut
+/// without an error, so two derived names could collide and an index (the
+/// UNIQUE one on `(source_node_id, monotonic_seq)` among them) be lost.
+pub(crate) const PG_NAME_MAX: usize = 63;
+
+/// The longest suffix fasten appends to a table's name for the tables and
+/// indexes beside it (audit and stream tables alike).
+pub(crate) fn longest_derived_suffix() -> &'static str {
+    const OWN: [&str; 4] = ["_node_seq", "_unerased", "_checkpoints", "_merkle"];
+    static LONGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LONGEST.get_or_init(|| {
+        INDEXED
+            .iter()
+            .chain(stream::INDEXED.iter())
+            .map(|(name, _)| format!("_{name}"))
+            .chain(OWN.map(str::to_owned))
+            .max_by_key(String::len)
+            .unwrap_or_default()
+    })
+}
 
 /// Rows whose detail is still there, by code, personal data and age: what a
 /// retention sweep reads, so each sweep visits only rows that are due (erased
@@ -114,8 +186,27 @@ pub(crate) enum Access {
 pub(crate) struct Unreadable {
     /// Its `monotonic_seq`, when that much could be read.
     pub(crate) seq: Option<i64>,
+    /// Its `id`, when that much could be read, so a verdict names the row.
+    pub(crate) id: Option<String>,
     pub(crate) reason: String,
 }
+
+impl Unreadable {
+    /// The row by id and seq as far as they could be read, and why it
+    /// cannot be.
+    pub(crate) fn describe(&self) -> String {
+        let id = self.id.as_deref().unwrap_or("(id unreadable)");
+        match self.seq {
+            Some(seq) => format!("row {id} (monotonic_seq {seq}): {}", self.reason),
+            None => format!("row {id} (monotonic_seq unreadable): {}", self.reason),
+        }
+    }
+}
+
+/// `after_seq` for [`Store::scan_rows`] meaning every row of the node,
+/// whatever its `monotonic_seq` (zero, negative, not an integer, NULL), so
+/// verification accounts for rows outside `1..` instead of skipping them.
+pub(crate) const WHOLE_CHAIN: i64 = i64::MIN;
 
 /// One node's chain length, as the store counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,8 +284,9 @@ pub(crate) trait Store: Send {
     /// Every node with rows, and how many each has.
     fn nodes(&mut self) -> Result<Vec<NodeCount>>;
 
-    /// Calls `f` with each row of `node` after `after_seq` (0 for the whole
-    /// chain) in `monotonic_seq` order, borrowed from the backend's read
+    /// Calls `f` with each row of `node` after `after_seq` (0 for the
+    /// chain's rows from seq 1, [`WHOLE_CHAIN`] for every row of the node)
+    /// in `monotonic_seq` order, borrowed from the backend's read
     /// buffer, stopping at the first error `f` returns. A row that cannot be
     /// decoded (a NULL where the contract forbids one, a number where text
     /// belongs) comes as [`Unreadable`], so verification can name it instead
@@ -229,6 +321,7 @@ pub(crate) trait Store: Send {
             f(row.and_then(|row| {
                 row.to_row().map_err(|e| Unreadable {
                     seq: Some(row.monotonic_seq),
+                    id: Some(row.id.to_owned()),
                     reason: format!("stored detail is not JSON: {e}"),
                 })
             }))
@@ -290,6 +383,14 @@ pub(crate) trait Store: Send {
     /// that ship their rows to an aggregator.
     fn shipping_nodes(&mut self) -> Result<Vec<String>>;
 
+    /// Takes or renews the lease `name` for `holder` until `until`, unless
+    /// another holder has it past `now` (times in the contract's text
+    /// form). Returns whether `holder` holds it now.
+    fn lease(&mut self, name: &str, holder: &str, now: &str, until: &str) -> Result<bool>;
+
+    /// Gives the lease `name` back, if `holder` holds it.
+    fn release(&mut self, name: &str, holder: &str) -> Result<()>;
+
     /// The `timestamp` of the newest row of `node` with `code`, or with no
     /// code given, of the node's first row.
     fn time_of(&mut self, node: &str, code: Option<&str>) -> Result<Option<String>>;
@@ -322,10 +423,34 @@ impl<C: ?Sized> Cached<C> {
         open: impl FnOnce() -> Result<Box<C>>,
         f: impl FnOnce(&mut C) -> Result<R>,
     ) -> Result<R> {
-        let mut slot = self
+        let slot = self
             .conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::use_slot(slot, open, f)
+    }
+
+    /// [`Cached::with`] if the connection is free now, else `Err(f)` back.
+    #[allow(clippy::type_complexity)]
+    fn try_with<R, F: FnOnce(&mut C) -> Result<R>>(
+        &self,
+        open: impl FnOnce() -> Result<Box<C>>,
+        f: F,
+    ) -> std::result::Result<Result<R>, F> {
+        match self.conn.try_lock() {
+            Ok(slot) => Ok(Self::use_slot(slot, open, f)),
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                Ok(Self::use_slot(p.into_inner(), open, f))
+            }
+            Err(std::sync::TryLockError::WouldBlock) => Err(f),
+        }
+    }
+
+    fn use_slot<R>(
+        mut slot: std::sync::MutexGuard<'_, Option<Box<C>>>,
+        open: impl FnOnce() -> Result<Box<C>>,
+        f: impl FnOnce(&mut C) -> Result<R>,
+    ) -> Result<R> {
         let conn = match slot.as_mut() {
             Some(c) => c,
             None => slot.insert(open()?),
@@ -335,6 +460,49 @@ impl<C: ?Sized> Cached<C> {
             *slot = None;
         }
         out
+    }
+}
+
+/// A few [`Cached`] connections shared by concurrent readers: a read takes
+/// a free one, so one long read (a full verification) never queues the
+/// short ones behind it; when all are busy it waits for one. Bounded, so
+/// concurrent requests cannot open connections without limit.
+pub(crate) struct Pool<C: ?Sized> {
+    slots: Box<[Cached<C>]>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<C: ?Sized> std::fmt::Debug for Pool<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("connections", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: ?Sized> Pool<C> {
+    pub(crate) fn new(size: usize) -> Self {
+        Self {
+            slots: (0..size.max(1)).map(|_| Cached::default()).collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn with<R>(
+        &self,
+        open: impl Fn() -> Result<Box<C>>,
+        f: impl FnOnce(&mut C) -> Result<R>,
+    ) -> Result<R> {
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        let mut f = f;
+        for i in 0..n {
+            match self.slots[(start + i) % n].try_with(&open, f) {
+                Ok(out) => return out,
+                Err(back) => f = back,
+            }
+        }
+        self.slots[start].with(&open, f)
     }
 }
 
@@ -431,4 +599,37 @@ fn missing_feature(_: Access, feature: &str) -> crate::Error {
             "FASTEN_AUDIT_DSN names a {feature} store but fasten was built without its `{feature}` feature"
         ),
     )
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_busy_connection_does_not_hold_up_the_next_read() {
+        let pool: Arc<Pool<u32>> = Arc::new(Pool::new(2));
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (release, released) = crossbeam_channel::bounded::<()>(1);
+        let long = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || {
+                pool.with(
+                    || Ok(Box::new(1)),
+                    |_| {
+                        started_tx.send(()).unwrap();
+                        released.recv().unwrap();
+                        Ok(())
+                    },
+                )
+            })
+        };
+        started.recv().unwrap();
+        // Answered on the other connection while the first is held.
+        let got = pool.with(|| Ok(Box::new(2)), |c| Ok(*c));
+        assert_eq!(got.unwrap(), 2);
+        release.send(()).unwrap();
+        long.join().unwrap().unwrap();
+    }
 }

@@ -25,8 +25,8 @@ use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
 use super::{
-    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, MERKLE_COLUMNS, NodeCount,
-    Scope, Store, UNERASED_INDEX, Unreadable,
+    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, LEASE_COLUMNS, MERKLE_COLUMNS,
+    NodeCount, Scope, Store, UNERASED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, ErrorKind, Result};
@@ -50,6 +50,8 @@ pub(crate) struct PostgresStore {
     checkpoints: String,
     /// The quoted `<table>_merkle` beside it.
     merkle: String,
+    /// The quoted `<table>_leases` beside it.
+    leases: String,
     /// Prefix of the advisory-lock key; the node is appended.
     lock_prefix: String,
     select_sql: String,
@@ -182,6 +184,7 @@ impl PostgresStore {
         let qualified = quote(table);
         let checkpoints = quote(&format!("{table}_checkpoints"));
         let merkle = quote(&format!("{table}_merkle"));
+        let leases = quote(&format!("{table}_leases"));
         let names: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
         let selected: Vec<String> = COLUMNS
             .iter()
@@ -224,6 +227,7 @@ impl PostgresStore {
             qualified,
             checkpoints,
             merkle,
+            leases,
             rt,
             client,
             statements: None,
@@ -293,6 +297,7 @@ impl PostgresStore {
         let t = self.qualified.clone();
         let checkpoints = self.checkpoints.clone();
         let merkle = self.merkle.clone();
+        let leases = self.leases.clone();
         let lock_key = format!("fasten migrate {t}");
         let defs: Vec<String> = COLUMNS
             .iter()
@@ -361,6 +366,11 @@ impl PostgresStore {
             ))
             .await
             .map_err(pg_err("create merkle table"))?;
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {leases} ({LEASE_COLUMNS})"
+            ))
+            .await
+            .map_err(pg_err("create leases table"))?;
             tx.commit().await.map_err(pg_err("commit migration"))
         })
     }
@@ -374,7 +384,7 @@ fn read_row(r: &tokio_postgres::Row) -> Result<Row> {
     let detail: Option<String> = r.try_get(18).map_err(pg_err("read detail"))?;
     let detail = match detail {
         Some(text) => Some(
-            serde_json::from_str::<Value>(&text)
+            crate::canonical::parse_strict(&text)
                 .map_err(|e| Error::store("postgres: stored detail is not JSON", e))?,
         ),
         None => None,
@@ -516,7 +526,10 @@ impl Store for PostgresStore {
             already = before - rows.len();
         }
         for row in rows.iter_mut() {
-            chain::link(row, &mut tip, &mut self.buf);
+            if let Err(e) = chain::link(row, &mut tip, &mut self.buf) {
+                self.rollback();
+                return Err(e);
+            }
         }
         if !rows.is_empty() {
             let details: Vec<Option<String>> = rows
@@ -622,13 +635,21 @@ impl Store for PostgresStore {
         after_seq: i64,
         f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
     ) -> Result<()> {
+        // The whole chain has no bound on seq: a NULL seq compares false
+        // with `>` and would be skipped.
+        let bound = if after_seq == super::WHOLE_CHAIN {
+            "$2::int8 IS NOT NULL"
+        } else {
+            "monotonic_seq > $2"
+        };
         let sql = format!(
-            "{} WHERE source_node_id = $1 AND monotonic_seq > $2 ORDER BY monotonic_seq",
+            "{} WHERE source_node_id = $1 AND {bound} ORDER BY monotonic_seq",
             self.select_sql
         );
         self.scan(&sql, &[&node, &after_seq], &mut |r| {
             f(read_ref(r).map_err(|reason| Unreadable {
                 seq: r.try_get(2).ok(),
+                id: r.try_get(0).ok(),
                 reason,
             }))
         })
@@ -642,6 +663,7 @@ impl Store for PostgresStore {
         self.scan(&sql, &[], &mut |r| {
             f(read_ref(r).map_err(|reason| Unreadable {
                 seq: r.try_get(2).ok(),
+                id: r.try_get(0).ok(),
                 reason,
             }))
         })
@@ -863,6 +885,29 @@ impl Store for PostgresStore {
             rows: rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
             held: started.elapsed(),
         })
+    }
+
+    fn lease(&mut self, name: &str, holder: &str, now: &str, until: &str) -> Result<bool> {
+        let t = &self.leases;
+        let sql = format!(
+            "INSERT INTO {t} (name, holder, expires_at) VALUES ($1, $2, $4) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at WHERE {t}.holder = excluded.holder OR {t}.expires_at <= $3"
+        );
+        let changed = self
+            .rt
+            .block_on(self.client.execute(&sql, &[&name, &holder, &now, &until]))
+            .map_err(pg_err("take a lease"))?;
+        Ok(changed == 1)
+    }
+
+    fn release(&mut self, name: &str, holder: &str) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM {} WHERE name = $1 AND holder = $2",
+            self.leases
+        );
+        self.rt
+            .block_on(self.client.execute(&sql, &[&name, &holder]))
+            .map_err(pg_err("release a lease"))?;
+        Ok(())
     }
 
     fn shipping_nodes(&mut self) -> Result<Vec<String>> {

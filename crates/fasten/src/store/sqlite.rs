@@ -8,11 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use serde_json::Value;
 
 use super::{
-    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, MERKLE_COLUMNS, NodeCount,
-    Scope, Store, UNERASED_INDEX, Unreadable,
+    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, LEASE_COLUMNS, MERKLE_COLUMNS,
+    NodeCount, Scope, Store, UNERASED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, Result};
@@ -76,12 +75,31 @@ pub(crate) fn connect(path: &Path, access: Access) -> Result<Connection> {
     if access != Access::Read
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        super::create_private_dir_all(dir).map_err(|e| {
             Error::store(
                 format!("sqlite: cannot create directory {}", dir.display()),
                 e,
             )
         })?;
+    }
+    // A new database is created owner-only (SQLite gives its -wal and -shm
+    // files the database's permissions); an existing one keeps its own.
+    if access != Access::Read && !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(_) => {}
+            // Another process created it first: fine, open theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(Error::store(
+                    format!("sqlite: cannot create {}", path.display()),
+                    e,
+                ));
+            }
+        }
     }
     Connection::open_with_flags(path, flags)
         .map_err(|e| Error::store(format!("sqlite: cannot open {}", path.display()), e))
@@ -262,6 +280,10 @@ impl SqliteStore {
             "CREATE TABLE IF NOT EXISTS \"{t}_merkle\" ({MERKLE_COLUMNS})"
         ))
         .map_err(sql_err("create merkle table"))?;
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{t}_leases\" ({LEASE_COLUMNS})"
+        ))
+        .map_err(sql_err("create leases table"))?;
         tx.commit().map_err(sql_err("commit migration"))
     }
 }
@@ -269,7 +291,7 @@ impl SqliteStore {
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let detail: Option<String> = r.get(18)?;
     let detail = match detail {
-        Some(text) => Some(serde_json::from_str::<Value>(&text).map_err(|e| {
+        Some(text) => Some(crate::canonical::parse_strict(&text).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(18, rusqlite::types::Type::Text, Box::new(e))
         })?),
         None => None,
@@ -399,7 +421,7 @@ impl Store for SqliteStore {
                 .prepare_cached(&self.insert_sql)
                 .map_err(sql_err("prepare insert"))?;
             for row in rows.iter_mut() {
-                chain::link(row, &mut tip, &mut self.buf);
+                chain::link(row, &mut tip, &mut self.buf)?;
                 // JCS text: valid JSON for any reader, and what the
                 // verifier can hash without parsing (chain::commitment_of_text).
                 let detail = row
@@ -470,10 +492,17 @@ impl Store for SqliteStore {
         after_seq: i64,
         f: &mut dyn FnMut(std::result::Result<RowRef<'_>, Unreadable>) -> Result<()>,
     ) -> Result<()> {
+        // The whole chain has no bound on seq: a NULL, text or real seq
+        // compares false with `>` and would be skipped.
+        let bound = if after_seq == super::WHOLE_CHAIN {
+            "?2 = ?2"
+        } else {
+            "monotonic_seq > ?2"
+        };
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "{} WHERE source_node_id = ?1 AND monotonic_seq > ?2 ORDER BY monotonic_seq",
+                "{} WHERE source_node_id = ?1 AND {bound} ORDER BY monotonic_seq",
                 self.select_sql
             ))
             .map_err(sql_err("scan chain"))?;
@@ -483,6 +512,7 @@ impl Store for SqliteStore {
         while let Some(r) = rows.next().map_err(sql_err("scan chain"))? {
             f(read_ref(r).map_err(|reason| Unreadable {
                 seq: r.get(2).ok(),
+                id: r.get(0).ok(),
                 reason,
             }))?;
         }
@@ -501,6 +531,7 @@ impl Store for SqliteStore {
         while let Some(r) = rows.next().map_err(sql_err("scan table"))? {
             f(read_ref(r).map_err(|reason| Unreadable {
                 seq: r.get(2).ok(),
+                id: r.get(0).ok(),
                 reason,
             }))?;
         }
@@ -753,6 +784,33 @@ impl Store for SqliteStore {
         })
     }
 
+    fn lease(&mut self, name: &str, holder: &str, now: &str, until: &str) -> Result<bool> {
+        let t = &self.table;
+        let changed = self
+            .conn
+            .execute(
+                &format!(
+                    "INSERT INTO \"{t}_leases\" (name, holder, expires_at) VALUES (?1, ?2, ?4) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at WHERE \"{t}_leases\".holder = excluded.holder OR \"{t}_leases\".expires_at <= ?3"
+                ),
+                params![name, holder, now, until],
+            )
+            .map_err(sql_err("take a lease"))?;
+        Ok(changed == 1)
+    }
+
+    fn release(&mut self, name: &str, holder: &str) -> Result<()> {
+        self.conn
+            .execute(
+                &format!(
+                    "DELETE FROM \"{}_leases\" WHERE name = ?1 AND holder = ?2",
+                    self.table
+                ),
+                params![name, holder],
+            )
+            .map_err(sql_err("release a lease"))?;
+        Ok(())
+    }
+
     fn shipping_nodes(&mut self) -> Result<Vec<String>> {
         let mut stmt = self
             .conn
@@ -988,10 +1046,8 @@ mod tests {
         assert_eq!((got[0].1, got[0].2), (4, Some(5)));
         assert_eq!((got[1].1, got[1].2), (1, Some(2)));
         assert!(
-            got[1]
-                .3
-                .as_deref()
-                .is_some_and(|r| r.starts_with("row cannot be read: column actor")),
+            got[1].3.as_deref().is_some_and(|r| r
+                .starts_with("row cannot be read: row evt-n2-0b (monotonic_seq 2): column actor")),
             "{got:?}"
         );
         Ok(())

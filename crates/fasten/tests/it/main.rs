@@ -4,6 +4,7 @@
 // Helpers outside #[test] fns panic on failure by design, like the tests.
 #![allow(clippy::unwrap_used)]
 
+mod adversary;
 #[cfg(all(feature = "http", feature = "mqtt", feature = "nats"))]
 mod amqp;
 mod checkpoints;

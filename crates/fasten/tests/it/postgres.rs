@@ -52,7 +52,7 @@ impl Schema {
         .unwrap()
     }
 
-    fn sql(&mut self, sql: &str) {
+    pub(crate) fn sql(&mut self, sql: &str) {
         self.admin.batch_execute(sql).unwrap();
     }
 }

@@ -323,6 +323,72 @@ fn two_services_share_a_store(db: &Db) {
     assert!(report.ok, "{report:?}");
 }
 
+/// Another node's lease on the same sweep makes this node skip it (no
+/// repeated work, no event); an expired lease is taken over.
+fn a_held_lease_skips_the_sweep(db: &Db) {
+    let fasten = db.config().build().unwrap();
+    let row = emit(&fasten, "CART_TOUCHED", json!({"n": 1}));
+    let later = at(&row) + DAY * 31;
+    let hold = |expires: &str| {
+        let sql = "INSERT INTO leases (name, holder, expires_at) VALUES ('retention sweep it-retention', 'node-x/1', $1) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at RETURNING name";
+        match db {
+            Db::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
+                conn.query_row(
+                    &sql.replace("leases", "\"audit_log_leases\"")
+                        .replace("$1", "?1"),
+                    [expires],
+                    |r| r.get::<_, String>(0),
+                )
+                .unwrap();
+            }
+            #[cfg(feature = "postgres")]
+            Db::Pg(schema) => {
+                let mut client =
+                    postgres::Client::connect(&super::postgres::base_url(), postgres::NoTls)
+                        .unwrap();
+                let sql = sql.replacen("leases", &format!("{}.audit_log_leases", schema.name), 1);
+                client.query(&sql, &[&expires]).unwrap();
+            }
+        }
+    };
+    hold("9999-01-01T00:00:00.000000Z");
+    let report = sweep_at(&fasten, later);
+    assert_eq!(report.erased, 0, "{report:?}");
+    assert!(
+        report
+            .skipped
+            .as_deref()
+            .unwrap()
+            .contains("another node holds the lease"),
+        "{report:?}"
+    );
+    assert!(report.event_id.is_none());
+    assert!(db.erased().is_empty());
+    hold("2000-01-01T00:00:00.000000Z");
+    let report = sweep_at(&fasten, later);
+    assert_eq!(
+        (report.erased, report.skipped.as_deref()),
+        (1, None),
+        "{report:?}"
+    );
+    assert!(db.erased().contains(&row.id));
+    fasten.shutdown(SECS).unwrap();
+}
+
+#[test]
+fn sqlite_a_held_lease_skips_the_sweep() {
+    a_held_lease_skips_the_sweep(&Db::sqlite());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_a_held_lease_skips_the_sweep() {
+    if let Some(db) = Db::pg() {
+        a_held_lease_skips_the_sweep(&db);
+    }
+}
+
 #[test]
 fn sqlite_two_services_share_a_store() {
     two_services_share_a_store(&Db::sqlite());

@@ -77,7 +77,7 @@ pub(crate) const AUDIT_FILTERS: [Col; 10] = [
 
 /// Columns that get an index: the correlation key and the time order.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-const INDEXED: [(&str, &str); 2] = [
+pub(crate) const INDEXED: [(&str, &str); 2] = [
     ("request_id_time", "request_id, timestamp"),
     ("timestamp", "timestamp"),
 ];
@@ -184,7 +184,7 @@ impl Cell {
         match self {
             Self::Text(None) | Self::Int(None) | Self::Float(None) => Value::Null,
             Self::Text(Some(s)) if ty == ColType::Json => {
-                serde_json::from_str(&s).unwrap_or(Value::String(s))
+                crate::canonical::parse_strict(&s).unwrap_or(Value::String(s))
             }
             Self::Text(Some(s)) => Value::String(s),
             Self::Int(Some(i)) => Value::from(i),

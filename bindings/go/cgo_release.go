@@ -1,0 +1,6 @@
+//go:build fasten_release
+
+package fasten
+
+// #cgo LDFLAGS: -L${SRCDIR}/../../target/release
+import "C"
