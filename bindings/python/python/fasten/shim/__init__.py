@@ -1,0 +1,2 @@
+"""Integrations: ``fasten.shim.http`` (ASGI and WSGI middleware) and
+``fasten.shim.mqtt`` (paho-mqtt)."""
