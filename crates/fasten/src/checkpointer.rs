@@ -15,7 +15,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+#[cfg(feature = "witness")]
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::chain::Row;
@@ -31,6 +33,7 @@ pub(crate) struct Settings {
     pub(crate) every: u64,
     pub(crate) interval: Duration,
     pub(crate) dir: Option<PathBuf>,
+    #[cfg(feature = "witness")]
     pub(crate) witness: Option<Witness>,
 }
 
@@ -39,12 +42,14 @@ pub(crate) struct Settings {
 /// writer. Notes wait in a bounded backlog; one that finds it full is not
 /// sent (a later checkpoint covers its rows anyway). Both that and a failed
 /// POST are counted ([`QueueStats::witness_failures`](crate::QueueStats)).
+#[cfg(feature = "witness")]
 #[derive(Debug, Clone)]
 pub(crate) struct Witness {
     tx: crossbeam_channel::Sender<String>,
     failures: Arc<AtomicU64>,
 }
 
+#[cfg(feature = "witness")]
 impl Witness {
     /// How long one POST may take (on the witness thread).
     const TIMEOUT: Duration = Duration::from_secs(5);
@@ -120,7 +125,10 @@ fn decode_hash(seq: i64, hex_hash: &str) -> Result<[u8; 32]> {
 impl Checkpointer {
     /// The witness's failure count, when there is a witness.
     pub(crate) fn witness_failures(&self) -> Option<Arc<AtomicU64>> {
-        self.settings.witness.as_ref().map(Witness::failures)
+        #[cfg(feature = "witness")]
+        return self.settings.witness.as_ref().map(Witness::failures);
+        #[cfg(not(feature = "witness"))]
+        None
     }
 
     /// Builds the node's tree from the store.
@@ -208,6 +216,7 @@ impl Checkpointer {
             crate::transparency::publish(dir, &self.node, size, &note)?;
         }
         // Last, and never waited for: the witness thread posts it.
+        #[cfg(feature = "witness")]
         if let Some(witness) = &self.settings.witness {
             witness.publish(&note);
         }

@@ -609,6 +609,14 @@ impl Config {
                 ));
             }
         }
+        if self.checkpoint_witness_url.is_some() && !cfg!(feature = "witness") {
+            return Err(Error::config(
+                FASTEN_CHECKPOINT_WITNESS_URL,
+                format!(
+                    "{FASTEN_CHECKPOINT_WITNESS_URL} is set, but this build of fasten has no witness client: enable the crate feature `witness`"
+                ),
+            ));
+        }
         if let Some(url) = &self.checkpoint_witness_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -754,6 +762,24 @@ pub(crate) fn check_node_id(id: &str) -> std::result::Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The witness URL needs the `witness` feature: without it the setting
+    /// is refused at build time instead of being silently ignored.
+    #[test]
+    fn a_witness_url_needs_the_witness_feature() {
+        let c = Config::new()
+            .service_id("s")
+            .node_id("n")
+            .checkpoint_witness_url("https://witness.example/add");
+        let checked = c.validate();
+        if cfg!(feature = "witness") {
+            assert!(checked.is_ok(), "{checked:?}");
+        } else {
+            let err = checked.unwrap_err().to_string();
+            assert!(err.contains("enable the crate feature `witness`"), "{err}");
+        }
+    }
+
     use super::*;
     use std::collections::HashMap;
 

@@ -40,6 +40,10 @@
 //!   with `http`.
 //! - `tokio`: `fasten::spawn`, a `tokio::spawn` that keeps the request's
 //!   context (on with `http` and `postgres`).
+//! - `witness`: POST each signed checkpoint to the HTTP witness named by
+//!   `FASTEN_CHECKPOINT_WITNESS_URL` (ureq). Off by default, so a build
+//!   without a witness compiles no HTTP or TLS client; without it, setting
+//!   the URL is a configuration error.
 //!
 //! Scheduled jobs ([`scheduler`]) need no feature; a custom transport is a
 //! few lines over [`context::scope_via`] (see `examples/amqp_shim.rs`).

@@ -156,6 +156,7 @@ impl Config {
                         every: self.checkpoint_every,
                         interval: self.checkpoint_interval,
                         dir: self.checkpoint_dir.clone(),
+                        #[cfg(feature = "witness")]
                         witness: self
                             .checkpoint_witness_url
                             .clone()

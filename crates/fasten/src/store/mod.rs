@@ -63,6 +63,13 @@ pub(crate) const COLUMNS: [(&str, &str, &str); 27] = [
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const CHECKPOINT_COLUMNS: &str = "source_node_id TEXT NOT NULL, tree_size BIGINT NOT NULL, note TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (source_node_id, tree_size)";
 
+/// `<table>_leases`: who does a store-wide job (a retention sweep) until
+/// when, so the nodes of one service do not repeat each other's work.
+/// `expires_at` is the contract's text form, which sorts as time does.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const LEASE_COLUMNS: &str =
+    "name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL";
+
 /// `<table>_merkle`: the roots of the node's complete perfect Merkle
 /// subtrees of 2^[`STORED_FROM_LEVEL`](crate::merkle::STORED_FROM_LEVEL)
 /// leaves and more, hex, so a proof reads O(log n) of them instead of
@@ -71,12 +78,6 @@ pub(crate) const CHECKPOINT_COLUMNS: &str = "source_node_id TEXT NOT NULL, tree_
 /// a rebuild, never a false proof; the checks of a store against its
 /// checkpoints never read it.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-/// `<table>_leases`: who does a store-wide job (a retention sweep) until
-/// when, so the nodes of one service do not repeat each other's work.
-/// `expires_at` is the contract's text form, which sorts as time does.
-pub(crate) const LEASE_COLUMNS: &str =
-    "name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL";
-
 pub(crate) const MERKLE_COLUMNS: &str = "source_node_id TEXT NOT NULL, level INTEGER NOT NULL, idx BIGINT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (source_node_id, level, idx)";
 
 /// Columns that get an index, besides the primary key and the chain key.

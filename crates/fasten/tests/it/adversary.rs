@@ -306,6 +306,7 @@ fn node_ids_cannot_climb_out_of_the_checkpoint_directory() {
 }
 
 // 7. The witness on the writer's thread.
+#[cfg(feature = "witness")]
 #[test]
 fn an_unreachable_witness_never_holds_up_rows() {
     // A witness that takes the connection and never answers.
