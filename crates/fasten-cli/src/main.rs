@@ -48,6 +48,10 @@ enum Command {
     Sweep(cmd::sweep::Args),
     /// Erase the detail of every row about one subject (GDPR art. 17).
     Erase(cmd::erase::Args),
+    /// Ship this edge's audit rows and checkpoints to a central store.
+    Ship(cmd::ship::Args),
+    /// The fleet as the central store sees it.
+    Fleet(cmd::fleet::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Sweep(args) => cmd::sweep::run(&args),
         Command::Erase(args) => cmd::erase::run(&args),
+        Command::Ship(args) => cmd::ship::run(&args),
+        Command::Fleet(args) => cmd::fleet::run(&args),
     };
     match result {
         Ok(code) => code,

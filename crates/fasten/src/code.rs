@@ -269,8 +269,13 @@ pub const AUDIT_RETENTION_SWEPT: &str = "AUDIT_RETENTION_SWEPT";
 /// request (retention `long`).
 pub const AUDIT_SUBJECT_ERASED: &str = "AUDIT_SUBJECT_ERASED";
 
+/// Built-in code: the central store of a fleet refused a shipped row or
+/// checkpoint that does not continue its node's chain there; shipping for
+/// that node stopped (retention `long`).
+pub const FLEET_FORK_DETECTED: &str = "FLEET_FORK_DETECTED";
+
 /// fasten's own codes, known to every registry without being declared.
-static BUILTIN: LazyLock<[Arc<CodeInfo>; 2]> = LazyLock::new(|| {
+static BUILTIN: LazyLock<[Arc<CodeInfo>; 3]> = LazyLock::new(|| {
     let info = |code: &str, meta: Meta| {
         Arc::new(CodeInfo::new(
             code.to_owned(),
@@ -290,6 +295,12 @@ static BUILTIN: LazyLock<[Arc<CodeInfo>; 2]> = LazyLock::new(|| {
             AUDIT_SUBJECT_ERASED,
             Meta::new("retention", "erase")
                 .description("The detail of every row about one subject was erased on request"),
+        ),
+        info(
+            FLEET_FORK_DETECTED,
+            Meta::new("fleet", "refuse").description(
+                "The central store refused a shipped row or checkpoint that forks its node's chain",
+            ),
         ),
     ]
 });

@@ -154,6 +154,10 @@ pub struct Config {
     pub(crate) checkpoint_interval: Duration,
     pub(crate) checkpoint_dir: Option<PathBuf>,
     pub(crate) checkpoint_witness_url: Option<String>,
+    pub(crate) ship_to: Option<String>,
+    pub(crate) ship_token: Option<String>,
+    pub(crate) ship_interval: Duration,
+    pub(crate) ship_batch_size: usize,
     pub(crate) sys_ring_size: usize,
     pub(crate) api_ring_size: usize,
     pub(crate) stdout: Stdout,
@@ -201,6 +205,10 @@ impl Config {
             checkpoint_interval: FASTEN_CHECKPOINT_INTERVAL_DEFAULT,
             checkpoint_dir: None,
             checkpoint_witness_url: None,
+            ship_to: None,
+            ship_token: None,
+            ship_interval: crate::env::FASTEN_SHIP_INTERVAL_DEFAULT,
+            ship_batch_size: crate::env::FASTEN_SHIP_BATCH_SIZE_DEFAULT,
             sys_ring_size: FASTEN_RING_SIZE_DEFAULT,
             api_ring_size: FASTEN_RING_SIZE_DEFAULT,
             stdout: Stdout::ALL,
@@ -321,6 +329,14 @@ impl Config {
         }
         c.checkpoint_dir = get(FASTEN_CHECKPOINT_DIR).map(|v| PathBuf::from(v.trim()));
         c.checkpoint_witness_url = get(FASTEN_CHECKPOINT_WITNESS_URL).map(|v| v.trim().to_owned());
+        c.ship_to = get(crate::env::FASTEN_SHIP_TO).map(|v| v.trim().to_owned());
+        c.ship_token = get(crate::env::FASTEN_SHIP_TOKEN).map(|v| v.trim().to_owned());
+        if let Some(v) = get(crate::env::FASTEN_SHIP_INTERVAL) {
+            c.ship_interval = parse_duration(crate::env::FASTEN_SHIP_INTERVAL, v.trim())?;
+        }
+        if let Some(v) = get(crate::env::FASTEN_SHIP_BATCH_SIZE) {
+            c.ship_batch_size = parse_number(crate::env::FASTEN_SHIP_BATCH_SIZE, &v, "1000")?;
+        }
         if let Some(v) = get(FASTEN_SYS_RING_SIZE) {
             c.sys_ring_size = parse_number(FASTEN_SYS_RING_SIZE, &v, "10000")?;
         }
@@ -464,6 +480,32 @@ impl Config {
     /// `http://` or `https://` witness.
     pub fn checkpoint_witness_url(mut self, url: impl Into<String>) -> Self {
         self.checkpoint_witness_url = Some(url.into());
+        self
+    }
+
+    /// `FASTEN_SHIP_TO`: ship this node's rows to a central store
+    /// (`postgres://…`, or an ingest URL `https://host/api/v1/logs`) from a
+    /// background thread. See [`crate::ship`].
+    pub fn ship_to(mut self, to: impl Into<String>) -> Self {
+        self.ship_to = Some(to.into());
+        self
+    }
+
+    /// `FASTEN_SHIP_TOKEN`: the bearer token for an ingest URL.
+    pub fn ship_token(mut self, token: impl Into<String>) -> Self {
+        self.ship_token = Some(token.into());
+        self
+    }
+
+    /// `FASTEN_SHIP_INTERVAL`: how often the shipper looks for new rows.
+    pub fn ship_interval(mut self, interval: Duration) -> Self {
+        self.ship_interval = interval;
+        self
+    }
+
+    /// `FASTEN_SHIP_BATCH_SIZE`: most rows per shipped batch.
+    pub fn ship_batch_size(mut self, rows: usize) -> Self {
+        self.ship_batch_size = rows;
         self
     }
 

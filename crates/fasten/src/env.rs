@@ -65,6 +65,25 @@ pub const FASTEN_CHECKPOINT_DIR: &str = "FASTEN_CHECKPOINT_DIR";
 /// `FASTEN_CHECKPOINT_WITNESS_URL`: also POST each checkpoint here.
 pub const FASTEN_CHECKPOINT_WITNESS_URL: &str = "FASTEN_CHECKPOINT_WITNESS_URL";
 
+/// `FASTEN_SHIP_TO`: ship this node's rows to a central store
+/// (`postgres://…` or an ingest URL `https://…/api/v1/logs`).
+pub const FASTEN_SHIP_TO: &str = "FASTEN_SHIP_TO";
+/// `FASTEN_SHIP_TOKEN`: the bearer token for an ingest URL.
+pub const FASTEN_SHIP_TOKEN: &str = "FASTEN_SHIP_TOKEN";
+/// `FASTEN_SHIP_INTERVAL`: how often the shipper looks for new rows.
+pub const FASTEN_SHIP_INTERVAL: &str = "FASTEN_SHIP_INTERVAL";
+/// Default of [`FASTEN_SHIP_INTERVAL`]: rows reach the central store
+/// within about a second.
+pub const FASTEN_SHIP_INTERVAL_DEFAULT: Duration = Duration::from_millis(500);
+/// `FASTEN_SHIP_BATCH_SIZE`: most rows per shipped batch.
+pub const FASTEN_SHIP_BATCH_SIZE: &str = "FASTEN_SHIP_BATCH_SIZE";
+/// Default of [`FASTEN_SHIP_BATCH_SIZE`].
+pub const FASTEN_SHIP_BATCH_SIZE_DEFAULT: usize = 1000;
+/// `FASTEN_INGEST_TOKENS`: `node=token` pairs the ingest route accepts.
+pub const FASTEN_INGEST_TOKENS: &str = "FASTEN_INGEST_TOKENS";
+/// `FASTEN_FLEET_KEYS`: `node=verifier key` pairs checkpoints are checked with.
+pub const FASTEN_FLEET_KEYS: &str = "FASTEN_FLEET_KEYS";
+
 /// `FASTEN_SYS_RING_SIZE`: sys rows kept in memory.
 pub const FASTEN_SYS_RING_SIZE: &str = "FASTEN_SYS_RING_SIZE";
 /// `FASTEN_API_RING_SIZE`: api rows kept in memory.
@@ -228,6 +247,36 @@ pub const VARIABLES: &[Variable] = &[
         name: "FASTEN_CHECKPOINT_WITNESS_URL",
         default: "none",
         meaning: "also POST each checkpoint to this `http(s)://` witness",
+    },
+    Variable {
+        name: "FASTEN_SHIP_TO",
+        default: "none",
+        meaning: "ship this node's audit rows and checkpoints to a central store: `postgres://…` or an ingest URL `https://host/api/v1/logs` (`http://` only to loopback); a background thread, never on the emit path",
+    },
+    Variable {
+        name: "FASTEN_SHIP_TOKEN",
+        default: "none",
+        meaning: "the bearer token for an ingest URL in `FASTEN_SHIP_TO` (one of the central's `FASTEN_INGEST_TOKENS`)",
+    },
+    Variable {
+        name: "FASTEN_SHIP_INTERVAL",
+        default: "`500ms`",
+        meaning: "how often the shipper looks for rows to ship (backs off up to a minute while the central store is unreachable)",
+    },
+    Variable {
+        name: "FASTEN_SHIP_BATCH_SIZE",
+        default: "`1000`",
+        meaning: "most rows per shipped batch (one central transaction each)",
+    },
+    Variable {
+        name: "FASTEN_INGEST_TOKENS",
+        default: "none",
+        meaning: "`node=token` pairs (comma-separated, tokens of at least 16 characters) the reader's `POST /ingest` accepts: a token may ship only the nodes it is paired with; without it the route is not mounted",
+    },
+    Variable {
+        name: "FASTEN_FLEET_KEYS",
+        default: "none",
+        meaning: "`node=verifier key` pairs: the central store checks each shipped checkpoint with its node's key, and refuses those of nodes without one",
     },
     Variable {
         name: "FASTEN_SYS_RING_SIZE",

@@ -55,6 +55,13 @@ pub enum ErrorKind {
         /// The node whose chain is exhausted.
         node: String,
     },
+    /// The central store of a fleet refused a shipped batch: the node is
+    /// not the shipper's to ship, or its chain forked there (shipping for
+    /// it stops until an operator looks).
+    Fleet {
+        /// The node whose batch was refused.
+        node: String,
+    },
     /// A hash chain does not verify.
     ChainBroken {
         /// The node whose chain is broken.

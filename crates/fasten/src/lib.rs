@@ -45,6 +45,9 @@
 //!   without a witness compiles no HTTP or TLS client; without it, setting
 //!   the URL is a configuration error.
 //!
+//! - `ship-http`: ship to a central store's ingest URL (`FASTEN_SHIP_TO=https://…`,
+//!   see [`ship`]), on ureq. Shipping straight to PostgreSQL needs `postgres`.
+//!
 //! Scheduled jobs ([`scheduler`]) need no feature; a custom transport is a
 //! few lines over [`context::scope_via`] (see `examples/amqp_shim.rs`).
 //!
@@ -123,6 +126,7 @@ mod redact;
 mod request_id;
 pub mod retention;
 pub mod scheduler;
+pub mod ship;
 mod store;
 mod stream;
 #[cfg(feature = "tracing")]

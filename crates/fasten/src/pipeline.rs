@@ -45,6 +45,8 @@ struct Inner {
     /// Held while a sweep runs, so sweeps of one pipeline never overlap.
     sweep_running: Arc<Mutex<()>>,
     sweeper: OnceLock<crate::retention::Sweeper>,
+    /// The background shipper, with `FASTEN_SHIP_TO`.
+    shipper: Option<crate::ship::Background>,
     /// Codes already reported as emitted in an HTTP request without an
     /// actor: one warning each, not one per row.
     unattributed: Mutex<std::collections::HashSet<Arc<str>>>,
@@ -76,6 +78,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(sweeper) = self.sweeper.get() {
             sweeper.stop(Duration::ZERO);
+        }
+        if let Some(shipper) = &self.shipper {
+            shipper.stop();
         }
         if let Err(e) = self.writer.shutdown(DROP_TIMEOUT) {
             tracing::error!(target: "fasten::writer", error = %e, "audit pipeline dropped before its rows were written");
@@ -186,6 +191,17 @@ impl Config {
             },
         )?;
         let interval = self.retention.sweep_interval();
+        let shipper = match &self.ship_to {
+            Some(to) => Some(crate::ship::Background::start(
+                &self.audit_dsn,
+                to,
+                self.ship_token.clone(),
+                &node_id,
+                self.ship_interval,
+                self.ship_batch_size,
+            )?),
+            None => None,
+        };
         if let Some(id) = self.request_id.clone() {
             let in_force = context::set_process_default(id.clone());
             if *in_force != id {
@@ -208,6 +224,7 @@ impl Config {
                 retention: self.retention,
                 sweep_running: Arc::new(Mutex::new(())),
                 sweeper: OnceLock::new(),
+                shipper,
                 unattributed: Mutex::default(),
             }),
         };

@@ -47,8 +47,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             health.error.unwrap_or_default()
         );
     }
-    let app: axum::Router =
-        axum::Router::new().nest(PREFIX, reader::router(reader, Options::new(auth)));
+    let mut options = Options::new(auth);
+    // Edges ship here when the central store has ingest tokens.
+    if std::env::var(fasten::env::FASTEN_INGEST_TOKENS).is_ok_and(|v| !v.trim().is_empty()) {
+        options = options.ingest(reader::Ingest::from_env()?);
+    }
+    let app: axum::Router = axum::Router::new().nest(PREFIX, reader::router(reader, options));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

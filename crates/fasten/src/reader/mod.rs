@@ -58,6 +58,16 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+#[cfg(feature = "postgres")]
+mod ingest;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use ingest::Ingest;
+
+/// The largest shipped batch `POST /ingest` reads.
+#[cfg(feature = "postgres")]
+const MAX_INGEST_BYTES: usize = 64 << 20;
+
 use crate::env::FASTEN_READER_TOKENS;
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
@@ -179,6 +189,8 @@ pub struct Options {
     auth: Auth,
     tenant: Option<Arc<TenantHook>>,
     audit_reads: Option<Fasten>,
+    #[cfg(feature = "postgres")]
+    ingest: Option<Ingest>,
 }
 
 impl std::fmt::Debug for Options {
@@ -198,7 +210,19 @@ impl Options {
             auth,
             tenant: None,
             audit_reads: None,
+            #[cfg(feature = "postgres")]
+            ingest: None,
         }
+    }
+
+    /// Takes edges' shipped batches at `POST /ingest` into the reader's
+    /// audit store (PostgreSQL), verified on arrival, authenticated by the
+    /// ingest tokens (not the reader's): see [`crate::ship`].
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn ingest(mut self, ingest: Ingest) -> Self {
+        self.ingest = Some(ingest);
+        self
     }
 
     /// Confines every endpoint to the tenant `hook` names for the request
@@ -298,7 +322,7 @@ where
         options,
         expensive: AtomicUsize::new(0),
     });
-    axum::Router::new()
+    let router = axum::Router::new()
         .route("/audit", get(audit))
         .route("/sys", get(sys))
         .route("/api", get(api))
@@ -306,7 +330,16 @@ where
         .route("/audit/verify", get(verify))
         .route("/audit/doctor", get(doctor))
         .route("/audit/proof", get(proof))
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(openapi));
+    #[cfg(feature = "postgres")]
+    let router = router
+        .route(
+            "/ingest",
+            axum::routing::post(ingest::ingest)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_INGEST_BYTES)),
+        )
+        .route("/fleet", get(ingest::fleet));
+    router
         .layer(axum::middleware::map_response(security_headers))
         .with_state(shared)
 }
@@ -355,6 +388,10 @@ impl Problem {
 
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
+        #[cfg(feature = "postgres")]
+        if let Some(p) = ingest::fleet_problem(&e) {
+            return p;
+        }
         match e.kind() {
             ErrorKind::InvalidEvent { field } => Self::param(field, e.to_string()),
             ErrorKind::Store => Self::new(

@@ -148,7 +148,15 @@ pub(crate) const PG_NAME_MAX: usize = 63;
 /// The longest suffix fasten appends to a table's name for the tables and
 /// indexes beside it (audit and stream tables alike).
 pub(crate) fn longest_derived_suffix() -> &'static str {
-    const OWN: [&str; 4] = ["_node_seq", "_unerased", "_checkpoints", "_merkle"];
+    const OWN: [&str; 7] = [
+        "_node_seq",
+        "_unerased",
+        "_unshipped",
+        "_checkpoints",
+        "_merkle",
+        "_fleet",
+        "_forks",
+    ];
     static LONGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     LONGEST.get_or_init(|| {
         INDEXED
@@ -215,6 +223,23 @@ pub(crate) struct NodeCount {
     pub(crate) node: String,
     pub(crate) rows: u64,
 }
+
+/// A node's rows not shipped yet, as [`Store::unshipped`] counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unshipped {
+    /// The lowest `monotonic_seq` not shipped.
+    pub(crate) first_seq: i64,
+    pub(crate) count: u64,
+    /// The oldest such row's `timestamp`, the contract's text form.
+    pub(crate) oldest: String,
+}
+
+/// Rows not shipped yet, by node and seq: what a shipper reads, so each
+/// round visits only the rows it ships (shipped rows leave this partial
+/// index).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const UNSHIPPED_INDEX: &str =
+    "(source_node_id, monotonic_seq) WHERE shipped_at IS NULL";
 
 /// A row whose detail a sweep or an erasure may erase, with what decides it.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
@@ -383,6 +408,14 @@ pub(crate) trait Store: Send {
     /// The nodes with at least one row whose `shipped_at` is set: nodes
     /// that ship their rows to an aggregator.
     fn shipping_nodes(&mut self) -> Result<Vec<String>>;
+
+    /// The rows of `node` whose `shipped_at` is not set yet, or `None` when
+    /// every row has shipped (or there are none).
+    fn unshipped(&mut self, node: &str) -> Result<Option<Unshipped>>;
+
+    /// Sets `shipped_at` to `at` (the contract's text form) on the rows of
+    /// `node` up to `upto_seq` that have none; returns how many it set.
+    fn mark_shipped(&mut self, node: &str, upto_seq: i64, at: &str) -> Result<u64>;
 
     /// Takes or renews the lease `name` for `holder` until `until`, unless
     /// another holder has it past `now` (times in the contract's text

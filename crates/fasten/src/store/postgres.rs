@@ -24,9 +24,12 @@ use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
+mod fleet;
+pub(crate) use fleet::Judgement;
+
 use super::{
     Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, LEASE_COLUMNS, MERKLE_COLUMNS,
-    NodeCount, Scope, Store, UNERASED_INDEX, Unreadable,
+    NodeCount, Scope, Store, UNERASED_INDEX, UNSHIPPED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, ErrorKind, Result};
@@ -52,6 +55,10 @@ pub(crate) struct PostgresStore {
     merkle: String,
     /// The quoted `<table>_leases` beside it.
     leases: String,
+    /// The quoted `<table>_fleet` beside it: each shipping node's state.
+    fleet: String,
+    /// The quoted `<table>_forks` beside it: the evidence of each fork.
+    forks: String,
     /// Prefix of the advisory-lock key; the node is appended.
     lock_prefix: String,
     select_sql: String,
@@ -185,6 +192,8 @@ impl PostgresStore {
         let checkpoints = quote(&format!("{table}_checkpoints"));
         let merkle = quote(&format!("{table}_merkle"));
         let leases = quote(&format!("{table}_leases"));
+        let fleet = quote(&format!("{table}_fleet"));
+        let forks = quote(&format!("{table}_forks"));
         let names: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
         let selected: Vec<String> = COLUMNS
             .iter()
@@ -228,6 +237,8 @@ impl PostgresStore {
             checkpoints,
             merkle,
             leases,
+            fleet,
+            forks,
             rt,
             client,
             statements: None,
@@ -298,6 +309,8 @@ impl PostgresStore {
         let checkpoints = self.checkpoints.clone();
         let merkle = self.merkle.clone();
         let leases = self.leases.clone();
+        let fleet = self.fleet.clone();
+        let forks = self.forks.clone();
         let lock_key = format!("fasten migrate {t}");
         let defs: Vec<String> = COLUMNS
             .iter()
@@ -357,6 +370,11 @@ impl PostgresStore {
             .await
             .map_err(pg_err("create unerased index"))?;
             tx.batch_execute(&format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_unshipped\" ON {t} {UNSHIPPED_INDEX}"
+            ))
+            .await
+            .map_err(pg_err("create unshipped index"))?;
+            tx.batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {checkpoints} ({CHECKPOINT_COLUMNS})"
             ))
             .await
@@ -371,6 +389,18 @@ impl PostgresStore {
             ))
             .await
             .map_err(pg_err("create leases table"))?;
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {fleet} ({})",
+                fleet::FLEET_COLUMNS
+            ))
+            .await
+            .map_err(pg_err("create fleet table"))?;
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {forks} ({})",
+                fleet::FORK_COLUMNS
+            ))
+            .await
+            .map_err(pg_err("create forks table"))?;
             tx.commit().await.map_err(pg_err("commit migration"))
         })
     }
@@ -908,6 +938,34 @@ impl Store for PostgresStore {
             .block_on(self.client.execute(&sql, &[&name, &holder]))
             .map_err(pg_err("release a lease"))?;
         Ok(())
+    }
+
+    fn unshipped(&mut self, node: &str) -> Result<Option<super::Unshipped>> {
+        let sql = format!(
+            "SELECT min(monotonic_seq), count(*), min({}) FROM {} WHERE source_node_id = $1 AND shipped_at IS NULL",
+            ts_text("timestamp"),
+            self.qualified
+        );
+        let row = self
+            .rt
+            .block_on(self.client.query_one(&sql, &[&node]))
+            .map_err(pg_err("count unshipped rows"))?;
+        let first: Option<i64> = row.get(0);
+        Ok(first.map(|first_seq| super::Unshipped {
+            first_seq,
+            count: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+            oldest: row.get::<_, Option<String>>(2).unwrap_or_default(),
+        }))
+    }
+
+    fn mark_shipped(&mut self, node: &str, upto_seq: i64, at: &str) -> Result<u64> {
+        let sql = format!(
+            "UPDATE {} SET shipped_at = $3::text::timestamptz WHERE source_node_id = $1 AND monotonic_seq <= $2 AND shipped_at IS NULL",
+            self.qualified
+        );
+        self.rt
+            .block_on(self.client.execute(&sql, &[&node, &upto_seq, &at]))
+            .map_err(pg_err("mark rows shipped"))
     }
 
     fn shipping_nodes(&mut self) -> Result<Vec<String>> {

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use super::{
     Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, LEASE_COLUMNS, MERKLE_COLUMNS,
-    NodeCount, Scope, Store, UNERASED_INDEX, Unreadable,
+    NodeCount, Scope, Store, UNERASED_INDEX, UNSHIPPED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, Result};
@@ -272,6 +272,10 @@ impl SqliteStore {
             "CREATE INDEX IF NOT EXISTS \"{t}_unerased\" ON \"{t}\" {UNERASED_INDEX}"
         ))
         .map_err(sql_err("create unerased index"))?;
+        tx.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS \"{t}_unshipped\" ON \"{t}\" {UNSHIPPED_INDEX}"
+        ))
+        .map_err(sql_err("create unshipped index"))?;
         tx.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS \"{t}_checkpoints\" ({CHECKPOINT_COLUMNS})"
         ))
@@ -809,6 +813,39 @@ impl Store for SqliteStore {
             )
             .map_err(sql_err("release a lease"))?;
         Ok(())
+    }
+
+    fn unshipped(&mut self, node: &str) -> Result<Option<super::Unshipped>> {
+        let t = &self.table;
+        let (first, count, oldest): (Option<i64>, i64, Option<String>) = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT min(monotonic_seq), count(*), min(timestamp) FROM \"{t}\" WHERE source_node_id = ?1 AND shipped_at IS NULL"
+                ),
+                params![node],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(sql_err("count unshipped rows"))?;
+        Ok(first.map(|first_seq| super::Unshipped {
+            first_seq,
+            count: u64::try_from(count).unwrap_or(0),
+            oldest: oldest.unwrap_or_default(),
+        }))
+    }
+
+    fn mark_shipped(&mut self, node: &str, upto_seq: i64, at: &str) -> Result<u64> {
+        let n = self
+            .conn
+            .execute(
+                &format!(
+                    "UPDATE \"{}\" SET shipped_at = ?3 WHERE source_node_id = ?1 AND monotonic_seq <= ?2 AND shipped_at IS NULL",
+                    self.table
+                ),
+                params![node, upto_seq, at],
+            )
+            .map_err(sql_err("mark rows shipped"))?;
+        Ok(n as u64)
     }
 
     fn shipping_nodes(&mut self) -> Result<Vec<String>> {

@@ -1,0 +1,487 @@
+//! The edge side: reading unshipped rows and sending them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::Thread;
+use std::time::Duration;
+
+use super::{Ack, Batch, ShippedCheckpoint};
+use crate::chain::Row;
+use crate::dsn::Dsn;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::format_timestamp;
+use crate::store::{self, Access, Store};
+
+/// Where batches go.
+trait Transport: Send {
+    fn send(&mut self, batch: &Batch) -> Result<Ack>;
+}
+
+/// `postgres://…`: straight into the central table.
+#[cfg(feature = "postgres")]
+struct Direct {
+    dsn: Dsn,
+    central: Option<super::Central>,
+}
+
+#[cfg(feature = "postgres")]
+impl Transport for Direct {
+    fn send(&mut self, batch: &Batch) -> Result<Ack> {
+        let central = match self.central.as_mut() {
+            Some(c) => c,
+            None => self.central.insert(super::Central::open(&self.dsn)?),
+        };
+        let out = central.accept(batch);
+        if out
+            .as_ref()
+            .is_err_and(|e| matches!(e.kind(), ErrorKind::Store))
+        {
+            // Reconnect next time: the server may have gone away.
+            self.central = None;
+        }
+        out
+    }
+}
+
+/// `https://…` (or `http://` to loopback): the central reader's `/ingest`.
+#[cfg(feature = "ship-http")]
+struct Http {
+    url: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+#[cfg(feature = "ship-http")]
+impl Transport for Http {
+    fn send(&mut self, batch: &Batch) -> Result<Ack> {
+        let body = serde_json::to_vec(batch)
+            .map_err(|e| Error::new(ErrorKind::Store, "cannot encode a batch").with_source(e))?;
+        let mut req = self
+            .agent
+            .post(&self.url)
+            .header("content-type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        let mut res = req.send(&body[..]).map_err(|e| {
+            Error::new(
+                ErrorKind::Store,
+                format!("cannot ship to {}", self.url),
+            )
+            .with_source(e)
+        })?;
+        let status = res.status().as_u16();
+        let text = res
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .unwrap_or_default();
+        match status {
+            200 => serde_json::from_str(&text).map_err(|e| {
+                Error::new(
+                    ErrorKind::Store,
+                    format!("{} answered with something that is not an ack", self.url),
+                )
+                .with_source(e)
+            }),
+            401 | 403 => Err(Error::new(
+                ErrorKind::Fleet {
+                    node: batch.node.clone(),
+                },
+                format!("{} refused node {} ({status}): {}", self.url, batch.node, message(&text)),
+            )),
+            _ => Err(Error::new(
+                ErrorKind::Store,
+                format!("{} answered {status}: {}", self.url, message(&text)),
+            )),
+        }
+    }
+}
+
+#[cfg(feature = "ship-http")]
+fn message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| body.chars().take(200).collect())
+}
+
+/// The transport `to` names.
+fn transport(to: &str, token: Option<String>) -> Result<Box<dyn Transport>> {
+    let to = to.trim();
+    if to.starts_with("postgres://") || to.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        {
+            let _ = token;
+            let dsn = Dsn::parse(crate::env::FASTEN_SHIP_TO, to)?;
+            return Ok(Box::new(Direct { dsn, central: None }));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::config(
+            crate::env::FASTEN_SHIP_TO,
+            "FASTEN_SHIP_TO names a postgres:// store but fasten was built without its `postgres` feature",
+        ));
+    }
+    if to.starts_with("https://") || to.starts_with("http://") {
+        if to.starts_with("http://") && !super::is_loopback(to) {
+            return Err(Error::config(
+                crate::env::FASTEN_SHIP_TO,
+                format!("invalid FASTEN_SHIP_TO {to:?}: plain http:// only to a loopback address; use https://host/api/v1/logs"),
+            ));
+        }
+        #[cfg(feature = "ship-http")]
+        {
+            let base = to.trim_end_matches('/');
+            let url = if base.ends_with("/ingest") {
+                base.to_owned()
+            } else {
+                format!("{base}/ingest")
+            };
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(30)))
+                .http_status_as_error(false)
+                .build()
+                .into();
+            return Ok(Box::new(Http { url, token, agent }));
+        }
+        #[cfg(not(feature = "ship-http"))]
+        {
+            let _ = token;
+            return Err(Error::config(
+                crate::env::FASTEN_SHIP_TO,
+                "FASTEN_SHIP_TO names an ingest URL but fasten was built without its `ship-http` feature",
+            ));
+        }
+    }
+    Err(Error::config(
+        crate::env::FASTEN_SHIP_TO,
+        format!("invalid FASTEN_SHIP_TO {to:?}: expected postgres://user@host/db or https://host/api/v1/logs"),
+    ))
+}
+
+/// What one round of shipping did for one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeShipped {
+    /// The node.
+    pub node: String,
+    /// Rows the central store inserted.
+    pub inserted: u64,
+    /// Rows it already held, identical.
+    pub duplicates: u64,
+    /// Checkpoints sent.
+    pub checkpoints: u64,
+    /// Rows still waiting after the round.
+    pub pending: u64,
+    /// Set when the node's chain forked at the central store: why.
+    /// Shipping for it has stopped.
+    pub fork: Option<String>,
+    /// A checkpoint the central store refused without a fork, and why.
+    pub checkpoint_error: Option<String>,
+}
+
+/// What [`Shipper::ship_once`] did, node by node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShipReport {
+    /// One entry per node shipped.
+    pub nodes: Vec<NodeShipped>,
+}
+
+/// Ships an edge store's rows to a central store.
+///
+/// ```no_run
+/// use fasten::{Dsn, ship::Shipper};
+/// let edge = Dsn::parse("FASTEN_AUDIT_DSN", "sqlite:///edge.db")?;
+/// let mut shipper = Shipper::new(&edge, "postgres://fasten@central/fleet")?;
+/// let report = shipper.ship_once()?;
+/// # Ok::<(), fasten::Error>(())
+/// ```
+pub struct Shipper {
+    edge: Dsn,
+    store: Option<Box<dyn Store>>,
+    transport: Box<dyn Transport>,
+    batch_size: usize,
+    nodes: Option<Vec<String>>,
+    /// The newest checkpoint size the central store holds, per node.
+    central_checkpoint: HashMap<String, u64>,
+}
+
+impl std::fmt::Debug for Shipper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shipper")
+            .field("edge", &self.edge)
+            .field("batch_size", &self.batch_size)
+            .field("nodes", &self.nodes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shipper {
+    /// A shipper of the store `edge` to `to` (`postgres://…`, or an ingest
+    /// URL `https://…/api/v1/logs`; the token is `FASTEN_SHIP_TOKEN` unless
+    /// [`Shipper::token`] sets one).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] naming `FASTEN_SHIP_TO` for a URL it cannot
+    /// ship to (plain `http://` off loopback, a feature not built).
+    pub fn new(edge: &Dsn, to: &str) -> Result<Self> {
+        let token = std::env::var(crate::env::FASTEN_SHIP_TOKEN)
+            .ok()
+            .filter(|t| !t.trim().is_empty());
+        Self::with_token(edge, to, token)
+    }
+
+    /// [`Shipper::new`] with an explicit token for an ingest URL.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shipper::new`].
+    pub fn with_token(edge: &Dsn, to: &str, token: Option<String>) -> Result<Self> {
+        Ok(Self {
+            edge: edge.clone(),
+            store: None,
+            transport: transport(to, token)?,
+            batch_size: crate::env::FASTEN_SHIP_BATCH_SIZE_DEFAULT,
+            nodes: None,
+            central_checkpoint: HashMap::new(),
+        })
+    }
+
+    /// Most rows per batch. Default
+    /// [`FASTEN_SHIP_BATCH_SIZE_DEFAULT`](crate::env::FASTEN_SHIP_BATCH_SIZE_DEFAULT).
+    #[must_use]
+    pub fn batch_size(mut self, rows: usize) -> Self {
+        self.batch_size = rows.max(1);
+        self
+    }
+
+    /// Ship only these nodes (default: every node in the edge store).
+    #[must_use]
+    pub fn nodes(mut self, nodes: Vec<String>) -> Self {
+        self.nodes = Some(nodes);
+        self
+    }
+
+    /// Ships every row not shipped yet (and the checkpoints over them), in
+    /// batches, and returns once the central store has acknowledged them
+    /// all, or a node forked (reported, and that node is left).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Store`] when the edge store or the link fails (what was
+    /// acknowledged stays marked; the next call resumes);
+    /// [`ErrorKind::Fleet`] when the central store refuses a node.
+    pub fn ship_once(&mut self) -> Result<ShipReport> {
+        let out = self.round();
+        if out.is_err() {
+            self.store = None;
+        }
+        out
+    }
+
+    fn round(&mut self) -> Result<ShipReport> {
+        if self.store.is_none() {
+            self.store = Some(store::open(&self.edge, Access::Maintain)?);
+        }
+        let nodes = match &self.nodes {
+            Some(n) => n.clone(),
+            None => self
+                .store
+                .as_mut()
+                .expect("opened above")
+                .nodes()?
+                .into_iter()
+                .map(|n| n.node)
+                .collect(),
+        };
+        let mut report = ShipReport::default();
+        for node in nodes {
+            report.nodes.push(self.ship_node(&node)?);
+        }
+        Ok(report)
+    }
+
+    fn ship_node(&mut self, node: &str) -> Result<NodeShipped> {
+        let mut done = NodeShipped {
+            node: node.to_owned(),
+            ..NodeShipped::default()
+        };
+        let mut first = true;
+        loop {
+            let store = self.store.as_mut().expect("opened by round");
+            let pending = store.unshipped(node)?;
+            let rows = match &pending {
+                Some(p) => read_batch(store.as_mut(), node, p.first_seq, self.batch_size)?,
+                None => Vec::new(),
+            };
+            // Checkpoints over rows the central store will hold once this
+            // batch is in: it has every row below the first unshipped one.
+            let covered = match (&pending, rows.last()) {
+                (_, Some(last)) => last.monotonic_seq,
+                (Some(p), None) => p.first_seq - 1,
+                (None, None) => i64::MAX,
+            };
+            let known = self.central_checkpoint.get(node).copied().unwrap_or(0);
+            let mut checkpoints: Vec<ShippedCheckpoint> = store
+                .checkpoints(node)?
+                .into_iter()
+                .filter(|(size, _)| *size > known && i64::try_from(*size).is_ok_and(|s| s <= covered))
+                .map(|(size, note)| ShippedCheckpoint { size, note })
+                .collect();
+            if checkpoints.len() > super::MAX_CHECKPOINTS {
+                checkpoints.drain(..checkpoints.len() - super::MAX_CHECKPOINTS);
+            }
+            // The first batch goes even when empty: it reports the node's
+            // pending rows to the central store (a heartbeat).
+            if !first && rows.is_empty() && checkpoints.is_empty() {
+                return Ok(done);
+            }
+            first = false;
+            let batch = Batch {
+                node: node.to_owned(),
+                pending: pending.as_ref().map_or(0, |p| p.count),
+                oldest_pending: pending.as_ref().map(|p| p.oldest.clone()),
+                checkpoints,
+                rows,
+            };
+            let ack = self.transport.send(&batch)?;
+            let store = self.store.as_mut().expect("opened by round");
+            if let Some(last) = batch.rows.last() {
+                let upto = ack.stored_upto.min(last.monotonic_seq);
+                let at = format_timestamp(jiff::Timestamp::now());
+                store.mark_shipped(node, upto, &at)?;
+            }
+            done.inserted += ack.inserted;
+            done.duplicates += ack.duplicates;
+            done.checkpoints += batch.checkpoints.len() as u64;
+            let newest = ack.checkpoint.unwrap_or(0).max(known);
+            self.central_checkpoint.insert(node.to_owned(), newest);
+            if ack.checkpoint_error.is_some() {
+                done.checkpoint_error = ack.checkpoint_error;
+            }
+            done.pending = store.unshipped(node)?.map_or(0, |p| p.count);
+            if let Some(fork) = ack.fork {
+                tracing::error!(target: "fasten::store", node, reason = %fork, "the central store refused the node's chain as a fork; shipping for it stops");
+                done.fork = Some(fork);
+                return Ok(done);
+            }
+            tracing::debug!(target: "fasten::store", node, inserted = ack.inserted, duplicates = ack.duplicates, "shipped a batch");
+            if batch.rows.is_empty() {
+                return Ok(done);
+            }
+        }
+    }
+}
+
+/// Up to `limit` rows of `node` from `first_seq` on, in seq order.
+fn read_batch(store: &mut dyn Store, node: &str, first_seq: i64, limit: usize) -> Result<Vec<Row>> {
+    let mut rows = Vec::with_capacity(limit.min(4096));
+    let mut unreadable = None;
+    let full = "fasten: batch full";
+    let out = store.scan_chain(node, first_seq - 1, &mut |row| {
+        match row {
+            Ok(row) => rows.push(row),
+            Err(u) => {
+                unreadable = Some(u.describe());
+                return Err(Error::new(ErrorKind::Store, full));
+            }
+        }
+        if rows.len() >= limit {
+            return Err(Error::new(ErrorKind::Store, full));
+        }
+        Ok(())
+    });
+    if let Some(why) = unreadable {
+        if rows.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Store,
+                format!("cannot ship node {node}: {why}"),
+            ));
+        }
+        return Ok(rows);
+    }
+    match out {
+        Err(e) if e.to_string() != full => Err(e),
+        _ => Ok(rows),
+    }
+}
+
+// === the background shipper ===
+
+/// The pipeline's shipper thread: ships its node every interval, and at
+/// once when asked. Never on the emit path.
+#[derive(Debug)]
+pub(crate) struct Background {
+    stop: Arc<AtomicBool>,
+    thread: Thread,
+}
+
+impl Background {
+    /// Starts the thread that ships `node` of `edge` to `to`.
+    pub(crate) fn start(
+        edge: &Dsn,
+        to: &str,
+        token: Option<String>,
+        node: &str,
+        interval: Duration,
+        batch_size: usize,
+    ) -> Result<Self> {
+        let mut shipper = Shipper::with_token(edge, to, token)?
+            .nodes(vec![node.to_owned()])
+            .batch_size(batch_size);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let join = std::thread::Builder::new()
+            .name("fasten-shipper".into())
+            .spawn(move || {
+                crate::quiet::mark_thread();
+                let mut failures: u32 = 0;
+                let mut stopped = false;
+                while !flag.load(Ordering::SeqCst) {
+                    let wait = if stopped {
+                        interval
+                    } else {
+                        match shipper.ship_once() {
+                            Ok(report) => {
+                                failures = 0;
+                                if let Some(fork) = report.nodes.iter().find_map(|n| n.fork.clone()) {
+                                    tracing::error!(target: "fasten::store", reason = %fork, "shipping stopped: the central store found a fork");
+                                    stopped = true;
+                                }
+                                interval
+                            }
+                            Err(e) => {
+                                failures = failures.saturating_add(1);
+                                if matches!(e.kind(), ErrorKind::Fleet { .. }) {
+                                    stopped = true;
+                                }
+                                tracing::error!(target: "fasten::store", error = %e, failures, "shipping failed; retrying");
+                                // Backoff: interval × 2^failures, at most a minute.
+                                interval
+                                    .saturating_mul(1 << failures.min(6))
+                                    .min(Duration::from_secs(60))
+                            }
+                        }
+                    };
+                    std::thread::park_timeout(wait);
+                }
+            })
+            .map_err(|e| {
+                Error::new(ErrorKind::Store, "cannot start the shipper thread").with_source(e)
+            })?;
+        Ok(Self {
+            stop,
+            thread: join.thread().clone(),
+        })
+    }
+
+    /// Asks the thread to end after its current batch.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
