@@ -271,7 +271,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_INGEST_TOKENS",
         default: "none",
-        meaning: "`node=token` pairs (comma-separated, tokens of at least 16 characters) the reader's `POST /ingest` accepts: a token may ship only the nodes it is paired with; without it the route is not mounted",
+        meaning: "`node=token` pairs (comma-separated, tokens of at least 16 characters) the reader's `POST /ingest` accepts: a token may ship only the nodes it is paired with; without it `/ingest` answers 404",
     },
     Variable {
         name: "FASTEN_FLEET_KEYS",

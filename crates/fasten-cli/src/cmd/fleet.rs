@@ -30,7 +30,12 @@ pub(crate) struct StatusArgs {
     #[arg(long, env = "FASTEN_READER_URL")]
     url: Option<String>,
     /// The bearer token for --url.
-    #[arg(long, env = "FASTEN_READER_TOKEN", requires = "url", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FASTEN_READER_TOKEN",
+        requires = "url",
+        hide_env_values = true
+    )]
     token: Option<String>,
     /// Print JSON.
     #[arg(long)]

@@ -165,15 +165,15 @@ impl Central {
             return Ok(ack);
         }
         let buf = &mut self.buf;
-        let imported = self
-            .store
-            .import(node, &batch.rows, &now, &mut |held, tip, row| {
-                match judge(held, tip, row, buf) {
+        let imported =
+            self.store
+                .import(node, &batch.rows, &now, &mut |held, tip, row| match judge(
+                    held, tip, row, buf,
+                ) {
                     Judged::Insert => Judgement::Insert,
                     Judged::Skip => Judgement::Skip,
                     Judged::Refuse(why) => Judgement::Refuse(why),
-                }
-            })?;
+                })?;
         if imported.own {
             return Err(refused(format!(
                 "node {node} is written by the central store itself (its rows did not arrive by shipping); an edge cannot ship it"
@@ -223,7 +223,10 @@ impl Central {
                     )),
                 },
                 None => Checkpoint::parse_unverified(&shipped.note).ok_or_else(|| {
-                    format!("checkpoint of {} rows refused: not a checkpoint note", shipped.size)
+                    format!(
+                        "checkpoint of {} rows refused: not a checkpoint note",
+                        shipped.size
+                    )
                 }),
             };
             let checkpoint = match opened {
@@ -275,16 +278,20 @@ impl Central {
                 }
                 log = Some(l);
             }
-            let root = log
-                .as_ref()
-                .and_then(|l| l.root_at(checkpoint.size()).ok());
+            let root = log.as_ref().and_then(|l| l.root_at(checkpoint.size()).ok());
             if root.as_ref() != Some(checkpoint.root()) {
                 let reason = format!(
                     "the checkpoint of {} rows of node {node} has a root the shipped rows do not have: the edge signed a different history",
                     checkpoint.size()
                 );
                 let offered = json!({ "checkpoint": shipped.note }).to_string();
-                self.fork_evidence(node, i64::try_from(checkpoint.size()).unwrap_or(i64::MAX), &reason, None, &offered)?;
+                self.fork_evidence(
+                    node,
+                    i64::try_from(checkpoint.size()).unwrap_or(i64::MAX),
+                    &reason,
+                    None,
+                    &offered,
+                )?;
                 ack.fork = Some(reason);
                 return Ok(());
             }
@@ -294,11 +301,7 @@ impl Central {
             ack.checkpoint = Some(ack.checkpoint.unwrap_or(0).max(checkpoint.size()));
         }
         if ack.checkpoint.is_none() {
-            ack.checkpoint = self
-                .store
-                .checkpoints(node)?
-                .last()
-                .map(|(size, _)| *size);
+            ack.checkpoint = self.store.checkpoints(node)?.last().map(|(size, _)| *size);
         }
         Ok(())
     }
@@ -381,12 +384,13 @@ impl Central {
         Ok(nodes
             .into_iter()
             .map(|n| {
-                let lag_seconds = n.reported_at.as_ref().map(|at| {
-                    match (&n.oldest_pending, n.pending) {
-                        (Some(oldest), Some(p)) if p > 0 => seconds_between(oldest, at),
-                        _ => 0.0,
-                    }
-                });
+                let lag_seconds =
+                    n.reported_at
+                        .as_ref()
+                        .map(|at| match (&n.oldest_pending, n.pending) {
+                            (Some(oldest), Some(p)) if p > 0 => seconds_between(oldest, at),
+                            _ => 0.0,
+                        });
                 NodeStatus {
                     role: if n.shipped { "edge" } else { "central" }.to_owned(),
                     rows: n.rows,
@@ -417,7 +421,10 @@ impl Central {
 
 /// Seconds from `from` to `to` (contract timestamps), 0 when unreadable.
 fn seconds_between(from: &str, to: &str) -> f64 {
-    match (from.parse::<jiff::Timestamp>(), to.parse::<jiff::Timestamp>()) {
+    match (
+        from.parse::<jiff::Timestamp>(),
+        to.parse::<jiff::Timestamp>(),
+    ) {
         (Ok(a), Ok(b)) => (b.as_microsecond() - a.as_microsecond()).max(0) as f64 / 1e6,
         _ => 0.0,
     }

@@ -65,11 +65,7 @@ impl Transport for Http {
             req = req.header("authorization", &format!("Bearer {t}"));
         }
         let mut res = req.send(&body[..]).map_err(|e| {
-            Error::new(
-                ErrorKind::Store,
-                format!("cannot ship to {}", self.url),
-            )
-            .with_source(e)
+            Error::new(ErrorKind::Store, format!("cannot ship to {}", self.url)).with_source(e)
         })?;
         let status = res.status().as_u16();
         let text = res
@@ -90,7 +86,12 @@ impl Transport for Http {
                 ErrorKind::Fleet {
                     node: batch.node.clone(),
                 },
-                format!("{} refused node {} ({status}): {}", self.url, batch.node, message(&text)),
+                format!(
+                    "{} refused node {} ({status}): {}",
+                    self.url,
+                    batch.node,
+                    message(&text)
+                ),
             )),
             _ => Err(Error::new(
                 ErrorKind::Store,
@@ -128,7 +129,9 @@ fn transport(to: &str, token: Option<String>) -> Result<Box<dyn Transport>> {
         if to.starts_with("http://") && !super::is_loopback(to) {
             return Err(Error::config(
                 crate::env::FASTEN_SHIP_TO,
-                format!("invalid FASTEN_SHIP_TO {to:?}: plain http:// only to a loopback address; use https://host/api/v1/logs"),
+                format!(
+                    "invalid FASTEN_SHIP_TO {to:?}: plain http:// only to a loopback address; use https://host/api/v1/logs"
+                ),
             ));
         }
         #[cfg(feature = "ship-http")]
@@ -157,7 +160,9 @@ fn transport(to: &str, token: Option<String>) -> Result<Box<dyn Transport>> {
     }
     Err(Error::config(
         crate::env::FASTEN_SHIP_TO,
-        format!("invalid FASTEN_SHIP_TO {to:?}: expected postgres://user@host/db or https://host/api/v1/logs"),
+        format!(
+            "invalid FASTEN_SHIP_TO {to:?}: expected postgres://user@host/db or https://host/api/v1/logs"
+        ),
     ))
 }
 
@@ -329,7 +334,9 @@ impl Shipper {
             let mut checkpoints: Vec<ShippedCheckpoint> = store
                 .checkpoints(node)?
                 .into_iter()
-                .filter(|(size, _)| *size > known && i64::try_from(*size).is_ok_and(|s| s <= covered))
+                .filter(|(size, _)| {
+                    *size > known && i64::try_from(*size).is_ok_and(|s| s <= covered)
+                })
                 .map(|(size, note)| ShippedCheckpoint { size, note })
                 .collect();
             if checkpoints.len() > super::MAX_CHECKPOINTS {

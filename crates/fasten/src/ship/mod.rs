@@ -35,9 +35,9 @@ use crate::chain::{self, Row, Tip};
 mod central;
 mod edge;
 
+pub use crate::code::FLEET_FORK_DETECTED;
 #[cfg(feature = "postgres")]
 pub use central::{Central, FLEET_NODE_DEFAULT, parse_fleet_keys, status};
-pub use crate::code::FLEET_FORK_DETECTED;
 pub(crate) use edge::Background;
 pub use edge::{NodeShipped, ShipReport, Shipper};
 
@@ -164,9 +164,7 @@ pub(crate) fn check_sealed(row: &Row, buf: &mut Vec<u8>) -> Result<(), String> {
         }
         (None, None) => {}
         _ => {
-            return Err(
-                "detail and detail_salt must be both present or both erased".to_owned(),
-            );
+            return Err("detail and detail_salt must be both present or both erased".to_owned());
         }
     }
     Ok(())
@@ -267,7 +265,10 @@ mod tests {
             };
         }
         // Re-sent, identical: skipped.
-        assert_eq!(judge(Some(&rows[2]), &tip, &rows[2], &mut buf), Judged::Skip);
+        assert_eq!(
+            judge(Some(&rows[2]), &tip, &rows[2], &mut buf),
+            Judged::Skip
+        );
         // Changed after sealing.
         let mut changed = rows[2].clone();
         changed.actor = "mallory".into();

@@ -238,8 +238,7 @@ pub(crate) struct Unshipped {
 /// round visits only the rows it ships (shipped rows leave this partial
 /// index).
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-pub(crate) const UNSHIPPED_INDEX: &str =
-    "(source_node_id, monotonic_seq) WHERE shipped_at IS NULL";
+pub(crate) const UNSHIPPED_INDEX: &str = "(source_node_id, monotonic_seq) WHERE shipped_at IS NULL";
 
 /// A row whose detail a sweep or an erasure may erase, with what decides it.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]

@@ -9,6 +9,8 @@ mod adversary;
 mod amqp;
 mod checkpoints;
 mod crash;
+#[cfg(feature = "postgres")]
+mod fleet;
 mod multiprocess;
 mod pipeline;
 #[cfg(feature = "postgres")]

@@ -473,7 +473,14 @@ fn scenario(dsn: &Dsn, second_node: impl Fn() -> Fasten + Send + Sync + 'static)
         let (status, _) = s.get(path, &[]);
         assert_eq!(status, 401, "{path} needs auth");
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 8);
+    // The fleet's routes, served with `postgres` (tests/it/fleet.rs); the
+    // ingest route is POST only, with an ingest token.
+    assert!(doc["paths"]["/fleet"].get("get").is_some());
+    assert!(doc["paths"]["/ingest"].get("post").is_some());
+    if cfg!(feature = "postgres") {
+        assert_eq!(s.get("/fleet", &[]).0, 401, "/fleet needs auth");
+    }
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 10);
 
     // Reads through an audited router leave one READER_QUERY row each.
     let audited = Served::start(nest(reader::router(

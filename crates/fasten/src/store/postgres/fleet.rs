@@ -175,10 +175,7 @@ impl PostgresStore {
 
     /// The fork recorded for `node`, if shipping for it has stopped.
     pub(crate) fn fleet_fork(&mut self, node: &str) -> Result<Option<String>> {
-        let sql = format!(
-            "SELECT fork FROM {} WHERE source_node_id = $1",
-            self.fleet
-        );
+        let sql = format!("SELECT fork FROM {} WHERE source_node_id = $1", self.fleet);
         Ok(self
             .rt
             .block_on(self.client.query_opt(&sql, &[&node]))
@@ -408,8 +405,8 @@ impl<'a> Columns<'a> {
         let t = &self.text;
         let m = &self.maybe;
         [
-            &t[0],  // id
-            &t[1],  // origin_id
+            &t[0], // id
+            &t[1], // origin_id
             &self.seq,
             &t[2],  // timestamp
             &t[3],  // code
