@@ -1588,3 +1588,163 @@ fn a_refused_connection_says_where_and_why_without_the_password() {
         );
     }
 }
+
+/// The README's "Fleet" walk-through: two edges on SQLite, one shipping
+/// straight to PostgreSQL, one through `fasten serve`'s ingest route; one
+/// request correlated across both on the central store.
+#[test]
+fn issue_18_two_edges_ship_to_a_central_store_and_correlate() {
+    let Some((url, mut admin)) = pg_admin() else {
+        return;
+    };
+    let schema = format!("fasten_cli_{:016x}", rand::random::<u64>());
+    let central = format!("{url}?table={schema}.audit_log");
+    let dir = setup();
+    for node in ["edge-a", "edge-b"] {
+        let db = format!("sqlite:///{node}.db");
+        for _ in 0..3 {
+            let o = fasten_with(
+                dir.path(),
+                &[
+                    "emit",
+                    "--code",
+                    "ORDER_PLACED",
+                    "--request-id",
+                    "req-fleet",
+                ],
+                &[("FASTEN_NODE_ID", node), ("FASTEN_AUDIT_DSN", &db)],
+            );
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+    }
+    // Edge a ships straight into the central table.
+    let o = fasten(
+        dir.path(),
+        &[
+            "ship",
+            "--once",
+            "--dsn",
+            "sqlite:///edge-a.db",
+            "--to",
+            &central,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "edge-a: 3 rows shipped, 0 already there, 0 pending, 0 checkpoints\n"
+    );
+
+    // Edge b ships through the central reader, with a token bound to it.
+    let ship_token = "ship-edge-b-0123456789";
+    let read_token = "read-token-0123456789";
+    let mut serve = Killed(
+        Command::new(env!("CARGO_BIN_EXE_fasten"))
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("FASTEN_AUDIT_DSN", &central)
+            .env("FASTEN_READER_TOKENS", read_token)
+            .env("FASTEN_INGEST_TOKENS", format!("edge-b={ship_token}"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    use std::io::BufRead as _;
+    std::io::BufReader::new(serve.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let reader = first
+        .trim()
+        .strip_prefix("fasten: serving ")
+        .unwrap()
+        .to_owned();
+    let ship_b = |token: &str| {
+        fasten(
+            dir.path(),
+            &[
+                "ship",
+                "--once",
+                "--dsn",
+                "sqlite:///edge-b.db",
+                "--to",
+                &reader,
+                "--token",
+                token,
+            ],
+        )
+    };
+    // A token may ship only its own nodes.
+    let o = ship_b(read_token);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("401"), "{}", stderr(&o));
+    let o = ship_b(ship_token);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("edge-b: 3 rows shipped"),
+        "{}",
+        stdout(&o)
+    );
+    // Again: nothing left to ship.
+    let o = ship_b(ship_token);
+    assert!(
+        stdout(&o).starts_with("edge-b: 0 rows shipped"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = fasten(dir.path(), &["fleet", "status", "--dsn", &central]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    for node in ["edge-a", "edge-b"] {
+        let line = table.lines().find(|l| l.starts_with(node)).unwrap();
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(&cols[1..4], ["edge", "3", "0"], "{line}");
+        assert!(line.ends_with("ok"), "{line}");
+    }
+    let o = fasten(
+        dir.path(),
+        &[
+            "fleet", "status", "--url", &reader, "--token", read_token, "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 2);
+
+    // One request, its rows from both edges.
+    let o = fasten(
+        dir.path(),
+        &["correlate", "req-fleet", "--json", "--dsn", &central],
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let mut nodes: Vec<String> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["row"]["source_node_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes, ["edge-a", "edge-b"], "{v}");
+    let o = fasten(dir.path(), &["verify", "--dsn", &central]);
+    drop(serve);
+    let _ = admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+    assert!(o.status.success(), "{}", stdout(&o));
+}
+
+/// A child process killed when the test ends, passed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
