@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
-use super::{Ack, Batch, Judged, MAX_CHECKPOINTS, NodeStatus, judge};
+use super::{Ack, Batch, ForkEvidence, Judged, MAX_CHECKPOINTS, NodeStatus, judge};
 use crate::chain::{self, Row};
 use crate::checkpoint::{Checkpoint, VerifierKey};
 use crate::dsn::Dsn;
@@ -408,14 +408,23 @@ impl Central {
             .collect())
     }
 
-    /// The evidence kept for `node`'s forks: `(seq, reason, central row,
-    /// offered row)`, the rows as JSON.
+    /// The evidence kept for `node`'s forks, oldest first.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Store`] when the store cannot be read.
-    pub fn forks(&mut self, node: &str) -> Result<Vec<(i64, String, Option<String>, String)>> {
-        self.store.fleet_forks(node)
+    pub fn forks(&mut self, node: &str) -> Result<Vec<ForkEvidence>> {
+        Ok(self
+            .store
+            .fleet_forks(node)?
+            .into_iter()
+            .map(|f| ForkEvidence {
+                seq: f.seq,
+                reason: f.reason,
+                central_row: f.central,
+                offered: f.offered,
+            })
+            .collect())
     }
 }
 

@@ -139,6 +139,20 @@ pub struct NodeStatus {
     pub fork: Option<String>,
 }
 
+/// The evidence kept for one fork (`<table>_forks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ForkEvidence {
+    /// The seq (of the refused row, or the checkpoint's size).
+    pub seq: i64,
+    /// Why it was refused.
+    pub reason: String,
+    /// The row the central store holds at that seq, as JSON, if any.
+    pub central_row: Option<String>,
+    /// What the edge offered (the row, or the checkpoint note), as JSON.
+    pub offered: String,
+}
+
 /// Whether `row` is sealed as its columns say: its hash is the hash of its
 /// contents and its detail matches its commitment (or is erased, detail and
 /// salt both gone).

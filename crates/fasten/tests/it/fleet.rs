@@ -441,10 +441,10 @@ fn forged_and_resealed_rows_are_forks_with_evidence_and_other_nodes_keep_shippin
     let mut c = Central::open(&central).unwrap();
     let evidence = c.forks("edge-resealed").unwrap();
     assert_eq!(evidence.len(), 1);
-    let (seq, _, held, offered) = &evidence[0];
-    assert_eq!(*seq, 5);
-    let held: fasten::Row = serde_json::from_str(held.as_deref().unwrap()).unwrap();
-    let offered: fasten::Row = serde_json::from_str(offered).unwrap();
+    assert_eq!(evidence[0].seq, 5);
+    let held: fasten::Row =
+        serde_json::from_str(evidence[0].central_row.as_deref().unwrap()).unwrap();
+    let offered: fasten::Row = serde_json::from_str(&evidence[0].offered).unwrap();
     assert_eq!(held.monotonic_seq, 5);
     assert_ne!(held.hash, offered.hash);
     assert_eq!(

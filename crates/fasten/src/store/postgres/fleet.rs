@@ -49,6 +49,15 @@ pub(crate) struct Imported {
     pub(crate) own: bool,
 }
 
+/// One row of `<table>_forks`.
+#[derive(Debug, Clone)]
+pub(crate) struct ForkRecord {
+    pub(crate) seq: i64,
+    pub(crate) reason: String,
+    pub(crate) central: Option<String>,
+    pub(crate) offered: String,
+}
+
 /// One node as `<table>_fleet` and the rows describe it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FleetNode {
@@ -262,10 +271,7 @@ impl PostgresStore {
 
     /// The evidence kept for `node`'s forks, oldest first: `(seq, reason,
     /// central row JSON, offered row JSON)`.
-    pub(crate) fn fleet_forks(
-        &mut self,
-        node: &str,
-    ) -> Result<Vec<(i64, String, Option<String>, String)>> {
+    pub(crate) fn fleet_forks(&mut self, node: &str) -> Result<Vec<ForkRecord>> {
         let sql = format!(
             "SELECT monotonic_seq, reason, central_row, offered_row FROM {} WHERE source_node_id = $1 ORDER BY detected_at, monotonic_seq",
             self.forks
@@ -275,7 +281,12 @@ impl PostgresStore {
             .block_on(self.client.query(&sql, &[&node]))
             .map_err(pg_err("read forks"))?
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .map(|r| ForkRecord {
+                seq: r.get(0),
+                reason: r.get(1),
+                central: r.get(2),
+                offered: r.get(3),
+            })
             .collect())
     }
 
@@ -383,14 +394,14 @@ impl<'a> Columns<'a> {
     fn of(rows: &'a [Row]) -> Self {
         let mut text: Vec<Vec<&str>> = Self::TEXT
             .iter()
-            .map(|f| rows.iter().map(|r| f(r)).collect())
+            .map(|f| rows.iter().map(f).collect())
             .collect();
         text.push(rows.iter().map(|r| r.hash.as_str()).collect());
         Self {
             text,
             maybe: Self::MAYBE
                 .iter()
-                .map(|f| rows.iter().map(|r| f(r)).collect())
+                .map(|f| rows.iter().map(f).collect())
                 .collect(),
             seq: rows.iter().map(|r| r.monotonic_seq).collect(),
             pii: rows.iter().map(|r| r.pii_in_detail).collect(),
