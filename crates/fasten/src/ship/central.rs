@@ -27,6 +27,9 @@ pub struct Central {
     store: PostgresStore,
     node_id: String,
     keys: Option<HashMap<String, VerifierKey>>,
+    /// Each node's Merkle tree over the rows held here, extended as rows
+    /// arrive, so checking a checkpoint reads only the rows since the last.
+    trees: HashMap<String, MerkleLog>,
     buf: Vec<u8>,
 }
 
@@ -87,6 +90,7 @@ impl Central {
             store: PostgresStore::open(url, schema.as_deref(), table, Access::Write)?,
             node_id: FLEET_NODE_DEFAULT.to_owned(),
             keys: None,
+            trees: HashMap::new(),
             buf: Vec::with_capacity(1024),
         })
     }
@@ -210,7 +214,6 @@ impl Central {
     fn checkpoints(&mut self, batch: &Batch, tip: i64, ack: &mut Ack) -> Result<()> {
         let node = batch.node.as_str();
         let tip = u64::try_from(tip).unwrap_or(0);
-        let mut log: Option<MerkleLog> = None;
         for shipped in batch.checkpoints.iter().take(MAX_CHECKPOINTS) {
             let opened = match &self.keys {
                 Some(keys) => match keys.get(node) {
@@ -254,31 +257,8 @@ impl Central {
                 // Its rows have not arrived yet: sent again later.
                 continue;
             }
-            if log.is_none() {
-                let mut l = MerkleLog::new();
-                let mut bad = None;
-                self.store.scan_hashes(
-                    node,
-                    0,
-                    i64::try_from(tip).unwrap_or(i64::MAX),
-                    &mut |seq, hash| {
-                        let mut raw = [0u8; 32];
-                        match hex::decode_to_slice(hash, &mut raw) {
-                            Ok(()) => l.push(&raw),
-                            Err(_) => bad = bad.take().or(Some(seq)),
-                        }
-                        Ok(())
-                    },
-                )?;
-                if let Some(seq) = bad {
-                    return Err(Error::new(
-                        ErrorKind::Store,
-                        format!("the central row {seq} of node {node} has a hash that is not hex"),
-                    ));
-                }
-                log = Some(l);
-            }
-            let root = log.as_ref().and_then(|l| l.root_at(checkpoint.size()).ok());
+            let log = self.tree(node, tip)?;
+            let root = log.root_at(checkpoint.size()).ok();
             if root.as_ref() != Some(checkpoint.root()) {
                 let reason = format!(
                     "the checkpoint of {} rows of node {node} has a root the shipped rows do not have: the edge signed a different history",
@@ -304,6 +284,38 @@ impl Central {
             ack.checkpoint = self.store.checkpoints(node)?.last().map(|(size, _)| *size);
         }
         Ok(())
+    }
+
+    /// The Merkle tree of the first `tip` rows of `node` held here: the
+    /// cached one, extended with the rows since.
+    fn tree(&mut self, node: &str, tip: u64) -> Result<&MerkleLog> {
+        let log = self.trees.entry(node.to_owned()).or_default();
+        if log.len() > tip {
+            *log = MerkleLog::new();
+        }
+        let mut bad = None;
+        self.store.scan_hashes(
+            node,
+            i64::try_from(log.len()).unwrap_or(i64::MAX),
+            i64::try_from(tip).unwrap_or(i64::MAX),
+            &mut |seq, hash| {
+                let mut raw = [0u8; 32];
+                match hex::decode_to_slice(hash, &mut raw) {
+                    Ok(()) if bad.is_none() => log.push(&raw),
+                    Ok(()) => {}
+                    Err(_) => bad = bad.or(Some(seq)),
+                }
+                Ok(())
+            },
+        )?;
+        if let Some(seq) = bad {
+            self.trees.remove(node);
+            return Err(Error::new(
+                ErrorKind::Store,
+                format!("the central row {seq} of node {node} has a hash that is not hex"),
+            ));
+        }
+        Ok(&self.trees[node])
     }
 
     /// Keeps the evidence of a refused row and writes the fork row.

@@ -229,8 +229,10 @@ pub(crate) struct NodeCount {
 pub(crate) struct Unshipped {
     /// The lowest `monotonic_seq` not shipped.
     pub(crate) first_seq: i64,
+    /// Rows from it to the node's tip (rows ship in seq order, so the
+    /// shipped ones are a prefix): read from two index seeks, never counted.
     pub(crate) count: u64,
-    /// The oldest such row's `timestamp`, the contract's text form.
+    /// That first unshipped row's `timestamp`, the contract's text form.
     pub(crate) oldest: String,
 }
 

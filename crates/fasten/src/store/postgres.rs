@@ -941,20 +941,24 @@ impl Store for PostgresStore {
     }
 
     fn unshipped(&mut self, node: &str) -> Result<Option<super::Unshipped>> {
+        // Index seeks only, never a count (see the SQLite store).
+        let t = &self.qualified;
         let sql = format!(
-            "SELECT min(monotonic_seq), count(*), min({}) FROM {} WHERE source_node_id = $1 AND shipped_at IS NULL",
-            ts_text("timestamp"),
-            self.qualified
+            "SELECT monotonic_seq, {}, (SELECT max(monotonic_seq) FROM {t} WHERE source_node_id = $1) FROM {t} WHERE source_node_id = $1 AND shipped_at IS NULL ORDER BY monotonic_seq LIMIT 1",
+            ts_text("timestamp")
         );
         let row = self
             .rt
-            .block_on(self.client.query_one(&sql, &[&node]))
-            .map_err(pg_err("count unshipped rows"))?;
-        let first: Option<i64> = row.get(0);
-        Ok(first.map(|first_seq| super::Unshipped {
-            first_seq,
-            count: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-            oldest: row.get::<_, Option<String>>(2).unwrap_or_default(),
+            .block_on(self.client.query_opt(&sql, &[&node]))
+            .map_err(pg_err("find unshipped rows"))?;
+        Ok(row.map(|r| {
+            let first_seq: i64 = r.get(0);
+            let tip: i64 = r.get(2);
+            super::Unshipped {
+                first_seq,
+                count: u64::try_from(tip - first_seq + 1).unwrap_or(0),
+                oldest: r.get(1),
+            }
         }))
     }
 

@@ -816,21 +816,25 @@ impl Store for SqliteStore {
     }
 
     fn unshipped(&mut self, node: &str) -> Result<Option<super::Unshipped>> {
+        // Two index seeks (the unshipped index, the chain index), never a
+        // count: an edge that buffered a million rows must not read them all
+        // for every batch it ships.
         let t = &self.table;
-        let (first, count, oldest): (Option<i64>, i64, Option<String>) = self
+        let found: Option<(i64, String, i64)> = self
             .conn
             .query_row(
                 &format!(
-                    "SELECT min(monotonic_seq), count(*), min(timestamp) FROM \"{t}\" WHERE source_node_id = ?1 AND shipped_at IS NULL"
+                    "SELECT monotonic_seq, timestamp, (SELECT max(monotonic_seq) FROM \"{t}\" WHERE source_node_id = ?1) FROM \"{t}\" WHERE source_node_id = ?1 AND shipped_at IS NULL ORDER BY monotonic_seq LIMIT 1"
                 ),
                 params![node],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .map_err(sql_err("count unshipped rows"))?;
-        Ok(first.map(|first_seq| super::Unshipped {
+            .optional()
+            .map_err(sql_err("find unshipped rows"))?;
+        Ok(found.map(|(first_seq, oldest, tip)| super::Unshipped {
             first_seq,
-            count: u64::try_from(count).unwrap_or(0),
-            oldest: oldest.unwrap_or_default(),
+            count: u64::try_from(tip - first_seq + 1).unwrap_or(0),
+            oldest,
         }))
     }
 
