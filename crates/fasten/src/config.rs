@@ -109,6 +109,10 @@ impl std::str::FromStr for FailureStrategy {
 /// | [`audit_batch_size`](Self::audit_batch_size) | `FASTEN_AUDIT_BATCH_SIZE` | 2048 |
 /// | [`audit_store_failure_strategy`](Self::audit_store_failure_strategy) | `FASTEN_AUDIT_STORE_FAILURE_STRATEGY` | `retry` |
 /// | [`audit_max_retries`](Self::audit_max_retries) | `FASTEN_AUDIT_MAX_RETRIES` | 5 |
+/// | [`ship_to`](Self::ship_to) | `FASTEN_SHIP_TO` | none (no shipping) |
+/// | [`ship_token`](Self::ship_token) | `FASTEN_SHIP_TOKEN` | none |
+/// | [`ship_interval`](Self::ship_interval) | `FASTEN_SHIP_INTERVAL` | 500 ms |
+/// | [`ship_batch_size`](Self::ship_batch_size) | `FASTEN_SHIP_BATCH_SIZE` | 1000 |
 /// | [`sys_ring_size`](Self::sys_ring_size) | `FASTEN_SYS_RING_SIZE` | 10000 |
 /// | [`api_ring_size`](Self::api_ring_size) | `FASTEN_API_RING_SIZE` | 10000 |
 /// | [`stdout`](Self::stdout) | `FASTEN_STDOUT` | `sys,api` |
@@ -666,6 +670,15 @@ impl Config {
                 FASTEN_CHECKPOINT_WITNESS_URL,
                 format!(
                     "invalid {FASTEN_CHECKPOINT_WITNESS_URL} {url:?}: expected an http:// or https:// URL, e.g. https://witness.example/add-checkpoint"
+                ),
+            ));
+        }
+        if self.ship_to.is_some() && self.ship_interval.is_zero() {
+            return Err(Error::config(
+                crate::env::FASTEN_SHIP_INTERVAL,
+                format!(
+                    "invalid {} 0: must be more than zero, e.g. 500ms",
+                    crate::env::FASTEN_SHIP_INTERVAL
                 ),
             ));
         }
