@@ -227,7 +227,7 @@ impl std::fmt::Debug for Shipper {
 impl Shipper {
     /// A shipper of the store `edge` to `to` (`postgres://…`, or an ingest
     /// URL `https://…/api/v1/logs`; the token is `FASTEN_SHIP_TOKEN` unless
-    /// [`Shipper::token`] sets one).
+    /// [`Shipper::with_token`] gives one).
     ///
     /// # Errors
     ///
