@@ -10,6 +10,8 @@ pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 pub(crate) mod stream;
+#[cfg(feature = "postgres")]
+mod tls;
 
 /// The contract's columns in a fixed order shared by every backend's insert
 /// and select, with their SQLite and PostgreSQL types (row contract §1).

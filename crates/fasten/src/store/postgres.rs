@@ -22,13 +22,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::runtime::Runtime;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::{
     Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, LEASE_COLUMNS, MERKLE_COLUMNS,
     NodeCount, Scope, Store, UNERASED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
+use crate::dsn::SslMode;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Used when the DSN does not set `connect_timeout`: a writer must not hang
@@ -133,13 +134,23 @@ impl Drop for ClientRuntime {
 /// Connects on a runtime of the store's own, whose thread then drives the
 /// connection for as long as the client lives.
 pub(crate) fn connect(url: &str) -> Result<(ClientRuntime, Client)> {
-    let mut config: tokio_postgres::Config = url
+    // `sslmode` and `sslrootcert` are read here (libpq's rules, on
+    // rustls); the client parses the rest.
+    let (client_url, tls) = crate::dsn::split_tls(url)
+        .map_err(|why| Error::new(ErrorKind::Store, format!("postgres: {why}")))?;
+    let mut config: tokio_postgres::Config = client_url
         .parse()
         .map_err(|e| Error::store("postgres: invalid connection string", e))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
     }
-    let rt = ClientRuntime::start()?;
+    config.ssl_mode(match tls.mode {
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            tokio_postgres::config::SslMode::Require
+        }
+    });
     // Host, port, user and database: what a person needs to act on a
     // refused connection. Never the password.
     let host = match config.get_hosts().first() {
@@ -149,13 +160,29 @@ pub(crate) fn connect(url: &str) -> Result<(ClientRuntime, Client)> {
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let where_ = format!(
-        "{host}:{port} as user {} to database {}",
+        "{host}:{port} as user {} to database {} (sslmode={})",
         config.get_user().unwrap_or("(none)"),
-        config.get_dbname().unwrap_or("(default)")
+        config.get_dbname().unwrap_or("(default)"),
+        tls.mode.as_str()
     );
+    let connector = super::tls::client_config(&tls)
+        .map(super::tls::Rustls::new)
+        .map_err(|why| {
+            Error::new(
+                ErrorKind::Store,
+                format!("postgres: cannot connect to {where_}: {why}"),
+            )
+        })?;
+    let rt = ClientRuntime::start()?;
     let (client, connection) = rt
-        .run(async move { config.connect(NoTls).await })?
-        .map_err(|e| Error::store(format!("postgres: cannot connect to {where_}"), e))?;
+        .run(async move { config.connect(connector).await })?
+        .map_err(|e| {
+            let message = match super::tls::explain(&e, &tls, &host) {
+                Some(why) => format!("postgres: cannot connect to {where_}: {why}"),
+                None => format!("postgres: cannot connect to {where_}"),
+            };
+            Error::store(message, e)
+        })?;
     // Ends (and requests fail) when the server goes away.
     rt.runtime().spawn(async move {
         if let Err(e) = connection.await {

@@ -10,6 +10,8 @@ mod amqp;
 mod checkpoints;
 mod crash;
 mod multiprocess;
+#[cfg(feature = "postgres")]
+mod pg_tls;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
