@@ -9,6 +9,7 @@ mod adversary;
 mod amqp;
 mod checkpoints;
 mod crash;
+mod foreign;
 mod multiprocess;
 #[cfg(feature = "postgres")]
 mod pg_tls;
