@@ -74,6 +74,12 @@ pub(crate) fn absent_column(name: &str) -> &'static str {
     if name == "detail_salt" { "NULL" } else { "''" }
 }
 
+/// Whether `q` asks for a value of one of the `missing` columns.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn filters_absent_column(q: &stream::Query, missing: &[&str]) -> bool {
+    q.eq.iter().any(|(name, _)| missing.contains(name))
+}
+
 /// How a table differs from canonical form 3: what the messages about a
 /// foreign table say was found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -192,6 +192,11 @@ fn upstream_columns(h: &mut dyn Hand) {
     let timeline = reader.correlate(&req).unwrap();
     assert_eq!(timeline.entries.len(), 2);
     assert_eq!(timeline.warning.as_deref(), Some(warning.as_str()));
+    // An absent column holds no value: a filter on it finds nothing.
+    let none = reader
+        .audit(&AuditQuery::new(10).filter("outcome", "success").unwrap())
+        .unwrap();
+    assert!(none.rows.is_empty());
     assert_eq!(h.columns(), before, "the reader changed the table");
 }
 

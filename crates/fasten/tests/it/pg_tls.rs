@@ -119,6 +119,18 @@ impl Cluster {
         run(&mut cmd)
     }
 
+    /// Turns TLS off and lets plaintext connections in (a reload).
+    fn without_tls(&self) -> Result<(), String> {
+        append(&self.data.join("postgresql.conf"), "ssl = off\n")?;
+        std::fs::write(
+            self.data.join("pg_hba.conf"),
+            "local all all trust\nhost all all 127.0.0.1/32 trust\n",
+        )
+        .map_err(|e| format!("pg_hba.conf: {e}"))?;
+        let data = self.data.display().to_string();
+        self.pg("pg_ctl", &["-D", &data, "reload"]).map(drop)
+    }
+
     fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.crt")
     }
@@ -394,6 +406,25 @@ fn issue_12_postgres_over_tls() -> fasten::Result<()> {
     ));
     assert!(
         err.contains("sslrootcert=/nonexistent/ca.pem cannot be read"),
+        "{err}"
+    );
+
+    // The same server without TLS: prefer falls back to plaintext, require
+    // is refused.
+    cluster.without_tls().unwrap();
+    let prefer = parse(&cluster.dsn("localhost", "sslmode=prefer"));
+    let started = std::time::Instant::now();
+    // A reload takes effect shortly after pg_ctl returns.
+    while fasten::verify(&prefer).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the reload did not take effect"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let err = refusal(&cluster.dsn("localhost", "sslmode=require"));
+    assert!(
+        err.contains("(sslmode=require): the server does not offer TLS, and sslmode=require requires it: enable ssl on the server, or use sslmode=prefer on a trusted network"),
         "{err}"
     );
     Ok(())
