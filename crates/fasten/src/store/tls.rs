@@ -133,33 +133,34 @@ pub(crate) fn explain(e: &tokio_postgres::Error, tls: &PgTls, host: &str) -> Opt
 
 fn explain_rustls(e: &rustls::Error, tls: &PgTls, host: &str) -> String {
     let mode = tls.mode.as_str();
-    let given = match tls.given {
-        Some(g) if g != tls.mode => format!(
-            "sslmode={} with a sslrootcert file checks like {mode}",
-            g.as_str()
-        ),
+    let rule = match tls.given {
+        Some(g) if g != tls.mode => {
+            format!("sslmode={} with sslrootcert acts as {mode}", g.as_str())
+        }
         _ => format!("sslmode={mode}"),
     };
     let rustls::Error::InvalidCertificate(cert) = e else {
-        return format!("the TLS handshake failed ({given}): {e}");
+        return format!("the TLS handshake failed ({rule}): {e}");
     };
     match cert {
         CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
-            "the server's certificate is not trusted: no CA in {} signed it ({given} checks the chain): set sslrootcert to the CA that signed the server's certificate",
+            "the server's certificate is not trusted: no CA in {} signed it ({rule}: the chain must end at a trusted CA): set sslrootcert to the CA that signed the server's certificate",
             tls.roots
         ),
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             format!(
-                "the server's certificate is not valid for host {host:?} (sslmode=verify-full checks the host name): connect by a name the certificate holds, or use sslmode=verify-ca"
+                "the server's certificate is not valid for host {host:?} (sslmode=verify-full: the certificate must name the host): connect by a name the certificate holds, or use sslmode=verify-ca"
             )
         }
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-            format!("the server's certificate has expired ({given} checks its validity)")
+            format!(
+                "the server's certificate has expired ({rule}: the certificate must be valid now)"
+            )
         }
-        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-            format!("the server's certificate is not valid yet ({given} checks its validity)")
-        }
-        other => format!("the server's certificate is refused ({given}): {other:?}"),
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => format!(
+            "the server's certificate is not valid yet ({rule}: the certificate must be valid now)"
+        ),
+        other => format!("the server's certificate is refused ({rule}): {other:?}"),
     }
 }
 

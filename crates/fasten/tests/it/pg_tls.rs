@@ -356,14 +356,14 @@ fn issue_12_postgres_over_tls() -> fasten::Result<()> {
         &format!("sslmode=verify-full&sslrootcert={other}"),
     ));
     assert!(
-        err.contains(&format!("the server's certificate is not trusted: no CA in sslrootcert={other} signed it (sslmode=verify-full checks the chain): set sslrootcert to the CA that signed the server's certificate")),
+        err.contains(&format!("the server's certificate is not trusted: no CA in sslrootcert={other} signed it (sslmode=verify-full: the chain must end at a trusted CA): set sslrootcert to the CA that signed the server's certificate")),
         "{err}"
     );
     // libpq: require with a root file checks the chain like verify-ca.
     let err = refusal(&cluster.dsn("localhost", &format!("sslmode=require&sslrootcert={other}")));
     assert!(
         err.contains(
-            "(sslmode=require with a sslrootcert file checks like verify-ca checks the chain)"
+            "(sslmode=require with sslrootcert acts as verify-ca: the chain must end at a trusted CA)"
         ),
         "{err}"
     );
@@ -388,7 +388,7 @@ fn issue_12_postgres_over_tls() -> fasten::Result<()> {
         &format!("sslmode=verify-full&sslrootcert={ca}"),
     ));
     assert!(
-        err.contains(r#"the server's certificate is not valid for host "127.0.0.1" (sslmode=verify-full checks the host name): connect by a name the certificate holds, or use sslmode=verify-ca"#),
+        err.contains(r#"the server's certificate is not valid for host "127.0.0.1" (sslmode=verify-full: the certificate must name the host): connect by a name the certificate holds, or use sslmode=verify-ca"#),
         "{err}"
     );
 
