@@ -354,7 +354,7 @@ impl Central {
         let salt = chain::fresh_salt();
         let detail = json!({ "node": node, "seq": seq, "reason": reason });
         let detail_commitment = chain::commitment(&salt, &detail, &mut self.buf);
-        let id = crate::event::EventId::mint().to_string();
+        let id = crate::event::EventId::remint(jiff::Timestamp::now()).to_string();
         Row {
             origin_id: id.clone(),
             id,

@@ -11,7 +11,10 @@ mod checkpoints;
 mod crash;
 #[cfg(feature = "postgres")]
 mod fleet;
+mod foreign;
 mod multiprocess;
+#[cfg(feature = "postgres")]
+mod pg_tls;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
