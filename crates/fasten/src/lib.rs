@@ -104,6 +104,8 @@ mod global;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 mod kind;
+#[cfg(test)]
+mod layering;
 mod merkle;
 #[cfg(feature = "mqtt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mqtt")))]

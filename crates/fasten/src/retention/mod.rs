@@ -43,7 +43,7 @@
 //!
 //! # The sweep
 //!
-//! [`Fasten::sweep`] erases the detail of every due row of the store, all
+//! [`Fasten::sweep`](crate::Fasten::sweep) erases the detail of every due row of the store, all
 //! nodes, in transactions of at most [`SweepOptions::batch_size`] rows
 //! (1000; fewer, down to 50, while a transaction holds the store for longer
 //! than 25 ms), pausing after each for as long as it held the store, so the
@@ -65,7 +65,7 @@
 //!
 //! # Erasure on request
 //!
-//! [`Fasten::erase_subject`] (and `fasten erase --actor X | --target X`)
+//! [`Fasten::erase_subject`](crate::Fasten::erase_subject) (and `fasten erase --actor X | --target X`)
 //! erases the detail of every row whose actor (or target) is the subject, on
 //! every node, except rows under legal hold (GDPR art. 17(3)(e)) and the
 //! built-in retention events themselves, whose detail holds no subject data.
@@ -83,43 +83,51 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::Thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
 use crate::code::Registry;
 pub use crate::code::{AUDIT_RETENTION_SWEPT, AUDIT_SUBJECT_ERASED};
-use crate::config::Config;
 use crate::dsn::Dsn;
-use crate::env::{
-    FASTEN_API_RETENTION_DAYS, FASTEN_AUDIT_LEGAL_HOLD, FASTEN_AUDIT_LEGAL_HOLD_TENANTS,
-    FASTEN_AUDIT_RETENTION_CLASS_LONG, FASTEN_AUDIT_RETENTION_CLASS_LONG_DEFAULT,
-    FASTEN_AUDIT_RETENTION_CLASS_MEDIUM, FASTEN_AUDIT_RETENTION_CLASS_MEDIUM_DEFAULT,
-    FASTEN_AUDIT_RETENTION_CLASS_SHORT, FASTEN_AUDIT_RETENTION_CLASS_SHORT_DEFAULT,
-    FASTEN_AUDIT_RETENTION_OVERRIDE, FASTEN_RETENTION_SWEEP_INTERVAL,
-    FASTEN_RETENTION_SWEEP_INTERVAL_DEFAULT, FASTEN_SYS_RETENTION_DAYS,
-};
+use crate::env::FASTEN_API_RETENTION_DAYS;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Event, format_timestamp};
+use crate::event::format_timestamp;
 use crate::kind::{ActorKind, Method, RetentionClass};
-use crate::pipeline::{Fasten, WeakFasten};
-use crate::store::{self, Access, Candidate, PAGE_START, Scope, Store};
+use crate::store::{self, Candidate, PAGE_START, Scope, Store};
 
-mod fasten;
 mod options;
-mod policy;
 mod prune;
 mod report;
 mod sweep;
-mod sweeper;
 #[cfg(test)]
 mod tests;
 
 pub use self::options::*;
-pub(crate) use self::policy::*;
+pub(crate) use crate::config::{DAY, Retention, check_days};
+
+/// The shortest pause between two erase transactions of a sweep.
+const MIN_PAUSE: Duration = Duration::from_millis(2);
+/// How long one erase transaction should hold the store at most: batches
+/// shrink (halve, down to [`MIN_BATCH`]) while they take longer, and grow
+/// back (up to the batch size) while they take less than half of it.
+const TARGET_HOLD: Duration = Duration::from_millis(25);
+/// The smallest batch the sweep shrinks to.
+const MIN_BATCH: usize = 50;
+
+/// The next batch size after a transaction of `rows` rows held the store
+/// for `held`.
+fn next_batch(rows: usize, held: Duration, max: usize) -> usize {
+    if held > TARGET_HOLD {
+        (rows / 2).max(MIN_BATCH).min(max)
+    } else if held < TARGET_HOLD / 2 {
+        rows.saturating_mul(2).min(max)
+    } else {
+        rows
+    }
+}
+/// Rows per stream-prune transaction.
+const PRUNE_BATCH: usize = 1000;
 pub use self::prune::*;
 pub use self::report::*;
-use self::sweep::*;
-pub(crate) use self::sweeper::*;
+pub(crate) use self::sweep::*;
