@@ -53,6 +53,7 @@ struct Inner {
     /// Codes already reported as emitted in an HTTP request without an
     /// actor: one warning each, not one per row.
     unattributed: Mutex<std::collections::HashSet<Arc<str>>>,
+    ids: crate::event::IdMinter,
 }
 
 /// A handle that does not keep the pipeline running; see
@@ -136,6 +137,9 @@ impl Config {
         }
         let dsn = self.audit_dsn.clone();
         let mut store = store::open(&dsn, Access::Write)?;
+        // Another implementation's chain of this node is never continued.
+        let tip_form = store.tip_form(&node_id)?;
+        store::check_tip_form(store.table_name(), &node_id, tip_form.as_deref())?;
         let mut key_warning = None;
         let checkpointer = match &self.signing_key {
             Some(path) => {
@@ -214,6 +218,7 @@ impl Config {
                 sweep_running: Arc::new(Mutex::new(())),
                 sweeper: OnceLock::new(),
                 unattributed: Mutex::default(),
+                ids: crate::event::IdMinter::new(),
             }),
         };
         if let Some(interval) = interval {
@@ -415,9 +420,10 @@ impl Fasten {
             inner.writer.count_redaction(&done);
         }
         let request_id = event.request_id.or_else(context::current);
+        let timestamp = jiff::Timestamp::now();
         Ok(Pending {
-            id: EventId::mint(),
-            timestamp: jiff::Timestamp::now(),
+            id: inner.ids.mint(timestamp),
+            timestamp,
             severity: event.severity.unwrap_or(meta.severity),
             outcome: event.outcome,
             service_id: Arc::clone(&inner.service_id),

@@ -641,7 +641,11 @@ impl Worker {
             Some(store) => store,
             None => self.store.insert((self.settings.reopen)()?),
         };
-        Ok(store.get(&first.id)?.is_some())
+        // The same id, node and salt: this batch's row, not another that
+        // happens to hold its id (see `store::settle_recheck`).
+        Ok(store.get(&first.id)?.is_some_and(|stored| {
+            stored.source_node_id == first.source_node_id && stored.detail_salt == first.detail_salt
+        }))
     }
 
     fn read_back(&mut self, id: &str) -> Result<Row> {
@@ -690,6 +694,13 @@ impl Worker {
                     c.health.store(1, Ordering::Relaxed);
                     *c.last_error.lock().unwrap_or_else(PoisonError::into_inner) =
                         Some(message.clone());
+                    if let ErrorKind::ForeignTable { .. } = e.kind() {
+                        // Another implementation's chain: no retry makes
+                        // it continuable.
+                        c.failed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                        tracing::error!(target: "fasten::writer", error = %message, rows = rows.len(), "audit batch refused: the table is another implementation's");
+                        return Err(message);
+                    }
                     if matches!(e.kind(), ErrorKind::ChainExhausted { .. }) {
                         // Nothing a retry can change: fail the batch now, so
                         // the writer goes on with the next one (and flush

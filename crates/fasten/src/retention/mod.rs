@@ -45,8 +45,9 @@
 //!
 //! [`Fasten::sweep`](crate::Fasten::sweep) erases the detail of every due row of the store, all
 //! nodes, in transactions of at most [`SweepOptions::batch_size`] rows
-//! (1000; fewer, down to 50, while a transaction holds the store for longer
-//! than 25 ms), pausing after each for as long as it held the store, so the
+//! (1000). It starts at 100 and sizes each next batch to hold the store for
+//! about 10 ms at the rate just seen (50 rows at least, at most double the
+//! last), pausing after each for as long as it held the store, so the
 //! writer waits at most one short transaction. Then it appends one chained [`AUDIT_RETENTION_SWEPT`] event
 //! whose detail says how many rows of which codes and which seq ranges were
 //! erased, and what was held back. It keeps:
@@ -108,23 +109,29 @@ pub(crate) use crate::config::{DAY, Retention, check_days};
 
 /// The shortest pause between two erase transactions of a sweep.
 const MIN_PAUSE: Duration = Duration::from_millis(2);
-/// How long one erase transaction should hold the store at most: batches
-/// shrink (halve, down to [`MIN_BATCH`]) while they take longer, and grow
-/// back (up to the batch size) while they take less than half of it.
-const TARGET_HOLD: Duration = Duration::from_millis(25);
+/// How long one erase transaction should hold the store. An emit that
+/// arrives during one waits for it and then for its own commit, so this is
+/// well under the 25 ms a `raise`-mode emit may stall during a sweep.
+const TARGET_HOLD: Duration = Duration::from_millis(10);
 /// The smallest batch the sweep shrinks to.
 const MIN_BATCH: usize = 50;
+/// The first transaction's batch: small, since nothing is known yet of how
+/// fast this store erases; later ones follow [`next_batch`].
+const FIRST_BATCH: usize = 100;
 
 /// The next batch size after a transaction of `rows` rows held the store
-/// for `held`.
+/// for `held`: the size that would have held it for [`TARGET_HOLD`] at the
+/// rate just seen, at most double the last (one quick transaction on a
+/// warm cache must not leap to one that stalls writers), between
+/// [`MIN_BATCH`] and `max`.
 fn next_batch(rows: usize, held: Duration, max: usize) -> usize {
-    if held > TARGET_HOLD {
-        (rows / 2).max(MIN_BATCH).min(max)
-    } else if held < TARGET_HOLD / 2 {
-        rows.saturating_mul(2).min(max)
+    let aimed = if held.is_zero() {
+        rows.saturating_mul(2)
     } else {
-        rows
-    }
+        // Float: the ratio of two durations; truncation is the intent.
+        (rows as f64 * TARGET_HOLD.as_secs_f64() / held.as_secs_f64()) as usize
+    };
+    aimed.min(rows.saturating_mul(2)).max(MIN_BATCH).min(max)
 }
 /// Rows per stream-prune transaction.
 const PRUNE_BATCH: usize = 1000;

@@ -240,7 +240,7 @@ pub(crate) fn sweep_store(
         } else {
             store.shipping_nodes()?.into_iter().collect()
         };
-        let mut batch = options.batch_size;
+        let mut batch = options.batch_size.min(FIRST_BATCH);
         for (code, pii) in &groups {
             // Only a registry that declares the code decides its rows' age
             // limit. An unknown code's rows are counted (as due as they
@@ -330,7 +330,7 @@ pub(crate) fn erase_subject_rows(
     };
     let mut cursor = (PAGE_START.0.to_owned(), PAGE_START.1.to_owned());
     let max = SweepOptions::new().batch_size;
-    let mut batch = max;
+    let mut batch = max.min(FIRST_BATCH);
     loop {
         let page = store.page(scope, (&cursor.0, &cursor.1), batch)?;
         let Some(last) = page.last() else { break };

@@ -9,7 +9,10 @@ mod adversary;
 mod amqp;
 mod checkpoints;
 mod crash;
+mod foreign;
 mod multiprocess;
+#[cfg(feature = "postgres")]
+mod pg_tls;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
