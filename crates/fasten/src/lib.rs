@@ -45,6 +45,13 @@
 //!   without a witness compiles no HTTP or TLS client; without it, setting
 //!   the URL is a configuration error.
 //!
+//! fasten turns on `serde_json`'s `float_roundtrip` feature, and Cargo
+//! unifies features, so it is on for every crate of your build that uses
+//! `serde_json`. fasten needs it: a detail's numbers are hashed in their
+//! canonical (RFC 8785) form, and a float that did not parse back to the
+//! same `f64` would give a stored row a different hash when verified. It
+//! makes float parsing exact and somewhat slower; it changes no output.
+//!
 //! Scheduled jobs ([`scheduler`]) need no feature; a custom transport is a
 //! few lines over [`context::scope_via`] (see `examples/amqp_shim.rs`).
 //!
