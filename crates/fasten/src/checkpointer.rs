@@ -13,12 +13,14 @@
 //! other processes show up as a gap before a batch's first seq; they are
 //! read back from the store, so the tree always covers the whole chain.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 #[cfg(feature = "witness")]
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use crate::chain::Row;
 use crate::checkpoint::{Checkpoint, Signer};
@@ -213,7 +215,7 @@ impl Checkpointer {
         self.kept = kept;
         store.save_checkpoint(&self.node, size, &note)?;
         if let Some(dir) = &self.settings.dir {
-            crate::transparency::publish(dir, &self.node, size, &note)?;
+            publish(dir, &self.node, size, &note)?;
         }
         // Last, and never waited for: the witness thread posts it.
         #[cfg(feature = "witness")]
@@ -225,4 +227,39 @@ impl Checkpointer {
         tracing::debug!(target: "fasten::writer", node = %self.node, size, "checkpoint signed");
         Ok(())
     }
+}
+/// Publishes a signed note as `dir/<node>/<size>.checkpoint`: temp file,
+/// fsync, rename, fsync of the directory, so a reader sees the whole
+/// checkpoint or none, even across a crash. Returns the file's path.
+///
+/// # Errors
+///
+/// [`ErrorKind::Checkpoint`] when the directory or file cannot be written.
+pub fn publish(dir: &Path, node: &str, size: u64, note: &str) -> Result<PathBuf> {
+    let io = |what: &str, path: &Path| {
+        let what = format!("cannot {what} {}", path.display());
+        move |e: std::io::Error| Error::new(ErrorKind::Checkpoint, what).with_source(e)
+    };
+    // The file name is built only from a node id that passed the rule, so
+    // no id can climb out of `dir` or land on another node's files.
+    crate::config::check_node_id(node).map_err(|rule| {
+        Error::new(
+            ErrorKind::Checkpoint,
+            format!("cannot publish a checkpoint of node {node:?}: {rule}"),
+        )
+    })?;
+    let node_dir = dir.join(node);
+    crate::store::create_private_dir_all(&node_dir).map_err(io("create", &node_dir))?;
+    let path = node_dir.join(format!("{size}.checkpoint"));
+    let tmp = node_dir.join(format!(".{size}.checkpoint.tmp.{}", std::process::id()));
+    {
+        let mut file = crate::store::create_private_file(&tmp).map_err(io("create", &tmp))?;
+        file.write_all(note.as_bytes()).map_err(io("write", &tmp))?;
+        file.sync_all().map_err(io("sync", &tmp))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io("rename into", &path))?;
+    std::fs::File::open(&node_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("sync", &node_dir))?;
+    Ok(path)
 }

@@ -6,6 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod retention;
+
+pub(crate) use self::retention::{DAY, Retention, check_days};
 use crate::code::Registry;
 use crate::dsn::Dsn;
 #[allow(clippy::wildcard_imports, reason = "every name of the env table")]
@@ -170,7 +173,7 @@ pub struct Config {
     pub(crate) stream_queue_capacity: usize,
     pub(crate) sys_level: tracing::Level,
     pub(crate) api_skip_paths: Vec<String>,
-    pub(crate) retention: crate::retention::Retention,
+    pub(crate) retention: Retention,
     pub(crate) request_id: Option<RequestId>,
     /// A `FASTEN_REQUEST_ID` that failed [`RequestId::parse`]: never
     /// trusted, reported as a warning once the pipeline runs.
@@ -221,7 +224,7 @@ impl Config {
             stream_queue_capacity: FASTEN_STREAM_QUEUE_CAPACITY_DEFAULT,
             sys_level: tracing::Level::INFO,
             api_skip_paths: Vec::new(),
-            retention: crate::retention::Retention::default(),
+            retention: Retention::default(),
             request_id: None,
             rejected_request_id: None,
             unknown_vars: Vec::new(),
@@ -365,7 +368,7 @@ impl Config {
         if let Some(v) = get(FASTEN_API_SKIP_PATHS) {
             c.api_skip_paths = split_list(&v).map(str::to_owned).collect();
         }
-        c.retention = crate::retention::Retention::from_vars(&get)?;
+        c.retention = Retention::from_vars(&get)?;
         if let Some(v) = get(FASTEN_REQUEST_ID) {
             // Outside input like a header: a hostile value is never trusted,
             // and does not stop the service either.

@@ -32,6 +32,16 @@ pub enum Dsn {
     },
 }
 
+/// The longest name PostgreSQL keeps (NAMEDATALEN - 1): a longer one is cut
+/// without an error, so two derived names could collide and an index (the
+/// UNIQUE one on `(source_node_id, monotonic_seq)` among them) be lost.
+pub(crate) const PG_NAME_MAX: usize = 63;
+
+/// The longest suffix the store appends to a table's name for the tables
+/// and indexes beside it (audit and stream tables alike); a store test
+/// checks it against the store's own list.
+pub(crate) const LONGEST_DERIVED_SUFFIX: &str = "_request_id_time";
+
 const EXPECTED: &str = "expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME";
 
 impl Dsn {
@@ -162,12 +172,12 @@ impl Dsn {
                 None => return Err(bad(&format!("parameter {pair:?} has no value"))),
             }
         }
-        let suffix = crate::store::longest_derived_suffix();
-        if table.len() + suffix.len() > crate::store::PG_NAME_MAX {
+        let suffix = LONGEST_DERIVED_SUFFIX;
+        if table.len() + suffix.len() > PG_NAME_MAX {
             return Err(bad(&format!(
                 "table {table:?} is too long for PostgreSQL: the index {table}{suffix} would pass {} bytes and be cut silently (losing an index); use at most {} bytes",
-                crate::store::PG_NAME_MAX,
-                crate::store::PG_NAME_MAX - suffix.len()
+                PG_NAME_MAX,
+                PG_NAME_MAX - suffix.len()
             )));
         }
         let url = if passed.is_empty() {
@@ -663,7 +673,7 @@ mod tests {
 
     #[test]
     fn postgres_tables_whose_index_names_pass_63_bytes_are_refused() {
-        let longest = 63 - crate::store::longest_derived_suffix().len();
+        let longest = 63 - LONGEST_DERIVED_SUFFIX.len();
         let ok = format!("postgres://u@h/db?table=s.{}", "t".repeat(longest));
         assert!(parse(&ok).is_ok(), "{ok}");
         let long = format!("postgres://u@h/db?table=s.{}", "t".repeat(longest + 1));

@@ -44,9 +44,15 @@
 //!   `FASTEN_CHECKPOINT_WITNESS_URL` (ureq). Off by default, so a build
 //!   without a witness compiles no HTTP or TLS client; without it, setting
 //!   the URL is a configuration error.
-//!
 //! - `ship-http`: ship to a central store's ingest URL (`FASTEN_SHIP_TO=https://…`,
 //!   see [`ship`]), on ureq. Shipping straight to PostgreSQL needs `postgres`.
+//!
+//! fasten turns on `serde_json`'s `float_roundtrip` feature, and Cargo
+//! unifies features, so it is on for every crate of your build that uses
+//! `serde_json`. fasten needs it: a detail's numbers are hashed in their
+//! canonical (RFC 8785) form, and a float that did not parse back to the
+//! same `f64` would give a stored row a different hash when verified. It
+//! makes float parsing exact and somewhat slower; it changes no output.
 //!
 //! Scheduled jobs ([`scheduler`]) need no feature; a custom transport is a
 //! few lines over [`context::scope_via`] (see `examples/amqp_shim.rs`).
@@ -107,6 +113,8 @@ mod global;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 mod kind;
+#[cfg(test)]
+mod layering;
 mod merkle;
 #[cfg(feature = "mqtt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mqtt")))]

@@ -16,6 +16,11 @@ use crate::store::{self, Access};
 use crate::stream::{ApiRow, Origin, StreamPage, StreamQuery, StreamStats, Streams, SysRow};
 use crate::writer::{QueueStats, Settings, ShutdownReport, Writer};
 
+// The pipeline's retention: the sweep and erasure as its methods, and its
+// background sweeper thread.
+mod retention;
+mod sweeper;
+
 /// The longest actor or target accepted, in bytes.
 const MAX_ANCHOR_LEN: usize = 1024;
 
@@ -41,10 +46,10 @@ struct Inner {
     dsn: crate::dsn::Dsn,
     writer: Writer,
     streams: Streams,
-    retention: crate::retention::Retention,
+    retention: crate::config::Retention,
     /// Held while a sweep runs, so sweeps of one pipeline never overlap.
     sweep_running: Arc<Mutex<()>>,
-    sweeper: OnceLock<crate::retention::Sweeper>,
+    sweeper: OnceLock<sweeper::Sweeper>,
     /// The background shipper, with `FASTEN_SHIP_TO`.
     shipper: Option<crate::ship::Background>,
     /// Codes already reported as emitted in an HTTP request without an
@@ -234,7 +239,7 @@ impl Config {
             }),
         };
         if let Some(interval) = interval {
-            let sweeper = crate::retention::Sweeper::start(
+            let sweeper = sweeper::Sweeper::start(
                 fasten.downgrade(),
                 interval,
                 Arc::clone(&fasten.inner.sweep_running),
@@ -678,7 +683,7 @@ impl Fasten {
         &self.inner.node_id
     }
 
-    pub(crate) fn retention(&self) -> &crate::retention::Retention {
+    pub(crate) fn retention(&self) -> &crate::config::Retention {
         &self.inner.retention
     }
 

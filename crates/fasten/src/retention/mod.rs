@@ -43,7 +43,7 @@
 //!
 //! # The sweep
 //!
-//! [`Fasten::sweep`] erases the detail of every due row of the store, all
+//! [`Fasten::sweep`](crate::Fasten::sweep) erases the detail of every due row of the store, all
 //! nodes, in transactions of at most [`SweepOptions::batch_size`] rows
 //! (1000). It starts at 100 and sizes each next batch to hold the store for
 //! about 10 ms at the rate just seen (50 rows at least, at most double the
@@ -66,7 +66,7 @@
 //!
 //! # Erasure on request
 //!
-//! [`Fasten::erase_subject`] (and `fasten erase --actor X | --target X`)
+//! [`Fasten::erase_subject`](crate::Fasten::erase_subject) (and `fasten erase --actor X | --target X`)
 //! erases the detail of every row whose actor (or target) is the subject, on
 //! every node, except rows under legal hold (GDPR art. 17(3)(e)) and the
 //! built-in retention events themselves, whose detail holds no subject data.
@@ -84,43 +84,57 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::Thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
 use crate::code::Registry;
 pub use crate::code::{AUDIT_RETENTION_SWEPT, AUDIT_SUBJECT_ERASED};
-use crate::config::Config;
 use crate::dsn::Dsn;
-use crate::env::{
-    FASTEN_API_RETENTION_DAYS, FASTEN_AUDIT_LEGAL_HOLD, FASTEN_AUDIT_LEGAL_HOLD_TENANTS,
-    FASTEN_AUDIT_RETENTION_CLASS_LONG, FASTEN_AUDIT_RETENTION_CLASS_LONG_DEFAULT,
-    FASTEN_AUDIT_RETENTION_CLASS_MEDIUM, FASTEN_AUDIT_RETENTION_CLASS_MEDIUM_DEFAULT,
-    FASTEN_AUDIT_RETENTION_CLASS_SHORT, FASTEN_AUDIT_RETENTION_CLASS_SHORT_DEFAULT,
-    FASTEN_AUDIT_RETENTION_OVERRIDE, FASTEN_RETENTION_SWEEP_INTERVAL,
-    FASTEN_RETENTION_SWEEP_INTERVAL_DEFAULT, FASTEN_SYS_RETENTION_DAYS,
-};
+use crate::env::FASTEN_API_RETENTION_DAYS;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Event, format_timestamp};
+use crate::event::format_timestamp;
 use crate::kind::{ActorKind, Method, RetentionClass};
-use crate::pipeline::{Fasten, WeakFasten};
-use crate::store::{self, Access, Candidate, PAGE_START, Scope, Store};
+use crate::store::{self, Candidate, PAGE_START, Scope, Store};
 
-mod fasten;
 mod options;
-mod policy;
 mod prune;
 mod report;
 mod sweep;
-mod sweeper;
 #[cfg(test)]
 mod tests;
 
 pub use self::options::*;
-pub(crate) use self::policy::*;
+pub(crate) use crate::config::{DAY, Retention, check_days};
+
+/// The shortest pause between two erase transactions of a sweep.
+const MIN_PAUSE: Duration = Duration::from_millis(2);
+/// How long one erase transaction should hold the store. An emit that
+/// arrives during one waits for it and then for its own commit, so this is
+/// well under the 25 ms a `raise`-mode emit may stall during a sweep.
+const TARGET_HOLD: Duration = Duration::from_millis(10);
+/// The smallest batch the sweep shrinks to.
+const MIN_BATCH: usize = 50;
+/// The first transaction's batch: small, since nothing is known yet of how
+/// fast this store erases; later ones follow [`next_batch`].
+const FIRST_BATCH: usize = 100;
+
+/// The next batch size after a transaction of `rows` rows held the store
+/// for `held`: the size that would have held it for [`TARGET_HOLD`] at the
+/// rate just seen, at most double the last (one quick transaction on a
+/// warm cache must not leap to one that stalls writers), between
+/// [`MIN_BATCH`] and `max`.
+fn next_batch(rows: usize, held: Duration, max: usize) -> usize {
+    let aimed = if held.is_zero() {
+        rows.saturating_mul(2)
+    } else {
+        // Float: the ratio of two durations; truncation is the intent.
+        (rows as f64 * TARGET_HOLD.as_secs_f64() / held.as_secs_f64()) as usize
+    };
+    aimed.min(rows.saturating_mul(2)).max(MIN_BATCH).min(max)
+}
+/// Rows per stream-prune transaction.
+const PRUNE_BATCH: usize = 1000;
 pub use self::prune::*;
 pub use self::report::*;
-use self::sweep::*;
-pub(crate) use self::sweeper::*;
+pub(crate) use self::sweep::*;

@@ -4,7 +4,7 @@ use super::*;
 
 // === options ===
 
-/// How to run a [`Fasten::sweep`].
+/// How to run a [`Fasten::sweep`](crate::Fasten::sweep).
 ///
 /// ## Defaults
 ///
@@ -17,11 +17,11 @@ use super::*;
 #[derive(Debug, Clone)]
 #[must_use = "SweepOptions do nothing until passed to Fasten::sweep"]
 pub struct SweepOptions {
-    pub(super) now: Option<SystemTime>,
-    pub(super) dry_run: bool,
-    pub(super) batch_size: usize,
-    pub(super) method: Method,
-    pub(super) all_services: bool,
+    pub(crate) now: Option<SystemTime>,
+    pub(crate) dry_run: bool,
+    pub(crate) batch_size: usize,
+    pub(crate) method: Method,
+    pub(crate) all_services: bool,
 }
 
 impl Default for SweepOptions {
@@ -80,15 +80,15 @@ impl SweepOptions {
     }
 }
 
-/// Who an erasure is about, why, and who asked: see [`Fasten::erase_subject`].
+/// Who an erasure is about, why, and who asked: see [`Fasten::erase_subject`](crate::Fasten::erase_subject).
 #[derive(Debug, Clone)]
 #[must_use = "an Erasure does nothing until passed to Fasten::erase_subject"]
 pub struct Erasure {
-    pub(super) by_actor: bool,
-    pub(super) subject: String,
-    pub(super) reason: String,
-    pub(super) requested_by: Option<(String, ActorKind)>,
-    pub(super) method: Method,
+    pub(crate) by_actor: bool,
+    pub(crate) subject: String,
+    pub(crate) reason: String,
+    pub(crate) requested_by: Option<(String, ActorKind)>,
+    pub(crate) method: Method,
 }
 
 impl Erasure {

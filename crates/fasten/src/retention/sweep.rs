@@ -6,8 +6,8 @@ use super::*;
 
 /// Erased and held rows, as a sweep or an erasure goes.
 #[derive(Default)]
-pub(super) struct Tally {
-    pub(super) erased: u64,
+pub(crate) struct Tally {
+    pub(crate) erased: u64,
     /// code → (class, node → range)
     codes: BTreeMap<String, (RetentionClass, BTreeMap<String, SeqRange>)>,
     held: BTreeMap<(String, HoldReason), u64>,
@@ -32,11 +32,11 @@ impl Tally {
         range.last_seq = range.last_seq.max(seq);
     }
 
-    pub(super) fn hold(&mut self, code: &str, reason: HoldReason, rows: u64) {
+    pub(crate) fn hold(&mut self, code: &str, reason: HoldReason, rows: u64) {
         *self.held.entry((code.to_owned(), reason)).or_default() += rows;
     }
 
-    pub(super) fn held(&self) -> Vec<HeldBack> {
+    pub(crate) fn held(&self) -> Vec<HeldBack> {
         self.held
             .iter()
             .map(|((code, reason), rows)| HeldBack {
@@ -60,7 +60,7 @@ impl Tally {
     }
 
     /// Per node, over every code.
-    pub(super) fn all_ranges(&self) -> Vec<SeqRange> {
+    pub(crate) fn all_ranges(&self) -> Vec<SeqRange> {
         let mut nodes: BTreeMap<&str, SeqRange> = BTreeMap::new();
         for (_, per_node) in self.codes.values() {
             for (node, r) in per_node {
@@ -80,7 +80,7 @@ impl Tally {
 
 /// Why `c` must be kept, if it must. `shipping` is `None` for erasure on
 /// request, which does not wait for shipping.
-pub(super) fn hold(
+pub(crate) fn hold(
     policy: &Retention,
     c: &Candidate,
     shipping: Option<&HashSet<String>>,
@@ -103,7 +103,7 @@ pub(super) fn hold(
 /// Erases `ids` (of `page`) in one transaction and tallies what it erased,
 /// then pauses as long as the transaction held the store (at least
 /// [`MIN_PAUSE`]), so the writer gets the store at least half the time.
-pub(super) fn erase_paced(
+pub(crate) fn erase_paced(
     store: &mut dyn Store,
     ids: &[&str],
     page: &[Candidate],
@@ -129,7 +129,7 @@ pub(super) fn erase_paced(
 }
 
 /// Per class, the newest `timestamp` that is due at `now`.
-pub(super) fn cutoffs(
+pub(crate) fn cutoffs(
     policy: &Retention,
     now: jiff::Timestamp,
 ) -> BTreeMap<RetentionClass, String> {
@@ -149,7 +149,7 @@ pub(super) fn cutoffs(
 
 impl SweepReport {
     /// A report of nothing done yet.
-    pub(super) fn new(
+    pub(crate) fn new(
         dry_run: bool,
         now: jiff::Timestamp,
         cutoffs: BTreeMap<RetentionClass, String>,
@@ -173,16 +173,16 @@ impl SweepReport {
 /// The store's lease on one sweep's rows: `retention sweep <service>` (or
 /// `*` for every service), held by one node at a time, renewed at each page
 /// and given back at the end; a crashed holder's lease expires.
-pub(super) struct Lease {
-    pub(super) name: String,
-    pub(super) holder: String,
+pub(crate) struct Lease {
+    pub(crate) name: String,
+    pub(crate) holder: String,
 }
 
 /// How long a lease lasts without renewal: far longer than one page takes.
-pub(super) const LEASE_TTL: Duration = Duration::from_secs(10 * 60);
+pub(crate) const LEASE_TTL: Duration = Duration::from_secs(10 * 60);
 
 impl Lease {
-    pub(super) fn new(service: Option<&str>, node: &str) -> Self {
+    pub(crate) fn new(service: Option<&str>, node: &str) -> Self {
         Self {
             name: format!("retention sweep {}", service.unwrap_or("*")),
             holder: format!("{node}/{:016x}", rand::random::<u64>()),
@@ -191,7 +191,7 @@ impl Lease {
 
     /// Takes or renews the lease by the wall clock (not the sweep's clock,
     /// which tests set to the future).
-    pub(super) fn hold(&self, store: &mut dyn Store) -> Result<bool> {
+    pub(crate) fn hold(&self, store: &mut dyn Store) -> Result<bool> {
         let now = jiff::Timestamp::now();
         let until = now
             .checked_add(jiff::SignedDuration::try_from(LEASE_TTL).unwrap_or_default())
@@ -207,18 +207,18 @@ impl Lease {
 
 /// Whose rows one sweep covers and what bounds it.
 #[derive(Clone, Copy)]
-pub(super) struct Reach<'a> {
+pub(crate) struct Reach<'a> {
     /// Only this service's rows, when given.
-    pub(super) service: Option<&'a str>,
+    pub(crate) service: Option<&'a str>,
     /// The lease to renew at each page, when not dry.
-    pub(super) lease: Option<&'a Lease>,
+    pub(crate) lease: Option<&'a Lease>,
     /// Set when the pipeline shuts down.
-    pub(super) stop: Option<&'a AtomicBool>,
+    pub(crate) stop: Option<&'a AtomicBool>,
 }
 
 /// Sweeps the store. A store failure stops the sweep; what it erased until
 /// then is in the report, and the error beside it.
-pub(super) fn sweep_store(
+pub(crate) fn sweep_store(
     store: &mut dyn Store,
     registry: &Registry,
     policy: &Retention,
@@ -312,4 +312,47 @@ pub(super) fn sweep_store(
     report.error = failed.as_ref().map(|e| e.to_string());
     report.longest_batch = tally.longest_batch;
     (report, failed)
+}
+
+/// Erases the detail of every row about `request`'s subject, page by page
+/// and paced like a sweep, keeping rows under legal hold (counted in
+/// `tally`). What was erased before an error stays erased.
+pub(crate) fn erase_subject_rows(
+    store: &mut dyn Store,
+    policy: &Retention,
+    request: &Erasure,
+    tally: &mut Tally,
+) -> Result<()> {
+    let scope = if request.by_actor {
+        Scope::Actor(&request.subject)
+    } else {
+        Scope::Target(&request.subject)
+    };
+    let mut cursor = (PAGE_START.0.to_owned(), PAGE_START.1.to_owned());
+    let max = SweepOptions::new().batch_size;
+    let mut batch = max.min(FIRST_BATCH);
+    loop {
+        let page = store.page(scope, (&cursor.0, &cursor.1), batch)?;
+        let Some(last) = page.last() else { break };
+        cursor = (last.timestamp.clone(), last.id.clone());
+        let full = page.len() == batch;
+        let mut ids = Vec::with_capacity(page.len());
+        for c in &page {
+            if c.code == AUDIT_RETENTION_SWEPT || c.code == AUDIT_SUBJECT_ERASED {
+                continue;
+            }
+            match hold(policy, c, None) {
+                Some(reason) => tally.hold(&c.code, reason, 1),
+                None => ids.push(c.id.as_str()),
+            }
+        }
+        if !ids.is_empty() {
+            let held = erase_paced(store, &ids, &page, RetentionClass::Short, tally)?;
+            batch = next_batch(ids.len(), held, max);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(())
 }

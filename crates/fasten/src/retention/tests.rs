@@ -1,4 +1,6 @@
 use super::*;
+use crate::config::Config;
+use crate::env::*;
 use std::collections::HashMap;
 
 fn from(vars: &[(&str, &str)]) -> Result<Retention> {

@@ -307,35 +307,6 @@ pub(crate) fn loose_key_permissions(path: &std::path::Path) -> Option<String> {
     }
 }
 
-/// The longest name PostgreSQL keeps (NAMEDATALEN - 1): a longer one is cut
-/// without an error, so two derived names could collide and an index (the
-/// UNIQUE one on `(source_node_id, monotonic_seq)` among them) be lost.
-pub(crate) const PG_NAME_MAX: usize = 63;
-
-/// The longest suffix fasten appends to a table's name for the tables and
-/// indexes beside it (audit and stream tables alike).
-pub(crate) fn longest_derived_suffix() -> &'static str {
-    const OWN: [&str; 7] = [
-        "_node_seq",
-        "_unerased",
-        "_unshipped",
-        "_checkpoints",
-        "_merkle",
-        "_fleet",
-        "_forks",
-    ];
-    static LONGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    LONGEST.get_or_init(|| {
-        INDEXED
-            .iter()
-            .chain(stream::INDEXED.iter())
-            .map(|(name, _)| format!("_{name}"))
-            .chain(OWN.map(str::to_owned))
-            .max_by_key(String::len)
-            .unwrap_or_default()
-    })
-}
-
 /// Rows whose detail is still there, by code, personal data and age: what a
 /// retention sweep reads, so each sweep visits only rows that are due (erased
 /// rows leave this partial index). Keyed to end in `timestamp, id`, the
@@ -874,6 +845,35 @@ fn missing_feature(_: Access, feature: &str) -> crate::Error {
             "FASTEN_AUDIT_DSN names a {feature} store but fasten was built without its `{feature}` feature"
         ),
     )
+}
+
+#[cfg(test)]
+mod derived_name_tests {
+    use super::{INDEXED, stream};
+
+    /// `dsn` refuses PostgreSQL table names too long for the longest name
+    /// derived from them; that suffix must be the longest this store makes.
+    #[test]
+    fn dsn_knows_the_longest_derived_suffix() {
+        let own = [
+            "_node_seq",
+            "_unerased",
+            "_unshipped",
+            "_checkpoints",
+            "_merkle",
+            "_leases",
+            "_fleet",
+            "_forks",
+        ];
+        let longest = INDEXED
+            .iter()
+            .chain(stream::INDEXED.iter())
+            .map(|(name, _)| format!("_{name}"))
+            .chain(own.map(str::to_owned))
+            .max_by_key(String::len)
+            .unwrap_or_default();
+        assert_eq!(longest, crate::dsn::LONGEST_DERIVED_SUFFIX);
+    }
 }
 
 #[cfg(test)]

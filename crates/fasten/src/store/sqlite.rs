@@ -1133,7 +1133,7 @@ pub(crate) mod tests {
         let (report, trees) = crate::verify::verify_store_and_trees(store, |_| {}, true)?;
         assert_eq!(trees.len(), report.nodes.len());
         for (node, tree) in &trees {
-            let alone = crate::transparency::node_log(store, node)?;
+            let alone = crate::verify::node_log(store, node)?;
             assert_eq!(
                 (tree.len(), tree.root()),
                 (alone.len(), alone.root()),

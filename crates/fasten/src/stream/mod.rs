@@ -29,13 +29,14 @@ use serde_json::{Map, Value};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::request_id::RequestId;
-use crate::store::stream::{self as table, Col, ColType, StreamStore};
+use crate::store::stream::{self as table, Col, ColType, StreamStore, Table};
 
 /// Rows written to a stream store in one transaction, at most.
 const BATCH: usize = 1024;
 
 mod lane;
 mod lanes;
+mod params;
 mod query;
 mod row;
 #[cfg(test)]
@@ -43,5 +44,6 @@ mod tests;
 
 pub use self::lane::*;
 pub use self::lanes::*;
+pub use self::params::*;
 pub use self::query::*;
 pub use self::row::*;

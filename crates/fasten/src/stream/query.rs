@@ -91,18 +91,17 @@ impl StreamQuery {
                 ));
             }
         };
-        crate::read::check_params(params, &["request_id"], extra)?;
+        check_params(params, &["request_id"], extra)?;
         let limit = match params.iter().find(|(k, _)| *k == "limit") {
             Some((_, v)) => v
                 .parse::<usize>()
                 .ok()
-                .filter(|n| (1..=crate::read::MAX_LIMIT).contains(n))
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
                 .ok_or_else(|| {
                     Error::invalid(
                         "limit",
                         format!(
-                            "invalid limit {v:?}: expected a whole number from 1 to {}",
-                            crate::read::MAX_LIMIT
+                            "invalid limit {v:?}: expected a whole number from 1 to {MAX_LIMIT}"
                         ),
                     )
                 })?,
@@ -118,8 +117,8 @@ impl StreamQuery {
             q = match name {
                 "limit" => q,
                 "request_id" => q.request_id(RequestId::parse(value)?),
-                "since" => q.since(crate::read::parse_time("since", value)?),
-                "until" => q.until(crate::read::parse_time("until", value)?),
+                "since" => q.since(parse_time("since", value)?),
+                "until" => q.until(parse_time("until", value)?),
                 "cursor" => q.cursor(value)?,
                 "level" => match value.to_ascii_uppercase().as_str() {
                     l @ ("TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR") => q.level(l),

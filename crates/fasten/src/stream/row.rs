@@ -109,13 +109,7 @@ pub(crate) struct Origin {
 }
 
 /// What a stream row type tells its lane and its table.
-pub(crate) trait Record:
-    Keyed + Serialize + for<'de> Deserialize<'de> + Send + Sync + 'static
-{
-    /// `sys` or `api`: the `stream` field of a stdout line.
-    const STREAM: &'static str;
-    /// The table's columns; their names are the row's field names.
-    const COLUMNS: &'static [Col];
+pub(crate) trait Record: Table + Keyed + Serialize + Send + Sync + 'static {
     /// How the ring and the queue hold a row: as small as is cheap.
     type Stored: Keyed + Send + Sync + 'static;
     /// The row a lane writes after dropping `n` rows.
@@ -172,8 +166,7 @@ impl Keyed for SysRow {
     }
 }
 
-impl Record for SysRow {
-    type Stored = PackedSys;
+impl Table for SysRow {
     const STREAM: &'static str = "sys";
     const COLUMNS: &'static [Col] = &[
         Col::new("id", ColType::Key),
@@ -189,6 +182,10 @@ impl Record for SysRow {
         Col::new("fields", ColType::Json),
         Col::new("dropped", ColType::NullInt),
     ];
+}
+
+impl Record for SysRow {
+    type Stored = PackedSys;
 
     fn dropped(n: u64, origin: &Origin) -> Self {
         Self {
@@ -242,8 +239,7 @@ impl Record for SysRow {
     }
 }
 
-impl Record for ApiRow {
-    type Stored = Self;
+impl Table for ApiRow {
     const STREAM: &'static str = "api";
     const COLUMNS: &'static [Col] = &[
         Col::new("id", ColType::Key),
@@ -263,6 +259,10 @@ impl Record for ApiRow {
         Col::new("bytes_out", ColType::NullInt),
         Col::new("dropped", ColType::NullInt),
     ];
+}
+
+impl Record for ApiRow {
+    type Stored = Self;
 
     fn dropped(n: u64, origin: &Origin) -> Self {
         Self {

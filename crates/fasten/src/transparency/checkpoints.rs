@@ -88,30 +88,6 @@ pub(super) fn trees(store: &mut dyn Store) -> Result<HashMap<String, MerkleLog>>
     Ok(trees)
 }
 
-/// One node's Merkle tree over every row's hash, in seq order.
-pub(crate) fn node_log(store: &mut dyn Store, node: &str) -> Result<MerkleLog> {
-    let mut log = MerkleLog::new();
-    let mut bad = None;
-    // Only the hash column: the tree needs nothing else, and the other
-    // columns are what makes a full scan slow.
-    store.scan_hashes(node, 0, i64::MAX, &mut |seq, hash| {
-        let mut raw = [0u8; 32];
-        if bad.is_none() {
-            match hex::decode_to_slice(hash, &mut raw) {
-                Ok(()) => log.push(&raw),
-                Err(_) => bad = Some(format!("seq {seq}: hash is not 64 hex characters")),
-            }
-        }
-        Ok(())
-    })?;
-    match bad {
-        Some(reason) => Err(checkpoint_error(format!(
-            "cannot build the Merkle tree of node {node}: {reason}"
-        ))),
-        None => Ok(log),
-    }
-}
-
 /// Signs a checkpoint of every node's chain as the store holds it now, and
 /// keeps each in the store's `<table>_checkpoints`.
 ///
@@ -251,40 +227,4 @@ pub(super) fn check_against(
             }
         })
         .collect()
-}
-
-/// Publishes a signed note as `dir/<node>/<size>.checkpoint`: temp file,
-/// fsync, rename, fsync of the directory, so a reader sees the whole
-/// checkpoint or none, even across a crash. Returns the file's path.
-///
-/// # Errors
-///
-/// [`ErrorKind::Checkpoint`] when the directory or file cannot be written.
-pub fn publish(dir: &Path, node: &str, size: u64, note: &str) -> Result<PathBuf> {
-    let io = |what: &str, path: &Path| {
-        let what = format!("cannot {what} {}", path.display());
-        move |e: std::io::Error| Error::new(ErrorKind::Checkpoint, what).with_source(e)
-    };
-    // The file name is built only from a node id that passed the rule, so
-    // no id can climb out of `dir` or land on another node's files.
-    crate::config::check_node_id(node).map_err(|rule| {
-        Error::new(
-            ErrorKind::Checkpoint,
-            format!("cannot publish a checkpoint of node {node:?}: {rule}"),
-        )
-    })?;
-    let node_dir = dir.join(node);
-    crate::store::create_private_dir_all(&node_dir).map_err(io("create", &node_dir))?;
-    let path = node_dir.join(format!("{size}.checkpoint"));
-    let tmp = node_dir.join(format!(".{size}.checkpoint.tmp.{}", std::process::id()));
-    {
-        let mut file = crate::store::create_private_file(&tmp).map_err(io("create", &tmp))?;
-        file.write_all(note.as_bytes()).map_err(io("write", &tmp))?;
-        file.sync_all().map_err(io("sync", &tmp))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(io("rename into", &path))?;
-    std::fs::File::open(&node_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("sync", &node_dir))?;
-    Ok(path)
 }

@@ -21,10 +21,9 @@
 //! ```
 
 use std::collections::HashMap;
-use std::io::Write as _;
 
 use sha2::Digest as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 
@@ -36,6 +35,9 @@ use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::merkle::{self, MerkleLog};
 use crate::store::{self, Access, Store};
+use crate::verify::node_log;
+
+pub use crate::checkpointer::publish;
 
 mod checkpoints;
 mod pack;

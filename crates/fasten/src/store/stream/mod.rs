@@ -7,12 +7,20 @@ use serde_json::{Map, Value};
 
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
-use crate::stream::Record;
 
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+
+/// A row type with a stream table: its name and its columns. Rows cross
+/// to and from the table as their serde JSON form.
+pub(crate) trait Table: for<'de> serde::Deserialize<'de> {
+    /// `sys` or `api`: the `stream` field of a stdout line.
+    const STREAM: &'static str;
+    /// The table's columns; their names are the row's field names.
+    const COLUMNS: &'static [Col];
+}
 
 /// A column's type, mapped per backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +114,7 @@ pub(crate) trait StreamStore: Send {
 }
 
 /// Opens (creating if needed) the table a stream DSN names.
-pub(crate) fn open<T: Record>(dsn: &Dsn) -> Result<Box<dyn StreamStore>> {
+pub(crate) fn open<T: Table>(dsn: &Dsn) -> Result<Box<dyn StreamStore>> {
     match dsn {
         #[cfg(feature = "sqlite")]
         Dsn::Sqlite { path, table } => Ok(Box::new(sqlite::SqliteStreams::open(
@@ -132,7 +140,7 @@ pub(crate) fn open<T: Record>(dsn: &Dsn) -> Result<Box<dyn StreamStore>> {
 }
 
 /// Reads rows of `T` from its table, newest first.
-pub(crate) fn read<T: Record>(store: &mut dyn StreamStore, q: &Query) -> Result<Vec<T>> {
+pub(crate) fn read<T: Table>(store: &mut dyn StreamStore, q: &Query) -> Result<Vec<T>> {
     for (col, _) in &q.eq {
         if !T::COLUMNS.iter().any(|c| c.name == *col) {
             return Err(Error::new(

@@ -1,38 +1,11 @@
 //! The retention policy read from `FASTEN_AUDIT_RETENTION_*` and `FASTEN_AUDIT_LEGAL_HOLD_*`, and its `Config` setters.
 
 use super::*;
+use crate::kind::RetentionClass;
 
 /// The longest age a class or stream may be given, in days (100 years).
-pub(super) const MAX_DAYS: u32 = 36_500;
-/// The shortest pause between two erase transactions of a sweep.
-pub(super) const MIN_PAUSE: Duration = Duration::from_millis(2);
-/// How long one erase transaction should hold the store. An emit that
-/// arrives during one waits for it and then for its own commit, so this is
-/// well under the 25 ms a `raise`-mode emit may stall during a sweep.
-pub(super) const TARGET_HOLD: Duration = Duration::from_millis(10);
-/// The smallest batch the sweep shrinks to.
-pub(super) const MIN_BATCH: usize = 50;
-/// The first transaction's batch: small, since nothing is known yet of how
-/// fast this store erases; later ones follow [`next_batch`].
-pub(super) const FIRST_BATCH: usize = 100;
-
-/// The next batch size after a transaction of `rows` rows held the store
-/// for `held`: the size that would have held it for [`TARGET_HOLD`] at the
-/// rate just seen, at most double the last (one quick transaction on a
-/// warm cache must not leap to one that stalls writers), between
-/// [`MIN_BATCH`] and `max`.
-pub(super) fn next_batch(rows: usize, held: Duration, max: usize) -> usize {
-    let aimed = if held.is_zero() {
-        rows.saturating_mul(2)
-    } else {
-        // Float: the ratio of two durations; truncation is the intent.
-        (rows as f64 * TARGET_HOLD.as_secs_f64() / held.as_secs_f64()) as usize
-    };
-    aimed.min(rows.saturating_mul(2)).max(MIN_BATCH).min(max)
-}
-/// Rows per stream-prune transaction.
-pub(super) const PRUNE_BATCH: usize = 1000;
-pub(super) const DAY: u64 = 86_400;
+pub(crate) const MAX_DAYS: u32 = 36_500;
+pub(crate) const DAY: u64 = 86_400;
 
 // === Retention (configuration) ===
 
@@ -45,8 +18,8 @@ pub(crate) struct Retention {
     long_days: u32,
     /// `None`: no background sweep.
     sweep_interval: Option<Duration>,
-    pub(super) legal_hold_codes: Vec<String>,
-    pub(super) legal_hold_tenants: Vec<String>,
+    pub(crate) legal_hold_codes: Vec<String>,
+    pub(crate) legal_hold_tenants: Vec<String>,
     api_days: Option<u32>,
     sys_days: Option<u32>,
     /// Classes set both by their own variable and by the override (the
@@ -195,7 +168,7 @@ impl Retention {
     }
 }
 
-pub(super) fn list(v: &str) -> Vec<String> {
+pub(crate) fn list(v: &str) -> Vec<String> {
     v.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -203,7 +176,7 @@ pub(super) fn list(v: &str) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn check_days(var: &'static str, v: &str, days: u64) -> Result<u32> {
+pub(crate) fn check_days(var: &'static str, v: &str, days: u64) -> Result<u32> {
     if days == 0 {
         return Err(Error::config(
             var,
@@ -222,7 +195,7 @@ pub(super) fn check_days(var: &'static str, v: &str, days: u64) -> Result<u32> {
 }
 
 /// A whole number of days, e.g. `30`.
-pub(super) fn parse_days(var: &'static str, v: &str) -> Result<u32> {
+pub(crate) fn parse_days(var: &'static str, v: &str) -> Result<u32> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::config(
             var,
@@ -234,7 +207,7 @@ pub(super) fn parse_days(var: &'static str, v: &str) -> Result<u32> {
 }
 
 /// The grammar in the module docs.
-pub(super) fn parse_override(v: &str) -> Result<Vec<(RetentionClass, u32)>> {
+pub(crate) fn parse_override(v: &str) -> Result<Vec<(RetentionClass, u32)>> {
     const VAR: &str = FASTEN_AUDIT_RETENTION_OVERRIDE;
     const RULE: &str = "expected CLASS=AGE[,CLASS=AGE…] with CLASS short, medium or long and AGE a whole number and a unit d, w, m (30 days) or y (365 days), e.g. long=7y,medium=1y";
     let bad = |why: String| Error::config(VAR, format!("invalid {VAR} {v:?}: {why}; {RULE}"));
@@ -281,7 +254,7 @@ pub(super) fn parse_override(v: &str) -> Result<Vec<(RetentionClass, u32)>> {
 }
 
 /// `30m`, `6h`, `1d` (also `s`), or `off`.
-pub(super) fn parse_interval(v: &str) -> Result<Option<Duration>> {
+pub(crate) fn parse_interval(v: &str) -> Result<Option<Duration>> {
     const VAR: &str = FASTEN_RETENTION_SWEEP_INTERVAL;
     if v == "off" {
         return Ok(None);
@@ -333,7 +306,7 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] naming `FASTEN_AUDIT_RETENTION_OVERRIDE` when
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming `FASTEN_AUDIT_RETENTION_OVERRIDE` when
     /// `spec` breaks the grammar.
     pub fn audit_retention_override(mut self, spec: &str) -> Result<Self> {
         for (class, days) in parse_override(spec)? {

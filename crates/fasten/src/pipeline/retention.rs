@@ -1,6 +1,14 @@
 //! The sweep and erasure as methods of a pipeline.
 
-use super::*;
+use std::sync::atomic::AtomicBool;
+use std::time::SystemTime;
+
+use super::Fasten;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::Event;
+use crate::kind::ActorKind;
+use crate::retention::*;
+use crate::store::{self, Access};
 
 // === impl Fasten ===
 
@@ -31,7 +39,7 @@ impl Fasten {
         self.sweep_now(options, None)
     }
 
-    pub(super) fn sweep_now(
+    pub(crate) fn sweep_now(
         &self,
         options: &SweepOptions,
         stop: Option<&AtomicBool>,
@@ -150,43 +158,8 @@ impl Fasten {
         }
         let policy = self.retention();
         let mut store = store::open(self.dsn(), Access::Maintain)?;
-        let scope = if request.by_actor {
-            Scope::Actor(&request.subject)
-        } else {
-            Scope::Target(&request.subject)
-        };
         let mut tally = Tally::default();
-        let mut run = |tally: &mut Tally| -> Result<()> {
-            let mut cursor = (PAGE_START.0.to_owned(), PAGE_START.1.to_owned());
-            let max = SweepOptions::new().batch_size;
-            let mut batch = max.min(FIRST_BATCH);
-            loop {
-                let page = store.page(scope, (&cursor.0, &cursor.1), batch)?;
-                let Some(last) = page.last() else { break };
-                cursor = (last.timestamp.clone(), last.id.clone());
-                let full = page.len() == batch;
-                let mut ids = Vec::with_capacity(page.len());
-                for c in &page {
-                    if c.code == AUDIT_RETENTION_SWEPT || c.code == AUDIT_SUBJECT_ERASED {
-                        continue;
-                    }
-                    match hold(policy, c, None) {
-                        Some(reason) => tally.hold(&c.code, reason, 1),
-                        None => ids.push(c.id.as_str()),
-                    }
-                }
-                if !ids.is_empty() {
-                    let held =
-                        erase_paced(store.as_mut(), &ids, &page, RetentionClass::Short, tally)?;
-                    batch = next_batch(ids.len(), held, max);
-                }
-                if !full {
-                    break;
-                }
-            }
-            Ok(())
-        };
-        let failed = run(&mut tally).err();
+        let failed = erase_subject_rows(store.as_mut(), policy, request, &mut tally).err();
         drop(store);
         // Rows erased before a failure are recorded all the same.
         let failed = match failed {

@@ -1,6 +1,15 @@
 //! The pipeline's background sweeper thread.
 
-use super::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use super::{Fasten, WeakFasten};
+use crate::error::{Error, ErrorKind, Result};
+use crate::kind::Method;
+use crate::retention::*;
+use crate::store::{self, Access};
 
 // === the background sweeper ===
 
@@ -73,7 +82,7 @@ impl Sweeper {
 
 /// When the first background sweep is due: one interval after the node's
 /// last sweep event, or after its first row, or after now.
-pub(super) fn first_due(fasten: &Fasten, interval: Duration) -> Instant {
+pub(crate) fn first_due(fasten: &Fasten, interval: Duration) -> Instant {
     let last = store::open(fasten.dsn(), Access::Read).and_then(|mut s| {
         match s.time_of(fasten.node_id(), Some(AUDIT_RETENTION_SWEPT))? {
             Some(t) => Ok(Some(t)),
@@ -95,7 +104,7 @@ pub(super) fn first_due(fasten: &Fasten, interval: Duration) -> Instant {
     Instant::now() + interval.saturating_sub(since)
 }
 
-pub(super) fn background(
+pub(crate) fn background(
     fasten: &WeakFasten,
     interval: Duration,
     stop: &AtomicBool,
