@@ -269,27 +269,64 @@ pub const AUDIT_RETENTION_SWEPT: &str = "AUDIT_RETENTION_SWEPT";
 /// request (retention `long`).
 pub const AUDIT_SUBJECT_ERASED: &str = "AUDIT_SUBJECT_ERASED";
 
+/// The domain of the agent codes ([`TOOL_CALLED`], [`MODEL_CALLED`],
+/// [`AGENT_HANDOFF`]), which `fasten::agent` emits.
+pub const AGENT_DOMAIN: &str = "agent";
+/// Built-in code: an agent called a tool (written by `fasten::agent::tool_call`).
+///
+/// Detail fields: `tool` (text), `duration_ms` (integer), `error` (text, on
+/// failure or denial), and what the call reported: `cost_usd` (number),
+/// `input_tokens`, `output_tokens` (integers), `model` (text).
+pub const TOOL_CALLED: &str = "TOOL_CALLED";
+/// Built-in code: an agent called a model (written by
+/// `fasten::agent::model_call`). Detail fields as [`TOOL_CALLED`], with
+/// `model` always set and no `tool`.
+pub const MODEL_CALLED: &str = "MODEL_CALLED";
+/// Built-in code: an agent handed work to another agent (written by
+/// `fasten::agent::handoff`); the target is the receiving agent. Detail
+/// fields as [`TOOL_CALLED`], without `tool`.
+pub const AGENT_HANDOFF: &str = "AGENT_HANDOFF";
+
 /// fasten's own codes, known to every registry without being declared.
-static BUILTIN: LazyLock<[Arc<CodeInfo>; 2]> = LazyLock::new(|| {
-    let info = |code: &str, meta: Meta| {
+static BUILTIN: LazyLock<[Arc<CodeInfo>; 5]> = LazyLock::new(|| {
+    let info = |domain: &str, code: &str, meta: Meta| {
         Arc::new(CodeInfo::new(
             code.to_owned(),
-            BUILTIN_DOMAIN.to_owned(),
+            domain.to_owned(),
             None,
-            meta.retention(RetentionClass::Long),
+            meta,
             Origin::Code,
         ))
     };
     [
         info(
+            BUILTIN_DOMAIN,
             AUDIT_RETENTION_SWEPT,
             Meta::new("retention", "erase")
+                .retention(RetentionClass::Long)
                 .description("A retention sweep erased the detail of rows past their class's age"),
         ),
         info(
+            BUILTIN_DOMAIN,
             AUDIT_SUBJECT_ERASED,
             Meta::new("retention", "erase")
+                .retention(RetentionClass::Long)
                 .description("The detail of every row about one subject was erased on request"),
+        ),
+        info(
+            AGENT_DOMAIN,
+            TOOL_CALLED,
+            Meta::new("tool", "call").description("An agent called a tool"),
+        ),
+        info(
+            AGENT_DOMAIN,
+            MODEL_CALLED,
+            Meta::new("model", "call").description("An agent called a model"),
+        ),
+        info(
+            AGENT_DOMAIN,
+            AGENT_HANDOFF,
+            Meta::new("agent", "handoff").description("An agent handed work to another agent"),
         ),
     ]
 });
@@ -615,7 +652,8 @@ impl Registry {
     }
 
     /// Every declared code, sorted by code. The built-in codes
-    /// ([`AUDIT_RETENTION_SWEPT`], [`AUDIT_SUBJECT_ERASED`]) are known to
+    /// ([`AUDIT_RETENTION_SWEPT`], [`AUDIT_SUBJECT_ERASED`] and the agent
+    /// codes [`TOOL_CALLED`], [`MODEL_CALLED`], [`AGENT_HANDOFF`]) are known to
     /// [`get`](Self::get) but not listed or counted here.
     pub fn codes(&self) -> Vec<Arc<CodeInfo>> {
         let mut all: Vec<_> = self.read().values().cloned().collect();
@@ -645,13 +683,13 @@ impl Registry {
     fn insert(&self, batch: Vec<Pending>) -> Result<usize, CodeError> {
         let mut codes = self.codes.write().unwrap_or_else(PoisonError::into_inner);
         for Pending { info, at } in &batch {
-            if builtin(&info.code).is_some() {
+            if let Some(builtin) = builtin(&info.code) {
                 return Err(CodeError::new(
                     at.clone(),
                     Some(&info.code),
                     format!(
-                        "code {}: reserved, a built-in code of fasten (domain {BUILTIN_DOMAIN}); choose another name",
-                        info.code
+                        "code {}: reserved, a built-in code of fasten (domain {}); choose another name",
+                        info.code, builtin.domain
                     ),
                 ));
             }
@@ -1396,7 +1434,14 @@ codes:
             assert_eq!(info.domain(), "audit");
             assert_eq!(info.meta().retention_class, RetentionClass::Long);
         }
+        for code in [TOOL_CALLED, MODEL_CALLED, AGENT_HANDOFF] {
+            let info = registry.get(code).expect("built in");
+            assert_eq!(info.domain(), "agent");
+            assert_eq!(info.meta().retention_class, RetentionClass::Medium);
+        }
         assert!(registry.is_empty(), "built-ins are not listed");
+        let err = fails(registry.register("tools", [(TOOL_CALLED, Meta::new("tool", "call"))]));
+        insta::assert_snapshot!(err, @"register(tools): code TOOL_CALLED: reserved, a built-in code of fasten (domain agent); choose another name");
         let err = fails(registry.register(
             "audit",
             [(AUDIT_RETENTION_SWEPT, Meta::new("retention", "erase"))],

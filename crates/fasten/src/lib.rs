@@ -86,6 +86,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+pub mod agent;
 mod canonical;
 mod chain;
 mod checkpoint;
@@ -125,6 +126,7 @@ pub mod retention;
 pub mod scheduler;
 mod store;
 mod stream;
+pub mod summary;
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub mod sys;

@@ -467,13 +467,14 @@ fn scenario(dsn: &Dsn, second_node: impl Fn() -> Fasten + Send + Sync + 'static)
         "/audit/verify",
         "/audit/doctor",
         "/audit/proof",
+        "/audit/summary",
         "/openapi.json",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
         let (status, _) = s.get(path, &[]);
         assert_eq!(status, 401, "{path} needs auth");
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 8);
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 9);
 
     // Reads through an audited router leave one READER_QUERY row each.
     let audited = Served::start(nest(reader::router(
