@@ -38,7 +38,7 @@ fn when(row: &Value) -> String {
 /// A value as one shell-like word: as is when plain, else quoted, with
 /// control characters escaped, so a stored value can neither split a line
 /// into misleading words nor send escape sequences to the terminal.
-fn word(text: &str) -> String {
+pub(crate) fn word(text: &str) -> String {
     let plain = !text.is_empty()
         && text
             .chars()
