@@ -79,6 +79,17 @@ pub(crate) fn audit(p: Paint, row: &Value) -> String {
         "success" => {}
         other => line.push_str(&format!(" outcome={}", p.wrap("31", &word(other)))),
     }
+    // An agent's call says what it called, how long it took, what it cost
+    // and why it failed (the `agent` codes' documented detail fields).
+    if s(row, "domain") == "agent" {
+        for key in ["tool", "model", "duration_ms", "cost_usd", "error"] {
+            match &row["detail"][key] {
+                Value::String(v) => line.push_str(&format!(" {key}={}", word(v))),
+                Value::Number(n) => line.push_str(&format!(" {key}={n}")),
+                _ => {}
+            }
+        }
+    }
     line
 }
 
