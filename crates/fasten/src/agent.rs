@@ -392,6 +392,64 @@ impl Call {
         self
     }
 
+    /// A call from text, as the language bindings pass it: `kind` is
+    /// `tool`, `model` or `handoff`; `name` is what was called.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidEvent`](crate::ErrorKind::InvalidEvent) naming
+    /// `kind` or `name` (empty, or over 256 bytes).
+    pub fn parse(kind: &str, name: &str) -> Result<Self> {
+        let kind: CallKind = kind.parse()?;
+        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "name",
+                format!(
+                    "invalid name {name:?}: expected what the {kind} call called, 1 to 256 printable characters (e.g. search_web)"
+                ),
+            ));
+        }
+        Ok(Self::new(kind, name))
+    }
+
+    /// The actor with its kind as text, as the language bindings pass it;
+    /// without a kind the actor is an `agent`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidEvent`](crate::ErrorKind::InvalidEvent) naming
+    /// `actor_kind` when it is not one of [`ActorKind::VALUES`].
+    pub fn actor_text(self, actor: &str, kind: Option<&str>) -> Result<Self> {
+        let kind = match kind {
+            Some(k) => k
+                .parse::<ActorKind>()
+                .map_err(|e| Error::invalid("actor_kind", e.to_string()))?,
+            None => ActorKind::Agent,
+        };
+        Ok(self.actor(actor, kind))
+    }
+
+    /// [`finish`](Self::finish) for the language bindings: the duration in
+    /// milliseconds and the usage as a JSON object ([`Usage::from_json`]);
+    /// an empty `error` counts as none.
+    ///
+    /// # Errors
+    ///
+    /// As [`Usage::from_json`].
+    pub fn finish_json(
+        self,
+        duration_ms: u64,
+        usage: Option<&Value>,
+        error: Option<&str>,
+    ) -> Result<Event> {
+        let usage = match usage {
+            Some(u) if !u.is_null() => Usage::from_json(u)?,
+            _ => Usage::new(),
+        };
+        let error = error.filter(|e| !e.is_empty());
+        Ok(self.finish(Duration::from_millis(duration_ms), &usage, error))
+    }
+
     /// The kind of call.
     pub fn kind(&self) -> CallKind {
         self.kind
