@@ -23,7 +23,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::read::{AUDIT_FILTERS, AuditQuery, Reader, parse_time};
+use crate::read::{AUDIT_FILTERS, AsyncReader, AuditQuery, Reader, parse_time};
 use crate::store::{GroupBy, Summarize, SummaryRow};
 
 /// The most groups one summary returns.
@@ -342,6 +342,17 @@ impl Reader {
             total,
             truncated,
         })
+    }
+}
+
+impl AsyncReader {
+    /// [`Reader::summary`], off the executor.
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::summary`].
+    pub async fn summary(&self, q: SummaryQuery) -> Result<Summary> {
+        self.call(move |r| r.summary(&q)).await
     }
 }
 
