@@ -19,7 +19,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -127,6 +131,71 @@ class Event {
       request_id_, detail_;
 };
 
+// What an agent call reports about itself while it runs: cost, tokens, the
+// model it used, or that it was denied. Setters chain.
+class Usage {
+ public:
+  // Adds to the call's cost in US dollars (detail.cost_usd).
+  Usage& cost_usd(double usd) {
+    if (!std::isfinite(usd) || usd < 0) bad_cost_ = true;
+    else { cost_ += usd; has_cost_ = true; }
+    return *this;
+  }
+  // Adds input and output tokens (detail.input_tokens, detail.output_tokens).
+  Usage& tokens(uint64_t input, uint64_t output) {
+    input_ += input;
+    output_ += output;
+    has_tokens_ = true;
+    return *this;
+  }
+  // The model the call used (detail.model).
+  Usage& model(std::string name) { model_ = std::move(name); return *this; }
+  // Marks the call denied by policy; reason (if not empty) is its error.
+  Usage& deny(std::string reason = "") { denied_ = true; reason_ = std::move(reason); return *this; }
+
+  bool denied() const { return denied_; }
+  const std::string& reason() const { return reason_; }
+  // The usage as the engine reads it (the engine checks the types).
+  std::string json() const {
+    std::string out;
+    auto add = [&out](const std::string& kv) { out += (out.empty() ? "{" : ",") + kv; };
+    char num[64];
+    if (bad_cost_) add("\"cost_usd\":\"not a finite number of dollars, 0 or more\"");
+    else if (has_cost_) { std::snprintf(num, sizeof num, "%.17g", cost_); add(std::string("\"cost_usd\":") + num); }
+    if (has_tokens_) {
+      add("\"input_tokens\":" + std::to_string(input_));
+      add("\"output_tokens\":" + std::to_string(output_));
+    }
+    if (!model_.empty()) add("\"model\":" + quote(model_));
+    if (denied_) add("\"denied\":true");
+    return out.empty() ? out : out + "}";
+  }
+
+ private:
+  static std::string quote(const std::string& s) {
+    std::string q = "\"";
+    for (unsigned char c : s) {
+      if (c == '"' || c == '\\') { q += '\\'; q += static_cast<char>(c); }
+      else if (c < 0x20) { char u[8]; std::snprintf(u, sizeof u, "\\u%04x", c); q += u; }
+      else q += static_cast<char>(c);
+    }
+    return q + "\"";
+  }
+  double cost_ = 0;
+  bool has_cost_ = false, bad_cost_ = false, has_tokens_ = false, denied_ = false;
+  uint64_t input_ = 0, output_ = 0;
+  std::string model_, reason_;
+};
+
+// The anchors of an agent call's row; empty ones come from the thread's
+// scope (request id, actor, tenant).
+struct CallOptions {
+  std::string actor;       // the calling agent (kind "agent" unless actor_kind says otherwise)
+  std::string actor_kind;
+  std::string target;      // what the call acted on (a handoff's default: the receiving agent)
+  std::string tenant;
+};
+
 // One log line for the sys stream.
 struct LogLine {
   std::string level = "info";
@@ -209,6 +278,26 @@ class Engine {
     status = detail::status(fasten_emit(engine_, &c, id));
     return status.ok() ? std::string(id) : std::string();
   }
+  // Runs fn(usage) as a tool call and records it as a TOOL_CALLED row
+  // whatever happens: duration, outcome (success; failure when fn throws,
+  // with what() as the error, and the exception rethrown; denied after
+  // usage.deny()), and the cost and tokens fn reported. Throws fasten::Error
+  // when fn returned but the row could not be written.
+  void tool_call(const std::string& tool, const std::function<void(Usage&)>& fn,
+                 const CallOptions& options = CallOptions()) const {
+    agent_call("tool", tool, fn, options);
+  }
+  // tool_call for a call to a model: a MODEL_CALLED row.
+  void model_call(const std::string& model, const std::function<void(Usage&)>& fn,
+                  const CallOptions& options = CallOptions()) const {
+    agent_call("model", model, fn, options);
+  }
+  // tool_call for work handed to agent `to`: an AGENT_HANDOFF row.
+  void handoff(const std::string& to, const std::function<void(Usage&)>& fn,
+               const CallOptions& options = CallOptions()) const {
+    agent_call("handoff", to, fn, options);
+  }
+
   // Emits and waits for the commit; returns the sealed row as JSON.
   std::string emit_durable(const Event& event) const {
     fasten_event c = event.c();
@@ -260,6 +349,35 @@ class Engine {
   }
 
  private:
+  void agent_call(const char* kind, const std::string& name, const std::function<void(Usage&)>& fn,
+                  const CallOptions& o) const {
+    Usage usage;
+    const auto started = std::chrono::steady_clock::now();
+    std::exception_ptr thrown;
+    std::string error;
+    try {
+      fn(usage);
+    } catch (const std::exception& e) {
+      thrown = std::current_exception();
+      error = e.what();
+      if (error.empty()) error = "exception";
+    } catch (...) {
+      thrown = std::current_exception();
+      error = "unknown exception";
+    }
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
+    if (usage.denied() && !usage.reason().empty()) error = usage.reason();
+    const std::string k = kind, usage_json = usage.json();
+    using detail::str;
+    fasten_agent_call_fields c{str(k), str(name), str(o.actor), str(o.actor_kind), str(o.target),
+                               str(o.tenant), fasten_str{nullptr, 0}, str(error), str(usage_json)};
+    const int32_t rc = fasten_agent_call(engine_, &c, detail::millis(ms), nullptr);
+    // The call's own exception wins over a row that could not be written.
+    if (thrown) std::rethrow_exception(thrown);
+    detail::check(rc);
+  }
+
   explicit Engine(fasten_engine* e) : engine_(e) {}
   bool start(const Settings& settings, Status& status) {
     std::vector<fasten_str> keys, values;

@@ -29,7 +29,7 @@ type ReaderOptions struct {
 }
 
 // ReaderHandler is fasten's HTTP reader as an http.Handler: the same routes
-// (/audit, /sys, /api, /correlate, /audit/verify, /audit/doctor,
+// (/audit, /sys, /api, /correlate, /audit/summary, /audit/verify, /audit/doctor,
 // /audit/proof, /openapi.json), auth rules and queries as the Rust reader,
 // served by the engine.
 type ReaderHandler struct {
@@ -90,7 +90,7 @@ func (h *ReaderHandler) Close() {
 
 // The reader's routes, longest first: a handler mounted under a prefix
 // without stripping it (chi's Mount) still finds its route.
-var readerRoutes = []string{"/audit/verify", "/audit/doctor", "/audit/proof", "/openapi.json",
+var readerRoutes = []string{"/audit/summary", "/audit/verify", "/audit/doctor", "/audit/proof", "/openapi.json",
 	"/correlate", "/audit", "/sys", "/api"}
 
 func routePath(p string) string {

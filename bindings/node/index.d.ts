@@ -199,6 +199,57 @@ export interface VerifyReport {
   nodes: Array<{ source_node_id: string; rows: number; erased: number; first_break_seq: number | null; reason: string | null }>;
 }
 
+/** What an agent call reports about itself while it runs. Setters chain. */
+export declare class Usage {
+  /** Adds to the call's cost in US dollars (`detail.cost_usd`). */
+  costUsd(usd: number): this;
+  /** Adds input and output tokens (`detail.input_tokens`, `detail.output_tokens`). */
+  tokens(input?: number, output?: number): this;
+  /** The model the call used (`detail.model`). */
+  model(name: string): this;
+  /** Marks the call denied by policy; `reason` (if any) is its `error`. */
+  deny(reason?: string): this;
+}
+
+/** The anchors of an agent call's row; the rest comes from the context. */
+export interface CallOptions {
+  /** The agent that made the call (kind `agent` unless `actorKind` says otherwise). */
+  actor?: string;
+  actorKind?: ActorKind;
+  /** What the call acted on (a handoff's default: the receiving agent). */
+  target?: string;
+  tenant?: string;
+}
+
+/**
+ * Agent calls as typed audit rows (TOOL_CALLED, MODEL_CALLED, AGENT_HANDOFF),
+ * recorded whatever happens: duration, outcome, error, cost and tokens.
+ */
+export interface Agent {
+  Usage: typeof Usage;
+  /** The usage of the agent call running in this async context. */
+  usage(): Usage;
+  toolCall<T>(tool: string, fn: (usage: Usage) => T | Promise<T>, options?: CallOptions): Promise<T>;
+  modelCall<T>(model: string, fn: (usage: Usage) => T | Promise<T>, options?: CallOptions): Promise<T>;
+  handoff<T>(to: string, fn: (usage: Usage) => T | Promise<T>, options?: CallOptions): Promise<T>;
+  /** An async function that runs `fn` as a tool call on each call; use `agent.usage()` inside. */
+  wrapTool<A extends unknown[], T>(
+    tool: string,
+    fn: (...args: A) => T | Promise<T>,
+    options?: CallOptions & { fasten?: Fasten },
+  ): (...args: A) => Promise<T>;
+  wrapModel<A extends unknown[], T>(
+    model: string,
+    fn: (...args: A) => T | Promise<T>,
+    options?: CallOptions & { fasten?: Fasten },
+  ): (...args: A) => Promise<T>;
+  wrapHandoff<A extends unknown[], T>(
+    to: string,
+    fn: (...args: A) => T | Promise<T>,
+    options?: CallOptions & { fasten?: Fasten },
+  ): (...args: A) => Promise<T>;
+}
+
 /** One pipeline. */
 export declare class Fasten {
   constructor(options?: Options);
@@ -216,6 +267,9 @@ export declare class Fasten {
   loadCodesYaml(origin: string, yaml: string): number;
   pinoDestination(): PinoDestination;
   express(): RequestHandler;
+  toolCall<T>(tool: string, fn: (usage: Usage) => T | Promise<T>, options?: CallOptions): Promise<T>;
+  modelCall<T>(model: string, fn: (usage: Usage) => T | Promise<T>, options?: CallOptions): Promise<T>;
+  handoff<T>(to: string, fn: (usage: Usage) => T | Promise<T>, options?: CallOptions): Promise<T>;
 }
 
 export declare function init(options?: Options): Fasten;
@@ -235,6 +289,7 @@ export declare function express(): RequestHandler;
 export declare const fastify: FastifyPlugin;
 export declare const reader: Reader;
 export declare const mqtt: MqttHelpers;
+export declare const agent: Agent;
 export declare function withContext<R>(ctx: Partial<Context>, fn: () => R): R;
 export declare function currentRequestId(): string | undefined;
 export declare function currentContext(): Context | undefined;

@@ -211,6 +211,24 @@ class Fasten {
     return callAsync(this.native.emitDurable(input));
   }
 
+  /**
+   * Runs `fn(usage)` (sync or async) as a tool call and records it as a
+   * TOOL_CALLED row whatever happens; resolves with what `fn` returns.
+   */
+  toolCall(tool, fn, options) {
+    return agentCall(this, 'tool', tool, fn, options);
+  }
+
+  /** `toolCall` for a call to a model: a MODEL_CALLED row. */
+  modelCall(model, fn, options) {
+    return agentCall(this, 'model', model, fn, options);
+  }
+
+  /** `toolCall` for work handed to agent `to`: an AGENT_HANDOFF row. */
+  handoff(to, fn, options) {
+    return agentCall(this, 'handoff', to, fn, options);
+  }
+
   /** Resolves once everything emitted before is committed. */
   flush(timeoutMs = 5000) {
     return callAsync(this.native.flush(timeoutMs));
@@ -298,6 +316,148 @@ function makeLogger(fasten, bindings) {
   return logger;
 }
 
+// === agent calls ===
+
+/**
+ * What an agent call reports about itself while it runs: cost, tokens, the
+ * model it used, or that it was denied. Setters chain.
+ */
+class Usage {
+  #cost;
+  #badCost = false;
+  #input;
+  #output;
+  #model;
+  #denied = false;
+  #reason;
+
+  /** Adds to the call's cost in US dollars (detail.cost_usd). */
+  costUsd(usd) {
+    if (typeof usd !== 'number' || !Number.isFinite(usd) || usd < 0) this.#badCost = true;
+    else this.#cost = (this.#cost ?? 0) + usd;
+    return this;
+  }
+
+  /** Adds input and output tokens (detail.input_tokens, detail.output_tokens). */
+  tokens(input = 0, output = 0) {
+    this.#input = (this.#input ?? 0) + input;
+    this.#output = (this.#output ?? 0) + output;
+    return this;
+  }
+
+  /** The model the call used (detail.model). */
+  model(name) {
+    this.#model = name;
+    return this;
+  }
+
+  /** Marks the call denied by policy; `reason` (if any) is its error. */
+  deny(reason) {
+    this.#denied = true;
+    this.#reason = reason;
+    return this;
+  }
+
+  /** @internal */
+  _report() {
+    const d = {};
+    // JSON has no NaN: send what the engine refuses, naming the field.
+    if (this.#badCost) d.cost_usd = 'not a finite number of dollars, 0 or more';
+    else if (this.#cost !== undefined) d.cost_usd = this.#cost;
+    if (this.#input !== undefined) d.input_tokens = this.#input;
+    if (this.#output !== undefined) d.output_tokens = this.#output;
+    if (this.#model !== undefined) d.model = this.#model;
+    if (this.#denied) d.denied = true;
+    return {
+      json: Object.keys(d).length ? JSON.stringify(d) : undefined,
+      reason: this.#denied ? this.#reason : undefined,
+    };
+  }
+}
+
+const usageStorage = new AsyncLocalStorage();
+
+/** The usage of the agent call running in this async context (a throwaway one outside any). */
+function currentUsage() {
+  return usageStorage.getStore() ?? new Usage();
+}
+
+const CALL_OPTIONS = new Set(['actor', 'actorKind', 'target', 'tenant']);
+
+async function agentCall(fasten, kind, name, fn, options = {}) {
+  if (typeof fn !== 'function') {
+    throw new FastenError('InvalidEvent', `invalid ${kind} call: expected a function to run, got ${typeof fn}`, 'fn');
+  }
+  for (const k of Object.keys(options)) {
+    if (!CALL_OPTIONS.has(k)) {
+      throw new FastenError('InvalidEvent', `unknown call option ${JSON.stringify(k)}: expected one of ${[...CALL_OPTIONS].join(', ')}`, k);
+    }
+  }
+  const usage = new Usage();
+  const started = performance.now();
+  let result;
+  let failure;
+  let failed = false;
+  try {
+    result = await usageStorage.run(usage, () => fn(usage));
+  } catch (e) {
+    failed = true;
+    failure = e;
+  }
+  const input = { kind, name, durationMs: performance.now() - started, ...options };
+  if (failed) {
+    const text = failure instanceof Error ? failure.message || failure.name : String(failure);
+    input.error = text || 'error';
+  }
+  const { json, reason } = usage._report();
+  if (json !== undefined) input.usageJson = json;
+  if (reason) input.error = reason;
+  const ctx = storage.getStore();
+  if (ctx) {
+    if (input.requestId === undefined) input.requestId = ctx.requestId;
+    if (input.actor === undefined && ctx.actor !== undefined) {
+      input.actor = ctx.actor;
+      if (input.actorKind === undefined) input.actorKind = ctx.actorKind;
+    }
+    if (input.tenant === undefined) input.tenant = ctx.tenant;
+  }
+  try {
+    call(() => fasten.native.agentCall(input));
+  } catch (e) {
+    // The call's own failure wins; a lost row of a failed call is logged.
+    if (!failed) throw e;
+    process.emitWarning(`fasten: the failed call's audit row could not be written: ${e.message}`);
+  }
+  if (failed) throw failure;
+  return result;
+}
+
+/**
+ * Wraps an (async) function as an agent call: each call of the wrapper runs
+ * `fn` with the same arguments and records it; inside, `agent.usage()` is
+ * the call's usage.
+ */
+function wrap(kind, name, fn, options) {
+  const wrapped = function (...args) {
+    const f = options && options.fasten ? options.fasten : instance();
+    const { fasten: _ignored, ...rest } = options || {};
+    return agentCall(f, kind, name, () => fn.apply(this, args), rest);
+  };
+  Object.defineProperty(wrapped, 'name', { value: fn.name || `${kind}:${name}` });
+  return wrapped;
+}
+
+const agent = {
+  Usage,
+  usage: currentUsage,
+  toolCall: (tool, fn, options) => agentCall(instance(), 'tool', tool, fn, options),
+  modelCall: (model, fn, options) => agentCall(instance(), 'model', model, fn, options),
+  handoff: (to, fn, options) => agentCall(instance(), 'handoff', to, fn, options),
+  wrapTool: (tool, fn, options) => wrap('tool', tool, fn, options),
+  wrapModel: (model, fn, options) => wrap('model', model, fn, options),
+  wrapHandoff: (to, fn, options) => wrap('handoff', to, fn, options),
+};
+
 // === the process default ===
 
 let current;
@@ -361,6 +521,7 @@ module.exports = {
   get mqtt() {
     return instance().mqtt;
   },
+  agent,
   withContext,
   currentRequestId,
   currentContext,

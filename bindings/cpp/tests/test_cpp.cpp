@@ -314,6 +314,54 @@ TEST(Streams, OneRequestYieldsAuditSysAndApiRowsReadBackThroughTheReader) {
   EXPECT_NE(bad.body.find("limit"), std::string::npos) << bad.body;
 }
 
+TEST(Agent, CallsAreRecordedWhateverHappensAndSummed) {
+  const std::string db = "sqlite:///" + temp_dir() + "/agents.db";
+  fasten::Engine e({{"FASTEN_SERVICE_ID", "cpp-test"},
+                    {"FASTEN_NODE_ID", "node-agents"},
+                    {"FASTEN_AUDIT_DSN", db},
+                    {"FASTEN_STDOUT", "none"}});
+  fasten::CallOptions b;
+  b.actor = "agent-b";
+  {
+    fasten::Scope scope("req-cpp-agents");
+    e.tool_call("search_web", [](fasten::Usage& u) { u.cost_usd(0.25).tokens(100, 20); }, b);
+    EXPECT_THROW(e.tool_call("fetch_page",
+                             [](fasten::Usage& u) {
+                               u.cost_usd(0.5);
+                               throw std::runtime_error("timed out after 2000 ms");
+                             },
+                             b),
+                 std::runtime_error);
+    e.model_call("small-\"model\"", [](fasten::Usage& u) { u.cost_usd(1).model("m"); }, b);
+    fasten::CallOptions c;
+    c.actor = "agent-c";
+    e.tool_call("delete_repo", [](fasten::Usage& u) { u.deny("policy: no deletes"); }, c);
+    try {
+      e.tool_call("nan", [](fasten::Usage& u) { u.cost_usd(-1); }, b);
+      ADD_FAILURE() << "a refused usage throws";
+    } catch (const fasten::Error& err) {
+      EXPECT_EQ(err.field(), "cost_usd") << err.what();
+    }
+  }
+  e.flush(10s);
+  const std::string token = "0123456789abcdef0123456789abcdef";
+  fasten::Reader reader(e, token);
+  const std::string auth = "Authorization: Bearer " + token + "\n";
+  fasten::Response rows = reader.handle("GET", "/audit?request_id=req-cpp-agents", auth);
+  ASSERT_EQ(rows.status, 200) << rows.body;
+  for (const char* needle :
+       {"\"tool\":\"search_web\"", "\"outcome\":\"failure\"", "\"error\":\"timed out after 2000 ms\"",
+        "\"outcome\":\"denied\"", "\"error\":\"policy: no deletes\"", "MODEL_CALLED",
+        "\"input_tokens\":100", "\"actor_kind\":\"agent\""}) {
+    EXPECT_NE(rows.body.find(needle), std::string::npos) << needle << " in " << rows.body;
+  }
+  fasten::Response sum =
+      reader.handle("GET", "/audit/summary?code=TOOL_CALLED&sum=detail.cost_usd&by=actor", auth);
+  ASSERT_EQ(sum.status, 200) << sum.body;
+  EXPECT_NE(sum.body.find("{\"key\":\"agent-b\",\"rows\":2,\"sum\":0.75,\"summed\":2}"), std::string::npos)
+      << sum.body;
+}
+
 TEST(CrossLanguage, RowsFromRustAndCppAreAlikeAndVerifyAsOneChain) {
   const std::string dsn = "sqlite:///" + temp_dir() + "/xlang.db";
   Cmd rust = run(std::string(FASTEN_EMIT_ONE) + " '" + dsn + "' node-x req-xlang-1");

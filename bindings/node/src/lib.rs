@@ -211,6 +211,72 @@ fn event(input: EventInput) -> Result<Event> {
     Ok(e)
 }
 
+/// One finished agent call, as `agentCall` takes it from JavaScript: the
+/// wrapper timed the call and caught what it threw; the engine picks the
+/// code, the detail fields and the outcome (`fasten::agent`).
+#[napi(object)]
+#[derive(Debug)]
+pub struct AgentCallInput {
+    /// `tool`, `model` or `handoff`.
+    pub kind: String,
+    /// What was called: the tool, the model, or the agent handed to.
+    pub name: String,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
+    /// Why it failed; absent for a success.
+    pub error: Option<String>,
+    /// What it reported, as a JSON object's text (`cost_usd`,
+    /// `input_tokens`, `output_tokens`, `model`, `denied`).
+    pub usage_json: Option<String>,
+    /// Which agent called (kind `agent` unless `actor_kind` says otherwise).
+    pub actor: Option<String>,
+    /// `user`, `service`, `schedule` or `agent`.
+    pub actor_kind: Option<String>,
+    /// What the call acted on.
+    pub target: Option<String>,
+    /// The tenant.
+    pub tenant: Option<String>,
+    /// The correlation key.
+    pub request_id: Option<String>,
+}
+
+fn agent_event(input: AgentCallInput) -> Result<Event> {
+    let e = |e: fasten::Error| js_error(&e);
+    let mut call = fasten::agent::Call::parse(&input.kind, &input.name).map_err(e)?;
+    match (input.actor, input.actor_kind) {
+        (Some(a), k) => call = call.actor_text(&a, k.as_deref()).map_err(e)?,
+        (None, Some(_)) => {
+            return Err(invalid(
+                "actor_kind",
+                "actor_kind without actor: give the actor it describes",
+            ));
+        }
+        (None, None) => {}
+    }
+    if let Some(t) = input.target {
+        call = call.target(t);
+    }
+    if let Some(t) = input.tenant {
+        call = call.tenant(t);
+    }
+    if let Some(id) = input.request_id {
+        call = call.request_id(request_id("request_id", &id)?);
+    }
+    let usage = input
+        .usage_json
+        .as_deref()
+        .map(|text| json_arg("usage", text))
+        .transpose()?;
+    // A negative, NaN or huge duration is a clock's fault, not the call's.
+    let ms = if input.duration_ms.is_finite() && input.duration_ms > 0.0 {
+        input.duration_ms.round().min(9.0e15) as u64
+    } else {
+        0
+    };
+    call.finish_json(ms, usage.as_ref(), input.error.as_deref())
+        .map_err(e)
+}
+
 /// A code declared from JavaScript, as `register` takes it.
 #[napi(object)]
 #[derive(Debug)]
@@ -290,6 +356,14 @@ impl Engine {
         let id = prepare(input)?
             .emit_with(|e| fasten.emit(e))
             .map_err(|e| js_error(&e))?;
+        Ok(id.to_string())
+    }
+
+    /// Records one finished agent call; returns its event id.
+    #[napi]
+    pub fn agent_call(&self, input: AgentCallInput) -> Result<String> {
+        let event = agent_event(input)?;
+        let id = self.inner.emit(event).map_err(|e| js_error(&e))?;
         Ok(id.to_string())
     }
 

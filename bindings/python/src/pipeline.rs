@@ -163,6 +163,74 @@ impl Pipeline {
             .map_err(|e| new_err(py, "other", None, None, format!("row to JSON: {e}")))
     }
 
+    /// Records one finished agent call (`kind`: tool, model, handoff) that
+    /// took `duration_ms`; the engine picks the code, the detail fields and
+    /// the outcome. `usage_json` is a JSON object (`cost_usd`,
+    /// `input_tokens`, `output_tokens`, `model`, `denied`). Returns the
+    /// event id.
+    #[pyo3(signature = (kind, name, duration_ms, *, error=None, usage_json=None, actor=None, actor_kind=None, target=None, tenant=None, request_id=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn agent_call(
+        &self,
+        py: Python<'_>,
+        kind: &str,
+        name: &str,
+        duration_ms: u64,
+        error: Option<&str>,
+        usage_json: Option<&str>,
+        actor: Option<&str>,
+        actor_kind: Option<&str>,
+        target: Option<&str>,
+        tenant: Option<&str>,
+        request_id: Option<&str>,
+    ) -> PyResult<String> {
+        let fasten = self.fasten(py)?;
+        let err = |e: fasten::Error| to_py_err(py, &e);
+        let mut call = fasten::agent::Call::parse(kind, name).map_err(err)?;
+        match (actor, actor_kind) {
+            (Some(a), k) => call = call.actor_text(a, k).map_err(err)?,
+            (None, Some(_)) => {
+                return Err(new_err(
+                    py,
+                    "invalid_event",
+                    Some("actor_kind"),
+                    None,
+                    "invalid actor_kind: it needs an actor, e.g. actor=\"agent-b\", actor_kind=\"agent\""
+                        .to_owned(),
+                ));
+            }
+            (None, None) => {}
+        }
+        if let Some(t) = target {
+            call = call.target(t);
+        }
+        if let Some(t) = tenant {
+            call = call.tenant(t);
+        }
+        if let Some(r) = request_id {
+            call = call.request_id(self::request_id(py, r)?);
+        }
+        let usage = usage_json
+            .map(|text| {
+                serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
+                    new_err(
+                        py,
+                        "invalid_event",
+                        Some("usage"),
+                        None,
+                        format!("invalid usage: not JSON ({e})"),
+                    )
+                })
+            })
+            .transpose()?;
+        let event = call
+            .finish_json(duration_ms, usage.as_ref(), error)
+            .map_err(err)?;
+        py.allow_threads(|| fasten.emit(event))
+            .map(|id| id.to_string())
+            .map_err(err)
+    }
+
     /// Waits until everything emitted before is committed.
     fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         let fasten = self.fasten(py)?;

@@ -40,6 +40,8 @@ enum Command {
     Tail(cmd::tail::Args),
     /// The audit, api and sys rows of one request, as a timeline.
     Correlate(cmd::correlate::Args),
+    /// Count audit rows and sum a numeric detail field per group (cost per agent).
+    Report(cmd::report::Args),
     /// Check the setup: env, store, schema, codes, a write round trip, chains.
     Doctor(cmd::doctor::Args),
     /// Serve the HTTP reader at /api/v1/logs over the configured stores.
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::VerifyPack(args) => cmd::pack::verify(&args),
         Command::Tail(args) => cmd::tail::run(&args),
         Command::Correlate(args) => cmd::correlate::run(&args),
+        Command::Report(args) => cmd::report::run(&args),
         Command::Doctor(args) => cmd::doctor::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Sweep(args) => cmd::sweep::run(&args),

@@ -1848,3 +1848,91 @@ fn issue_12_foreign_table_through_the_cli_on_postgres() {
         true,
     );
 }
+
+#[test]
+fn issue_20_report_sums_a_detail_field_per_group() {
+    let dir = setup();
+    for (actor, detail) in [
+        ("agent-b", r#"{"tool":"search_web","cost_usd":0.25}"#),
+        ("agent-b", r#"{"tool":"fetch_page","cost_usd":0.5}"#),
+        ("agent-c", r#"{"tool":"crashy","cost_usd":"free"}"#),
+        ("agent-c", r#"{"tool":"delete_repo","cost_usd":1}"#),
+    ] {
+        let o = fasten(
+            dir.path(),
+            &[
+                "emit",
+                "--code",
+                "TOOL_CALLED",
+                "--actor",
+                actor,
+                "--actor-kind",
+                "agent",
+                "--detail",
+                detail,
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = fasten(
+        dir.path(),
+        &[
+            "emit",
+            "--code",
+            "ORDER_PLACED",
+            "--detail",
+            r#"{"cost_usd":99}"#,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = fasten(
+        dir.path(),
+        &[
+            "report",
+            "--code",
+            "TOOL_CALLED",
+            "--sum",
+            "detail.cost_usd",
+            "--by",
+            "actor",
+            "--since",
+            "1h",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "actor    rows  summed  sum(detail.cost_usd)\n\
+         agent-c     2       1  1\n\
+         agent-b     2       2  0.75\n\
+         total       4       3  1.75\n"
+    );
+    let o = fasten(
+        dir.path(),
+        &["report", "--sum", "detail.cost_usd", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["total"]["rows"], 5);
+    assert_eq!(v["total"]["sum"], 100.75);
+    assert_eq!(v["groups"].as_array().unwrap().len(), 1);
+
+    for (args, needle) in [
+        (
+            vec!["report", "--sum", "cost_usd"],
+            "invalid sum \"cost_usd\": expected a detail field",
+        ),
+        (vec!["report", "--by", "hash"], "invalid by \"hash\""),
+        (
+            vec!["report", "--since", "yesterday"],
+            "invalid since \"yesterday\"",
+        ),
+        (vec!["report", "--limit", "0"], "invalid limit \"0\""),
+    ] {
+        let o = fasten(dir.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

@@ -85,6 +85,31 @@ typedef struct fasten_str {
   size_t len;
 } fasten_str;
 
+// One finished agent call. `kind` and `name` are required; a zero length
+// means "not given" for the rest.
+typedef struct fasten_agent_call_fields {
+  // `tool` (`TOOL_CALLED`), `model` (`MODEL_CALLED`) or `handoff`
+  // (`AGENT_HANDOFF`).
+  struct fasten_str kind;
+  // What was called: the tool, the model, or the agent handed to.
+  struct fasten_str name;
+  // Which agent called (default: the thread's actor, else `system`).
+  struct fasten_str actor;
+  // The actor's kind (default `agent` when `actor` is given).
+  struct fasten_str actor_kind;
+  // What the call acted on (a handoff's default: the receiving agent).
+  struct fasten_str target;
+  // The tenant.
+  struct fasten_str tenant;
+  // The request id; default the ambient one.
+  struct fasten_str request_id;
+  // Why the call failed; not given for a success.
+  struct fasten_str error;
+  // What the call reported, as a JSON object: `cost_usd`,
+  // `input_tokens`, `output_tokens`, `model`, `denied`.
+  struct fasten_str usage_json;
+} fasten_agent_call_fields;
+
 // One audit event. Every string is optional except `code`; a zero length
 // means "not given" and the engine's rules pick the default (actor
 // `system`, the ambient request id, tenant and actor of the calling
@@ -190,6 +215,19 @@ const char *fasten_last_error_field(size_t *len);
 
 // The version of the fasten engine, a static NUL-terminated string.
 const char *fasten_version(void);
+
+// Records one agent call that took `duration_ms` milliseconds: checks its
+// fields, writes the row (redacted like any detail) and, when `id_out` is
+// not NULL, the event id into it (`FASTEN_EVENT_ID_SIZE` bytes).
+//
+// # Safety
+//
+// `engine` and `fields` are valid; every `Str` in `fields` is valid;
+// `id_out` is NULL or holds `FASTEN_EVENT_ID_SIZE` writable bytes.
+int32_t fasten_agent_call(const struct fasten_engine *engine,
+                          const struct fasten_agent_call_fields *fields,
+                          uint64_t duration_ms,
+                          char *id_out);
 
 // Enters a request scope on the calling thread with `request_id` (checked:
 // 1-128 of `[A-Za-z0-9._:-]`), or a freshly minted id when it is empty.

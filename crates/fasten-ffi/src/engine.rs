@@ -237,9 +237,9 @@ unsafe fn event(fields: &EventFields, how: Detail) -> Result<Event, Failure> {
 }
 
 /// Writes a short string into a caller's fixed buffer without allocating.
-struct Fixed<'a> {
-    buf: &'a mut [u8],
-    len: usize,
+pub(crate) struct Fixed<'a> {
+    pub(crate) buf: &'a mut [u8],
+    pub(crate) len: usize,
 }
 
 impl std::fmt::Write for Fixed<'_> {

@@ -18,6 +18,7 @@
 //! reader's queries) is the `fasten` crate's; this crate only converts.
 
 mod abi;
+mod agent;
 mod context;
 mod contract;
 mod engine;
@@ -25,6 +26,7 @@ mod mqtt;
 mod reader;
 
 pub use abi::*;
+pub use agent::*;
 pub use context::*;
 pub use contract::*;
 pub use engine::*;

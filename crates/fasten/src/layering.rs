@@ -32,6 +32,7 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline"],
     // Everything built on a pipeline.
     &[
+        "agent",
         "global",
         "http",
         "mqtt",
@@ -40,6 +41,7 @@ const LAYERS: &[&[&str]] = &[
         "reader",
         "record",
         "scheduler",
+        "summary",
         "sys",
     ],
 ];

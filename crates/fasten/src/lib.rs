@@ -95,6 +95,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+pub mod agent;
 mod canonical;
 mod chain;
 mod checkpoint;
@@ -137,6 +138,7 @@ pub mod scheduler;
 pub mod ship;
 mod store;
 mod stream;
+pub mod summary;
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub mod sys;

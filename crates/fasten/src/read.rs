@@ -61,7 +61,7 @@ pub const AUDIT_FILTERS: [&str; 10] = [
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct AuditQuery {
-    q: Query,
+    pub(crate) q: Query,
 }
 
 fn bad(field: &'static str, message: String) -> Error {
@@ -409,7 +409,10 @@ impl Reader {
         &self.audit_dsn
     }
 
-    fn with_audit<R>(&self, f: impl FnOnce(&mut (dyn Store + 'static)) -> Result<R>) -> Result<R> {
+    pub(crate) fn with_audit<R>(
+        &self,
+        f: impl FnOnce(&mut (dyn Store + 'static)) -> Result<R>,
+    ) -> Result<R> {
         self.audit
             .with(|| store::open(&self.audit_dsn, Access::Read), f)
     }

@@ -59,6 +59,18 @@ const BUILTIN_NEEDLES: [&str; 17] = [
 /// (`shipping`, `author`, `hotpot`, `passport`).
 const BUILTIN_WORDS: [&str; 6] = ["pass", "pwd", "auth", "pin", "otp", "dsn"];
 
+/// Keys that count tokens of a model call (`fasten::agent` writes the first
+/// two): their key holds `token`, but a whole number under one of exactly
+/// these names is a count, not a secret, and is kept. Any other value under
+/// them is redacted as usual.
+const TOKEN_COUNT_KEYS: [&str; 5] = [
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+];
+
 /// The single top-level key of a detail that was too large.
 const TRUNCATED_KEY: &str = "_fasten_truncated";
 
@@ -238,7 +250,8 @@ impl Policy {
         for (key, value) in map.iter_mut() {
             // Key, colon and a comma that the last entry does not need.
             size = size.saturating_add(str_bound(key)).saturating_add(2);
-            let value_size = if self.key_matches(key) {
+            let count = value.is_u64() && TOKEN_COUNT_KEYS.contains(&key.as_str());
+            let value_size = if !count && self.key_matches(key) {
                 if !matches!(value, Value::String(s) if s == MARKER) {
                     *value = Value::String(MARKER.to_owned());
                     out.keys = out.keys.saturating_add(1);
@@ -1701,5 +1714,25 @@ mod tests {
             let bound = policy().visit_map(&mut d, &mut Redacted::default());
             prop_assert!(bound >= serialised_len(&d), "bound {} < {}", bound, serialised_len(&d));
         }
+    }
+
+    #[test]
+    fn token_counts_are_kept_and_token_values_are_not() {
+        let policy = Policy::new(&[], 1 << 20);
+        let mut d = serde_json::json!({
+            "input_tokens": 120, "output_tokens": 0, "total_tokens": "sk-1",
+            "prompt_tokens": -1, "my_tokens": 5, "token": 7
+        });
+        let Value::Object(map) = &mut d else {
+            unreachable!()
+        };
+        policy.apply(map, None);
+        assert_eq!(
+            d,
+            serde_json::json!({
+                "input_tokens": 120, "output_tokens": 0, "total_tokens": MARKER,
+                "prompt_tokens": MARKER, "my_tokens": MARKER, "token": MARKER
+            })
+        );
     }
 }

@@ -27,6 +27,7 @@ from ._native import FastenError, Pipeline
 __all__ = [
     "FastenError",
     "Meta",
+    "agent",
     "Pipeline",
     "codes",
     "current_request_id",
@@ -344,5 +345,5 @@ def register(domain: str, codes: Mapping[str, Meta]) -> None:
 
 
 from ._context import CURRENT as _CURRENT  # noqa: E402
-from . import codes, contract, log, reader, scheduler, shim  # noqa: E402
+from . import agent, codes, contract, log, reader, scheduler, shim  # noqa: E402
 from .shim import http as _http  # noqa: E402,F401

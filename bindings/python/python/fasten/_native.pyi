@@ -42,6 +42,20 @@ class Pipeline:
         request_id: Optional[str] = None,
         detail: Optional[Mapping[str, Any]] = None,
     ) -> str: ...
+    def agent_call(
+        self,
+        kind: str,
+        name: str,
+        duration_ms: int,
+        *,
+        error: Optional[str] = None,
+        usage_json: Optional[str] = None,
+        actor: Optional[str] = None,
+        actor_kind: Optional[str] = None,
+        target: Optional[str] = None,
+        tenant: Optional[str] = None,
+        request_id: Optional[str] = None,
+    ) -> str: ...
     def flush(self, timeout: float) -> None: ...
     def shutdown(self, timeout: float) -> Tuple[int, int]: ...
     def queue_stats(self) -> Dict[str, Any]: ...

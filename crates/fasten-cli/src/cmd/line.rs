@@ -38,7 +38,7 @@ fn when(row: &Value) -> String {
 /// A value as one shell-like word: as is when plain, else quoted, with
 /// control characters escaped, so a stored value can neither split a line
 /// into misleading words nor send escape sequences to the terminal.
-fn word(text: &str) -> String {
+pub(crate) fn word(text: &str) -> String {
     let plain = !text.is_empty()
         && text
             .chars()
@@ -79,6 +79,17 @@ pub(crate) fn audit(p: Paint, row: &Value) -> String {
         // Absent on rows of another implementation's table.
         Some("success") | None => {}
         Some(other) => line.push_str(&format!(" outcome={}", p.wrap("31", &word(other)))),
+    }
+    // An agent's call says what it called, how long it took, what it cost
+    // and why it failed (the `agent` codes' documented detail fields).
+    if s(row, "domain") == "agent" {
+        for key in ["tool", "model", "duration_ms", "cost_usd", "error"] {
+            match &row["detail"][key] {
+                Value::String(v) => line.push_str(&format!(" {key}={}", word(v))),
+                Value::Number(n) => line.push_str(&format!(" {key}={n}")),
+                _ => {}
+            }
+        }
     }
     line
 }

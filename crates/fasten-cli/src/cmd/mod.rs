@@ -11,6 +11,7 @@ pub(crate) mod keygen;
 mod line;
 pub(crate) mod pack;
 pub(crate) mod prove;
+pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod ship;

@@ -110,6 +110,24 @@ impl Source {
         }
     }
 
+    /// Rows counted and a field summed per group, as `/audit/summary`
+    /// answers.
+    pub(crate) fn summary(&self, params: &[(&str, String)]) -> anyhow::Result<Value> {
+        match self {
+            Self::Remote { .. } => self.get("/audit/summary", params),
+            Self::Local(reader, origin) => {
+                let params: Vec<(&str, &str)> =
+                    params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let q = fasten::summary::SummaryQuery::from_params(&params)?;
+                Ok(serde_json::to_value(
+                    reader
+                        .summary(&q)
+                        .with_context(|| format!("reading the {origin}"))?,
+                )?)
+            }
+        }
+    }
+
     fn get(&self, path: &str, params: &[(&str, String)]) -> anyhow::Result<Value> {
         let Self::Remote { base, token, agent } = self else {
             unreachable!("only remote sources GET");

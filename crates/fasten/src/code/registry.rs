@@ -1,4 +1,4 @@
-//! The [`Registry`] of codes, its process-wide instance and the built-in `audit` codes.
+//! The [`Registry`] of codes, its process-wide instance and the built-in `audit` and `agent` codes.
 
 use super::*;
 
@@ -18,33 +18,73 @@ pub const AUDIT_SUBJECT_ERASED: &str = "AUDIT_SUBJECT_ERASED";
 /// that node stopped (retention `long`).
 pub const FLEET_FORK_DETECTED: &str = "FLEET_FORK_DETECTED";
 
+/// The domain of the agent codes ([`TOOL_CALLED`], [`MODEL_CALLED`],
+/// [`AGENT_HANDOFF`]), which `fasten::agent` emits.
+pub const AGENT_DOMAIN: &str = "agent";
+/// Built-in code: an agent called a tool (written by `fasten::agent::tool_call`).
+///
+/// Detail fields: `tool` (text), `duration_ms` (integer), `error` (text, on
+/// failure or denial), and what the call reported: `cost_usd` (number),
+/// `input_tokens`, `output_tokens` (integers), `model` (text).
+pub const TOOL_CALLED: &str = "TOOL_CALLED";
+/// Built-in code: an agent called a model (written by
+/// `fasten::agent::model_call`). Detail fields as [`TOOL_CALLED`], with
+/// `model` always set and no `tool`.
+pub const MODEL_CALLED: &str = "MODEL_CALLED";
+/// Built-in code: an agent handed work to another agent (written by
+/// `fasten::agent::handoff`); the target is the receiving agent. Detail
+/// fields as [`TOOL_CALLED`], without `tool`.
+pub const AGENT_HANDOFF: &str = "AGENT_HANDOFF";
+
 /// fasten's own codes, known to every registry without being declared.
-pub(super) static BUILTIN: LazyLock<[Arc<CodeInfo>; 3]> = LazyLock::new(|| {
-    let info = |code: &str, meta: Meta| {
+pub(super) static BUILTIN: LazyLock<[Arc<CodeInfo>; 6]> = LazyLock::new(|| {
+    let info = |domain: &str, code: &str, meta: Meta| {
         Arc::new(CodeInfo::new(
             code.to_owned(),
-            BUILTIN_DOMAIN.to_owned(),
+            domain.to_owned(),
             None,
-            meta.retention(RetentionClass::Long),
+            meta,
             Origin::Code,
         ))
     };
     [
         info(
+            BUILTIN_DOMAIN,
             AUDIT_RETENTION_SWEPT,
             Meta::new("retention", "erase")
+                .retention(RetentionClass::Long)
                 .description("A retention sweep erased the detail of rows past their class's age"),
         ),
         info(
+            BUILTIN_DOMAIN,
             AUDIT_SUBJECT_ERASED,
             Meta::new("retention", "erase")
+                .retention(RetentionClass::Long)
                 .description("The detail of every row about one subject was erased on request"),
         ),
         info(
+            BUILTIN_DOMAIN,
             FLEET_FORK_DETECTED,
-            Meta::new("fleet", "refuse").description(
-                "The central store refused a shipped row or checkpoint that forks its node's chain",
-            ),
+            Meta::new("fleet", "refuse")
+                .retention(RetentionClass::Long)
+                .description(
+                    "The central store refused a shipped row or checkpoint that forks its node's chain",
+                ),
+        ),
+        info(
+            AGENT_DOMAIN,
+            TOOL_CALLED,
+            Meta::new("tool", "call").description("An agent called a tool"),
+        ),
+        info(
+            AGENT_DOMAIN,
+            MODEL_CALLED,
+            Meta::new("model", "call").description("An agent called a model"),
+        ),
+        info(
+            AGENT_DOMAIN,
+            AGENT_HANDOFF,
+            Meta::new("agent", "handoff").description("An agent handed work to another agent"),
         ),
     ]
 });
@@ -370,7 +410,8 @@ impl Registry {
     }
 
     /// Every declared code, sorted by code. The built-in codes
-    /// ([`AUDIT_RETENTION_SWEPT`], [`AUDIT_SUBJECT_ERASED`]) are known to
+    /// ([`AUDIT_RETENTION_SWEPT`], [`AUDIT_SUBJECT_ERASED`] and the agent
+    /// codes [`TOOL_CALLED`], [`MODEL_CALLED`], [`AGENT_HANDOFF`]) are known to
     /// [`get`](Self::get) but not listed or counted here.
     pub fn codes(&self) -> Vec<Arc<CodeInfo>> {
         let mut all: Vec<_> = self.read().values().cloned().collect();
@@ -400,13 +441,14 @@ impl Registry {
     fn insert(&self, batch: Vec<Pending>) -> Result<usize, CodeError> {
         let mut codes = self.codes.write().unwrap_or_else(PoisonError::into_inner);
         for Pending { info, at } in &batch {
-            if builtin(&info.code).is_some() {
+            if let Some(builtin) = builtin(&info.code) {
                 return Err(CodeError::new(
                     at.clone(),
                     Some(&info.code),
                     format!(
-                        "code {}: reserved, a built-in code of fasten (domain {BUILTIN_DOMAIN}); choose another name",
-                        info.code
+                        "code {}: reserved, a built-in code of fasten (domain {}); choose another name",
+                        info.code,
+                        builtin.domain()
                     ),
                 ));
             }

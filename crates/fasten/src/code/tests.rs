@@ -204,7 +204,14 @@ fn builtin_codes_are_known_to_every_registry_and_reserved() {
         assert_eq!(info.domain(), "audit");
         assert_eq!(info.meta().retention_class, RetentionClass::Long);
     }
+    for code in [TOOL_CALLED, MODEL_CALLED, AGENT_HANDOFF] {
+        let info = registry.get(code).expect("built in");
+        assert_eq!(info.domain(), "agent");
+        assert_eq!(info.meta().retention_class, RetentionClass::Medium);
+    }
     assert!(registry.is_empty(), "built-ins are not listed");
+    let err = fails(registry.register("tools", [(TOOL_CALLED, Meta::new("tool", "call"))]));
+    insta::assert_snapshot!(err, @"register(tools): code TOOL_CALLED: reserved, a built-in code of fasten (domain agent); choose another name");
     let err = fails(registry.register(
         "audit",
         [(AUDIT_RETENTION_SWEPT, Meta::new("retention", "erase"))],

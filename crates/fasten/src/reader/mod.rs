@@ -21,6 +21,7 @@
 //! | `GET /audit/verify` | the chain verdict per node (as `fasten verify --json`) |
 //! | `GET /audit/doctor` | store kind and reachability, newest rows of each chain checked, queue and ring counters |
 //! | `GET /audit/proof?id=` | an inclusion proof of one row against the newest checkpoint covering it |
+//! | `GET /audit/summary` | rows counted and a numeric detail field summed per group: `sum` (`detail.cost_usd`), `by` (`actor`, `code` … or `detail.model`), the `/audit` filters, `since`, `until`, `limit` (groups, 1–1000, default 100); see [`crate::summary`] |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of these endpoints |
 //!
 //! **Auth is not optional**: [`Options::new`] takes an [`Auth`] — bearer
@@ -330,6 +331,7 @@ where
         .route("/audit/verify", get(verify))
         .route("/audit/doctor", get(doctor))
         .route("/audit/proof", get(proof))
+        .route("/audit/summary", get(summary))
         .route("/openapi.json", get(openapi));
     #[cfg(feature = "postgres")]
     let router = router
@@ -648,6 +650,28 @@ async fn correlate(
     let timeline = read(&shared, move |r| r.correlate_scoped(&id, tenant.as_deref())).await?;
     shared.record(&caller, "/correlate", &query, timeline.entries.len())?;
     Ok(Json(serde_json::to_value(timeline).map_err(|e| {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    })?))
+}
+
+async fn summary(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, Problem> {
+    let known: Vec<&'static str> = crate::read::AUDIT_FILTERS
+        .iter()
+        .chain(&crate::summary::SUMMARY_PARAMS)
+        .copied()
+        .collect();
+    let query = params(raw.as_deref(), Some(&known))?;
+    let mut q = crate::summary::SummaryQuery::from_params(&borrowed(&query))?;
+    if let Some(t) = &caller.tenant {
+        q = q.tenant_scope(t);
+    }
+    let summary = read(&shared, move |r| r.summary(&q)).await?;
+    shared.record(&caller, "/audit/summary", &query, summary.groups.len())?;
+    Ok(Json(serde_json::to_value(summary).map_err(|e| {
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     })?))
 }

@@ -592,6 +592,44 @@ pub(crate) trait Store: Send {
     /// The `timestamp` of the newest row of `node` with `code`, or with no
     /// code given, of the node's first row.
     fn time_of(&mut self, node: &str, code: Option<&str>) -> Result<Option<String>>;
+
+    /// Groups the rows `s.filter` selects and sums a numeric detail field
+    /// per group: at most `s.limit` groups, largest sum first.
+    fn summarize(&mut self, s: &Summarize) -> Result<Vec<SummaryRow>>;
+}
+
+/// What [`Store::summarize`] groups and sums. Column names and detail
+/// paths are checked by the caller (`crate::summary`) against allow lists;
+/// path segments match `^[a-z_][a-z0-9_]*$`, so they are safe inside a
+/// JSON path or a text array, and are still bound as parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct Summarize {
+    pub(crate) filter: stream::Query,
+    /// The detail path to sum, as segments; `None` only counts.
+    pub(crate) sum: Option<Vec<String>>,
+    pub(crate) by: GroupBy,
+    pub(crate) limit: usize,
+}
+
+/// What [`Store::summarize`] groups by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GroupBy {
+    /// One group of every row.
+    Nothing,
+    /// A text column from an allow list.
+    Column(&'static str),
+    /// A detail path, as segments; its value as text.
+    Detail(Vec<String>),
+}
+
+/// One group: its key, its rows, the rows whose field is a number, and
+/// their sum.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SummaryRow {
+    pub(crate) key: Option<String>,
+    pub(crate) rows: u64,
+    pub(crate) summed: u64,
+    pub(crate) sum: f64,
 }
 
 /// One connection kept between reads: opened on first use, dropped after

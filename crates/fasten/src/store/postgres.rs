@@ -926,6 +926,68 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    fn summarize(&mut self, s: &super::Summarize) -> Result<Vec<super::SummaryRow>> {
+        use super::stream::Cell;
+        use super::stream::postgres::{param, wire};
+        let (filter, mut cells) =
+            super::stream::where_sql(&s.filter, &super::stream::AUDIT_FILTERS, |i, ty| {
+                let (t, cast) = wire(ty);
+                format!("${i}::{t}{cast}")
+            });
+        let mut path = |segments: &[String]| {
+            cells.push(Cell::Text(Some(format!("{{{}}}", segments.join(",")))));
+            format!("${}::text::text[]", cells.len())
+        };
+        let value = match &s.sum {
+            Some(segments) => {
+                let p = path(segments);
+                format!(
+                    "CASE WHEN jsonb_typeof(detail #> {p}) = 'number' THEN (detail #>> {p})::float8 END"
+                )
+            }
+            None => "NULL::float8".to_owned(),
+        };
+        let key = match &s.by {
+            super::GroupBy::Nothing => "NULL::text".to_owned(),
+            super::GroupBy::Column(c) => format!("{c}::text"),
+            super::GroupBy::Detail(segments) => {
+                let p = path(segments);
+                format!("detail #>> {p}")
+            }
+        };
+        let sql = format!(
+            "SELECT k, COUNT(*)::int8, COUNT(v)::int8, COALESCE(SUM(v), 0)::float8 FROM (SELECT {key} AS k, {value} AS v FROM {}{filter}) s GROUP BY k ORDER BY 4 DESC, 2 DESC, 1 LIMIT {}",
+            self.qualified,
+            s.limit.max(1)
+        );
+        let boxed: Vec<_> = cells.into_iter().map(param).collect();
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = boxed
+            .iter()
+            .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        self.rt
+            .block_on(self.client.query(&sql, &params))
+            .map_err(pg_err("query audit summary"))?
+            .iter()
+            .map(|r| {
+                Ok(super::SummaryRow {
+                    key: r.try_get(0).map_err(pg_err("read audit summary"))?,
+                    rows: u64::try_from(
+                        r.try_get::<_, i64>(1)
+                            .map_err(pg_err("read audit summary"))?,
+                    )
+                    .unwrap_or(0),
+                    summed: u64::try_from(
+                        r.try_get::<_, i64>(2)
+                            .map_err(pg_err("read audit summary"))?,
+                    )
+                    .unwrap_or(0),
+                    sum: r.try_get(3).map_err(pg_err("read audit summary"))?,
+                })
+            })
+            .collect()
+    }
+
     fn unerased_groups(&mut self) -> Result<Vec<(String, bool)>> {
         // One index seek per group: `SELECT DISTINCT` would read the whole
         // index.

@@ -759,6 +759,56 @@ impl Store for SqliteStore {
             .map_err(sql_err("read audit rows"))
     }
 
+    fn summarize(&mut self, s: &super::Summarize) -> Result<Vec<super::SummaryRow>> {
+        use super::stream::Cell;
+        let (filter, mut params) =
+            super::stream::where_sql(&s.filter, &super::stream::AUDIT_FILTERS, |i, _| {
+                format!("?{i}")
+            });
+        let mut path = |segments: &[String]| {
+            params.push(Cell::Text(Some(format!("$.{}", segments.join(".")))));
+            format!("?{}", params.len())
+        };
+        let value = match &s.sum {
+            Some(segments) => {
+                let p = path(segments);
+                format!(
+                    "CASE WHEN json_type(detail, {p}) IN ('integer', 'real') THEN json_extract(detail, {p}) END"
+                )
+            }
+            None => "NULL".to_owned(),
+        };
+        let key = match &s.by {
+            super::GroupBy::Nothing => "NULL".to_owned(),
+            super::GroupBy::Column(c) => (*c).to_owned(),
+            super::GroupBy::Detail(segments) => {
+                let p = path(segments);
+                format!("CAST(json_extract(detail, {p}) AS TEXT)")
+            }
+        };
+        let sql = format!(
+            "SELECT k, COUNT(*), COUNT(v), TOTAL(v) FROM (SELECT {key} AS k, {value} AS v FROM \"{}\"{filter}) GROUP BY k ORDER BY 4 DESC, 2 DESC, 1 LIMIT {}",
+            self.table,
+            s.limit.max(1)
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(sql_err("prepare audit summary"))?;
+        let params = params.into_iter().map(super::stream::sqlite::bind);
+        stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            Ok(super::SummaryRow {
+                key: r.get(0)?,
+                rows: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                summed: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                sum: r.get(3)?,
+            })
+        })
+        .map_err(sql_err("query audit summary"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql_err("read audit summary"))
+    }
+
     fn unerased_groups(&mut self) -> Result<Vec<(String, bool)>> {
         // One index seek per group: `SELECT DISTINCT` would read the whole
         // index.

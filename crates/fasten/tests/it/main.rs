@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod adversary;
+#[cfg(all(feature = "reader", feature = "tracing"))]
+mod agent;
 #[cfg(all(feature = "http", feature = "mqtt", feature = "nats"))]
 mod amqp;
 mod checkpoints;

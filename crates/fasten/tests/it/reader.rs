@@ -467,6 +467,7 @@ fn scenario(dsn: &Dsn, second_node: impl Fn() -> Fasten + Send + Sync + 'static)
         "/audit/verify",
         "/audit/doctor",
         "/audit/proof",
+        "/audit/summary",
         "/openapi.json",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
@@ -480,7 +481,7 @@ fn scenario(dsn: &Dsn, second_node: impl Fn() -> Fasten + Send + Sync + 'static)
     if cfg!(feature = "postgres") {
         assert_eq!(s.get("/fleet", &[]).0, 401, "/fleet needs auth");
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 10);
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 11);
 
     // Reads through an audited router leave one READER_QUERY row each.
     let audited = Served::start(nest(reader::router(

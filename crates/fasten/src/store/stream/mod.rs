@@ -221,6 +221,22 @@ pub(crate) fn filter_sql(
     cols: &[Col],
     param: impl Fn(usize, ColType) -> String,
 ) -> (String, Vec<Cell>) {
+    let (mut sql, params) = where_sql(q, cols, param);
+    sql.push_str(&format!(
+        " ORDER BY timestamp DESC, id DESC LIMIT {}",
+        q.limit.max(1)
+    ));
+    (sql, params)
+}
+
+/// The ` WHERE …` part of [`filter_sql`] (empty without conditions), and
+/// its parameters in order.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn where_sql(
+    q: &Query,
+    cols: &[Col],
+    param: impl Fn(usize, ColType) -> String,
+) -> (String, Vec<Cell>) {
     let mut clauses = Vec::new();
     let mut params = Vec::new();
     let push = |ty: ColType, cell: Cell, params: &mut Vec<Cell>| {
@@ -255,9 +271,5 @@ pub(crate) fn filter_sql(
         sql.push_str(" WHERE ");
         sql.push_str(&clauses.join(" AND "));
     }
-    sql.push_str(&format!(
-        " ORDER BY timestamp DESC, id DESC LIMIT {}",
-        q.limit.max(1)
-    ));
     (sql, params)
 }
