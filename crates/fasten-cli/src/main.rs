@@ -48,6 +48,10 @@ enum Command {
     Sweep(cmd::sweep::Args),
     /// Erase the detail of every row about one subject (GDPR art. 17).
     Erase(cmd::erase::Args),
+    /// Write typed code constants for a language from *.codes.yaml files.
+    Gen(cmd::generate::Args),
+    /// Fail when a data mutation does not emit an audit event.
+    Lint(cmd::lint::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Sweep(args) => cmd::sweep::run(&args),
         Command::Erase(args) => cmd::erase::run(&args),
+        Command::Gen(args) => cmd::generate::run(&args),
+        Command::Lint(args) => cmd::lint::run(&args),
     };
     match result {
         Ok(code) => code,
