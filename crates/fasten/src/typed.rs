@@ -39,6 +39,27 @@ use crate::kind::{RetentionClass, Severity};
 /// let event = Event::new(ORDER_PLACED);
 /// assert_eq!(event.code(), "ORDER_PLACED");
 /// ```
+///
+/// With the module `fasten gen` wrote for the examples' `sales.codes.yaml`:
+///
+/// ```
+/// mod codes {
+///     include!(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/codes/sales.rs"));
+/// }
+/// let event = fasten::Event::new(codes::ORDER_PLACED);
+/// assert_eq!(event.code(), "ORDER_PLACED");
+/// assert_eq!(codes::ORDER_PLACED.retention_class, fasten::RetentionClass::Long);
+/// assert_eq!(codes::ALL.len(), 3);
+/// ```
+///
+/// and a misspelt code does not compile:
+///
+/// ```compile_fail,E0425
+/// mod codes {
+///     include!(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/codes/sales.rs"));
+/// }
+/// let event = fasten::Event::new(codes::ORDER_PLACD);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CodeSpec {
     /// The code (`ORDER_PLACED`).

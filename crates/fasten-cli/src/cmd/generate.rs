@@ -314,16 +314,18 @@ pub(crate) fn generate(
                 sources,
                 &[
                     "Emit with fasten::Event(codes::ORDER_PLACED): a misspelt code does not compile.",
-                    "Check it at start-up with {\"FASTEN_EXPECT_CODES\", std::string(codes::EXPECT_CODES)}.",
+                    "Check it at start-up with {\"FASTEN_EXPECT_CODES\", codes::EXPECT_CODES} in the engine's settings.",
                 ],
             );
-            o += "#pragma once\n\n#include <string>\n#include <string_view>\n\n";
+            // C++14, like bindings/cpp/fasten.hpp: namespace-scope constexpr
+            // has internal linkage, so the header may be included anywhere.
+            o += "#pragma once\n\n#include <string>\n\n";
             let _ = writeln!(o, "namespace {package} {{\n");
-            o += "struct CodeSpec {\n  std::string_view code, domain, category, action, severity, retention_class;\n  bool pii_in_detail;\n  std::string_view source;\n  operator std::string() const { return std::string(code); }\n};\n\n";
+            o += "struct CodeSpec {\n  const char* code;\n  const char* domain;\n  const char* category;\n  const char* action;\n  const char* severity;\n  const char* retention_class;\n  bool pii_in_detail;\n  const char* source;\n  // fasten::Event(codes::ORDER_PLACED)\n  operator std::string() const { return code; }\n};\n\n";
             for c in &codes {
                 let _ = writeln!(
                     o,
-                    "inline constexpr CodeSpec {}{{{}, {}, {}, {}, {}, {}, {}, {}}};",
+                    "constexpr CodeSpec {}{{{}, {}, {}, {}, {}, {}, {}, {}}};",
                     c.name,
                     q(c.name),
                     q(c.domain),
@@ -335,10 +337,10 @@ pub(crate) fn generate(
                     q(&c.source)
                 );
             }
-            o += "\n// Every declared code, sorted.\ninline constexpr CodeSpec ALL[] = {";
+            o += "\n// Every declared code, sorted.\nconstexpr CodeSpec ALL[] = {";
             o += &codes.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
             o += "};\n\n// The value of FASTEN_EXPECT_CODES.\n";
-            let _ = writeln!(o, "inline constexpr std::string_view EXPECT_CODES = {};", q(&expect));
+            let _ = writeln!(o, "constexpr const char EXPECT_CODES[] = {};", q(&expect));
             let _ = writeln!(o, "\n}}  // namespace {package}");
         }
         other => anyhow::bail!("unknown language {other:?}: expected rust, python, typescript, go or cpp"),
