@@ -18,6 +18,16 @@ fasten="$CARGO_TARGET_DIR/debug/fasten"
 echo "== fasten lint on the examples and bindings (fasten-lint.toml)"
 "$fasten" lint crates/fasten/examples bindings
 
+echo "== the generated files the examples use are fresh"
+fresh() {
+  if ! "$fasten" gen --lang "$1" "$3" | diff -u "$2" -; then
+    echo "ci-lint: $2 is stale: run fasten gen --lang $1 --out $2 $3" >&2
+    exit 1
+  fi
+}
+fresh rust crates/fasten/examples/codes/sales.rs crates/fasten/examples/codes/sales.codes.yaml
+fresh python bindings/python/examples/shop_codes.py bindings/python/examples/codes/shop.codes.yaml
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 yaml="$root/crates/fasten/examples/codes/sales.codes.yaml"

@@ -1684,7 +1684,7 @@ fn issue_19_lint_exits_1_on_uncovered_sites_and_writes_sarif() {
     );
     assert_eq!(
         stderr(&out),
-        "fasten lint: 1 files, 11 sites: 5 covered, 2 waived, 4 uncovered\n"
+        "fasten lint: 1 file, 11 sites: 5 covered, 2 waived, 4 uncovered\n"
     );
     let log: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();

@@ -39,6 +39,10 @@ pub struct Site {
     pub rule: String,
     /// The nearest named function around it.
     pub function: Option<String>,
+    /// Whether it is in a function without a name (a closure, an inline
+    /// handler) that no named function encloses.
+    #[serde(skip)]
+    pub(crate) anonymous: bool,
     /// Covered, waived or uncovered.
     #[serde(flatten)]
     pub status: Status,
@@ -73,6 +77,7 @@ impl Site {
     fn where_(&self) -> String {
         match &self.function {
             Some(f) => format!("in fn {f}"),
+            None if self.anonymous => "in an anonymous function".to_owned(),
             None => "at module level".to_owned(),
         }
     }
@@ -132,16 +137,22 @@ impl Report {
     /// `N files, N sites: N covered, N waived, N uncovered`.
     pub fn summary(&self) -> String {
         let count = |f: fn(&Status) -> bool| self.sites.iter().filter(|s| f(&s.status)).count();
+        let plural = |n: usize, one: &str, many: &str| {
+            format!("{n} {}", if n == 1 { one } else { many })
+        };
         let mut out = format!(
-            "{} files, {} sites: {} covered, {} waived, {} uncovered",
-            self.files,
-            self.sites.len(),
+            "{}, {}: {} covered, {} waived, {} uncovered",
+            plural(self.files, "file", "files"),
+            plural(self.sites.len(), "site", "sites"),
             count(|s| *s == Status::Covered),
             count(|s| matches!(s, Status::Waived { .. })),
             count(|s| matches!(s, Status::Uncovered { .. })),
         );
         if !self.unused.is_empty() {
-            out.push_str(&format!(", {} unused codes", self.unused.len()));
+            out.push_str(&format!(
+                ", {}",
+                plural(self.unused.len(), "unused code", "unused codes")
+            ));
         }
         out
     }

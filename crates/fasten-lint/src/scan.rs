@@ -585,6 +585,7 @@ impl<'a> Walk<'a> {
                 column: found.column,
                 label: found.label.clone(),
                 rule: found.rule.clone(),
+                anonymous: function.is_none() && !chain.is_empty(),
                 function,
                 status,
             });

@@ -86,7 +86,7 @@ def c(cur):
         report.human(),
         "x.py:2:5  DELETE without an audit event (in fn a)\nx.py:9:5  UPDATE without an audit event (in fn c)\n"
     );
-    assert_eq!(report.summary(), "1 files, 3 sites: 1 covered, 0 waived, 2 uncovered");
+    assert_eq!(report.summary(), "1 file, 3 sites: 1 covered, 0 waived, 2 uncovered");
 
     let only = Config::from_toml("defaults = false\nsql_calls = [\"run_sql\"]\n")?;
     let report = fasten_lint::lint_source("x.py", source, &only)?;
