@@ -1621,7 +1621,10 @@ fn issue_19_gen_is_sorted_deterministic_and_names_its_yaml() {
         let a = text.find("\"AUTH_LOGIN\"").unwrap();
         let o = text.find("\"ORDER_PLACED\"").unwrap();
         assert!(a < o, "{lang}: codes are sorted");
-        assert!(text.contains("warn") || text.contains("Warn"), "{lang}: the severity is data");
+        assert!(
+            text.contains("warn") || text.contains("Warn"),
+            "{lang}: the severity is data"
+        );
         let twice = fasten(dir.path(), &["gen", "--lang", lang, "shop.codes.yaml"]);
         assert_eq!(text, stdout(&twice), "{lang}: deterministic");
     }
@@ -1664,7 +1667,11 @@ fn issue_19_boot_fails_when_the_generated_codes_differ() {
 
     let garbage = fasten_with(dir.path(), &emit, &[("FASTEN_EXPECT_CODES", "nope")]);
     assert_eq!(garbage.status.code(), Some(2));
-    assert!(stderr(&garbage).contains("invalid FASTEN_EXPECT_CODES"), "{}", stderr(&garbage));
+    assert!(
+        stderr(&garbage).contains("invalid FASTEN_EXPECT_CODES"),
+        "{}",
+        stderr(&garbage)
+    );
 }
 
 #[test]
@@ -1678,7 +1685,8 @@ fn issue_19_lint_exits_1_on_uncovered_sites_and_writes_sarif() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stdout(&out).starts_with("billing.py:11:5  UPDATE without an audit event (in fn update_plan)\n"),
+        stdout(&out)
+            .starts_with("billing.py:11:5  UPDATE without an audit event (in fn update_plan)\n"),
         "{}",
         stdout(&out)
     );

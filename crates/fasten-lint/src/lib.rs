@@ -157,9 +157,14 @@ pub fn lint_paths(paths: &[PathBuf], config: &Config, codes: &[Unused]) -> Resul
     let mut report = Report::default();
     let mut mentioned = std::collections::BTreeSet::new();
     for file in files(paths, config)? {
-        let lang = Lang::of(&file)
-            .ok_or_else(|| format!("{}: not a Rust, Python, Go, TypeScript or JavaScript file", file.display()))?;
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let lang = Lang::of(&file).ok_or_else(|| {
+            format!(
+                "{}: not a Rust, Python, Go, TypeScript or JavaScript file",
+                file.display()
+            )
+        })?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         let shown = file.to_string_lossy().replace('\\', "/");
         let shown = shown.strip_prefix("./").unwrap_or(&shown).to_owned();
         let scanned = scan::scan(&shown, lang, &text, config)?;

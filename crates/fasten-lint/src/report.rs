@@ -122,7 +122,13 @@ impl Report {
         let mut out = String::new();
         for s in &self.sites {
             if s.status != Status::Covered {
-                out.push_str(&format!("{}:{}:{}  {}\n", s.path, s.line, s.column, s.message()));
+                out.push_str(&format!(
+                    "{}:{}:{}  {}\n",
+                    s.path,
+                    s.line,
+                    s.column,
+                    s.message()
+                ));
             }
         }
         for u in &self.unused {
@@ -137,9 +143,8 @@ impl Report {
     /// `N files, N sites: N covered, N waived, N uncovered`.
     pub fn summary(&self) -> String {
         let count = |f: fn(&Status) -> bool| self.sites.iter().filter(|s| f(&s.status)).count();
-        let plural = |n: usize, one: &str, many: &str| {
-            format!("{n} {}", if n == 1 { one } else { many })
-        };
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let mut out = format!(
             "{}, {}: {} covered, {} waived, {} uncovered",
             plural(self.files, "file", "files"),

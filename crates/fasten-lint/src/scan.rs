@@ -7,9 +7,9 @@ use std::sync::LazyLock;
 use regex::Regex;
 use tree_sitter::Node;
 
+use crate::Lang;
 use crate::config::Config;
 use crate::report::{Site, Status};
-use crate::Lang;
 
 /// SQL that changes data: the first keyword, or the one after a `WITH`.
 static SQL: LazyLock<Regex> = LazyLock::new(|| {
@@ -125,7 +125,10 @@ impl<'a> Walk<'a> {
     /// `Some(name)` when the node is a function (`Some(None)` when anonymous).
     #[allow(clippy::option_option)]
     fn function_name(&self, node: Node<'_>) -> Option<Option<String>> {
-        let named = |field: &str| node.child_by_field_name(field).map(|n| self.text_of(n).to_owned());
+        let named = |field: &str| {
+            node.child_by_field_name(field)
+                .map(|n| self.text_of(n).to_owned())
+        };
         match (self.lang.family(), node.kind()) {
             (Lang::Rust, "function_item")
             | (Lang::Python, "function_definition")
@@ -238,8 +241,7 @@ impl<'a> Walk<'a> {
         if config.sql_calls.contains(&name) {
             let sql = args.iter().find_map(|a| {
                 let text = self.string_of(*a)?;
-                SQL.captures(&text)
-                    .map(|c| c[1].to_ascii_uppercase())
+                SQL.captures(&text).map(|c| c[1].to_ascii_uppercase())
             });
             if let Some(keyword) = sql {
                 self.site(node, keyword, "sql", current);
@@ -260,7 +262,11 @@ impl<'a> Walk<'a> {
                 .next()
                 .filter(|s| !s.is_empty() && !s.ends_with(')'))
                 .unwrap_or("");
-            let sep = if callee.kind() == "scoped_identifier" { "::" } else { "." };
+            let sep = if callee.kind() == "scoped_identifier" {
+                "::"
+            } else {
+                "."
+            };
             let label = if short.is_empty() {
                 format!("{name} ({})", orm.name)
             } else {
@@ -303,7 +309,10 @@ impl<'a> Walk<'a> {
     /// without its quotes and prefix.
     fn string_of(&self, node: Node<'_>) -> Option<String> {
         match node.kind() {
-            "string_literal" | "raw_string_literal" | "string" | "interpreted_string_literal"
+            "string_literal"
+            | "raw_string_literal"
+            | "string"
+            | "interpreted_string_literal"
             | "template_string" => {
                 let text = self.text_of(node);
                 // A prefix (r#, b, f, u, rb …) then the quotes.
@@ -312,9 +321,7 @@ impl<'a> Walk<'a> {
                 let body = if prefix_ok { &text[quote..] } else { text };
                 Some(body.trim_start_matches(['"', '\'', '`']).to_owned())
             }
-            "concatenated_string" | "binary_expression" => {
-                self.string_of(node.named_child(0)?)
-            }
+            "concatenated_string" | "binary_expression" => self.string_of(node.named_child(0)?),
             // Rust macros: the literal inside the token tree.
             "token_tree" => node
                 .named_children(&mut node.walk())
@@ -337,7 +344,9 @@ impl<'a> Walk<'a> {
     /// 1-based column in characters.
     fn column(&self, pos: tree_sitter::Point) -> usize {
         let line = self.text.lines().nth(pos.row).unwrap_or("");
-        line.get(..pos.column).map_or(pos.column, |p| p.chars().count()) + 1
+        line.get(..pos.column)
+            .map_or(pos.column, |p| p.chars().count())
+            + 1
     }
 
     fn is_route_method(&self, name: &str) -> Option<String> {
@@ -359,7 +368,10 @@ impl<'a> Walk<'a> {
             match self.lang.family() {
                 // axum: `post(h)`, `get(a).post(b)`, `routing::post(h)`; the path is the `.route` call's.
                 Lang::Rust => {
-                    if !(receiver.is_empty() || receiver.ends_with(')') || receiver.ends_with("routing")) {
+                    if !(receiver.is_empty()
+                        || receiver.ends_with(')')
+                        || receiver.ends_with("routing"))
+                    {
                         return;
                     }
                     (method, self.enclosing_route_path(node))
@@ -369,7 +381,9 @@ impl<'a> Walk<'a> {
                     _ => return,
                 },
             }
-        } else if self.config.route_patterns.iter().any(|p| p == name) && self.lang.family() == Lang::Go {
+        } else if self.config.route_patterns.iter().any(|p| p == name)
+            && self.lang.family() == Lang::Go
+        {
             let Some(pattern) = first else { return };
             let Some((verb, path)) = pattern.split_once(' ') else {
                 return;
@@ -391,7 +405,12 @@ impl<'a> Walk<'a> {
             self.handlers.push((Handler::Node(handler.id()), label));
         } else if matches!(
             handler.kind(),
-            "identifier" | "field_expression" | "scoped_identifier" | "selector_expression" | "member_expression" | "attribute"
+            "identifier"
+                | "field_expression"
+                | "scoped_identifier"
+                | "selector_expression"
+                | "member_expression"
+                | "attribute"
         ) {
             let text = self.text_of(handler);
             let name = text.rsplit(['.', ':']).next().unwrap_or(text).to_owned();
@@ -402,17 +421,15 @@ impl<'a> Walk<'a> {
     fn enclosing_route_path(&self, node: Node<'_>) -> Option<String> {
         let mut at = node.parent();
         while let Some(n) = at {
-            if n.kind() == "call_expression" {
-                if let Some(callee) = n.child_by_field_name("function") {
-                    let (_, name) = self.split_callee(callee);
-                    if name == "route" {
-                        let args = n.child_by_field_name("arguments")?;
-                        let first = args.named_child(0)?;
-                        return self
-                            .string_of(first)
-                            .map(|s| s.trim_end_matches('"').to_owned());
-                    }
-                }
+            if n.kind() == "call_expression"
+                && let Some(callee) = n.child_by_field_name("function")
+                && self.split_callee(callee).1 == "route"
+            {
+                let args = n.child_by_field_name("arguments")?;
+                let first = args.named_child(0)?;
+                return self
+                    .string_of(first)
+                    .map(|s| s.trim_end_matches('"').to_owned());
             }
             at = n.parent();
         }
@@ -487,7 +504,9 @@ impl<'a> Walk<'a> {
         while r > 0 {
             r -= 1;
             let line = lines.get(r).map_or("", |l| l.trim_start());
-            let above = ["//", "#", "/*", "*", "@"].iter().any(|p| line.starts_with(p));
+            let above = ["//", "#", "/*", "*", "@"]
+                .iter()
+                .any(|p| line.starts_with(p));
             if !above {
                 return None;
             }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use fasten_lint::{Config, Unused, lint_paths};
 
 fn check(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/expected").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/expected")
+        .join(name);
     if std::env::var_os("UPDATE_EXPECT").is_some() {
         std::fs::write(&path, actual).expect("write the expected file");
         return;
@@ -31,15 +33,22 @@ fn report() -> fasten_lint::Report {
             line: 3 + 4 * i,
         })
         .collect::<Vec<_>>();
-    lint_paths(&[PathBuf::from("tests/fixtures")], &Config::default(), &unused)
-        .expect("the fixtures lint")
+    lint_paths(
+        &[PathBuf::from("tests/fixtures")],
+        &Config::default(),
+        &unused,
+    )
+    .expect("the fixtures lint")
 }
 
 #[test]
 fn human_output_is_exact() {
     let report = report();
     assert!(report.failed());
-    check("human.txt", &format!("{}{}\n", report.human(), report.summary()));
+    check(
+        "human.txt",
+        &format!("{}{}\n", report.human(), report.summary()),
+    );
 }
 
 #[test]
@@ -86,7 +95,10 @@ def c(cur):
         report.human(),
         "x.py:2:5  DELETE without an audit event (in fn a)\nx.py:9:5  UPDATE without an audit event (in fn c)\n"
     );
-    assert_eq!(report.summary(), "1 file, 3 sites: 1 covered, 0 waived, 2 uncovered");
+    assert_eq!(
+        report.summary(),
+        "1 file, 3 sites: 1 covered, 0 waived, 2 uncovered"
+    );
 
     let only = Config::from_toml("defaults = false\nsql_calls = [\"run_sql\"]\n")?;
     let report = fasten_lint::lint_source("x.py", source, &only)?;
@@ -94,8 +106,10 @@ def c(cur):
 
     let err = Config::from_toml("emit_reciever = \"x\"").unwrap_err();
     assert!(err.contains("unknown field `emit_reciever`"), "{err}");
-    let err = Config::from_toml("[[orm]]\nname = \"x\"\nlang = \"cobol\"\nmethods = []\nreceiver = \"x\"\n")
-        .unwrap_err();
+    let err = Config::from_toml(
+        "[[orm]]\nname = \"x\"\nlang = \"cobol\"\nmethods = []\nreceiver = \"x\"\n",
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         "unknown lang \"cobol\" in [[orm]] x: expected rust, python, go, typescript or javascript"

@@ -21,7 +21,9 @@ mod codes {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Start-up fails if sales.codes.yaml no longer matches the generated codes.
-    let guard = fasten::Config::from_env()?.expect_codes(codes::ALL).init()?;
+    let guard = fasten::Config::from_env()?
+        .expect_codes(codes::ALL)
+        .init()?;
 
     // One request: every row it produces shares this id.
     let request = RequestId::mint();

@@ -148,7 +148,7 @@ pub use kind::{ActorKind, Method, Outcome, ParseKindError, RetentionClass, Sever
 pub use pipeline::Fasten;
 pub use read::{AsyncReader, AuditPage, AuditQuery, Reader};
 pub use request_id::RequestId;
-pub use typed::CodeSpec;
 pub use stream::{ApiRow, Source, StreamPage, StreamQuery, StreamStats, SysRow};
+pub use typed::CodeSpec;
 pub use verify::{NodeReport, Progress, Report, verify, verify_with_progress};
 pub use writer::{QueueStats, ShutdownReport, StoreHealth};

@@ -159,7 +159,11 @@ pub(crate) fn differences(expected: &[Expected], registry: &Registry) -> Vec<Str
             ("category", &want.category, &have.category),
             ("action", &want.action, &have.action),
             ("severity", &want.severity, &have.severity),
-            ("retention_class", &want.retention_class, &have.retention_class),
+            (
+                "retention_class",
+                &want.retention_class,
+                &have.retention_class,
+            ),
         ];
         let mut diffs: Vec<String> = fields
             .iter()

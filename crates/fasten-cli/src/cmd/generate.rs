@@ -42,8 +42,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let sources: Vec<String> = args.files.iter().map(|p| slash(p)).collect();
     let text = generate(&args.lang, &args.package, &sources, &codes)?;
     match &args.out {
-        Some(path) => std::fs::write(path, text)
-            .with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
@@ -79,7 +80,7 @@ fn flatten(info: &CodeInfo) -> Code<'_> {
         description: &m.description,
         source: match info.origin() {
             Origin::File { path, .. } => slash(path),
-            _ => String::new(),
+            Origin::Code => String::new(),
         },
     }
 }
@@ -171,12 +172,22 @@ pub(crate) fn generate(
                     c.description.replace('\n', " ")
                 };
                 let _ = writeln!(o, "/// {doc}");
-                let _ = writeln!(o, "pub const {}: fasten::CodeSpec = fasten::CodeSpec {{", c.name);
+                // A program uses some of its codes, from a private module.
+                o += "#[allow(dead_code, unreachable_pub)]\n";
+                let _ = writeln!(
+                    o,
+                    "pub const {}: fasten::CodeSpec = fasten::CodeSpec {{",
+                    c.name
+                );
                 let _ = writeln!(o, "    code: {:?},", c.name);
                 let _ = writeln!(o, "    domain: {:?},", c.domain);
                 let _ = writeln!(o, "    category: {:?},", c.category);
                 let _ = writeln!(o, "    action: {:?},", c.action);
-                let _ = writeln!(o, "    severity: fasten::Severity::{},", variant(c.severity));
+                let _ = writeln!(
+                    o,
+                    "    severity: fasten::Severity::{},",
+                    variant(c.severity)
+                );
                 let _ = writeln!(
                     o,
                     "    retention_class: fasten::RetentionClass::{},",
@@ -187,7 +198,7 @@ pub(crate) fn generate(
                 o += "};\n";
             }
             o += "\n/// Every generated code, sorted: pass it to `fasten::Config::expect_codes`.\n";
-            o += "pub const ALL: &[fasten::CodeSpec] = &[";
+            o += "#[allow(dead_code, unreachable_pub)]\npub const ALL: &[fasten::CodeSpec] = &[";
             for c in &codes {
                 let _ = write!(o, "\n    {},", c.name);
             }
@@ -207,7 +218,11 @@ pub(crate) fn generate(
             o += "from typing import Any, Dict, Final, Literal, TypedDict\n\n";
             o += "import fasten\n\n";
             o += "Code = Literal[";
-            o += &codes.iter().map(|c| q(c.name)).collect::<Vec<_>>().join(", ");
+            o += &codes
+                .iter()
+                .map(|c| q(c.name))
+                .collect::<Vec<_>>()
+                .join(", ");
             o += "]\n\"\"\"Every declared code.\"\"\"\n\n";
             for c in &codes {
                 let _ = writeln!(o, "{}: Final = {}", c.name, q(c.name));
@@ -343,7 +358,9 @@ pub(crate) fn generate(
             let _ = writeln!(o, "constexpr const char EXPECT_CODES[] = {};", q(&expect));
             let _ = writeln!(o, "\n}}  // namespace {package}");
         }
-        other => anyhow::bail!("unknown language {other:?}: expected rust, python, typescript, go or cpp"),
+        other => anyhow::bail!(
+            "unknown language {other:?}: expected rust, python, typescript, go or cpp"
+        ),
     }
     Ok(o)
 }

@@ -32,7 +32,10 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let default = PathBuf::from("fasten-lint.toml");
-    let config_path = args.config.clone().or_else(|| default.exists().then_some(default));
+    let config_path = args
+        .config
+        .clone()
+        .or_else(|| default.exists().then_some(default));
     let config = match &config_path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -54,7 +57,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         for info in registry.codes() {
             let (path, line) = match info.origin() {
                 Origin::File { path, line } => (path.display().to_string(), *line),
-                _ => (String::new(), 1),
+                Origin::Code => (String::new(), 1),
             };
             declared.push(fasten_lint::Unused {
                 code: info.code().to_owned(),
@@ -63,8 +66,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             });
         }
     }
-    let report = fasten_lint::lint_paths(&args.paths, &config, &declared)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let report =
+        fasten_lint::lint_paths(&args.paths, &config, &declared).map_err(|e| anyhow::anyhow!(e))?;
     let mut out = std::io::stdout().lock();
     if let Some(path) = &args.sarif {
         let sarif = serde_json::to_string_pretty(&report.sarif(env!("CARGO_PKG_VERSION")))?;

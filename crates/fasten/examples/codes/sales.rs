@@ -6,6 +6,7 @@
 // Check it at start-up with `fasten::Config::from_env()?.expect_codes(codes::ALL)`.
 
 /// A customer changed the card on file
+#[allow(dead_code, unreachable_pub)]
 pub const CARD_UPDATED: fasten::CodeSpec = fasten::CodeSpec {
     code: "CARD_UPDATED",
     domain: "sales",
@@ -18,6 +19,7 @@ pub const CARD_UPDATED: fasten::CodeSpec = fasten::CodeSpec {
 };
 
 /// An order was cancelled
+#[allow(dead_code, unreachable_pub)]
 pub const ORDER_CANCELLED: fasten::CodeSpec = fasten::CodeSpec {
     code: "ORDER_CANCELLED",
     domain: "sales",
@@ -30,6 +32,7 @@ pub const ORDER_CANCELLED: fasten::CodeSpec = fasten::CodeSpec {
 };
 
 /// A customer placed an order
+#[allow(dead_code, unreachable_pub)]
 pub const ORDER_PLACED: fasten::CodeSpec = fasten::CodeSpec {
     code: "ORDER_PLACED",
     domain: "sales",
@@ -42,6 +45,7 @@ pub const ORDER_PLACED: fasten::CodeSpec = fasten::CodeSpec {
 };
 
 /// Every generated code, sorted: pass it to `fasten::Config::expect_codes`.
+#[allow(dead_code, unreachable_pub)]
 pub const ALL: &[fasten::CodeSpec] = &[
     CARD_UPDATED,
     ORDER_CANCELLED,
