@@ -48,6 +48,7 @@ struct Inner {
     /// Codes already reported as emitted in an HTTP request without an
     /// actor: one warning each, not one per row.
     unattributed: Mutex<std::collections::HashSet<Arc<str>>>,
+    ids: crate::event::IdMinter,
 }
 
 /// A handle that does not keep the pipeline running; see
@@ -223,6 +224,7 @@ impl Config {
                 sweep_running: Arc::new(Mutex::new(())),
                 sweeper: OnceLock::new(),
                 unattributed: Mutex::default(),
+                ids: crate::event::IdMinter::new(),
             }),
         };
         if let Some(interval) = interval {
@@ -424,9 +426,10 @@ impl Fasten {
             inner.writer.count_redaction(&done);
         }
         let request_id = event.request_id.or_else(context::current);
+        let timestamp = jiff::Timestamp::now();
         Ok(Pending {
-            id: EventId::mint(),
-            timestamp: jiff::Timestamp::now(),
+            id: inner.ids.mint(timestamp),
+            timestamp,
             severity: event.severity.unwrap_or(meta.severity),
             outcome: event.outcome,
             service_id: Arc::clone(&inner.service_id),
