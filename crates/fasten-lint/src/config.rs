@@ -38,11 +38,20 @@ lang = "python"
 methods = ["add", "add_all", "delete", "merge", "commit", "bulk_save_objects", "bulk_insert_mappings", "bulk_update_mappings"]
 receiver = "(?i)session$"
 
+# A model's save() and delete() take no positional argument, unlike
+# requests.delete(url) or cache.delete(key).
 [[orm]]
 name = "Django"
 lang = "python"
-methods = ["save", "delete", "bulk_create", "bulk_update", "update_or_create", "get_or_create"]
+methods = ["save", "delete"]
 receiver = "."
+max_args = 0
+
+[[orm]]
+name = "Django"
+lang = "python"
+methods = ["bulk_create", "bulk_update", "update_or_create", "get_or_create"]
+receiver = "\\bobjects$"
 
 [[orm]]
 name = "Django"
@@ -108,6 +117,7 @@ struct OrmFile {
     lang: Option<String>,
     methods: Vec<String>,
     receiver: String,
+    max_args: Option<usize>,
 }
 
 /// One ORM rule: a method on a matching receiver writes data.
@@ -117,6 +127,8 @@ pub(crate) struct Orm {
     pub(crate) lang: Option<Lang>,
     pub(crate) methods: Vec<String>,
     pub(crate) receiver: Regex,
+    /// The most positional arguments a matching call has.
+    pub(crate) max_args: Option<usize>,
 }
 
 /// The rules the lint applies.
@@ -171,6 +183,7 @@ impl Config {
                 name: o.name,
                 lang,
                 methods: o.methods,
+                max_args: o.max_args,
             });
         }
         let cat = |a: Vec<String>, b: Vec<String>| a.into_iter().chain(b).collect::<Vec<_>>();

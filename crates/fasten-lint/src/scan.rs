@@ -216,6 +216,10 @@ impl<'a> Walk<'a> {
             self.funcs[f].calls.push(name.clone());
         }
         let config = self.config;
+        let positional = args
+            .named_children(&mut args.walk())
+            .filter(|a| !a.kind().contains("comment") && a.kind() != "keyword_argument")
+            .count();
         let args: Vec<Node<'_>> = args
             .named_children(&mut args.walk())
             .filter(|a| !a.kind().contains("comment"))
@@ -255,6 +259,7 @@ impl<'a> Walk<'a> {
                 && o.methods.contains(&name)
                 && !receiver.is_empty()
                 && o.receiver.is_match(&receiver)
+                && o.max_args.is_none_or(|n| positional <= n)
         });
         if let Some(orm) = orm {
             let short = receiver

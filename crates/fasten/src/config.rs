@@ -413,13 +413,10 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use fasten::{CodeSpec, RetentionClass, Severity};
-    /// # mod codes { use super::*;
-    /// #     pub const ALL: &[CodeSpec] = &[CodeSpec { code: "ORDER_PLACED", domain: "sales",
-    /// #         category: "order", action: "create", severity: Severity::Info,
-    /// #         retention_class: RetentionClass::Medium, pii_in_detail: false,
-    /// #         source: "sales.codes.yaml" }];
-    /// # }
+    /// mod codes {
+    ///     // fasten gen --lang rust --out examples/codes/sales.rs examples/codes/sales.codes.yaml
+    ///     include!(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/codes/sales.rs"));
+    /// }
     /// let dir = tempfile::tempdir()?;
     /// let dsn = format!("sqlite:///{}", dir.path().join("a.db").display());
     /// let err = fasten::Config::new()
