@@ -112,6 +112,7 @@ func main() {
 }
 GO
 printf 'package bad\n\nimport "example.invalid/app/codes"\n\nvar C = codes.OrderPlacd\n' >"$tmp/go/bad/bad.go"
+[ -z "$(gofmt -l "$tmp/go/codes")" ] || { gofmt -d "$tmp/go/codes" >&2; echo "ci-lint: the generated Go is not gofmt-clean" >&2; exit 1; }
 (cd "$tmp/go" && go vet . ./codes && go build -o /dev/null .)
 must_fail "go codes.OrderPlacd" bash -c "cd '$tmp/go' && go build ./bad"
 

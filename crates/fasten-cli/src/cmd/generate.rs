@@ -299,24 +299,27 @@ pub(crate) fn generate(
             o += "//\n// Emit with fasten.Event{Code: codes.OrderPlaced}: a misspelt code does not compile.\n";
             o += "// Check it at start-up with Settings: {\"FASTEN_EXPECT_CODES\": codes.ExpectCodes}.\n";
             let _ = writeln!(o, "package {package}\n");
+            // Aligned the way gofmt aligns them.
+            let width = codes.iter().map(|c| camel(c.name).len()).max().unwrap_or(0);
             o += "// The declared codes.\nconst (\n";
             for c in &codes {
-                let _ = writeln!(o, "\t{} = {}", camel(c.name), q(c.name));
+                let _ = writeln!(o, "\t{:width$} = {}", camel(c.name), q(c.name));
             }
-            o += ")\n\n// Meta is the metadata of one code.\ntype Meta struct {\n\tDomain, Category, Action, Severity, RetentionClass string\n\tPIIInDetail                                      bool\n\tSource                                           string\n}\n\n";
+            o += ")\n\n// Meta is the metadata of one code.\ntype Meta struct {\n\tDomain, Category, Action, Severity, RetentionClass string\n\tPIIInDetail                                        bool\n\tSource                                             string\n}\n\n";
             o += "// Codes holds every declared code's metadata.\nvar Codes = map[string]Meta{\n";
             for c in &codes {
                 let _ = writeln!(
                     o,
-                    "\t{}: {{Domain: {}, Category: {}, Action: {}, Severity: {}, RetentionClass: {}, PIIInDetail: {}, Source: {}}},",
-                    camel(c.name),
+                    "\t{:key$} {{Domain: {}, Category: {}, Action: {}, Severity: {}, RetentionClass: {}, PIIInDetail: {}, Source: {}}},",
+                    format!("{}:", camel(c.name)),
                     q(c.domain),
                     q(c.category),
                     q(c.action),
                     q(c.severity),
                     q(c.retention),
                     c.pii,
-                    q(&c.source)
+                    q(&c.source),
+                    key = width + 1
                 );
             }
             o += "}\n\n// ExpectCodes is the value of FASTEN_EXPECT_CODES.\n";
