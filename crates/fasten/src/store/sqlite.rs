@@ -782,10 +782,15 @@ impl Store for SqliteStore {
                 .map_err(sql_err("erase"))?
         };
         tx.commit().map_err(sql_err("commit erase"))?;
-        Ok(Erased {
-            rows,
-            held: locked.elapsed(),
-        })
+        let held = locked.elapsed();
+        // Copy the erasures' WAL pages back on the sweep's own time:
+        // otherwise the writer's commit that crosses the auto-checkpoint
+        // threshold does it, and a `raise`-mode emit waits for the copy
+        // and its fsync. PASSIVE never waits for, nor blocks, the writer.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(sql_err("checkpoint the WAL after an erase"))?;
+        Ok(Erased { rows, held })
     }
 
     fn lease(&mut self, name: &str, holder: &str, now: &str, until: &str) -> Result<bool> {
