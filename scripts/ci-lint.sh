@@ -72,7 +72,7 @@ must_fail "python codes.emit(\"ORDER_PLACD\")" mypy bad_literal.py
 must_fail "python codes.ORDER_PLACD" mypy bad_name.py
 
 echo "== TypeScript: tsc --noEmit --strict"
-tools=${FASTEN_TS_TOOLS:-$CARGO_TARGET_DIR/ts-tools}
+tools=${FASTEN_TEST_TS_TOOLS:-$CARGO_TARGET_DIR/ts-tools}
 [ -x "$tools/node_modules/.bin/tsc" ] || npm install --prefix "$tools" --no-audit --no-fund --silent "typescript@^5.9"
 mkdir "$tmp/ts"
 "$fasten" gen --lang typescript --out "$tmp/ts/codes.ts" "$yaml"
