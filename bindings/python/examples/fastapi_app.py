@@ -19,11 +19,14 @@ import fasten
 import fasten.log
 import fasten.reader
 import fasten.shim.http
+import shop_codes  # fasten gen --lang python --out examples/shop_codes.py examples/codes/shop.codes.yaml
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    fasten.init()  # reads FASTEN_*; loads the codes of FASTEN_CODES
+    # Reads FASTEN_*, loads the codes of FASTEN_CODES, and fails at boot if they
+    # differ from the generated ones.
+    fasten.init(expect_codes=shop_codes.EXPECT_CODES)
     yield
     fasten.shutdown()
 
@@ -39,5 +42,5 @@ async def place_order(order_id: str, request: Request) -> Dict[str, str]:
     fasten.set_actor("u-42", "user")
     fasten.set_target(order_id)
     fasten.log.info("placing order", order_id=order_id)
-    event_id = fasten.emit("ORDER_PLACED", target=order_id, detail={"total_cents": 1250, "card": "4111 1111 1111 1111"})
+    event_id = shop_codes.emit(shop_codes.ORDER_PLACED, target=order_id, detail={"total_cents": 1250, "card": "4111 1111 1111 1111"})
     return {"order": order_id, "event": event_id, "request_id": fasten.current_request_id() or ""}

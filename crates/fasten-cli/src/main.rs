@@ -54,6 +54,10 @@ enum Command {
     Ship(cmd::ship::Args),
     /// The fleet as the central store sees it.
     Fleet(cmd::fleet::Args),
+    /// Write typed code constants for a language from *.codes.yaml files.
+    Gen(cmd::generate::Args),
+    /// Fail when a data mutation does not emit an audit event.
+    Lint(cmd::lint::Args),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +82,8 @@ fn main() -> ExitCode {
         Command::Erase(args) => cmd::erase::run(&args),
         Command::Ship(args) => cmd::ship::run(&args),
         Command::Fleet(args) => cmd::fleet::run(&args),
+        Command::Gen(args) => cmd::generate::run(&args),
+        Command::Lint(args) => cmd::lint::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1936,3 +1936,137 @@ fn issue_20_report_sums_a_detail_field_per_group() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+// === fasten gen, fasten lint (#19) ===
+
+/// The repository root, where the examples and fixtures are.
+fn repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn issue_19_gen_rust_matches_the_checked_in_example() {
+    let yaml = "crates/fasten/examples/codes/sales.codes.yaml";
+    let out = fasten(&repo(), &["gen", "--lang", "rust", yaml]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let checked_in =
+        std::fs::read_to_string(repo().join("crates/fasten/examples/codes/sales.rs")).unwrap();
+    assert!(
+        stdout(&out) == checked_in,
+        "crates/fasten/examples/codes/sales.rs is stale: run fasten gen --lang rust --out crates/fasten/examples/codes/sales.rs {yaml}"
+    );
+}
+
+#[test]
+fn issue_19_gen_is_sorted_deterministic_and_names_its_yaml() {
+    let dir = setup();
+    for lang in ["rust", "python", "typescript", "go", "cpp"] {
+        let once = fasten(dir.path(), &["gen", "--lang", lang, "shop.codes.yaml"]);
+        assert!(once.status.success(), "{lang}: {}", stderr(&once));
+        let text = stdout(&once);
+        assert!(text.contains("fasten gen --lang"), "{lang}: {text}");
+        assert!(text.contains("from shop.codes.yaml"), "{lang}: {text}");
+        let a = text.find("\"AUTH_LOGIN\"").unwrap();
+        let o = text.find("\"ORDER_PLACED\"").unwrap();
+        assert!(a < o, "{lang}: codes are sorted");
+        assert!(
+            text.contains("warn") || text.contains("Warn"),
+            "{lang}: the severity is data"
+        );
+        let twice = fasten(dir.path(), &["gen", "--lang", lang, "shop.codes.yaml"]);
+        assert_eq!(text, stdout(&twice), "{lang}: deterministic");
+    }
+    let out = fasten(dir.path(), &["gen", "--lang", "cobol", "shop.codes.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The EXPECT_CODES text of a generated TypeScript file.
+fn expect_codes(dir: &Path) -> String {
+    let out = fasten(dir, &["gen", "--lang", "typescript", "shop.codes.yaml"]);
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("export const EXPECT_CODES"))
+        .unwrap();
+    let literal = line.split_once(" = ").unwrap().1.trim_end_matches(';');
+    serde_json::from_str(literal).unwrap()
+}
+
+#[test]
+fn issue_19_boot_fails_when_the_generated_codes_differ() {
+    let dir = setup();
+    let expected = expect_codes(dir.path());
+    let emit = ["emit", "--code", "ORDER_PLACED"];
+    let ok = fasten_with(dir.path(), &emit, &[("FASTEN_EXPECT_CODES", &expected)]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+
+    // The YAML changes after the code was generated.
+    std::fs::write(
+        dir.path().join("shop.codes.yaml"),
+        "domain: shop\ncodes:\n  ORDER_PLACED:\n    category: order\n    action: create\n  ORDER_SHIPPED:\n    category: order\n    action: ship\n",
+    )
+    .unwrap();
+    let bad = fasten_with(dir.path(), &emit, &[("FASTEN_EXPECT_CODES", &expected)]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        stderr(&bad),
+        "fasten: the generated codes do not match the loaded registry (3 differences; run fasten gen again or fix FASTEN_CODES): code AUTH_LOGIN: generated but not in the loaded registry; code ORDER_PLACED: severity generated \"warn\", loaded \"info\" (shop.codes.yaml:3); code ORDER_SHIPPED: loaded (shop.codes.yaml:6) but not generated\n"
+    );
+
+    let garbage = fasten_with(dir.path(), &emit, &[("FASTEN_EXPECT_CODES", "nope")]);
+    assert_eq!(garbage.status.code(), Some(2));
+    assert!(
+        stderr(&garbage).contains("invalid FASTEN_EXPECT_CODES"),
+        "{}",
+        stderr(&garbage)
+    );
+}
+
+#[test]
+fn issue_19_lint_exits_1_on_uncovered_sites_and_writes_sarif() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = repo().join("crates/fasten-lint/tests/fixtures");
+    let sarif = dir.path().join("out.sarif");
+    let out = fasten(
+        &fixtures,
+        &["lint", "--sarif", sarif.to_str().unwrap(), "billing.py"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .starts_with("billing.py:11:5  UPDATE without an audit event (in fn update_plan)\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        stderr(&out),
+        "fasten lint: 1 file, 11 sites: 5 covered, 2 waived, 4 uncovered\n"
+    );
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), 6);
+
+    // Clean code exits 0; --unused lists the codes nothing mentions.
+    std::fs::write(
+        dir.path().join("app.py"),
+        "import fasten\n\ndef place(cur):\n    cur.execute(\"INSERT INTO orders VALUES (1)\")\n    fasten.emit(\"ORDER_PLACED\")\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("shop.codes.yaml"),
+        "domain: shop\ncodes:\n  ORDER_PLACED:\n    category: order\n    action: create\n  ORDER_LOST:\n    category: order\n    action: lose\n",
+    )
+    .unwrap();
+    let out = fasten(dir.path(), &["lint", "app.py"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = fasten(
+        dir.path(),
+        &["lint", "--unused", "--codes", "shop.codes.yaml", "app.py"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "shop.codes.yaml:6:1  code ORDER_LOST is declared but no source emits it\n"
+    );
+}

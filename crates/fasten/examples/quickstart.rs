@@ -13,26 +13,35 @@ use std::time::Duration;
 use fasten::{ActorKind, Event, Outcome, RequestId, context};
 use serde_json::json;
 
+/// The typed codes of sales.codes.yaml, written by
+/// `fasten gen --lang rust --out crates/fasten/examples/codes/sales.rs crates/fasten/examples/codes/sales.codes.yaml`.
+mod codes {
+    include!("codes/sales.rs");
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let guard = fasten::init()?;
+    // Start-up fails if sales.codes.yaml no longer matches the generated codes.
+    let guard = fasten::Config::from_env()?
+        .expect_codes(codes::ALL)
+        .init()?;
 
     // One request: every row it produces shares this id.
     let request = RequestId::mint();
     context::with(request.clone(), || -> fasten::Result<()> {
         fasten::emit(
-            Event::new("ORDER_PLACED")
+            Event::new(codes::ORDER_PLACED)
                 .actor("alice", ActorKind::User)
                 .target("order/42")
                 .detail(json!({ "sku": "WIDGET", "qty": 3, "api_key": "never stored" })),
         )?;
         fasten::emit(
-            Event::new("CARD_UPDATED")
+            Event::new(codes::CARD_UPDATED)
                 .actor("alice", ActorKind::User)
                 .target("customer/7")
                 .detail(json!({ "last4": "4242", "holder": "Alice Example" })),
         )?;
         fasten::emit(
-            Event::new("ORDER_CANCELLED")
+            Event::new(codes::ORDER_CANCELLED)
                 .actor("alice", ActorKind::User)
                 .target("order/42")
                 .outcome(Outcome::Denied),

@@ -105,6 +105,7 @@ impl std::str::FromStr for FailureStrategy {
 /// | [`tenant_id`](Self::tenant_id) | `FASTEN_TENANT_ID` | none |
 /// | [`audit_dsn`](Self::audit_dsn) | `FASTEN_AUDIT_DSN` | `sqlite:///fasten_audit.db` |
 /// | [`codes`](Self::codes) | `FASTEN_CODES` | none |
+/// | [`expect_codes`](Self::expect_codes) | `FASTEN_EXPECT_CODES` | none |
 /// | [`redact_keys`](Self::redact_keys) | `FASTEN_REDACT_KEYS` | none |
 /// | [`max_detail_bytes`](Self::max_detail_bytes) | `FASTEN_MAX_DETAIL_BYTES` | 65536 |
 /// | [`audit_queue_capacity`](Self::audit_queue_capacity) | `FASTEN_AUDIT_QUEUE_CAPACITY` | 16384 |
@@ -148,6 +149,9 @@ pub struct Config {
     pub(crate) tenant_id: Option<String>,
     pub(crate) audit_dsn: Dsn,
     pub(crate) codes: Vec<PathBuf>,
+    /// The generated codes the program was built with (`fasten gen`),
+    /// checked against the registry at start-up.
+    pub(crate) expected_codes: Vec<crate::typed::Expected>,
     pub(crate) redact_keys: Vec<String>,
     pub(crate) max_detail_bytes: usize,
     pub(crate) audit_queue_capacity: usize,
@@ -199,6 +203,7 @@ impl Config {
             audit_dsn: Dsn::parse(FASTEN_AUDIT_DSN, FASTEN_AUDIT_DSN_DEFAULT)
                 .expect("the default DSN parses"),
             codes: Vec::new(),
+            expected_codes: Vec::new(),
             redact_keys: Vec::new(),
             max_detail_bytes: FASTEN_MAX_DETAIL_BYTES_DEFAULT,
             audit_queue_capacity: FASTEN_AUDIT_QUEUE_CAPACITY_DEFAULT,
@@ -304,6 +309,10 @@ impl Config {
         }
         if let Some(v) = get(FASTEN_CODES) {
             c.codes = split_list(&v).map(PathBuf::from).collect();
+        }
+        if let Some(v) = get(FASTEN_EXPECT_CODES) {
+            c.expected_codes = crate::typed::parse_expected(&v)
+                .map_err(|message| Error::config(FASTEN_EXPECT_CODES, message))?;
         }
         if let Some(v) = get(FASTEN_REDACT_KEYS) {
             c.redact_keys = split_list(&v).map(str::to_owned).collect();
@@ -413,6 +422,40 @@ impl Config {
     /// `FASTEN_CODES`: code files to load at start-up.
     pub fn codes(mut self, paths: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
         self.codes = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// `FASTEN_EXPECT_CODES`: the codes `fasten gen` wrote for this program
+    /// (the generated `ALL` table), added to any already expected.
+    ///
+    /// Start-up then fails with [`ErrorKind::Codes`](crate::ErrorKind::Codes)
+    /// listing every difference between these codes and the loaded registry
+    /// in their domains: a code generated but not loaded, loaded but not
+    /// generated, or with other metadata. Regenerate after editing the YAML.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// mod codes {
+    ///     // fasten gen --lang rust --out examples/codes/sales.rs examples/codes/sales.codes.yaml
+    ///     include!(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/codes/sales.rs"));
+    /// }
+    /// let dir = tempfile::tempdir()?;
+    /// let dsn = format!("sqlite:///{}", dir.path().join("a.db").display());
+    /// let err = fasten::Config::new()
+    ///     .service_id("billing")
+    ///     .node_id("node-1")
+    ///     .audit_dsn(fasten::Dsn::parse("FASTEN_AUDIT_DSN", &dsn)?)
+    ///     .expect_codes(codes::ALL) // built from sales.codes.yaml, which is not loaded
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), &fasten::ErrorKind::Codes);
+    /// assert!(err.to_string().contains("code ORDER_PLACED: generated but not in the loaded registry"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn expect_codes(mut self, codes: &[crate::typed::CodeSpec]) -> Self {
+        self.expected_codes
+            .extend(codes.iter().map(crate::typed::Expected::from));
         self
     }
 

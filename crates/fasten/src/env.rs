@@ -19,6 +19,9 @@ pub const FASTEN_AUDIT_DSN: &str = "FASTEN_AUDIT_DSN";
 pub const FASTEN_AUDIT_DSN_DEFAULT: &str = "sqlite:///fasten_audit.db";
 /// `FASTEN_CODES`: comma-separated code files to load.
 pub const FASTEN_CODES: &str = "FASTEN_CODES";
+/// `FASTEN_EXPECT_CODES`: the `EXPECT_CODES` text of a `fasten gen` file;
+/// start-up fails when the loaded registry differs from it.
+pub const FASTEN_EXPECT_CODES: &str = "FASTEN_EXPECT_CODES";
 /// `FASTEN_REDACT_KEYS`: extra comma-separated key names to redact.
 pub const FASTEN_REDACT_KEYS: &str = "FASTEN_REDACT_KEYS";
 /// `FASTEN_MAX_DETAIL_BYTES`: larger details are replaced by a summary.
@@ -187,6 +190,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "FASTEN_CODES",
         default: "none",
         meaning: "comma-separated `*.codes.yaml` files to load",
+    },
+    Variable {
+        name: "FASTEN_EXPECT_CODES",
+        default: "none",
+        meaning: "the `EXPECT_CODES` text of a `fasten gen` file; start-up fails listing every difference between it and the loaded codes",
     },
     Variable {
         name: "FASTEN_REDACT_KEYS",

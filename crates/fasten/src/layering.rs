@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
         "quiet",
     ],
     &["code", "context", "dsn", "offload", "redact", "request_id"],
-    &["config", "event"],
+    &["config", "event", "typed"],
     &["store"],
     &["checkpointer", "stream", "verify", "writer"],
     &["retention", "ship", "transparency"],

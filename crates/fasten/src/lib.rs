@@ -143,6 +143,7 @@ pub mod summary;
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub mod sys;
 pub mod transparency;
+mod typed;
 mod verify;
 mod writer;
 
@@ -162,5 +163,6 @@ pub use pipeline::Fasten;
 pub use read::{AsyncReader, AuditPage, AuditQuery, Reader};
 pub use request_id::RequestId;
 pub use stream::{ApiRow, Source, StreamPage, StreamQuery, StreamStats, SysRow};
+pub use typed::CodeSpec;
 pub use verify::{NodeReport, Progress, Report, verify, verify_with_progress};
 pub use writer::{QueueStats, ShutdownReport, StoreHealth};

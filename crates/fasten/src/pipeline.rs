@@ -140,6 +140,20 @@ impl Config {
                 .with_source(e)
             })?;
         }
+        if !self.expected_codes.is_empty() {
+            let diffs = crate::typed::differences(&self.expected_codes, &registry);
+            if !diffs.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Codes,
+                    format!(
+                        "the generated codes do not match the loaded registry ({} difference{}; run fasten gen again or fix FASTEN_CODES): {}",
+                        diffs.len(),
+                        if diffs.len() == 1 { "" } else { "s" },
+                        diffs.join("; ")
+                    ),
+                ));
+            }
+        }
         let dsn = self.audit_dsn.clone();
         let mut store = store::open(&dsn, Access::Write)?;
         // Another implementation's chain of this node is never continued.
