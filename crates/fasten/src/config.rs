@@ -20,6 +20,10 @@ pub struct Stdout {
     pub sys: bool,
     /// Api rows.
     pub api: bool,
+    /// Audit rows, once committed: a copy for log shippers, written by a
+    /// background thread that drops (and counts) lines rather than slow
+    /// the writer.
+    pub audit: bool,
 }
 
 impl Stdout {
@@ -27,11 +31,19 @@ impl Stdout {
     pub const NONE: Self = Self {
         sys: false,
         api: false,
+        audit: false,
     };
-    /// Both streams.
+    /// The default: the sys and api streams.
+    pub const DEFAULT: Self = Self {
+        sys: true,
+        api: true,
+        audit: false,
+    };
+    /// All three streams.
     pub const ALL: Self = Self {
         sys: true,
         api: true,
+        audit: true,
     };
 }
 
@@ -46,11 +58,12 @@ impl std::str::FromStr for Stdout {
                 "none" if s.trim() == "none" => {}
                 "sys" => out.sys = true,
                 "api" => out.api = true,
+                "audit" => out.audit = true,
                 _ => {
                     return Err(Error::config(
                         FASTEN_STDOUT,
                         format!(
-                            "invalid {FASTEN_STDOUT} {s:?}: expected all, none, or a comma-separated list of sys and api, e.g. sys,api"
+                            "invalid {FASTEN_STDOUT} {s:?}: expected all, none, or a comma-separated list of sys, api and audit, e.g. sys,api"
                         ),
                     ));
                 }
@@ -162,6 +175,9 @@ pub struct Config {
     pub(crate) stream_queue_capacity: usize,
     pub(crate) sys_level: tracing::Level,
     pub(crate) api_skip_paths: Vec<String>,
+    pub(crate) otlp_endpoint: Option<String>,
+    pub(crate) otlp_headers: Vec<(String, String)>,
+    pub(crate) otlp_queue_capacity: usize,
     pub(crate) retention: crate::retention::Retention,
     pub(crate) request_id: Option<RequestId>,
     /// A `FASTEN_REQUEST_ID` that failed [`RequestId::parse`]: never
@@ -203,12 +219,15 @@ impl Config {
             checkpoint_witness_url: None,
             sys_ring_size: FASTEN_RING_SIZE_DEFAULT,
             api_ring_size: FASTEN_RING_SIZE_DEFAULT,
-            stdout: Stdout::ALL,
+            stdout: Stdout::DEFAULT,
             sys_dsn: None,
             api_dsn: None,
             stream_queue_capacity: FASTEN_STREAM_QUEUE_CAPACITY_DEFAULT,
             sys_level: tracing::Level::INFO,
             api_skip_paths: Vec::new(),
+            otlp_endpoint: None,
+            otlp_headers: Vec::new(),
+            otlp_queue_capacity: FASTEN_OTLP_QUEUE_CAPACITY_DEFAULT,
             retention: crate::retention::Retention::default(),
             request_id: None,
             rejected_request_id: None,
@@ -344,6 +363,13 @@ impl Config {
         }
         if let Some(v) = get(FASTEN_API_SKIP_PATHS) {
             c.api_skip_paths = split_list(&v).map(str::to_owned).collect();
+        }
+        c.otlp_endpoint = get(FASTEN_OTLP_ENDPOINT).map(|v| v.trim().to_owned());
+        if let Some(v) = get(FASTEN_OTLP_HEADERS) {
+            c.otlp_headers = parse_headers(&v)?;
+        }
+        if let Some(v) = get(FASTEN_OTLP_QUEUE_CAPACITY) {
+            c.otlp_queue_capacity = parse_number(FASTEN_OTLP_QUEUE_CAPACITY, &v, "8192")?;
         }
         c.retention = crate::retention::Retention::from_vars(&get)?;
         if let Some(v) = get(FASTEN_REQUEST_ID) {
@@ -482,6 +508,37 @@ impl Config {
     /// `FASTEN_STDOUT`: which streams go to stdout as JSON lines.
     pub fn stdout(mut self, streams: Stdout) -> Self {
         self.stdout = streams;
+        self
+    }
+
+    /// `FASTEN_OTLP_ENDPOINT`: export the three streams as OpenTelemetry
+    /// log records over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// `http://localhost:4318` (records go to `/v1/logs` beneath it; a URL
+    /// already ending in `/v1/logs` is used as it is). Needs the `otlp`
+    /// feature.
+    pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.otlp_endpoint = Some(url.into());
+        self
+    }
+
+    /// `FASTEN_OTLP_HEADERS`: headers sent with every export request
+    /// (`key=value,key2=value2` in the variable), such as an API key.
+    pub fn otlp_headers(
+        mut self,
+        headers: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Self {
+        self.otlp_headers = headers
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self
+    }
+
+    /// `FASTEN_OTLP_QUEUE_CAPACITY`: rows waiting for the exporter before
+    /// copies are dropped (counted in
+    /// [`Fasten::otlp_stats`](crate::Fasten::otlp_stats)).
+    pub fn otlp_queue_capacity(mut self, rows: usize) -> Self {
+        self.otlp_queue_capacity = rows;
         self
     }
 
@@ -627,6 +684,33 @@ impl Config {
                 ),
             ));
         }
+        if self.otlp_endpoint.is_some() && !cfg!(feature = "otlp") {
+            return Err(Error::config(
+                FASTEN_OTLP_ENDPOINT,
+                format!(
+                    "{FASTEN_OTLP_ENDPOINT} is set, but this build of fasten has no OTLP exporter: enable the crate feature `otlp`"
+                ),
+            ));
+        }
+        if let Some(url) = &self.otlp_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::config(
+                FASTEN_OTLP_ENDPOINT,
+                format!(
+                    "invalid {FASTEN_OTLP_ENDPOINT} {url:?}: expected an http:// or https:// URL, e.g. http://localhost:4318"
+                ),
+            ));
+        }
+        if self.otlp_queue_capacity == 0 || self.otlp_queue_capacity > MAX_QUEUE_CAPACITY {
+            return Err(Error::config(
+                FASTEN_OTLP_QUEUE_CAPACITY,
+                format!(
+                    "invalid {FASTEN_OTLP_QUEUE_CAPACITY} {}: expected 1 to {MAX_QUEUE_CAPACITY}, e.g. 8192",
+                    self.otlp_queue_capacity
+                ),
+            ));
+        }
         if self.checkpoint_every == 0 {
             return Err(Error::config(
                 FASTEN_CHECKPOINT_EVERY,
@@ -653,6 +737,31 @@ fn parse_level(v: &str) -> Result<tracing::Level> {
             ),
         )
     })
+}
+
+/// `key=value,key2=value2` (OpenTelemetry's `OTEL_EXPORTER_OTLP_HEADERS`
+/// form; values are taken as written, without percent-decoding).
+fn parse_headers(v: &str) -> Result<Vec<(String, String)>> {
+    split_list(v)
+        .map(|pair| {
+            let (k, val) = pair.split_once('=').unwrap_or((pair, ""));
+            let (k, val) = (k.trim(), val.trim());
+            let token = !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            let printable = !val.is_empty() && val.bytes().all(|b| (0x20..0x7f).contains(&b));
+            if token && printable {
+                Ok((k.to_owned(), val.to_owned()))
+            } else {
+                Err(Error::config(
+                    FASTEN_OTLP_HEADERS,
+                    format!(
+                        "invalid {FASTEN_OTLP_HEADERS} entry {k:?}: expected comma-separated name=value pairs, e.g. api-key=secret123,x-team=ops"
+                    ),
+                ))
+            }
+        })
+        .collect()
 }
 
 fn split_list(v: &str) -> impl Iterator<Item = &str> {
@@ -889,7 +998,8 @@ mod tests {
             c.stdout,
             Stdout {
                 sys: false,
-                api: true
+                api: true,
+                audit: false,
             }
         );
         assert_eq!(c.sys_dsn.unwrap().table(), "sys_log");
@@ -899,7 +1009,15 @@ mod tests {
         assert_eq!(c.api_skip_paths, vec!["/health", "/metrics"]);
         assert_eq!("none".parse::<Stdout>().unwrap(), Stdout::NONE);
         assert_eq!("all".parse::<Stdout>().unwrap(), Stdout::ALL);
-        assert_eq!(from(&[]).unwrap().stdout, Stdout::ALL);
+        assert_eq!(from(&[]).unwrap().stdout, Stdout::DEFAULT);
+        assert_eq!(
+            "audit, api".parse::<Stdout>().unwrap(),
+            Stdout {
+                sys: false,
+                api: true,
+                audit: true,
+            }
+        );
     }
 
     #[test]

@@ -64,6 +64,13 @@ pub struct SysRow {
     /// On the row the stream writes after shedding load: how many rows it
     /// could not write.
     pub dropped: Option<u64>,
+    /// The W3C trace id (32 hex) of the active OpenTelemetry span, else of
+    /// the request's fasten scope; see [`crate::context::trace`].
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    /// The span id (16 hex) beside [`trace_id`](Self::trace_id).
+    #[serde(default)]
+    pub span_id: Option<String>,
 }
 
 /// One HTTP request (the api stream), made by
@@ -106,6 +113,18 @@ pub struct ApiRow {
     /// On the row the stream writes after shedding load: how many rows it
     /// could not write.
     pub dropped: Option<u64>,
+    /// The request's W3C trace id (32 hex): the active OpenTelemetry
+    /// span's, else the inbound `traceparent`'s, else derived from the
+    /// request id. It differs from the request id when an `X-Request-ID`
+    /// and a `traceparent` disagree (the request id wins; the trace is kept
+    /// here).
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    /// The span id (16 hex) beside [`trace_id`](Self::trace_id): the
+    /// active span's, else the caller's parent span from `traceparent`,
+    /// else the one fasten made for the request.
+    #[serde(default)]
+    pub span_id: Option<String>,
 }
 
 /// The most bytes a stream row keeps of one text field (a path, a route,
@@ -220,6 +239,8 @@ impl Record for SysRow {
         Col::new("span", ColType::NullText),
         Col::new("fields", ColType::Json),
         Col::new("dropped", ColType::NullInt),
+        Col::new("trace_id", ColType::NullText),
+        Col::new("span_id", ColType::NullText),
     ];
 
     fn dropped(n: u64, origin: &Origin) -> Self {
@@ -236,6 +257,8 @@ impl Record for SysRow {
             span: None,
             fields: Map::new(),
             dropped: Some(n),
+            trace_id: None,
+            span_id: None,
         }
     }
 
@@ -261,6 +284,8 @@ impl Record for SysRow {
             + r.message.len()
             + r.span.as_ref().map_or(0, String::len)
             + stored.fields.len()
+            + r.trace_id.as_ref().map_or(0, String::len)
+            + r.span_id.as_ref().map_or(0, String::len)
     }
 
     fn unpack(stored: &PackedSys) -> Self {
@@ -294,6 +319,8 @@ impl Record for ApiRow {
         Col::new("bytes_in", ColType::NullInt),
         Col::new("bytes_out", ColType::NullInt),
         Col::new("dropped", ColType::NullInt),
+        Col::new("trace_id", ColType::NullText),
+        Col::new("span_id", ColType::NullText),
     ];
 
     fn dropped(n: u64, origin: &Origin) -> Self {
@@ -316,6 +343,8 @@ impl Record for ApiRow {
             bytes_in: None,
             bytes_out: None,
             dropped: Some(n),
+            trace_id: None,
+            span_id: None,
         }
     }
 
@@ -335,6 +364,8 @@ impl Record for ApiRow {
             + r.path.len()
             + r.actor.as_ref().map_or(0, String::len)
             + r.target.as_ref().map_or(0, String::len)
+            + r.trace_id.as_ref().map_or(0, String::len)
+            + r.span_id.as_ref().map_or(0, String::len)
     }
 }
 
@@ -378,6 +409,17 @@ pub struct StreamStats {
     pub store: Option<&'static str>,
 }
 
+/// Takes a copy of each row a lane is pushed (OTLP export); must not
+/// block.
+pub(crate) type RowCopy<S> = Arc<dyn Fn(&Arc<S>) + Send + Sync>;
+
+/// The copies each stream's rows go to, besides the lane.
+#[derive(Default)]
+pub(crate) struct Copies {
+    pub(crate) sys: Option<RowCopy<PackedSys>>,
+    pub(crate) api: Option<RowCopy<ApiRow>>,
+}
+
 /// Both streams of a pipeline.
 #[derive(Debug)]
 pub(crate) struct Streams {
@@ -389,7 +431,7 @@ pub(crate) struct Streams {
 }
 
 impl Streams {
-    pub(crate) fn start(config: &crate::Config, origin: Origin) -> Result<Self> {
+    pub(crate) fn start(config: &crate::Config, origin: Origin, copies: Copies) -> Result<Self> {
         let lane = |ring, stdout, dsn: &Option<Dsn>, dsn_var| LaneSettings {
             ring,
             queue: config.stream_queue_capacity,
@@ -406,6 +448,7 @@ impl Streams {
                     crate::env::FASTEN_SYS_DSN,
                 ),
                 origin.clone(),
+                copies.sys,
             )?,
             api: Lane::start(
                 lane(
@@ -415,6 +458,7 @@ impl Streams {
                     crate::env::FASTEN_API_DSN,
                 ),
                 origin.clone(),
+                copies.api,
             )?,
             origin,
             sys_level: config.sys_level,
@@ -873,6 +917,8 @@ pub(crate) struct Lane<T: Record> {
     store_kind: Option<&'static str>,
     /// The stream's table, for reads.
     table: Option<TableReader<T>>,
+    /// Where a copy of each row goes (OTLP export).
+    copy: Option<RowCopy<T::Stored>>,
 }
 
 impl<T: Record> std::fmt::Debug for Lane<T> {
@@ -888,7 +934,11 @@ impl<T: Record> std::fmt::Debug for Lane<T> {
 impl<T: Record> Lane<T> {
     /// Opens the stream's store now, so a bad DSN or an unreachable server
     /// fails `init` rather than the first request.
-    pub(crate) fn start(settings: LaneSettings, origin: Origin) -> Result<Self> {
+    pub(crate) fn start(
+        settings: LaneSettings,
+        origin: Origin,
+        copy: Option<RowCopy<T::Stored>>,
+    ) -> Result<Self> {
         let store = match &settings.dsn {
             Some(dsn) => Some(table::open::<T>(dsn).map_err(|e| {
                 Error::new(
@@ -939,6 +989,7 @@ impl<T: Record> Lane<T> {
             counters,
             store_kind,
             table: settings.dsn.map(TableReader::new),
+            copy,
         })
     }
 
@@ -954,6 +1005,9 @@ impl<T: Record> Lane<T> {
                     self.counters.unreported.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+        if let Some(copy) = &self.copy {
+            copy(&row);
         }
         let bytes = T::weight(&row);
         self.ring.push(row, bytes);
@@ -1131,7 +1185,7 @@ impl<T: Record> Worker<T> {
 }
 
 /// One JSON object and a newline, with `"stream"` first.
-fn write_line<T: Serialize>(out: &mut Vec<u8>, stream: &str, row: &T) {
+pub(crate) fn write_line<T: Serialize>(out: &mut Vec<u8>, stream: &str, row: &T) {
     out.extend_from_slice(b"{\"stream\":\"");
     out.extend_from_slice(stream.as_bytes());
     out.extend_from_slice(b"\",");
@@ -1226,6 +1280,7 @@ mod tests {
             counters: Arc::default(),
             store_kind: None,
             table: None,
+            copy: None,
         };
         for _ in 0..4 {
             lane.push(SysRow::dropped(0, &origin()));
