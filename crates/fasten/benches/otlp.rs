@@ -108,7 +108,9 @@ fn run(dir: &Path, round: usize, endpoint: Option<&str>, n: usize, rate: f64, ro
     fasten.flush(Duration::from_secs(600)).expect("flush");
     let rows_per_s = rows as f64 / start.elapsed().as_secs_f64();
     assert_eq!(fasten.queue_stats().written as usize, rows);
-    fasten.flush_copies(Duration::from_secs(600)).expect("copies");
+    fasten
+        .flush_copies(Duration::from_secs(600))
+        .expect("copies");
     let export = fasten.otlp_stats();
     fasten.shutdown(Duration::from_secs(600)).expect("shutdown");
     Run {
@@ -197,8 +199,12 @@ fn main() {
             b.rows_per_s
         );
     }
-    println!("  export off   emit p50 {off_p50:>7.2} µs  p99 {off_p99:>7.2} µs  writer {off_tp:>9.0} rows/s");
-    println!("  export on    emit p50 {on_p50:>7.2} µs  p99 {on_p99:>7.2} µs  writer {on_tp:>9.0} rows/s");
+    println!(
+        "  export off   emit p50 {off_p50:>7.2} µs  p99 {off_p99:>7.2} µs  writer {off_tp:>9.0} rows/s"
+    );
+    println!(
+        "  export on    emit p50 {on_p50:>7.2} µs  p99 {on_p99:>7.2} µs  writer {on_tp:>9.0} rows/s"
+    );
     println!(
         "  on / off     emit p50 {:>+6.1} %             writer {:>+6.1} %   (goal: p50 ≤ +5 %, writer ≥ -10 %)",
         (on_p50 / off_p50 - 1.0) * 100.0,

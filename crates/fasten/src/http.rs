@@ -710,7 +710,8 @@ mod tests {
     fn outbound_trace_ids_are_valid_for_any_request_id() {
         for raw in ["req-7", "4bf92f3577b34da6a3ce929d0e0e4736", "A.B:C"] {
             let id = RequestId::parse(raw).unwrap();
-            let (h, scope_trace) = context::with(id.clone(), || (outbound_headers(), context::trace()));
+            let (h, scope_trace) =
+                context::with(id.clone(), || (outbound_headers(), context::trace()));
             assert_eq!(h[X_REQUEST_ID], raw);
             let tp = h[TRACEPARENT].to_str().unwrap();
             let trace = TraceContext::parse_traceparent(tp).expect("our own traceparent parses");
@@ -723,11 +724,17 @@ mod tests {
     #[test]
     fn issue_20_a_disagreeing_traceparent_is_kept_beside_the_header_id() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let (id, source, trace) = inbound(&headers(&[("x-request-id", "order-7"), ("traceparent", tp)]));
+        let (id, source, trace) = inbound(&headers(&[
+            ("x-request-id", "order-7"),
+            ("traceparent", tp),
+        ]));
         assert_eq!((id.as_str(), source), ("order-7", IdSource::Header));
         assert_eq!(trace.traceparent(), tp);
         // A hostile traceparent is not kept: the trace comes from the id.
-        let (id, _, trace) = inbound(&headers(&[("x-request-id", "order-7"), ("traceparent", "00-zz")]));
+        let (id, _, trace) = inbound(&headers(&[
+            ("x-request-id", "order-7"),
+            ("traceparent", "00-zz"),
+        ]));
         assert_eq!(trace.trace_id(), TraceContext::for_request(&id).trace_id());
     }
 

@@ -118,6 +118,8 @@ pub mod mqtt;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 mod offload;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod pipeline;
 mod quiet;
 pub mod read;
@@ -131,13 +133,11 @@ pub mod retention;
 pub mod scheduler;
 mod store;
 mod stream;
-mod tap;
-mod trace_context;
-#[cfg(feature = "otlp")]
-mod otlp;
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub mod sys;
+mod tap;
+mod trace_context;
 pub mod transparency;
 mod verify;
 mod writer;

@@ -289,8 +289,9 @@ mod tests {
             ],
             ..PublishProperties::default()
         };
-        let (props, trace) =
-            context::with(id.clone(), || (stamp(Vec::new(), Some(old)).1, context::trace()));
+        let (props, trace) = context::with(id.clone(), || {
+            (stamp(Vec::new(), Some(old)).1, context::trace())
+        });
         assert_eq!(
             props.user_properties,
             vec![

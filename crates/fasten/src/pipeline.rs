@@ -217,7 +217,7 @@ impl Config {
                     headers: self.otlp_headers.clone(),
                     capacity: self.otlp_queue_capacity,
                 },
-                origin.clone(),
+                &origin,
             )?)),
             None => None,
         };

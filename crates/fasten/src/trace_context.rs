@@ -111,7 +111,6 @@ impl TraceContext {
     pub fn request_id(&self) -> RequestId {
         RequestId::parse(&self.trace_id()).expect("32 hex characters are a valid request id")
     }
-
 }
 
 impl fmt::Debug for TraceContext {
@@ -209,7 +208,11 @@ mod tests {
             .is_some()
         );
         let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
-        assert!(!TraceContext::parse_traceparent(unsampled).unwrap().is_sampled());
+        assert!(
+            !TraceContext::parse_traceparent(unsampled)
+                .unwrap()
+                .is_sampled()
+        );
         for bad in [
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",

@@ -96,7 +96,10 @@ fn audit(row: &Row, trace: Option<TraceContext>, observed: u64) -> LogRecord {
         attributes.push(kv("fasten.detail", Any::StringValue(detail.to_string())));
     }
     let (trace_id, span_id) = match trace {
-        Some(t) => (t.trace.to_be_bytes().to_vec(), t.span.to_be_bytes().to_vec()),
+        Some(t) => (
+            t.trace.to_be_bytes().to_vec(),
+            t.span.to_be_bytes().to_vec(),
+        ),
         None => (derived_trace(&row.request_id), Vec::new()),
     };
     LogRecord {

@@ -55,14 +55,14 @@ fn logs_url(endpoint: &str) -> String {
 }
 
 /// Starts the exporter's thread.
-pub(crate) fn start(settings: Settings, origin: Origin) -> Result<Tap<Item>> {
+pub(crate) fn start(settings: Settings, origin: &Origin) -> Result<Tap<Item>> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(TIMEOUT))
         .build()
         .into();
     let url = logs_url(&settings.endpoint);
     let headers = settings.headers;
-    let resource = encode::resource(&origin);
+    let resource = encode::resource(origin);
     let mut body = Vec::with_capacity(64 * 1024);
     Tap::start(
         "otlp",

@@ -10,7 +10,12 @@ mod amqp;
 mod checkpoints;
 mod crash;
 mod multiprocess;
-#[cfg(all(feature = "otel", feature = "otlp", feature = "http", feature = "tracing"))]
+#[cfg(all(
+    feature = "otel",
+    feature = "otlp",
+    feature = "http",
+    feature = "tracing"
+))]
 mod otel;
 mod pipeline;
 #[cfg(feature = "postgres")]

@@ -25,20 +25,20 @@ use super::support::config;
 
 const SECS: Duration = Duration::from_secs(10);
 
+/// The requests a collector received, each with its headers.
+type Received = Arc<Mutex<Vec<(Vec<(String, String)>, ExportLogsServiceRequest)>>>;
+
 /// A collector: `POST /v1/logs` decoded with the official types. While
 /// `hold` is true, requests wait (a stalled collector).
 struct Collector {
     url: String,
-    requests: Arc<Mutex<Vec<(Vec<(String, String)>, ExportLogsServiceRequest)>>>,
+    requests: Received,
     hold: tokio::sync::watch::Sender<bool>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-type Shared = (
-    Arc<Mutex<Vec<(Vec<(String, String)>, ExportLogsServiceRequest)>>>,
-    tokio::sync::watch::Receiver<bool>,
-);
+type Shared = (Received, tokio::sync::watch::Receiver<bool>);
 
 async fn logs(
     State((requests, mut hold)): State<Shared>,
@@ -242,7 +242,10 @@ fn issue_20_the_three_streams_arrive_as_otlp_log_records() {
     };
     assert_eq!(body(audit), "USER_UPDATED");
     assert_eq!(audit.event_name, "USER_UPDATED");
-    assert_eq!((audit.severity_number, audit.severity_text.as_str()), (13, "warn"));
+    assert_eq!(
+        (audit.severity_number, audit.severity_text.as_str()),
+        (13, "warn")
+    );
     for (key, want) in [
         ("fasten.code", "USER_UPDATED"),
         ("fasten.actor", "u-1"),
@@ -265,7 +268,10 @@ fn issue_20_the_three_streams_arrive_as_otlp_log_records() {
         panic!("{sys:?}")
     };
     assert_eq!(body(sys), "payment failed");
-    assert_eq!((sys.severity_number, sys.severity_text.as_str()), (17, "ERROR"));
+    assert_eq!(
+        (sys.severity_number, sys.severity_text.as_str()),
+        (17, "ERROR")
+    );
     assert_eq!(text(sys, "fasten.log_target"), "app.billing");
     assert_eq!(attr(sys, "attempt"), Some(Any::IntValue(3)));
     assert_eq!((&sys.trace_id, &sys.span_id), (&want_trace, &want_span));
@@ -308,7 +314,11 @@ fn issue_20_a_stalled_collector_costs_copies_never_emits() {
     fasten.flush(SECS).unwrap();
     let stats = fasten.otlp_stats().unwrap();
     assert!(stats.dropped >= 16, "{stats:?}");
-    assert_eq!(fasten.queue_stats().written, 10, "every audit row is stored");
+    assert_eq!(
+        fasten.queue_stats().written,
+        10,
+        "every audit row is stored"
+    );
     collector.hold.send(false).unwrap();
     fasten.flush_copies(SECS).unwrap();
     let stats = fasten.otlp_stats().unwrap();
@@ -424,49 +434,48 @@ mod service {
             .build()
             .unwrap();
         let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        let (minted, joined, both, outside) =
-            tracing::subscriber::with_default(subscriber, || {
-                rt.block_on(async {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                    let base = format!("http://{}", listener.local_addr().unwrap());
-                    let app = Router::new()
-                        .route("/orders/{id}", post(order))
-                        .route("/health", get(|| async { "ok" }))
-                        .with_state(App {
-                            fasten: fasten.clone(),
-                        })
-                        .layer(fasten.http_layer());
-                    let server = tokio::spawn(async move {
-                        axum::serve(listener, app).await.unwrap();
-                    });
-                    // No header: fasten mints the id, and the span joins it.
-                    let minted = call(&base, "/orders/1", &[]).await;
-                    // A traceparent: its trace is the id and the span's trace.
-                    let joined = call(&base, "/orders/2", &[("traceparent", tp)]).await;
-                    // Both, disagreeing: X-Request-ID is the id, the trace is kept.
-                    let both = call(
-                        &base,
-                        "/orders/3",
-                        &[("x-request-id", "order-3"), ("traceparent", tp)],
-                    )
-                    .await;
-                    server.abort();
-                    // No fasten scope: an active span's trace id is the id.
-                    let span = tracing::info_span!("batch_job");
-                    let outside = async {
-                        tracing::info!("batch started");
-                        fasten
-                            .emit(Event::new("USER_UPDATED").target("batch"))
-                            .unwrap();
-                        let cx = opentelemetry::Context::current();
-                        let trace = cx.span().span_context().trace_id().to_string();
-                        (trace, context::current().unwrap().as_str().to_owned())
-                    }
-                    .instrument(span)
-                    .await;
-                    (minted, joined, both, outside)
-                })
-            });
+        let (minted, joined, both, outside) = tracing::subscriber::with_default(subscriber, || {
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let base = format!("http://{}", listener.local_addr().unwrap());
+                let app = Router::new()
+                    .route("/orders/{id}", post(order))
+                    .route("/health", get(|| async { "ok" }))
+                    .with_state(App {
+                        fasten: fasten.clone(),
+                    })
+                    .layer(fasten.http_layer());
+                let server = tokio::spawn(async move {
+                    axum::serve(listener, app).await.unwrap();
+                });
+                // No header: fasten mints the id, and the span joins it.
+                let minted = call(&base, "/orders/1", &[]).await;
+                // A traceparent: its trace is the id and the span's trace.
+                let joined = call(&base, "/orders/2", &[("traceparent", tp)]).await;
+                // Both, disagreeing: X-Request-ID is the id, the trace is kept.
+                let both = call(
+                    &base,
+                    "/orders/3",
+                    &[("x-request-id", "order-3"), ("traceparent", tp)],
+                )
+                .await;
+                server.abort();
+                // No fasten scope: an active span's trace id is the id.
+                let span = tracing::info_span!("batch_job");
+                let outside = async {
+                    tracing::info!("batch started");
+                    fasten
+                        .emit(Event::new("USER_UPDATED").target("batch"))
+                        .unwrap();
+                    let cx = opentelemetry::Context::current();
+                    let trace = cx.span().span_context().trace_id().to_string();
+                    (trace, context::current().unwrap().as_str().to_owned())
+                }
+                .instrument(span)
+                .await;
+                (minted, joined, both, outside)
+            })
+        });
 
         // Minted: one id everywhere, the span's trace included.
         assert_eq!(minted.request_id.len(), 32);
@@ -478,7 +487,10 @@ mod service {
         assert_eq!(joined.trace_id, joined.request_id);
         assert_eq!(joined.traceparent, tp, "the response echoes the trace");
         // Both: the header's id wins, the traceparent's trace is kept.
-        assert_eq!((both.request_id.as_str(), both.ambient.as_str()), ("order-3", "order-3"));
+        assert_eq!(
+            (both.request_id.as_str(), both.ambient.as_str()),
+            ("order-3", "order-3")
+        );
         assert_eq!(both.trace_id, "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(both.traceparent, tp);
         // Outside any fasten scope, the active span's trace id is the id.

@@ -664,10 +664,13 @@ fn issue_20_old_postgres_stream_tables_gain_the_trace_columns() -> fasten::Resul
         return Ok(());
     };
     let pg = |cols: &str| {
-        cols.replace("TEXT NOT NULL, service_id", "TIMESTAMPTZ NOT NULL, service_id")
-            .replace("fields TEXT NOT NULL", "fields JSONB NOT NULL")
-            .replace("INTEGER", "BIGINT")
-            .replace("REAL", "DOUBLE PRECISION")
+        cols.replace(
+            "TEXT NOT NULL, service_id",
+            "TIMESTAMPTZ NOT NULL, service_id",
+        )
+        .replace("fields TEXT NOT NULL", "fields JSONB NOT NULL")
+        .replace("INTEGER", "BIGINT")
+        .replace("REAL", "DOUBLE PRECISION")
     };
     let name = schema.name.clone();
     schema.sql(&format!(

@@ -842,7 +842,10 @@ pub(crate) fn trace_columns_round_trip(fasten: &Fasten) {
     assert_eq!(new.trace_id.as_deref(), Some(id.as_str()));
     assert_eq!(new.span_id, Some(trace.span_id()));
     let old = sys.rows.iter().find(|r| r.message == "old").unwrap();
-    assert_eq!((old.trace_id.as_deref(), old.span_id.as_deref()), (None, None));
+    assert_eq!(
+        (old.trace_id.as_deref(), old.span_id.as_deref()),
+        (None, None)
+    );
     let api = fasten.api_rows(&StreamQuery::new(10)).unwrap();
     let new = api.rows.iter().find(|r| r.path == "/t").unwrap();
     assert_eq!(new.trace_id.as_deref(), Some(id.as_str()));
