@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -150,15 +151,62 @@ pub(crate) struct Pending {
     pub(crate) trace: Option<crate::context::TraceContext>,
 }
 
-/// The id of an emitted row: 80 random bits, written `evt-` + 20 lowercase
-/// hex as the contract says. Kept as bits until the writer needs the text,
-/// so `emit` returns it without formatting or allocating.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// The id of an emitted row: 80 bits, written `evt-` + 20 lowercase hex as
+/// the contract says. The first 48 bits are the creation time in Unix
+/// milliseconds and the last 32 a per-pipeline counter (see [`IdMinter`]),
+/// so ids sort by creation time and primary-key inserts append instead of
+/// scattering across the index. Kept as bits until the writer needs the
+/// text, so `emit` returns it without formatting or allocating.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventId(u128);
 
+/// Mints the [`EventId`]s of one pipeline.
+///
+/// Within a pipeline the low 32 bits count up from a point drawn from the
+/// operating system's generator when the pipeline starts, so two ids of one
+/// pipeline never collide (short of 2^32 emits in one millisecond) and ids
+/// of one millisecond keep emit order. Seeding from the OS, not from the
+/// thread-local generator, keeps a forked child that builds its own
+/// pipeline off its parent's sequence. Ids of different pipelines created
+/// in the same millisecond collide only when their counters overlap, and
+/// the writer turns such a collision into a fresh id rather than a lost row
+/// (see `store::Store::append`).
+#[derive(Debug)]
+pub(crate) struct IdMinter {
+    next: AtomicU32,
+}
+
+impl IdMinter {
+    pub(crate) fn new() -> Self {
+        use rand::TryRngCore;
+        let start = rand::rngs::OsRng
+            .try_next_u32()
+            .unwrap_or_else(|_| rand::random());
+        Self {
+            next: AtomicU32::new(start),
+        }
+    }
+
+    /// The next id, stamped with `at`.
+    pub(crate) fn mint(&self, at: jiff::Timestamp) -> EventId {
+        let low = self.next.fetch_add(1, Ordering::Relaxed);
+        EventId::from_parts(at, low)
+    }
+}
+
 impl EventId {
-    pub(crate) fn mint() -> Self {
-        Self(rand::random::<u128>() & ((1u128 << 80) - 1))
+    const MILLIS_MASK: u128 = (1 << 48) - 1;
+
+    fn from_parts(at: jiff::Timestamp, low: u32) -> Self {
+        // Before 1970 (a badly set clock) counts as 0 rather than wrapping.
+        let ms = u128::try_from(at.as_millisecond()).unwrap_or(0) & Self::MILLIS_MASK;
+        Self((ms << 32) | u128::from(low))
+    }
+
+    /// A fresh id at `at` with random low bits: the writer's replacement
+    /// for an id that another row already holds.
+    pub(crate) fn remint(at: jiff::Timestamp) -> Self {
+        Self::from_parts(at, rand::random())
     }
 }
 
@@ -243,7 +291,7 @@ mod tests {
 
     #[test]
     fn event_ids_have_the_contract_form() {
-        let id = EventId::mint().to_string();
+        let id = IdMinter::new().mint(jiff::Timestamp::now()).to_string();
         assert_eq!(id.len(), 24);
         assert!(id.starts_with("evt-"));
         assert!(
@@ -251,5 +299,30 @@ mod tests {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
+    }
+
+    #[test]
+    fn event_ids_carry_the_millisecond_and_sort_by_it() {
+        let minter = IdMinter::new();
+        let at: jiff::Timestamp = "2026-06-15T10:30:45.123Z".parse().unwrap();
+        let id = minter.mint(at).to_string();
+        assert_eq!(
+            u64::from_str_radix(&id[4..16], 16).unwrap(),
+            at.as_millisecond() as u64
+        );
+        let later = minter.mint(at + jiff::SignedDuration::from_millis(1));
+        assert!(later.to_string() > id, "{later} sorts after {id}");
+    }
+
+    #[test]
+    fn ids_of_one_millisecond_are_distinct_and_in_emit_order() {
+        let minter = IdMinter::new();
+        let at = jiff::Timestamp::now();
+        let ids: Vec<EventId> = (0..10_000).map(|_| minter.mint(at)).collect();
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        // In order except across the one wrap of the 32-bit counter.
+        let descents = ids.windows(2).filter(|w| w[1] < w[0]).count();
+        assert!(descents <= 1, "{descents} descents");
     }
 }

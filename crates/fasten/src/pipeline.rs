@@ -55,6 +55,7 @@ struct Inner {
     audit_stdout: Option<Arc<crate::tap::Tap<Arc<Committed>>>>,
     /// Whether emit takes the caller's trace for the audit row's copies.
     trace_audit: bool,
+    ids: crate::event::IdMinter,
 }
 
 /// Committed audit rows on stdout, one JSON object a line with
@@ -290,6 +291,7 @@ impl Config {
                 otlp,
                 audit_stdout,
                 trace_audit,
+                ids: crate::event::IdMinter::new(),
             }),
         };
         if let Some(interval) = interval {
@@ -493,9 +495,10 @@ impl Fasten {
             inner.writer.count_redaction(&done);
         }
         let request_id = event.request_id.or_else(context::current);
+        let timestamp = jiff::Timestamp::now();
         Ok(Pending {
-            id: EventId::mint(),
-            timestamp: jiff::Timestamp::now(),
+            id: inner.ids.mint(timestamp),
+            timestamp,
             severity: event.severity.unwrap_or(meta.severity),
             outcome: event.outcome,
             service_id: Arc::clone(&inner.service_id),

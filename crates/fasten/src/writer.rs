@@ -674,7 +674,11 @@ impl Worker {
             Some(store) => store,
             None => self.store.insert((self.settings.reopen)()?),
         };
-        Ok(store.get(&first.id)?.is_some())
+        // The same id, node and salt: this batch's row, not another that
+        // happens to hold its id (see `store::settle_recheck`).
+        Ok(store.get(&first.id)?.is_some_and(|stored| {
+            stored.source_node_id == first.source_node_id && stored.detail_salt == first.detail_salt
+        }))
     }
 
     fn read_back(&mut self, id: &str) -> Result<Row> {

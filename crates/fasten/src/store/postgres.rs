@@ -17,7 +17,7 @@
 //! the statements one after another, so the tip is read after the lock is
 //! held, in a snapshot taken after it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -486,7 +486,10 @@ impl Store for PostgresStore {
         let (stored, tip) = rt
             .block_on(async {
                 let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-                let recheck_sql = format!("SELECT id FROM {} WHERE id = ANY($1)", self.qualified);
+                let recheck_sql = format!(
+                    "SELECT id, source_node_id, detail_salt FROM {} WHERE id = ANY($1)",
+                    self.qualified
+                );
                 let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&lock_key];
                 let tip_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&node];
                 let (begin, lock, stored, tip) = tokio::join!(
@@ -503,10 +506,21 @@ impl Store for PostgresStore {
                 );
                 begin.map_err(pg_err("begin"))?;
                 lock.map_err(pg_err("lock chain"))?;
-                let stored: HashSet<String> = stored
+                let stored: HashMap<String, super::StoredIdentity> = stored
                     .map_err(pg_err("recheck ids"))?
-                    .map(|rows| rows.iter().map(|r| r.get(0)).collect())
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get(0)?,
+                            super::StoredIdentity {
+                                node: r.try_get(1)?,
+                                salt: r.try_get(2)?,
+                            },
+                        ))
+                    })
+                    .collect::<std::result::Result<_, tokio_postgres::Error>>()
+                    .map_err(pg_err("recheck ids"))?;
                 let tip = tip
                     .map_err(pg_err("read chain tip"))?
                     .map(|r| Tip {
@@ -518,13 +532,8 @@ impl Store for PostgresStore {
             })
             .inspect_err(|_| self.rollback())?;
         let mut tip = tip;
-        let mut already = 0;
-        if !stored.is_empty() {
-            tracing::warn!(target: "fasten::store", rows = stored.len(), "rows already stored by an earlier attempt; not inserted again");
-            let before = rows.len();
-            rows.retain(|r| !stored.contains(&r.id));
-            already = before - rows.len();
-        }
+        let mut stored = stored;
+        let already = super::settle_recheck(rows, |id| Ok(stored.remove(id)))?;
         for row in rows.iter_mut() {
             if let Err(e) = chain::link(row, &mut tip, &mut self.buf) {
                 self.rollback();
@@ -1056,5 +1065,58 @@ impl PostgresStore {
     /// healthy connection healthy).
     fn rollback(&self) {
         let _ = self.rt.block_on(self.client.batch_execute("ROLLBACK"));
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::tests::row;
+
+    /// The server the integration tests use; under `CI` a missing one fails.
+    fn server() -> Option<(ClientRuntime, Client, String)> {
+        let url = std::env::var("FASTEN_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        match connect(&url) {
+            Ok((rt, client)) => Some((rt, client, url)),
+            Err(e) if std::env::var_os("CI").is_some() => {
+                panic!("CI is set but PostgreSQL at {url} is unreachable: {e}")
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: PostgreSQL at {url} is unreachable: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn a_retry_skips_its_own_rows_and_reids_a_colliding_one() -> Result<()> {
+        let Some((rt, admin, url)) = server() else {
+            return Ok(());
+        };
+        let schema = format!("recheck_{:08x}", rand::random::<u32>());
+        rt.block_on(admin.batch_execute(&format!("CREATE SCHEMA {schema}")))
+            .map_err(pg_err("create schema"))?;
+        let outcome = (|| {
+            let mut store = PostgresStore::open(&url, Some(&schema), "audit_log", Access::Write)?;
+            let mut first = vec![row("n1", "evt-a")];
+            store.append(&mut first, false)?;
+            let mut again = vec![row("n1", "evt-a")];
+            assert_eq!(store.append(&mut again, true)?, 1);
+            assert!(again.is_empty());
+            let mut other = vec![row("n2", "evt-a")];
+            assert!(
+                store.append(&mut other, false).is_err(),
+                "the key refuses it"
+            );
+            assert_eq!(store.append(&mut other, true)?, 1);
+            assert_ne!(other[0].id, "evt-a");
+            assert_eq!(store.get(&other[0].id)?, Some(other[0].clone()));
+            assert_eq!(store.get("evt-a")?, Some(first[0].clone()));
+            Ok(())
+        })();
+        rt.block_on(admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))
+            .map_err(pg_err("drop schema"))?;
+        outcome
     }
 }

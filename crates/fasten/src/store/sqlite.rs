@@ -391,18 +391,22 @@ impl Store for SqliteStore {
         let mut already = 0;
         if recheck {
             let mut exists = tx
-                .prepare_cached(&format!("SELECT 1 FROM \"{}\" WHERE id = ?1", self.table))
+                .prepare_cached(&format!(
+                    "SELECT source_node_id, detail_salt FROM \"{}\" WHERE id = ?1",
+                    self.table
+                ))
                 .map_err(sql_err("prepare recheck"))?;
-            let mut keep = Vec::with_capacity(rows.len());
-            for row in rows.drain(..) {
-                if exists.exists([&row.id]).map_err(sql_err("recheck id"))? {
-                    already += 1;
-                    tracing::warn!(target: "fasten::store", id = %row.id, "row already stored by an earlier attempt; not inserted again");
-                } else {
-                    keep.push(row);
-                }
-            }
-            *rows = keep;
+            already = super::settle_recheck(rows, |id| {
+                exists
+                    .query_row([id], |r| {
+                        Ok(super::StoredIdentity {
+                            node: r.get(0)?,
+                            salt: r.get(1)?,
+                        })
+                    })
+                    .optional()
+                    .map_err(sql_err("recheck id"))
+            })?;
         }
         let mut tip = tx
             .query_row(
@@ -897,7 +901,7 @@ pub(crate) fn prune(path: &Path, table: &str, cutoff: &str, batch: usize) -> Res
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn row(node: &str, id: &str) -> Row {
@@ -959,6 +963,46 @@ mod tests {
                 .map(|n| (n.node.as_str(), n.rows))
                 .collect::<Vec<_>>(),
             [("n1", 3), ("n2", 1)]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_retry_skips_its_own_rows_and_reids_a_colliding_one() -> Result<()> {
+        let mut store = SqliteStore::memory()?;
+        let mut first = vec![row("n1", "evt-a")];
+        store.append(&mut first, false)?;
+        // A retry of the batch that landed: recognised, not inserted again.
+        let mut again = vec![row("n1", "evt-a")];
+        assert_eq!(store.append(&mut again, true)?, 1);
+        assert!(again.is_empty());
+        // Another node's row minted the same id: a different row, so it
+        // is stored under a fresh id instead of passing for stored.
+        let mut other = vec![row("n2", "evt-a")];
+        assert!(
+            store.append(&mut other, false).is_err(),
+            "the key refuses it"
+        );
+        assert_eq!(store.append(&mut other, true)?, 1);
+        assert_eq!(other.len(), 1);
+        assert_ne!(other[0].id, "evt-a");
+        assert_eq!(other[0].origin_id, other[0].id);
+        assert_eq!(store.get(&other[0].id)?, Some(other[0].clone()));
+        assert_eq!(store.get("evt-a")?, Some(first[0].clone()));
+        // The same id on the same node with another salt is another row too.
+        let mut same_node = vec![row("n1", "evt-a")];
+        let salt = "11".repeat(32);
+        let detail = same_node[0].detail.clone().expect("detail");
+        same_node[0].detail_commitment = chain::commitment(&salt, &detail, &mut Vec::new());
+        same_node[0].detail_salt = Some(salt);
+        assert_eq!(store.append(&mut same_node, true)?, 1);
+        assert_ne!(same_node[0].id, "evt-a");
+        assert_eq!(
+            verdicts(&mut store)?
+                .iter()
+                .filter(|v| v.2.is_some())
+                .count(),
+            0
         );
         Ok(())
     }
