@@ -1,4 +1,8 @@
-//! Rows as OpenTelemetry log records (`opentelemetry.proto.logs.v1`).
+//! Rows as OpenTelemetry log records, written straight to the protobuf
+//! wire format of `opentelemetry.proto.collector.logs.v1` (no message
+//! structs: encoding from the rows' own fields allocates nothing per
+//! record). The tests decode what this writes with the official generated
+//! types (opentelemetry-proto), which keeps it honest.
 //!
 //! | stream | body | severity | attributes |
 //! |---|---|---|---|
@@ -9,12 +13,6 @@
 //! Every record has its trace id: the row's, else the one derived from its
 //! request id; and its span id when the row has one.
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, InstrumentationScope, KeyValue, any_value::Value as Any,
-};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::Value;
 
 use super::Item;
@@ -23,100 +21,248 @@ use crate::context::TraceContext;
 use crate::request_id::RequestId;
 use crate::stream::{ApiRow, Origin, Record as _, SysRow};
 
-/// The process: `service.name`, `service.instance.id` (the node) and
-/// `fasten.node_id`.
-pub(super) fn resource(origin: &Origin) -> Resource {
-    Resource {
-        attributes: vec![
-            kv("service.name", text(&origin.service_id)),
-            kv("service.instance.id", text(&origin.node_id)),
-            kv("fasten.node_id", text(&origin.node_id)),
-        ],
-        ..Resource::default()
+// === the wire format ===
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
+    varint(out, (u64::from(field) << 3) | u64::from(wire));
+}
+
+/// A length-delimited field (string, bytes, message); empty ones are
+/// left out, as proto3 does.
+fn delimited(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    tag(out, field, 2);
+    varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
+    if v != 0 {
+        tag(out, field, 1);
+        out.extend_from_slice(&v.to_le_bytes());
     }
 }
 
-/// One request for a batch: one resource, one scope (`fasten`).
-pub(super) fn request(resource: &Resource, items: &[Item]) -> ExportLogsServiceRequest {
-    let observed = now_nanos();
-    let mut records = Vec::new();
-    for item in items {
-        match item {
-            Item::Audit(batch) => {
-                for (i, row) in batch.rows.iter().enumerate() {
-                    let trace = batch.traces.get(i).copied().flatten();
-                    records.push(audit(row, trace, observed));
-                }
-            }
-            Item::Sys(packed) => records.push(sys(&SysRow::unpack(packed), observed)),
-            Item::Api(row) => records.push(api(row, observed)),
+fn uint(out: &mut Vec<u8>, field: u32, v: u64) {
+    if v != 0 {
+        tag(out, field, 0);
+        varint(out, v);
+    }
+}
+
+/// An `AnyValue`'s one field.
+#[derive(Clone, Copy)]
+enum Any<'a> {
+    Str(&'a str),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+}
+
+impl Any<'_> {
+    /// The encoded `AnyValue` message's length.
+    fn len(self) -> usize {
+        match self {
+            Self::Str(s) => 1 + varint_len(s.len() as u64) + s.len(),
+            Self::Int(i) => 1 + varint_len(i as u64),
+            Self::Double(_) => 9,
+            Self::Bool(_) => 2,
         }
     }
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: Some(resource.clone()),
-            scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope {
-                    name: "fasten".to_owned(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    ..InstrumentationScope::default()
-                }),
-                log_records: records,
-                ..ScopeLogs::default()
-            }],
-            ..ResourceLogs::default()
-        }],
+
+    fn write(self, out: &mut Vec<u8>) {
+        match self {
+            Self::Str(s) => {
+                // Written even when empty: a oneof member is present.
+                tag(out, 1, 2);
+                varint(out, s.len() as u64);
+                out.extend_from_slice(s.as_bytes());
+            }
+            Self::Bool(b) => {
+                tag(out, 2, 0);
+                out.push(u8::from(b));
+            }
+            Self::Int(i) => {
+                tag(out, 3, 0);
+                varint(out, i as u64);
+            }
+            Self::Double(f) => {
+                tag(out, 4, 1);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+        }
+    }
+
+    /// As field `field` of the enclosing message (`LogRecord.body`).
+    fn field(self, out: &mut Vec<u8>, field: u32) {
+        tag(out, field, 2);
+        varint(out, self.len() as u64);
+        self.write(out);
     }
 }
 
-fn audit(row: &Row, trace: Option<TraceContext>, observed: u64) -> LogRecord {
-    let (number, _) = audit_severity(&row.severity);
-    let mut attributes = vec![
-        kv("fasten.stream", text("audit")),
-        kv("fasten.event_id", text(&row.id)),
-        kv("fasten.seq", Any::IntValue(row.monotonic_seq)),
-        kv("fasten.code", text(&row.code)),
-        kv("fasten.action", text(&row.action)),
-        kv("fasten.outcome", text(&row.outcome)),
-        kv("fasten.actor", text(&row.actor)),
-        kv("fasten.actor_kind", text(&row.actor_kind)),
-        kv("fasten.target", text(&row.target)),
-        kv("fasten.category", text(&row.category)),
-        kv("fasten.domain", text(&row.domain)),
-        kv("fasten.method", text(&row.method)),
-        kv("fasten.request_id", text(&row.request_id)),
-        kv("fasten.hash", text(&row.hash)),
-    ];
+/// A `KeyValue` as field `field` (attributes: 6 of `LogRecord`, 1 of
+/// `Resource`).
+fn kv(out: &mut Vec<u8>, field: u32, key: &str, value: Any<'_>) {
+    let v = value.len();
+    let len = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(v as u64) + v;
+    tag(out, field, 2);
+    varint(out, len as u64);
+    tag(out, 1, 2);
+    varint(out, key.len() as u64);
+    out.extend_from_slice(key.as_bytes());
+    value.field(out, 2);
+}
+
+const ATTR: u32 = 6;
+
+// === the request ===
+
+/// The encoded `Resource`: `service.name`, `service.instance.id` (the
+/// node) and `fasten.node_id`.
+pub(super) fn resource(origin: &Origin) -> Vec<u8> {
+    let mut out = Vec::new();
+    kv(&mut out, 1, "service.name", Any::Str(&origin.service_id));
+    kv(
+        &mut out,
+        1,
+        "service.instance.id",
+        Any::Str(&origin.node_id),
+    );
+    kv(&mut out, 1, "fasten.node_id", Any::Str(&origin.node_id));
+    out
+}
+
+/// Scratch buffers, kept between batches.
+#[derive(Default)]
+pub(super) struct Encoder {
+    record: Vec<u8>,
+    scope: Vec<u8>,
+    resource_logs: Vec<u8>,
+}
+
+impl Encoder {
+    /// One `ExportLogsServiceRequest` for a batch (one resource, one scope
+    /// named `fasten`) into `out`; returns the number of records.
+    pub(super) fn request(&mut self, resource: &[u8], items: &[Item], out: &mut Vec<u8>) -> u64 {
+        let observed = now_nanos();
+        let scope = &mut self.scope;
+        scope.clear();
+        // ScopeLogs.scope: InstrumentationScope { name, version }.
+        let mut is = Vec::with_capacity(32);
+        delimited(&mut is, 1, b"fasten");
+        delimited(&mut is, 2, env!("CARGO_PKG_VERSION").as_bytes());
+        delimited(scope, 1, &is);
+        let mut n = 0;
+        for item in items {
+            match item {
+                Item::Audit(batch) => {
+                    for (i, row) in batch.rows.iter().enumerate() {
+                        let trace = batch.traces.get(i).copied().flatten();
+                        self.record.clear();
+                        audit(&mut self.record, row, trace, observed);
+                        delimited(scope, 2, &self.record);
+                        n += 1;
+                    }
+                }
+                Item::Sys(packed) => {
+                    self.record.clear();
+                    sys(&mut self.record, &SysRow::unpack(packed), observed);
+                    delimited(scope, 2, &self.record);
+                    n += 1;
+                }
+                Item::Api(row) => {
+                    self.record.clear();
+                    api(&mut self.record, row, observed);
+                    delimited(scope, 2, &self.record);
+                    n += 1;
+                }
+            }
+        }
+        let rl = &mut self.resource_logs;
+        rl.clear();
+        delimited(rl, 1, resource);
+        delimited(rl, 2, scope);
+        delimited(out, 1, rl);
+        n
+    }
+}
+
+/// The fields every record has, in field order: time (1), severity (2,
+/// 3), body (5).
+fn head(out: &mut Vec<u8>, time: Option<u64>, observed: u64, number: u64, text: &str, body: &str) {
+    fixed64(out, 1, time.unwrap_or(observed));
+    uint(out, 2, number);
+    delimited(out, 3, text.as_bytes());
+    Any::Str(body).field(out, 5);
+}
+
+/// The fields after the attributes: trace id (9), span id (10), observed
+/// time (11).
+fn tail(out: &mut Vec<u8>, trace: &[u8], span: &[u8], observed: u64) {
+    delimited(out, 9, trace);
+    delimited(out, 10, span);
+    fixed64(out, 11, observed);
+}
+
+fn audit(out: &mut Vec<u8>, row: &Row, trace: Option<TraceContext>, observed: u64) {
+    head(
+        out,
+        nanos(&row.timestamp),
+        observed,
+        audit_severity(&row.severity),
+        &row.severity,
+        &row.code,
+    );
+    for (key, value) in [
+        ("fasten.stream", "audit"),
+        ("fasten.event_id", row.id.as_str()),
+        ("fasten.code", &row.code),
+        ("fasten.action", &row.action),
+        ("fasten.outcome", &row.outcome),
+        ("fasten.actor", &row.actor),
+        ("fasten.actor_kind", &row.actor_kind),
+        ("fasten.target", &row.target),
+        ("fasten.category", &row.category),
+        ("fasten.domain", &row.domain),
+        ("fasten.method", &row.method),
+        ("fasten.request_id", &row.request_id),
+        ("fasten.hash", &row.hash),
+    ] {
+        kv(out, ATTR, key, Any::Str(value));
+    }
+    kv(out, ATTR, "fasten.seq", Any::Int(row.monotonic_seq));
     if let Some(t) = &row.tenant_id {
-        attributes.push(kv("fasten.tenant_id", text(t)));
+        kv(out, ATTR, "fasten.tenant_id", Any::Str(t));
     }
     if !row.pii_in_detail
         && let Some(detail) = &row.detail
     {
-        attributes.push(kv("fasten.detail", Any::StringValue(detail.to_string())));
+        kv(out, ATTR, "fasten.detail", Any::Str(&detail.to_string()));
     }
-    let (trace_id, span_id) = match trace {
-        Some(t) => (
-            t.trace.to_be_bytes().to_vec(),
-            t.span.to_be_bytes().to_vec(),
-        ),
-        None => (derived_trace(&row.request_id), Vec::new()),
-    };
-    LogRecord {
-        time_unix_nano: nanos(&row.timestamp).unwrap_or(observed),
-        observed_time_unix_nano: observed,
-        severity_number: number,
-        severity_text: row.severity.clone(),
-        body: Some(value(text(&row.code))),
-        attributes,
-        trace_id,
-        span_id,
-        event_name: row.code.clone(),
-        ..LogRecord::default()
+    match trace {
+        Some(t) => tail(out, &t.trace.to_be_bytes(), &t.span.to_be_bytes(), observed),
+        None => tail(out, &derived_trace(&row.request_id), &[], observed),
     }
+    // event_name (12): the code.
+    delimited(out, 12, row.code.as_bytes());
 }
 
-fn sys(row: &SysRow, observed: u64) -> LogRecord {
+fn sys(out: &mut Vec<u8>, row: &SysRow, observed: u64) {
     let number = match row.level.as_str() {
         "TRACE" => 1,
         "DEBUG" => 5,
@@ -124,105 +270,109 @@ fn sys(row: &SysRow, observed: u64) -> LogRecord {
         "ERROR" => 17,
         _ => 9,
     };
-    let mut attributes = vec![
-        kv("fasten.stream", text("sys")),
-        kv("fasten.log_target", text(&row.target)),
-    ];
+    head(
+        out,
+        nanos(&row.timestamp),
+        observed,
+        number,
+        &row.level,
+        &row.message,
+    );
+    kv(out, ATTR, "fasten.stream", Any::Str("sys"));
+    kv(out, ATTR, "fasten.log_target", Any::Str(&row.target));
     if let Some(id) = &row.request_id {
-        attributes.push(kv("fasten.request_id", text(id.as_str())));
+        kv(out, ATTR, "fasten.request_id", Any::Str(id.as_str()));
     }
     if let Some(t) = &row.tenant_id {
-        attributes.push(kv("fasten.tenant_id", text(t)));
+        kv(out, ATTR, "fasten.tenant_id", Any::Str(t));
     }
     if let Some(span) = &row.span {
-        attributes.push(kv("fasten.span", text(span)));
+        kv(out, ATTR, "fasten.span", Any::Str(span));
     }
     if let Some(n) = row.dropped {
-        attributes.push(kv("fasten.dropped", int(n)));
+        kv(out, ATTR, "fasten.dropped", int(n));
     }
     for (k, v) in &row.fields {
-        attributes.push(kv(k, json(v)));
+        match v {
+            Value::String(s) => kv(out, ATTR, k, Any::Str(s)),
+            Value::Bool(b) => kv(out, ATTR, k, Any::Bool(*b)),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => kv(out, ATTR, k, Any::Int(i)),
+                (None, Some(f)) => kv(out, ATTR, k, Any::Double(f)),
+                _ => kv(out, ATTR, k, Any::Str(&n.to_string())),
+            },
+            other => kv(out, ATTR, k, Any::Str(&other.to_string())),
+        }
     }
-    let (trace_id, span_id) = ids(
+    let (trace, span) = ids(
         row.trace_id.as_deref(),
         row.span_id.as_deref(),
         row.request_id.as_ref(),
     );
-    LogRecord {
-        time_unix_nano: nanos(&row.timestamp).unwrap_or(observed),
-        observed_time_unix_nano: observed,
-        severity_number: number,
-        severity_text: row.level.clone(),
-        body: Some(value(text(&row.message))),
-        attributes,
-        trace_id,
-        span_id,
-        ..LogRecord::default()
-    }
+    tail(out, &trace, &span, observed);
 }
 
-fn api(row: &ApiRow, observed: u64) -> LogRecord {
+fn api(out: &mut Vec<u8>, row: &ApiRow, observed: u64) {
     let (number, level) = match row.status {
         0 | 500.. => (17, "ERROR"),
         400..=499 => (13, "WARN"),
         _ => (9, "INFO"),
     };
-    let mut attributes = vec![
-        kv("fasten.stream", text("api")),
-        kv("fasten.request_id", text(row.request_id.as_str())),
-        kv("http.request.method", text(&row.method)),
-        kv("http.route", text(&row.route)),
-        kv("url.path", text(&row.path)),
-        kv("http.response.status_code", int(u64::from(row.status))),
-        kv("fasten.duration_ms", Any::DoubleValue(row.duration_ms)),
-    ];
-    for (key, v) in [
+    let body = format!("{} {} {}", row.method, row.route, row.status);
+    head(out, nanos(&row.timestamp), observed, number, level, &body);
+    for (key, value) in [
+        ("fasten.stream", Some("api")),
+        ("fasten.request_id", Some(row.request_id.as_str())),
+        ("http.request.method", Some(row.method.as_str())),
+        ("http.route", Some(row.route.as_str())),
+        ("url.path", Some(row.path.as_str())),
         ("fasten.tenant_id", row.tenant_id.as_deref()),
         ("fasten.actor", row.actor.as_deref()),
         ("fasten.target", row.target.as_deref()),
     ] {
-        if let Some(v) = v {
-            attributes.push(kv(key, text(v)));
+        if let Some(v) = value {
+            kv(out, ATTR, key, Any::Str(v));
         }
     }
-    for (key, v) in [
+    kv(
+        out,
+        ATTR,
+        "http.response.status_code",
+        int(u64::from(row.status)),
+    );
+    kv(
+        out,
+        ATTR,
+        "fasten.duration_ms",
+        Any::Double(row.duration_ms),
+    );
+    for (key, value) in [
         ("http.request.body.size", row.bytes_in),
         ("http.response.body.size", row.bytes_out),
         ("fasten.dropped", row.dropped),
     ] {
-        if let Some(v) = v {
-            attributes.push(kv(key, int(v)));
+        if let Some(v) = value {
+            kv(out, ATTR, key, int(v));
         }
     }
-    let (trace_id, span_id) = ids(
+    let (trace, span) = ids(
         row.trace_id.as_deref(),
         row.span_id.as_deref(),
         Some(&row.request_id),
     );
-    LogRecord {
-        time_unix_nano: nanos(&row.timestamp).unwrap_or(observed),
-        observed_time_unix_nano: observed,
-        severity_number: number,
-        severity_text: level.to_owned(),
-        body: Some(value(text(&format!(
-            "{} {} {}",
-            row.method, row.route, row.status
-        )))),
-        attributes,
-        trace_id,
-        span_id,
-        ..LogRecord::default()
-    }
+    tail(out, &trace, &span, observed);
 }
 
-/// `(number, text)` of an audit severity.
-fn audit_severity(severity: &str) -> (i32, &'static str) {
+// === values ===
+
+/// The OpenTelemetry severity number of an audit severity.
+fn audit_severity(severity: &str) -> u64 {
     match severity {
-        "debug" => (5, "DEBUG"),
-        "warn" => (13, "WARN"),
-        "error" => (17, "ERROR"),
-        "critical" => (21, "FATAL"),
-        _ => (9, "INFO"),
+        "debug" => 5,
+        "warn" => 13,
+        "error" => 17,
+        "critical" => 21,
+        _ => 9,
     }
 }
 
@@ -264,37 +414,8 @@ fn now_nanos() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or_default()
 }
 
-fn text(s: &str) -> Any {
-    Any::StringValue(s.to_owned())
-}
-
-fn int(n: u64) -> Any {
-    Any::IntValue(i64::try_from(n).unwrap_or(i64::MAX))
-}
-
-fn json(v: &Value) -> Any {
-    match v {
-        Value::String(s) => Any::StringValue(s.clone()),
-        Value::Bool(b) => Any::BoolValue(*b),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => Any::IntValue(i),
-            (None, Some(f)) => Any::DoubleValue(f),
-            _ => Any::StringValue(n.to_string()),
-        },
-        other => Any::StringValue(other.to_string()),
-    }
-}
-
-fn value(v: Any) -> AnyValue {
-    AnyValue { value: Some(v) }
-}
-
-fn kv(key: &str, v: Any) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(value(v)),
-        ..KeyValue::default()
-    }
+fn int(n: u64) -> Any<'static> {
+    Any::Int(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -303,9 +424,41 @@ mod tests {
 
     #[test]
     fn severities_map_to_otel_numbers() {
-        assert_eq!(audit_severity("critical"), (21, "FATAL"));
-        assert_eq!(audit_severity("info"), (9, "INFO"));
-        assert_eq!(audit_severity("warn").0, 13);
+        assert_eq!(audit_severity("critical"), 21);
+        assert_eq!(audit_severity("info"), 9);
+        assert_eq!(audit_severity("warn"), 13);
+    }
+
+    #[test]
+    fn varints_and_their_lengths_agree() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            varint(&mut out, v);
+            assert_eq!(out.len(), varint_len(v), "{v}");
+        }
+        let mut out = Vec::new();
+        varint(&mut out, 300);
+        assert_eq!(out, [0xac, 0x02]);
+        for value in [
+            Any::Str("héllo"),
+            Any::Int(-1),
+            Any::Double(1.5),
+            Any::Bool(true),
+        ] {
+            let mut out = Vec::new();
+            value.write(&mut out);
+            assert_eq!(out.len(), value.len());
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! is a copy); sys and api rows as they are pushed. A [`Tap`] queues them
 //! (bounded in rows, never blocking the caller: past the bound copies are
 //! dropped and counted) for one background thread that encodes each batch
-//! as one `ExportLogsServiceRequest` (the official protobuf definitions,
-//! from `opentelemetry-proto`) and POSTs it with
+//! as one `ExportLogsServiceRequest` (written straight to the protobuf wire
+//! format; the tests decode it with the official definitions from
+//! `opentelemetry-proto`) and POSTs it with
 //! `Content-Type: application/x-protobuf`. A failed request is counted in
 //! [`ExportStats::failed`](crate::tap::ExportStats) with its error, not
 //! retried: export never holds rows back.
@@ -15,8 +16,6 @@ mod encode;
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use prost::Message as _;
 
 use crate::error::Result;
 use crate::stream::{ApiRow, Origin, PackedSys};
@@ -63,23 +62,15 @@ pub(crate) fn start(settings: Settings, origin: &Origin) -> Result<Tap<Item>> {
     let url = logs_url(&settings.endpoint);
     let headers = settings.headers;
     let resource = encode::resource(origin);
+    let mut encoder = encode::Encoder::default();
     let mut body = Vec::with_capacity(64 * 1024);
     Tap::start(
         "otlp",
         settings.capacity,
         BATCH_ROWS,
         move |items: Vec<Item>| {
-            let request = encode::request(&resource, &items);
-            let n = request
-                .resource_logs
-                .iter()
-                .flat_map(|r| &r.scope_logs)
-                .map(|s| s.log_records.len() as u64)
-                .sum::<u64>();
             body.clear();
-            request
-                .encode(&mut body)
-                .map_err(|e| (n, format!("cannot encode the OTLP request: {e}")))?;
+            let n = encoder.request(&resource, &items, &mut body);
             let mut post = agent
                 .post(&url)
                 .header("content-type", "application/x-protobuf");
