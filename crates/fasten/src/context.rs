@@ -79,16 +79,21 @@ impl Via {
 pub(crate) struct Frame {
     id: RequestId,
     via: Option<Via>,
-    /// The trace the request belongs to: an inbound `traceparent`'s, an
-    /// active OpenTelemetry span's, or derived from the id.
-    trace: TraceContext,
+    /// The trace the request belongs to: an inbound `traceparent`'s or an
+    /// active OpenTelemetry span's; `None`: derived from the id when asked
+    /// (a scope per call, as the language bindings make, costs nothing).
+    trace: Option<TraceContext>,
     attribution: Arc<Mutex<Attribution>>,
 }
 
 impl Frame {
     fn new(id: RequestId, via: Option<Via>) -> Self {
-        let trace = TraceContext::for_request(&id);
-        Self::traced(id, via, trace)
+        Self {
+            id,
+            via,
+            trace: None,
+            attribution: Arc::default(),
+        }
     }
 
     /// A frame whose trace is known (an inbound `traceparent`).
@@ -96,9 +101,14 @@ impl Frame {
         Self {
             id,
             via,
-            trace,
+            trace: Some(trace),
             attribution: Arc::default(),
         }
+    }
+
+    fn trace(&self) -> TraceContext {
+        self.trace
+            .unwrap_or_else(|| TraceContext::for_request(&self.id))
     }
 }
 
@@ -198,7 +208,7 @@ pub fn trace() -> Option<TraceContext> {
     if let Some(active) = crate::trace_context::otel::active() {
         return Some(active);
     }
-    CURRENT.with(|c| c.borrow().as_ref().map(|f| f.trace))
+    CURRENT.with(|c| c.borrow().as_ref().map(Frame::trace))
 }
 
 /// How the innermost fasten scope's request came in, if it says.
@@ -324,7 +334,7 @@ pub fn enter_via(id: RequestId, via: Via) -> ContextGuard {
 
 pub(crate) fn enter_frame(frame: Frame) -> ContextGuard {
     #[cfg(feature = "otel")]
-    let otel = crate::trace_context::otel::attach(&frame.trace);
+    let otel = crate::trace_context::otel::attach(&frame.trace());
     ContextGuard {
         previous: replace(Some(frame)),
         #[cfg(feature = "otel")]

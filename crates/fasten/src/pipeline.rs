@@ -66,6 +66,7 @@ fn audit_stdout(capacity: usize) -> Result<crate::tap::Tap<Arc<Committed>>> {
         "stdout-audit",
         capacity,
         crate::env::FASTEN_AUDIT_BATCH_SIZE_DEFAULT,
+        Duration::ZERO,
         move |batches: Vec<Arc<Committed>>| {
             use std::io::Write as _;
             line.clear();

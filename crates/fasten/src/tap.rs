@@ -55,6 +55,8 @@ pub(crate) type Outcome = std::result::Result<u64, (u64, String)>;
 pub(crate) struct Tap<T> {
     name: &'static str,
     tx: Sender<Msg<T>>,
+    /// Woken by [`Tap::flush`] while it lingers over a batch.
+    thread: std::thread::Thread,
     counters: Arc<Counters>,
     capacity: usize,
 }
@@ -70,21 +72,26 @@ impl<T> std::fmt::Debug for Tap<T> {
 
 impl<T: Send + 'static> Tap<T> {
     /// Starts the thread. `consume` gets batches of at most `batch_rows`
-    /// rows (an item may hold several) in push order.
+    /// rows (an item may hold several) in push order. After the first item
+    /// of a batch the thread waits up to `linger` for more (sleeping, so
+    /// pushes never pay for waking it), unless the batch is full or a flush
+    /// asks: few large batches rather than many small ones, as
+    /// OpenTelemetry's batch processor does.
     pub(crate) fn start(
         name: &'static str,
         capacity: usize,
         batch_rows: usize,
+        linger: Duration,
         mut consume: impl FnMut(Vec<T>) -> Outcome + Send + 'static,
     ) -> Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded::<Msg<T>>();
         let counters = Arc::new(Counters::default());
         let c = Arc::clone(&counters);
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name(format!("fasten-{name}"))
             .spawn(move || {
                 crate::quiet::mark_thread();
-                run(&rx, &c, batch_rows.max(1), &mut consume);
+                run(&rx, &c, batch_rows.max(1), linger, &mut consume);
             })
             .map_err(|e| {
                 Error::new(ErrorKind::Store, format!("cannot start the {name} thread"))
@@ -92,6 +99,7 @@ impl<T: Send + 'static> Tap<T> {
             })?;
         Ok(Self {
             name,
+            thread: handle.thread().clone(),
             tx,
             counters,
             capacity: capacity.max(1),
@@ -123,6 +131,7 @@ impl<T: Send + 'static> Tap<T> {
             )
         };
         self.tx.send(Msg::Flush(ack)).map_err(|_| timed_out())?;
+        self.thread.unpark();
         match Instant::now().checked_add(timeout) {
             Some(deadline) => done.recv_deadline(deadline).map_err(|_| timed_out()),
             None => done.recv().map_err(|_| timed_out()),
@@ -146,32 +155,45 @@ impl<T: Send + 'static> Tap<T> {
     }
 }
 
-/// Block for the first message, take what else is there up to the batch
-/// size, hand the batch over, answer flushes; until every sender is gone.
+/// Block for the first message, take what else comes up to the batch
+/// size or for `linger`, hand the batch over, answer flushes; until every
+/// sender is gone.
 fn run<T>(
     rx: &Receiver<Msg<T>>,
     c: &Counters,
     batch_rows: usize,
+    linger: Duration,
     consume: &mut impl FnMut(Vec<T>) -> Outcome,
 ) {
     let mut acks = Vec::new();
     while let Ok(first) = rx.recv() {
+        let deadline = Instant::now() + linger;
         let mut batch = Vec::new();
         let mut rows = 0;
         let mut next = Some(first);
-        while let Some(msg) = next {
-            match msg {
-                Msg::Item(item, n) => {
-                    batch.push(item);
-                    rows += n;
+        loop {
+            while let Some(msg) = next {
+                match msg {
+                    Msg::Item(item, n) => {
+                        batch.push(item);
+                        rows += n;
+                    }
+                    Msg::Flush(ack) => acks.push(ack),
                 }
-                Msg::Flush(ack) => acks.push(ack),
+                next = if rows < batch_rows && acks.is_empty() {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
             }
-            next = if rows < batch_rows && acks.is_empty() {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
+            let now = Instant::now();
+            if rows >= batch_rows || !acks.is_empty() || now >= deadline {
+                break;
+            }
+            // Sleep rather than wait on the channel: a sender finds no
+            // waiter to wake. A flush unparks.
+            std::thread::park_timeout(deadline - now);
+            next = rx.try_recv().ok();
         }
         if !batch.is_empty() {
             match consume(batch) {
@@ -206,7 +228,7 @@ mod tests {
     #[test]
     fn a_full_tap_drops_and_counts_without_blocking() -> Result<()> {
         let (gate_tx, gate) = crossbeam_channel::bounded::<()>(0);
-        let tap = Tap::start("test", 3, 10, move |batch: Vec<u32>| {
+        let tap = Tap::start("test", 3, 10, Duration::ZERO, move |batch: Vec<u32>| {
             let _ = gate.recv();
             Ok(batch.len() as u64)
         })?;

@@ -34,13 +34,16 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// The trace of a request id with a fresh span id: the id itself as
-    /// trace id when it is 32 lowercase hex (minted ids are), else the first
-    /// 16 bytes of its SHA-256, so any id maps to the same trace everywhere.
+    /// The trace of a request id: the id itself as trace id when it is 32
+    /// lowercase hex (minted ids are), else the first 16 bytes of its
+    /// SHA-256, so any id maps to the same trace everywhere; and a span id
+    /// derived from the trace id, standing for the request's fasten scope
+    /// (the same wherever it is asked for).
     pub fn for_request(id: &RequestId) -> Self {
+        let trace = trace_id_for(id);
         Self {
-            trace: trace_id_for(id),
-            span: fresh_span_id(),
+            trace,
+            span: scope_span_id(trace),
             sampled: true,
         }
     }
@@ -119,8 +122,13 @@ impl fmt::Debug for TraceContext {
     }
 }
 
-fn fresh_span_id() -> u64 {
-    rand::random::<u64>() | 1
+/// SplitMix64 of the trace id's halves: a well-spread, never-zero span id.
+fn scope_span_id(trace: u128) -> u64 {
+    let mut z = (trace as u64) ^ ((trace >> 64) as u64);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) | 1
 }
 
 fn is_lower_hex(s: &str) -> bool {
@@ -238,8 +246,8 @@ mod tests {
         let other = RequestId::parse("req-7").unwrap();
         let a = TraceContext::for_request(&other);
         let b = TraceContext::for_request(&other);
-        assert_eq!(a.trace_id(), b.trace_id());
-        assert_ne!(a.span_id(), b.span_id());
+        assert_eq!(a, b, "the same wherever it is asked for");
+        assert_ne!(a.span_id(), TraceContext::for_request(&hex).span_id());
         let again = TraceContext::parse_traceparent(&a.traceparent()).unwrap();
         assert_eq!(again, a);
     }

@@ -23,7 +23,10 @@ use crate::tap::Tap;
 use crate::writer::Committed;
 
 /// Records sent in one request, at most.
-const BATCH_ROWS: usize = 512;
+const BATCH_ROWS: usize = 1024;
+/// How long the exporter waits for a batch to fill: at most this late, and
+/// a few requests a second rather than one per committed batch.
+const LINGER: Duration = Duration::from_millis(200);
 /// How long one export request may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -68,6 +71,7 @@ pub(crate) fn start(settings: Settings, origin: &Origin) -> Result<Tap<Item>> {
         "otlp",
         settings.capacity,
         BATCH_ROWS,
+        LINGER,
         move |items: Vec<Item>| {
             body.clear();
             let n = encoder.request(&resource, &items, &mut body);
