@@ -1,7 +1,7 @@
 //! What OTLP export costs the audit pipeline (issue 20): emit latency and
 //! writer throughput with `FASTEN_OTLP_ENDPOINT` set against a local
 //! collector, beside the same runs with export off, interleaved in one
-//! process (off, on, off, on …) so drift hits both alike.
+//! process (off, on, on, off …) so drift hits both alike.
 //!
 //! `cargo bench -p fasten --features otlp --bench otlp` prints, per mode,
 //! the median over the rounds of:
@@ -15,7 +15,8 @@
 //! keep up is dropped, never waited for.
 //!
 //! `FASTEN_BENCH_ROWS` sets the throughput runs' size (default 200,000),
-//! `FASTEN_BENCH_ROUNDS` the rounds (default 3).
+//! `FASTEN_BENCH_ROUNDS` the rounds (default 5; which mode goes first
+//! alternates).
 
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -165,7 +166,7 @@ fn main() {
             .unwrap_or(default)
     };
     let rows = env("FASTEN_BENCH_ROWS", 200_000);
-    let rounds = env("FASTEN_BENCH_ROUNDS", 3).max(1);
+    let rounds = env("FASTEN_BENCH_ROUNDS", 5).max(1);
     let (n, rate) = (50_000, 20_000.0);
     let dir = tempfile::tempdir().expect("tempdir");
     let received = Arc::new(AtomicU64::new(0));
@@ -177,8 +178,15 @@ fn main() {
     let mut off = Vec::new();
     let mut on = Vec::new();
     for round in 0..rounds {
-        off.push(run(dir.path(), round, None, n, rate, rows));
-        on.push(run(dir.path(), round, Some(&url), n, rate, rows));
+        // Alternate which goes first, so drift in the machine's load
+        // favours neither.
+        if round % 2 == 0 {
+            off.push(run(dir.path(), round, None, n, rate, rows));
+            on.push(run(dir.path(), round, Some(&url), n, rate, rows));
+        } else {
+            on.push(run(dir.path(), round, Some(&url), n, rate, rows));
+            off.push(run(dir.path(), round, None, n, rate, rows));
+        }
     }
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let summary = |runs: &[Run]| {

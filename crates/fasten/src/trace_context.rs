@@ -137,7 +137,11 @@ fn is_lower_hex(s: &str) -> bool {
 
 /// The W3C trace id of a request id; see [`TraceContext::for_request`].
 pub(crate) fn trace_id_for(id: &RequestId) -> u128 {
-    let s = id.as_str();
+    trace_id_of_text(id.as_str())
+}
+
+/// [`trace_id_for`] of a stored request id's text.
+pub(crate) fn trace_id_of_text(s: &str) -> u128 {
     if s.len() == 32
         && is_lower_hex(s)
         && let Ok(v) = u128::from_str_radix(s, 16)

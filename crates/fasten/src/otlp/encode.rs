@@ -396,18 +396,54 @@ fn ids(
 }
 
 fn derived_trace(request_id: &str) -> Vec<u8> {
-    RequestId::parse(request_id)
-        .map(|id| {
-            crate::trace_context::trace_id_for(&id)
-                .to_be_bytes()
-                .to_vec()
-        })
-        .unwrap_or_default()
+    if request_id.is_empty() {
+        return Vec::new();
+    }
+    crate::trace_context::trace_id_of_text(request_id)
+        .to_be_bytes()
+        .to_vec()
 }
 
+/// Unix nanoseconds of a row's timestamp. Rows carry the contract's one
+/// form, `YYYY-MM-DDTHH:MM:SS.ffffffZ`: read by hand (the exporter does
+/// this for every record), with jiff for anything else.
 fn nanos(timestamp: &str) -> Option<u64> {
-    let t: jiff::Timestamp = timestamp.parse().ok()?;
-    u64::try_from(t.as_nanosecond()).ok()
+    fast_nanos(timestamp).or_else(|| {
+        let t: jiff::Timestamp = timestamp.parse().ok()?;
+        u64::try_from(t.as_nanosecond()).ok()
+    })
+}
+
+fn fast_nanos(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'.' || b[26] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u64> {
+        t.get(from..to)?.bytes().try_fold(0u64, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u64::from(c - b'0'))
+        })
+    };
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss, us) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?);
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    if hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(secs * 1_000_000_000 + us * 1000)
 }
 
 fn now_nanos() -> u64 {
@@ -459,6 +495,28 @@ mod tests {
             value.write(&mut out);
             assert_eq!(out.len(), value.len());
         }
+    }
+
+    #[test]
+    fn timestamps_read_by_hand_agree_with_jiff() {
+        for t in [
+            "1970-01-01T00:00:00.000000Z",
+            "2000-02-29T12:34:56.789012Z",
+            "2026-12-01T17:52:10.774223Z",
+            "2100-03-01T23:59:59.999999Z",
+        ] {
+            let jiff: jiff::Timestamp = t.parse().unwrap();
+            assert_eq!(
+                fast_nanos(t),
+                Some(u64::try_from(jiff.as_nanosecond()).unwrap()),
+                "{t}"
+            );
+        }
+        assert_eq!(fast_nanos("2026-12-01T17:52:10Z"), None);
+        assert!(
+            nanos("2026-12-01T17:52:10Z").is_some(),
+            "jiff reads the rest"
+        );
     }
 
     #[test]
