@@ -176,7 +176,7 @@ pub struct Config {
     pub(crate) sys_level: tracing::Level,
     pub(crate) api_skip_paths: Vec<String>,
     pub(crate) otlp_endpoint: Option<String>,
-    pub(crate) otlp_headers: Vec<(String, String)>,
+    pub(crate) otlp_headers: Headers,
     pub(crate) otlp_queue_capacity: usize,
     pub(crate) retention: crate::retention::Retention,
     pub(crate) request_id: Option<RequestId>,
@@ -226,7 +226,7 @@ impl Config {
             sys_level: tracing::Level::INFO,
             api_skip_paths: Vec::new(),
             otlp_endpoint: None,
-            otlp_headers: Vec::new(),
+            otlp_headers: Headers::default(),
             otlp_queue_capacity: FASTEN_OTLP_QUEUE_CAPACITY_DEFAULT,
             retention: crate::retention::Retention::default(),
             request_id: None,
@@ -366,7 +366,7 @@ impl Config {
         }
         c.otlp_endpoint = get(FASTEN_OTLP_ENDPOINT).map(|v| v.trim().to_owned());
         if let Some(v) = get(FASTEN_OTLP_HEADERS) {
-            c.otlp_headers = parse_headers(&v)?;
+            c.otlp_headers = Headers(parse_headers(&v)?);
         }
         if let Some(v) = get(FASTEN_OTLP_QUEUE_CAPACITY) {
             c.otlp_queue_capacity = parse_number(FASTEN_OTLP_QUEUE_CAPACITY, &v, "8192")?;
@@ -527,10 +527,12 @@ impl Config {
         mut self,
         headers: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     ) -> Self {
-        self.otlp_headers = headers
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        self.otlp_headers = Headers(
+            headers
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
         self
     }
 
@@ -737,6 +739,19 @@ fn parse_level(v: &str) -> Result<tracing::Level> {
             ),
         )
     })
+}
+
+/// Export request headers; `Debug` shows their names only, since values
+/// are often API keys.
+#[derive(Clone, Default)]
+pub(crate) struct Headers(pub(crate) Vec<(String, String)>);
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}=…")))
+            .finish()
+    }
 }
 
 /// `key=value,key2=value2` (OpenTelemetry's `OTEL_EXPORTER_OTLP_HEADERS`
@@ -1032,6 +1047,28 @@ mod tests {
     }
 
     #[test]
+    fn issue_20_otlp_headers_parse_and_never_show_their_values() {
+        let c = from(&[
+            ("FASTEN_OTLP_ENDPOINT", " http://collector:4318 "),
+            ("FASTEN_OTLP_HEADERS", "api-key=sk-123, x-team = ops"),
+            ("FASTEN_OTLP_QUEUE_CAPACITY", "100"),
+        ])
+        .unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(
+            c.otlp_headers.0,
+            vec![
+                ("api-key".to_owned(), "sk-123".to_owned()),
+                ("x-team".to_owned(), "ops".to_owned())
+            ]
+        );
+        assert_eq!(c.otlp_queue_capacity, 100);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("sk-123"), "{shown}");
+        assert!(shown.contains("api-key=…"), "{shown}");
+    }
+
+    #[test]
     fn errors_name_the_variable_and_show_a_good_value() {
         let err = from(&[]).unwrap().validate().unwrap_err();
         assert_eq!(
@@ -1053,7 +1090,7 @@ mod tests {
         insta::assert_snapshot!(err, @r#"invalid FASTEN_NODE_ID "node 1": expected 1-128 characters of [A-Za-z0-9._:-], e.g. node-1"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_QUEUE_CAPACITY", "lots")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_QUEUE_CAPACITY "lots": expected a whole number, e.g. 16384"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_STORE_FAILURE_STRATEGY", "drop")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_STORE_FAILURE_STRATEGY "drop": expected retry or raise"#);
-        insta::assert_snapshot!(from(&[("FASTEN_STDOUT", "sys,audit")]).unwrap_err(), @r#"invalid FASTEN_STDOUT "sys,audit": expected all, none, or a comma-separated list of sys and api, e.g. sys,api"#);
+        insta::assert_snapshot!(from(&[("FASTEN_STDOUT", "sys,logs")]).unwrap_err(), @r#"invalid FASTEN_STDOUT "sys,logs": expected all, none, or a comma-separated list of sys, api and audit, e.g. sys,api"#);
         insta::assert_snapshot!(from(&[("FASTEN_SYS_LEVEL", "loud")]).unwrap_err(), @r#"invalid FASTEN_SYS_LEVEL "loud": expected trace, debug, info, warn or error, e.g. info"#);
         assert_eq!(
             from(&[("FASTEN_SYS_DSN", "mysql://x")]).unwrap_err().kind(),

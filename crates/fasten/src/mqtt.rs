@@ -94,9 +94,9 @@ pub async fn publish(
 }
 
 /// Adds the ambient request id (or a fresh one) to an outgoing message:
-/// the user property `request-id` (replacing any), and the key `_req` when
-/// `payload` is a JSON object (replacing any; other payloads are left
-/// byte for byte). For clients other than [`publish`]'s, such as
+/// the user properties `request-id` and `traceparent` (the request's
+/// trace; replacing any), and the key `_req` when `payload` is a JSON
+/// object (replacing any; other payloads are left byte for byte). For clients other than [`publish`]'s, such as
 /// `rumqttc::v5::Client` or `try_publish_with_properties`.
 ///
 /// # Examples
@@ -107,7 +107,8 @@ pub async fn publish(
 ///     fasten::mqtt::stamp(br#"{"celsius":21.5}"#.to_vec(), None)
 /// });
 /// assert_eq!(payload, br#"{"_req":"req-1","celsius":21.5}"#);
-/// assert_eq!(props.user_properties, vec![("request-id".to_owned(), "req-1".to_owned())]);
+/// assert_eq!(props.user_properties[0], ("request-id".to_owned(), "req-1".to_owned()));
+/// assert_eq!(props.user_properties[1].0, "traceparent");
 /// # Ok::<(), fasten::Error>(())
 /// ```
 pub fn stamp(

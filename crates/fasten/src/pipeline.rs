@@ -216,7 +216,7 @@ impl Config {
             Some(endpoint) => Some(Arc::new(crate::otlp::start(
                 crate::otlp::Settings {
                     endpoint: endpoint.clone(),
-                    headers: self.otlp_headers.clone(),
+                    headers: self.otlp_headers.0.clone(),
                     capacity: self.otlp_queue_capacity,
                 },
                 &origin,
