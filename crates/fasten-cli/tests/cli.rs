@@ -1583,8 +1583,108 @@ fn a_refused_connection_says_where_and_why_without_the_password() {
             "{err}"
         );
         assert!(
-            err.ends_with(r#"): postgres: cannot connect to 127.0.0.1:5432 as user nobody to database test: db error: FATAL: role "nobody" does not exist"#),
+            err.ends_with(r#"): postgres: cannot connect to 127.0.0.1:5432 as user nobody to database test (sslmode=prefer): db error: FATAL: role "nobody" does not exist"#),
             "{err}"
         );
     }
+}
+
+// === Issue #12 item 5: another implementation's table ===
+
+/// The original fasten column set (no `outcome`, `detail_salt`,
+/// `detail_commitment`) with two form-2 rows of request `req-up`: `verify`
+/// and `emit` refuse it with one message, `tail` and `correlate` print its
+/// rows and the same message on stderr.
+fn foreign_table_through_the_cli(store: &mut dyn Attacked, pg: bool) {
+    let (seq, ts, detail, pii, no) = if pg {
+        ("BIGINT", "TIMESTAMPTZ", "JSONB", "BOOLEAN", "false")
+    } else {
+        ("INTEGER", "TEXT", "TEXT", "INTEGER", "0")
+    };
+    if pg {
+        let schema = store.table().split('.').next().unwrap().to_owned();
+        store.exec(&format!("CREATE SCHEMA {schema}"));
+    }
+    store.exec(&format!(
+        "CREATE TABLE {{t}} (id TEXT PRIMARY KEY, origin_id TEXT NOT NULL, monotonic_seq {seq} NOT NULL, timestamp {ts} NOT NULL, code TEXT NOT NULL, action TEXT NOT NULL, severity TEXT NOT NULL, service_id TEXT NOT NULL, source_node_id TEXT NOT NULL, tenant_id TEXT NULL, actor TEXT NOT NULL, actor_kind TEXT NOT NULL, target TEXT NOT NULL, category TEXT NOT NULL, domain TEXT NOT NULL, method TEXT NOT NULL, request_id TEXT NOT NULL, detail {detail} NULL, pii_in_detail {pii} NOT NULL DEFAULT {no}, shipped_at {ts} NULL, wire_version TEXT NOT NULL DEFAULT '1', canonical_form_id TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"
+    ));
+    for s in 1..=2 {
+        store.exec(&format!(
+            "INSERT INTO {{t}} (id, origin_id, monotonic_seq, timestamp, code, action, severity, service_id, source_node_id, actor, actor_kind, target, category, domain, method, request_id, detail, canonical_form_id, prev_hash, hash) VALUES ('evt-up-{s}', 'evt-up-{s}', {s}, '2026-04-20T10:00:0{s}.000000Z', 'ORDER_PLACED', 'create', 'info', 'shop', 'node-cli', 'ops', 'user', 'order/{s}', 'order', 'shop', 'http', 'req-up', '{{}}', '2', 'h{s}', 'h{}')",
+            s + 1
+        ));
+    }
+    let dsn = store.dsn();
+    let shown = if pg {
+        let (schema, table) = store
+            .table()
+            .split_once('.')
+            .map(|(s, t)| (s.to_owned(), t.to_owned()))
+            .unwrap();
+        format!("\"{schema}\".\"{table}\"")
+    } else {
+        "\"audit_log\"".to_owned()
+    };
+    let found = format!(
+        "table {shown} was written by another fasten implementation: it lacks the columns outcome, detail_salt, detail_commitment of canonical form 3 and its rows are canonical form 2"
+    );
+    let dir = setup();
+    let run = |args: &[&str]| fasten_with(dir.path(), args, &[("FASTEN_AUDIT_DSN", &dsn)]);
+
+    let o = run(&["verify"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.trim_end().ends_with(&format!("{found}; fasten verifies canonical form 3 only: verify this table with the implementation that wrote it (fasten tail and correlate still read its rows)")),
+        "{err}"
+    );
+
+    let o = run(&["emit", "--code", "ORDER_PLACED"]);
+    assert_ne!(o.status.code(), Some(0));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("{found}; fasten never writes to it or appends form-3 rows to a chain of another form: set FASTEN_AUDIT_DSN to a new table (e.g. ?table=audit_log_v3)")),
+        "{err}"
+    );
+
+    let warning = format!(
+        "warning: {found}; its rows are shown as stored, with outcome, detail_salt, detail_commitment absent, and fasten cannot verify them: verify them with the implementation that wrote them\n"
+    );
+    let o = run(&["tail"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), warning);
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains("ORDER_PLACED ops target=order/1 req=req-up"),
+        "{lines:?}"
+    );
+    assert!(!lines[0].contains("outcome="), "{lines:?}");
+
+    let o = run(&["correlate", "req-up"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // After the notes on the streams it could not search.
+    assert!(stderr(&o).ends_with(&warning), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
+}
+
+#[test]
+fn issue_12_foreign_table_through_the_cli_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    foreign_table_through_the_cli(&mut SqliteAttacked(dir.path().join("foreign.db")), false);
+}
+
+#[test]
+fn issue_12_foreign_table_through_the_cli_on_postgres() {
+    let Some((url, admin)) = pg_admin() else {
+        return;
+    };
+    foreign_table_through_the_cli(
+        &mut PostgresAttacked {
+            url,
+            schema: format!("fasten_foreign_{:016x}", rand::random::<u64>()),
+            admin,
+        },
+        true,
+    );
 }

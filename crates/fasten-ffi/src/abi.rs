@@ -90,7 +90,8 @@ impl From<fasten::Error> for Failure {
             ErrorKind::InvalidEvent { field } => (FASTEN_ERR_INVALID_EVENT, (*field).to_owned()),
             ErrorKind::QueueFull => (FASTEN_ERR_QUEUE_FULL, String::new()),
             ErrorKind::Timeout => (FASTEN_ERR_TIMEOUT, String::new()),
-            ErrorKind::Store => (FASTEN_ERR_STORE, String::new()),
+            // Another implementation's table: a store the bindings cannot use.
+            ErrorKind::Store | ErrorKind::ForeignTable { .. } => (FASTEN_ERR_STORE, String::new()),
             ErrorKind::Closed => (FASTEN_ERR_CLOSED, String::new()),
             ErrorKind::Checkpoint => (FASTEN_ERR_CHECKPOINT, String::new()),
             ErrorKind::ChainBroken { .. } => (FASTEN_ERR_CHAIN_BROKEN, String::new()),

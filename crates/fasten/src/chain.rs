@@ -35,7 +35,10 @@ pub struct Row {
     pub action: String,
     /// `debug` … `critical`.
     pub severity: String,
-    /// `success`, `failure`, `denied` or `unknown`.
+    /// `success`, `failure`, `denied` or `unknown`; empty (and left out of
+    /// the JSON) on a row read from another implementation's table,
+    /// which has no such column.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub outcome: String,
     /// The emitting service (WHERE).
     pub service_id: String,
@@ -61,7 +64,9 @@ pub struct Row {
     pub detail: Option<Value>,
     /// 64 lowercase hex; `None` once erased.
     pub detail_salt: Option<String>,
-    /// SHA-256 of salt ‖ JCS(detail).
+    /// SHA-256 of salt ‖ JCS(detail); empty (and left out of the JSON) on
+    /// a row read from another implementation's table.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail_commitment: String,
     /// Whether the code declares personal data in its detail.
     pub pii_in_detail: bool,

@@ -158,11 +158,6 @@ impl Dsn {
                     schema = s.map(str::to_owned);
                     t.clone_into(&mut table);
                 }
-                Some(("sslmode", mode)) if !matches!(mode, "disable" | "prefer" | "allow") => {
-                    return Err(bad(&format!(
-                        "sslmode={mode} is not supported yet: fasten connects without TLS (use sslmode=disable or prefer on a trusted network)"
-                    )));
-                }
                 Some(_) => passed.push(pair),
                 None => return Err(bad(&format!("parameter {pair:?} has no value"))),
             }
@@ -180,8 +175,12 @@ impl Dsn {
         } else {
             format!("{base}?{}", passed.join("&"))
         };
+        // `sslmode` and `sslrootcert` are fasten's to read (on rustls);
+        // the rest goes to the PostgreSQL client's own parser.
+        #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+        let (client_url, _) = split_tls(&url).map_err(|why| bad(&why))?;
         #[cfg(feature = "postgres")]
-        if let Err(e) = url.parse::<tokio_postgres::Config>() {
+        if let Err(e) = client_url.parse::<tokio_postgres::Config>() {
             return Err(bad(&format!("{e}")));
         }
         Ok(Self::Postgres { url, schema, table })
@@ -193,6 +192,143 @@ impl Dsn {
             Self::Sqlite { table, .. } | Self::Postgres { table, .. } => table,
         }
     }
+}
+
+// === TLS settings of a PostgreSQL DSN ===
+
+/// libpq's `sslmode`, as fasten applies it (on rustls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SslMode {
+    /// Plaintext only.
+    Disable,
+    /// TLS when the server offers it, without checking its certificate;
+    /// plaintext when it does not. The default, as in libpq.
+    Prefer,
+    /// TLS or no connection; the certificate is not checked.
+    Require,
+    /// TLS, and the server's certificate chain must end at a trusted CA.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate must name the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Whether the server's certificate chain is checked.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn verifies(self) -> bool {
+        matches!(self, Self::VerifyCa | Self::VerifyFull)
+    }
+}
+
+/// The CA certificates a verifying mode trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Roots {
+    /// The system's CA certificates (`sslrootcert=system`, or no
+    /// `sslrootcert` at all).
+    System,
+    /// The PEM file `sslrootcert` names.
+    File(PathBuf),
+}
+
+impl fmt::Display for Roots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::System => f.write_str("the system's CA certificates"),
+            Self::File(path) => write!(f, "sslrootcert={}", path.display()),
+        }
+    }
+}
+
+/// How a PostgreSQL connection is encrypted: the effective mode after
+/// libpq's rules, and the roots it trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PgTls {
+    pub(crate) mode: SslMode,
+    /// What `sslmode` said (`None` when absent), for messages.
+    pub(crate) given: Option<SslMode>,
+    pub(crate) roots: Roots,
+}
+
+/// Takes `sslmode` and `sslrootcert` out of a PostgreSQL URL: returns the
+/// URL the client parses and the TLS settings, or why they are wrong.
+///
+/// libpq's rules: no `sslmode` means `prefer`; `require` with a
+/// `sslrootcert` file checks the chain like `verify-ca`;
+/// `sslrootcert=system` needs `verify-full` (and implies it when `sslmode`
+/// is absent). Unlike libpq, a verifying mode without `sslrootcert`
+/// trusts the system's CA certificates rather than `~/.postgresql/root.crt`.
+pub(crate) fn split_tls(url: &str) -> std::result::Result<(String, PgTls), String> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, q),
+        None => (url, ""),
+    };
+    let mut given = None;
+    let mut rootcert: Option<String> = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sslmode", value)) => {
+                given = Some(match value {
+                    "disable" => SslMode::Disable,
+                    "prefer" => SslMode::Prefer,
+                    "require" => SslMode::Require,
+                    "verify-ca" => SslMode::VerifyCa,
+                    "verify-full" => SslMode::VerifyFull,
+                    "allow" => {
+                        return Err("sslmode=allow is not supported: use sslmode=prefer (TLS when the server offers it) or disable".to_owned());
+                    }
+                    other => {
+                        return Err(format!(
+                            "unknown sslmode {other:?}: expected disable, prefer, require, verify-ca or verify-full"
+                        ));
+                    }
+                });
+            }
+            Some(("sslrootcert", value)) => {
+                let path = percent_decode(value);
+                if path.is_empty() {
+                    return Err(
+                        "sslrootcert is empty: name a PEM file of CA certificates, or system"
+                            .to_owned(),
+                    );
+                }
+                rootcert = Some(path);
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let roots = match rootcert.as_deref() {
+        None | Some("system") => Roots::System,
+        Some(path) => Roots::File(PathBuf::from(path)),
+    };
+    let mode = match (given, &roots, rootcert.is_some()) {
+        (None, Roots::System, true) => SslMode::VerifyFull,
+        (Some(weak), Roots::System, true) if weak != SslMode::VerifyFull => {
+            return Err(format!(
+                "sslmode={} may not be used with sslrootcert=system: use sslmode=verify-full",
+                weak.as_str()
+            ));
+        }
+        (Some(SslMode::Require), Roots::File(_), _) => SslMode::VerifyCa,
+        (Some(mode), _, _) => mode,
+        (None, _, _) => SslMode::Prefer,
+    };
+    let client_url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((client_url, PgTls { mode, given, roots }))
 }
 
 /// `scheme://user:***@host…`: the DSN as it may be shown in errors, logs and
@@ -416,9 +552,9 @@ mod tests {
         assert!(!format!("{dsn:?}").contains("hunter2"));
         let err = parse("postgres://app:hunter2@db/app?table=x;y").unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
-        let err = parse("postgres://app@db/app?password=hunter2&sslmode=require").unwrap_err();
+        let err = parse("postgres://app@db/app?password=hunter2&sslmode=bogus").unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
-        insta::assert_snapshot!(err, @r#"invalid FASTEN_AUDIT_DSN "postgres://app@db/app?password=***&sslmode=require": sslmode=require is not supported yet: fasten connects without TLS (use sslmode=disable or prefer on a trusted network); expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME"#);
+        insta::assert_snapshot!(err, @r#"invalid FASTEN_AUDIT_DSN "postgres://app@db/app?password=***&sslmode=bogus": unknown sslmode "bogus": expected disable, prefer, require, verify-ca or verify-full; expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME"#);
     }
 
     /// The review's cases: a password holding `/`, `?`, `@` or escapes, and
@@ -470,6 +606,59 @@ mod tests {
                 proptest::prop_assert!(!shown.contains(&param), "{dsn} -> {shown}");
             }
         }
+    }
+
+    /// Issue #12 item 6: libpq's `sslmode` values and `sslrootcert`, with
+    /// its rules for combining them.
+    #[test]
+    fn issue_12_sslmode_and_sslrootcert() {
+        let tls = |q: &str| {
+            split_tls(&format!("postgres://u:pw@h/db?{q}")).map(|(url, t)| (url, t.mode, t.roots))
+        };
+        let file = || Roots::File("/etc/ca.pem".into());
+        assert_eq!(
+            tls("").unwrap(),
+            (
+                "postgres://u:pw@h/db".into(),
+                SslMode::Prefer,
+                Roots::System
+            )
+        );
+        assert_eq!(
+            tls("sslmode=disable&application_name=a").unwrap(),
+            (
+                "postgres://u:pw@h/db?application_name=a".into(),
+                SslMode::Disable,
+                Roots::System
+            )
+        );
+        assert_eq!(tls("sslmode=require").unwrap().1, SslMode::Require);
+        // libpq: require with a root file checks the chain like verify-ca.
+        assert_eq!(
+            tls("sslmode=require&sslrootcert=/etc/ca.pem").unwrap(),
+            ("postgres://u:pw@h/db".into(), SslMode::VerifyCa, file())
+        );
+        assert_eq!(tls("sslmode=verify-ca").unwrap().1, SslMode::VerifyCa);
+        assert_eq!(
+            tls("sslrootcert=%2Fetc%2Fca.pem&sslmode=verify-full")
+                .unwrap()
+                .2,
+            file()
+        );
+        assert_eq!(tls("sslrootcert=system").unwrap().1, SslMode::VerifyFull);
+        insta::assert_snapshot!(tls("sslmode=require&sslrootcert=system").unwrap_err(), @"sslmode=require may not be used with sslrootcert=system: use sslmode=verify-full");
+        insta::assert_snapshot!(tls("sslmode=verify_full").unwrap_err(), @r#"unknown sslmode "verify_full": expected disable, prefer, require, verify-ca or verify-full"#);
+        insta::assert_snapshot!(tls("sslmode=allow").unwrap_err(), @"sslmode=allow is not supported: use sslmode=prefer (TLS when the server offers it) or disable");
+        // Through the DSN parser: the variable, the masked DSN and the rule.
+        insta::assert_snapshot!(parse("postgres://app:hunter2@db/app?sslmode=verify").unwrap_err(), @r#"invalid FASTEN_AUDIT_DSN "postgres://app:***@db/app?sslmode=verify": unknown sslmode "verify": expected disable, prefer, require, verify-ca or verify-full; expected sqlite:///relative.db, sqlite:////abs/path.db or postgres://user:pw@host/db, optionally ?table=NAME"#);
+        let dsn = parse(
+            "postgres://app:hunter2@db/app?sslmode=verify-full&sslrootcert=/etc/ca.pem&table=s.t",
+        )
+        .unwrap();
+        assert_eq!(
+            dsn.to_string(),
+            "postgres://app:***@db/app?sslmode=verify-full&sslrootcert=/etc/ca.pem&table=s.t"
+        );
     }
 
     #[test]

@@ -173,7 +173,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_AUDIT_DSN",
         default: "`sqlite:///fasten_audit.db`",
-        meaning: "`sqlite:///relative.db`, `sqlite:////abs/path.db`, or `postgres://user:pw@host/db` (also `postgresql://`, with libpq parameters such as `application_name`, `connect_timeout`); optional `?table=NAME` or `?table=schema.NAME` (default `audit_log`)",
+        meaning: "`sqlite:///relative.db`, `sqlite:////abs/path.db`, or `postgres://user:pw@host/db` (also `postgresql://`, with libpq parameters such as `application_name`, `connect_timeout`, and TLS: `sslmode` = `disable`, `prefer` (default), `require`, `verify-ca` or `verify-full`, `sslrootcert` = a PEM file of CA certificates or `system`); optional `?table=NAME` or `?table=schema.NAME` (default `audit_log`)",
     },
     Variable {
         name: "FASTEN_CODES",

@@ -55,6 +55,16 @@ pub enum ErrorKind {
         /// The node whose chain is exhausted.
         node: String,
     },
+    /// The table was written by another fasten implementation: it lacks
+    /// the columns of canonical form 3 (`outcome`, `detail_salt`,
+    /// `detail_commitment`), or the chain to continue holds rows of
+    /// canonical form 1 or 2. fasten never writes to such a table and does
+    /// not verify it; the reader still reads its rows. The writer fails
+    /// such batches at once instead of retrying them.
+    ForeignTable {
+        /// The table, as the store names it.
+        table: String,
+    },
     /// A hash chain does not verify.
     ChainBroken {
         /// The node whose chain is broken.

@@ -153,7 +153,7 @@ pub(crate) struct Pending {
 
 /// The id of an emitted row: 80 bits, written `evt-` + 20 lowercase hex as
 /// the contract says. The first 48 bits are the creation time in Unix
-/// milliseconds and the last 32 a per-pipeline counter (see [`IdMinter`]),
+/// milliseconds and the last 32 a per-pipeline counter started at a random point,
 /// so ids sort by creation time and primary-key inserts append instead of
 /// scattering across the index. Kept as bits until the writer needs the
 /// text, so `emit` returns it without formatting or allocating.

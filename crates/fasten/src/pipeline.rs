@@ -170,6 +170,9 @@ impl Config {
         }
         let dsn = self.audit_dsn.clone();
         let mut store = store::open(&dsn, Access::Write)?;
+        // Another implementation's chain of this node is never continued.
+        let tip_form = store.tip_form(&node_id)?;
+        store::check_tip_form(store.table_name(), &node_id, tip_form.as_deref())?;
         let mut key_warning = None;
         let checkpointer = match &self.signing_key {
             Some(path) => {

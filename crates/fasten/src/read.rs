@@ -296,6 +296,28 @@ fn parse_time_at(field: &'static str, text: &str, now: jiff::Timestamp) -> Resul
     now.checked_sub(age).map_err(|_| fail())
 }
 
+/// What to tell a reader of `rows` from `store` when the table is another
+/// implementation's: the form-3 columns it lacks, and the forms other than
+/// 3 among these rows.
+fn foreign_warning(store: &mut dyn Store, rows: &[Row]) -> Option<String> {
+    let mut forms: Vec<String> = rows
+        .iter()
+        .map(|r| r.canonical_form_id.as_str())
+        .filter(|f| *f != crate::chain::CANONICAL_FORM_ID)
+        .map(str::to_owned)
+        .collect();
+    forms.sort();
+    forms.dedup();
+    let foreign = store::Foreign {
+        missing: store.missing_columns().to_vec(),
+        forms,
+        node: None,
+    };
+    foreign
+        .is_foreign()
+        .then(|| foreign.message(store.table_name(), store::Intent::Read))
+}
+
 /// One page of audit rows, newest first.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
@@ -304,6 +326,13 @@ pub struct AuditPage {
     pub rows: Vec<Row>,
     /// Pass to [`AuditQuery::cursor`] for the next page; `None` on the last.
     pub next: Option<String>,
+    /// Set when the table was written by another fasten implementation
+    /// (it lacks the columns of canonical form 3, or rows of this page are
+    /// of form 1 or 2): names the table, what was found and what to do.
+    /// The rows are still here, as stored, with the missing columns
+    /// absent (empty). Left out of the JSON when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// One row of a request's timeline.
@@ -344,6 +373,9 @@ pub struct Timeline {
     pub api_source: Source,
     /// A stream had more than [`CORRELATE_LIMIT`] rows: the newest are shown.
     pub truncated: bool,
+    /// As [`AuditPage::warning`], for the audit rows of the timeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// One node's chain, as far as [`Reader::health`] checked it.
@@ -477,12 +509,20 @@ impl Reader {
     /// [`ErrorKind::Store`](crate::ErrorKind::Store) when the store cannot
     /// be read.
     pub fn audit(&self, q: &AuditQuery) -> Result<AuditPage> {
-        let mut rows = self.with_audit(|s| s.query(&q.q))?;
+        let (mut rows, warning) = self.with_audit(|s| {
+            let rows = s.query(&q.q)?;
+            let warning = foreign_warning(s, &rows);
+            Ok((rows, warning))
+        })?;
         let mut next = (rows.len() >= q.q.limit)
             .then(|| rows.last().map(|r| encode_cursor(&r.timestamp, &r.id)))
             .flatten();
         cap_page(&mut rows, &mut next, |r| (&r.timestamp, &r.id));
-        Ok(AuditPage { rows, next })
+        Ok(AuditPage {
+            rows,
+            next,
+            warning,
+        })
     }
 
     /// One audit row by id.
@@ -580,6 +620,7 @@ impl Reader {
             sys_source: sys.source,
             api_source: api.source,
             truncated,
+            warning: audit.warning,
         })
     }
 

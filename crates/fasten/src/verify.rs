@@ -62,13 +62,18 @@ pub struct Progress {
 }
 
 /// Verifies every node's chain in the store `dsn` names. The store is
-/// opened read-only; any table with the contract's columns will do,
-/// including one written by another implementation.
+/// opened read-only; any table with the contract's columns will do. A
+/// node whose rows are canonical form 1 or 2 (another fasten
+/// implementation's) fails with a reason naming the table, the form and
+/// what to do.
 ///
 /// # Errors
 ///
 /// [`ErrorKind::Store`](crate::ErrorKind::Store) when the store cannot be
-/// read. A broken chain is not an error: it is a [`Report`] with `ok` false.
+/// read; [`ErrorKind::ForeignTable`](crate::ErrorKind::ForeignTable) when
+/// the table lacks the columns of canonical form 3 (`outcome`,
+/// `detail_salt`, `detail_commitment`). A broken chain is not an error: it
+/// is a [`Report`] with `ok` false.
 ///
 /// # Examples
 ///
@@ -108,6 +113,12 @@ pub(crate) fn verify_store_and_trees(
     mut progress: impl FnMut(Progress),
     build_trees: bool,
 ) -> Result<(Report, HashMap<String, MerkleLog>)> {
+    // Another implementation's table: nothing in it can be checked.
+    let table = store.table_name().to_owned();
+    if !store.missing_columns().is_empty() {
+        let foreign = store.foreign()?;
+        return Err(foreign.error(&table, store::Intent::Verify));
+    }
     let nodes = store.nodes()?;
     let total = nodes.iter().map(|n| n.rows).sum();
     let mut checked = 0u64;
@@ -245,7 +256,7 @@ pub(crate) fn verify_store_and_trees(
         }
         if pass.in_order && !unreadable {
             accounted += pass.seen;
-            let report = pass.chain.into_report();
+            let report = pass.chain.into_report_in(&table);
             if let Some(e) = tree_error.filter(|_| report.first_break_seq.is_none()) {
                 return Err(e);
             }
@@ -268,7 +279,7 @@ pub(crate) fn verify_store_and_trees(
             }
             Ok(())
         })?;
-        let report = chain.into_report();
+        let report = chain.into_report_in(&table);
         if let Some(e) = tree_error.filter(|_| report.first_break_seq.is_none()) {
             return Err(e);
         }
@@ -468,6 +479,9 @@ pub(crate) struct ChainCheck {
     /// Checking from the middle of a chain: the first row's seq and
     /// prev_hash are taken as given (its own hash is still checked).
     anchor: bool,
+    /// The chain failed on a row of canonical form 1 or 2: another
+    /// implementation's.
+    foreign_form: Option<String>,
 }
 
 impl ChainCheck {
@@ -489,6 +503,7 @@ impl ChainCheck {
             failure,
             buf: Vec::with_capacity(1024),
             anchor: false,
+            foreign_form: None,
         }
     }
 
@@ -575,6 +590,7 @@ impl ChainCheck {
         match row.canonical_form_id {
             chain::CANONICAL_FORM_ID => {}
             "1" | "2" => {
+                self.foreign_form = Some(row.canonical_form_id.to_owned());
                 return Err((
                     seq,
                     format!(
@@ -632,6 +648,21 @@ impl ChainCheck {
             first_break_seq,
             reason,
         }
+    }
+
+    /// [`ChainCheck::into_report`], where a chain that failed on a row of
+    /// another implementation's canonical form says so, naming `table`,
+    /// the form and what to do.
+    pub(crate) fn into_report_in(mut self, table: &str) -> NodeReport {
+        if let (Some(form), Some((_, reason))) = (self.foreign_form.take(), self.failure.as_mut()) {
+            *reason = store::Foreign {
+                missing: Vec::new(),
+                forms: vec![form],
+                node: Some(self.node.clone()),
+            }
+            .message(table, store::Intent::Verify);
+        }
+        self.into_report()
     }
 }
 

@@ -727,6 +727,13 @@ impl Worker {
                     c.health.store(1, Ordering::Relaxed);
                     *c.last_error.lock().unwrap_or_else(PoisonError::into_inner) =
                         Some(message.clone());
+                    if let ErrorKind::ForeignTable { .. } = e.kind() {
+                        // Another implementation's chain: no retry makes
+                        // it continuable.
+                        c.failed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                        tracing::error!(target: "fasten::writer", error = %message, rows = rows.len(), "audit batch refused: the table is another implementation's");
+                        return Err(message);
+                    }
                     if matches!(e.kind(), ErrorKind::ChainExhausted { .. }) {
                         // Nothing a retry can change: fail the batch now, so
                         // the writer goes on with the next one (and flush

@@ -30,6 +30,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             eprintln!("{note}");
         }
     }
+    if let Some(warning) = timeline["warning"].as_str() {
+        eprintln!("warning: {warning}");
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &timeline)?;

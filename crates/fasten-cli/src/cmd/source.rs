@@ -145,7 +145,7 @@ fn local_page(reader: &Reader, stream: &str, params: &[(&str, String)]) -> anyho
     Ok(match stream {
         "audit" => {
             let page = reader.audit(&AuditQuery::from_params(&params, 100)?)?;
-            json!({ "rows": page.rows, "next": page.next })
+            serde_json::to_value(page)?
         }
         "sys" => {
             let page = reader.sys(&StreamQuery::from_params("sys", &params, 100)?)?;

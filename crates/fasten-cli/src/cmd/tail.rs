@@ -81,6 +81,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(note) = super::source::unsearched(&args.stream, &page["source"]) {
         eprintln!("{note}");
     }
+    if let Some(warning) = page["warning"].as_str() {
+        eprintln!("warning: {warning}");
+    }
     let mut rows: Vec<Value> = page["rows"].as_array().cloned().unwrap_or_default();
     rows.reverse();
     // The newest timestamp printed, and the ids printed at it: the next

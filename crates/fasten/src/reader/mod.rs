@@ -555,7 +555,9 @@ async fn audit(
     }
     let page = read(&shared, move |r| r.audit(&q)).await?;
     shared.record(&caller, "/audit", &query, page.rows.len())?;
-    Ok(Json(json!({ "rows": page.rows, "next": page.next })))
+    Ok(Json(serde_json::to_value(page).map_err(|e| {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    })?))
 }
 
 async fn sys(

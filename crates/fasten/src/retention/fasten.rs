@@ -159,7 +159,7 @@ impl Fasten {
         let mut run = |tally: &mut Tally| -> Result<()> {
             let mut cursor = (PAGE_START.0.to_owned(), PAGE_START.1.to_owned());
             let max = SweepOptions::new().batch_size;
-            let mut batch = max;
+            let mut batch = max.min(FIRST_BATCH);
             loop {
                 let page = store.page(scope, (&cursor.0, &cursor.1), batch)?;
                 let Some(last) = page.last() else { break };

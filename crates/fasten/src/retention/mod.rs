@@ -45,8 +45,9 @@
 //!
 //! [`Fasten::sweep`] erases the detail of every due row of the store, all
 //! nodes, in transactions of at most [`SweepOptions::batch_size`] rows
-//! (1000; fewer, down to 50, while a transaction holds the store for longer
-//! than 25 ms), pausing after each for as long as it held the store, so the
+//! (1000). It starts at 100 and sizes each next batch to hold the store for
+//! about 10 ms at the rate just seen (50 rows at least, at most double the
+//! last), pausing after each for as long as it held the store, so the
 //! writer waits at most one short transaction. Then it appends one chained [`AUDIT_RETENTION_SWEPT`] event
 //! whose detail says how many rows of which codes and which seq ranges were
 //! erased, and what was held back. It keeps:

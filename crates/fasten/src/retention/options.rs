@@ -64,10 +64,10 @@ impl SweepOptions {
         self
     }
 
-    /// Most rows erased per transaction (at least 1). The sweep also
-    /// shrinks its batches (down to 50 rows) while a transaction holds the
-    /// store for longer than 25 ms, and pauses after each for as long as it
-    /// held the store, so the writer always gets its turn soon.
+    /// Most rows erased per transaction (at least 1). Below that the sweep
+    /// sizes its batches (from 100 rows, down to 50) to hold the store for
+    /// about 10 ms each, and pauses after each for as long as it held the
+    /// store, so the writer always gets its turn soon.
     pub fn batch_size(mut self, rows: usize) -> Self {
         self.batch_size = rows.max(1);
         self

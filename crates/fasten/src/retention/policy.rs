@@ -6,23 +6,29 @@ use super::*;
 pub(super) const MAX_DAYS: u32 = 36_500;
 /// The shortest pause between two erase transactions of a sweep.
 pub(super) const MIN_PAUSE: Duration = Duration::from_millis(2);
-/// How long one erase transaction should hold the store at most: batches
-/// shrink (halve, down to [`MIN_BATCH`]) while they take longer, and grow
-/// back (up to the batch size) while they take less than half of it.
-pub(super) const TARGET_HOLD: Duration = Duration::from_millis(25);
+/// How long one erase transaction should hold the store. An emit that
+/// arrives during one waits for it and then for its own commit, so this is
+/// well under the 25 ms a `raise`-mode emit may stall during a sweep.
+pub(super) const TARGET_HOLD: Duration = Duration::from_millis(10);
 /// The smallest batch the sweep shrinks to.
 pub(super) const MIN_BATCH: usize = 50;
+/// The first transaction's batch: small, since nothing is known yet of how
+/// fast this store erases; later ones follow [`next_batch`].
+pub(super) const FIRST_BATCH: usize = 100;
 
 /// The next batch size after a transaction of `rows` rows held the store
-/// for `held`.
+/// for `held`: the size that would have held it for [`TARGET_HOLD`] at the
+/// rate just seen, at most double the last (one quick transaction on a
+/// warm cache must not leap to one that stalls writers), between
+/// [`MIN_BATCH`] and `max`.
 pub(super) fn next_batch(rows: usize, held: Duration, max: usize) -> usize {
-    if held > TARGET_HOLD {
-        (rows / 2).max(MIN_BATCH).min(max)
-    } else if held < TARGET_HOLD / 2 {
-        rows.saturating_mul(2).min(max)
+    let aimed = if held.is_zero() {
+        rows.saturating_mul(2)
     } else {
-        rows
-    }
+        // Float: the ratio of two durations; truncation is the intent.
+        (rows as f64 * TARGET_HOLD.as_secs_f64() / held.as_secs_f64()) as usize
+    };
+    aimed.min(rows.saturating_mul(2)).max(MIN_BATCH).min(max)
 }
 /// Rows per stream-prune transaction.
 pub(super) const PRUNE_BATCH: usize = 1000;

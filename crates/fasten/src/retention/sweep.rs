@@ -240,7 +240,7 @@ pub(super) fn sweep_store(
         } else {
             store.shipping_nodes()?.into_iter().collect()
         };
-        let mut batch = options.batch_size;
+        let mut batch = options.batch_size.min(FIRST_BATCH);
         for (code, pii) in &groups {
             // Only a registry that declares the code decides its rows' age
             // limit. An unknown code's rows are counted (as due as they

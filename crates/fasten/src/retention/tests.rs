@@ -112,10 +112,14 @@ fn other_variables_are_strict_too() {
 #[test]
 fn batches_shrink_while_slow_and_grow_back() {
     let ms = Duration::from_millis;
-    assert_eq!(next_batch(1000, ms(30), 1000), 500);
+    // Aimed at TARGET_HOLD (10 ms) from the rate seen.
+    assert_eq!(next_batch(1000, ms(30), 1000), 333);
+    assert_eq!(next_batch(500, ms(20), 1000), 250);
+    assert_eq!(next_batch(400, ms(10), 1000), 400);
+    // Never below MIN_BATCH, never above max, at most double.
     assert_eq!(next_batch(60, ms(30), 1000), 50);
-    assert_eq!(next_batch(500, ms(20), 1000), 500);
-    assert_eq!(next_batch(500, ms(5), 1000), 1000);
+    assert_eq!(next_batch(100, ms(1), 1000), 200);
+    assert_eq!(next_batch(100, Duration::ZERO, 1000), 200);
     assert_eq!(next_batch(1000, ms(1), 1000), 1000);
     assert_eq!(next_batch(1000, ms(30), 10), 10);
 }

@@ -10,6 +10,8 @@ pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 pub(crate) mod stream;
+#[cfg(feature = "postgres")]
+mod tls;
 
 /// The contract's columns in a fixed order shared by every backend's insert
 /// and select, with their SQLite and PostgreSQL types (row contract §1).
@@ -57,6 +59,171 @@ pub(crate) const COLUMNS: [(&str, &str, &str); 27] = [
     ("prev_hash", "TEXT NOT NULL", "TEXT NOT NULL"),
     ("hash", "TEXT NOT NULL", "TEXT NOT NULL"),
 ];
+
+/// The columns canonical form 3 added to the original fasten schema. A
+/// table without them was written by another implementation: the writer
+/// and the verifier refuse it, and the reader reads its rows with these
+/// columns absent.
+pub(crate) const FORM3_COLUMNS: [&str; 3] = ["outcome", "detail_salt", "detail_commitment"];
+
+/// What a reader selects in place of a form-3 column the table lacks: the
+/// empty string for the NOT NULL ones (`Row` leaves them out of its JSON
+/// then), NULL for `detail_salt`.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn absent_column(name: &str) -> &'static str {
+    if name == "detail_salt" { "NULL" } else { "''" }
+}
+
+/// Whether `q` asks for a value of one of the `missing` columns.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn filters_absent_column(q: &stream::Query, missing: &[&str]) -> bool {
+    q.eq.iter().any(|(name, _)| missing.contains(name))
+}
+
+/// How a table differs from canonical form 3: what the messages about a
+/// foreign table say was found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Foreign {
+    /// The [`FORM3_COLUMNS`] the table lacks.
+    pub(crate) missing: Vec<&'static str>,
+    /// The `canonical_form_id` values other than `3` found, sorted.
+    pub(crate) forms: Vec<String>,
+    /// The node whose chain the forms were found on, when only one was looked at.
+    pub(crate) node: Option<String>,
+}
+
+/// What the caller meant to do with a foreign table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// Append rows, migrate, sweep or erase.
+    Write,
+    /// Verify its chains.
+    Verify,
+    /// Read its rows (tail, correlate, the reader).
+    Read,
+}
+
+impl Foreign {
+    pub(crate) fn is_foreign(&self) -> bool {
+        !self.missing.is_empty() || !self.forms.is_empty()
+    }
+
+    /// `table "t" was written by another fasten implementation: …; <what
+    /// fasten does>: <what to do>`.
+    pub(crate) fn message(&self, table: &str, intent: Intent) -> String {
+        let mut found = Vec::new();
+        if !self.missing.is_empty() {
+            let plural = if self.missing.len() > 1 { "s" } else { "" };
+            found.push(format!(
+                "it lacks the column{plural} {} of canonical form 3",
+                self.missing.join(", ")
+            ));
+        }
+        if !self.forms.is_empty() {
+            let forms = self.forms.join(" and ");
+            let plural = if self.forms.len() > 1 { "s" } else { "" };
+            found.push(match &self.node {
+                Some(node) => format!("node {node:?}'s chain is canonical form{plural} {forms}"),
+                None => format!("its rows are canonical form{plural} {forms}"),
+            });
+        }
+        let found = found.join(" and ");
+        let todo = match intent {
+            Intent::Write => {
+                let bare = table.rsplit('.').next().unwrap_or(table).trim_matches('"');
+                format!(
+                    "fasten never writes to it or appends form-3 rows to a chain of another form: set FASTEN_AUDIT_DSN to a new table (e.g. ?table={bare}_v3) and keep this one for reading (fasten tail and correlate read it)"
+                )
+            }
+            Intent::Verify => "fasten verifies canonical form 3 only: verify this table with the implementation that wrote it (fasten tail and correlate still read its rows)".to_owned(),
+            Intent::Read => {
+                let absent = if self.missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(", with {} absent", self.missing.join(", "))
+                };
+                format!(
+                    "its rows are shown as stored{absent}, and fasten cannot verify them: verify them with the implementation that wrote them"
+                )
+            }
+        };
+        format!("table {table} was written by another fasten implementation: {found}; {todo}")
+    }
+
+    /// [`Foreign::message`] as an error of kind
+    /// [`ErrorKind::ForeignTable`](crate::ErrorKind::ForeignTable).
+    pub(crate) fn error(&self, table: &str, intent: Intent) -> crate::Error {
+        crate::Error::new(
+            crate::ErrorKind::ForeignTable {
+                table: table.to_owned(),
+            },
+            self.message(table, intent),
+        )
+    }
+}
+
+/// The columns a table opened for reading must have, given the columns
+/// `have` it has (none: it does not exist): every contract column but the
+/// [`FORM3_COLUMNS`], which a foreign table lacks. Returns the form-3
+/// columns it lacks. `prefix` (`sqlite`, `postgres`) starts the messages.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn readable_columns(
+    have: &[String],
+    prefix: &str,
+    table: &str,
+) -> Result<Vec<&'static str>> {
+    if have.is_empty() {
+        return Err(crate::Error::new(
+            crate::ErrorKind::Store,
+            format!("{prefix}: table {table} does not exist"),
+        ));
+    }
+    let lacks = |n: &&str| !have.iter().any(|h| h == n);
+    let missing: Vec<&str> = COLUMNS
+        .iter()
+        .map(|(n, _, _)| *n)
+        .filter(|n| lacks(n) && !FORM3_COLUMNS.contains(n))
+        .collect();
+    if !missing.is_empty() {
+        return Err(crate::Error::new(
+            crate::ErrorKind::Store,
+            format!(
+                "{prefix}: table {table} lacks the contract's columns {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(FORM3_COLUMNS.iter().copied().filter(|n| lacks(n)).collect())
+}
+
+/// The [`FORM3_COLUMNS`] an existing table lacks: a writer refuses such a
+/// table rather than add them (form-3 rows would follow another form's).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn lacking_form3(have: &[String]) -> Vec<&'static str> {
+    if have.is_empty() {
+        return Vec::new();
+    }
+    FORM3_COLUMNS
+        .iter()
+        .copied()
+        .filter(|n| !have.iter().any(|h| h == n))
+        .collect()
+}
+
+/// What the writer refuses when the tip of its node's chain (`form`) is
+/// not canonical form 3.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn check_tip_form(table: &str, node: &str, form: Option<&str>) -> Result<()> {
+    match form {
+        None | Some(crate::chain::CANONICAL_FORM_ID) => Ok(()),
+        Some(other) => Err(Foreign {
+            missing: Vec::new(),
+            forms: vec![other.to_owned()],
+            node: Some(node.to_owned()),
+        }
+        .error(table, Intent::Write)),
+    }
+}
 
 /// `<table>_checkpoints`: every checkpoint the writer signed, beside the rows
 /// (the copies outside the store are the ones that protect it).
@@ -269,6 +436,31 @@ pub(crate) const PAGE_START: (&str, &str) = ("0001-01-01T00:00:00.000000Z", "");
 pub(crate) trait Store: Send {
     /// `sqlite`, `postgres` …, for stats and diagnostics.
     fn kind(&self) -> &'static str;
+
+    /// The table as messages name it: `"audit_log"`, `"schema"."audit_log"`.
+    fn table_name(&self) -> &str;
+
+    /// The [`FORM3_COLUMNS`] the table lacks (only a store opened
+    /// [`Access::Read`] opens such a table); rows read from it have them
+    /// absent.
+    fn missing_columns(&self) -> &[&'static str];
+
+    /// The `canonical_form_id` values other than `3` on any row, sorted: a
+    /// scan of the whole table, for the messages about a foreign one.
+    fn foreign_forms(&mut self) -> Result<Vec<String>>;
+
+    /// The `canonical_form_id` of the tip of `node`'s chain, if it has rows.
+    fn tip_form(&mut self, node: &str) -> Result<Option<String>>;
+
+    /// How the table differs from canonical form 3, scanning for forms
+    /// (see [`Store::foreign_forms`]).
+    fn foreign(&mut self) -> Result<Foreign> {
+        Ok(Foreign {
+            missing: self.missing_columns().to_vec(),
+            forms: self.foreign_forms()?,
+            node: None,
+        })
+    }
 
     /// Appends `rows` (all of one node) at the tip of that node's chain in
     /// one transaction: reads the tip under the backend's per-node lock,

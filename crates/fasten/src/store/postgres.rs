@@ -22,13 +22,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::runtime::Runtime;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::{
-    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, LEASE_COLUMNS, MERKLE_COLUMNS,
-    NodeCount, Scope, Store, UNERASED_INDEX, Unreadable,
+    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, Foreign, INDEXED, Intent,
+    LEASE_COLUMNS, MERKLE_COLUMNS, NodeCount, Scope, Store, UNERASED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
+use crate::dsn::SslMode;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Used when the DSN does not set `connect_timeout`: a writer must not hang
@@ -55,6 +56,8 @@ pub(crate) struct PostgresStore {
     /// Prefix of the advisory-lock key; the node is appended.
     lock_prefix: String,
     select_sql: String,
+    /// The form-3 columns a foreign table (opened for reading) lacks.
+    missing: Vec<&'static str>,
     /// Prepared once per connection: a one-row batch in `raise` mode is
     /// round-trip bound, and an unprepared statement costs a second round
     /// trip (and a fresh plan) every time.
@@ -133,13 +136,23 @@ impl Drop for ClientRuntime {
 /// Connects on a runtime of the store's own, whose thread then drives the
 /// connection for as long as the client lives.
 pub(crate) fn connect(url: &str) -> Result<(ClientRuntime, Client)> {
-    let mut config: tokio_postgres::Config = url
+    // `sslmode` and `sslrootcert` are read here (libpq's rules, on
+    // rustls); the client parses the rest.
+    let (client_url, tls) = crate::dsn::split_tls(url)
+        .map_err(|why| Error::new(ErrorKind::Store, format!("postgres: {why}")))?;
+    let mut config: tokio_postgres::Config = client_url
         .parse()
         .map_err(|e| Error::store("postgres: invalid connection string", e))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
     }
-    let rt = ClientRuntime::start()?;
+    config.ssl_mode(match tls.mode {
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            tokio_postgres::config::SslMode::Require
+        }
+    });
     // Host, port, user and database: what a person needs to act on a
     // refused connection. Never the password.
     let host = match config.get_hosts().first() {
@@ -149,13 +162,29 @@ pub(crate) fn connect(url: &str) -> Result<(ClientRuntime, Client)> {
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let where_ = format!(
-        "{host}:{port} as user {} to database {}",
+        "{host}:{port} as user {} to database {} (sslmode={})",
         config.get_user().unwrap_or("(none)"),
-        config.get_dbname().unwrap_or("(default)")
+        config.get_dbname().unwrap_or("(default)"),
+        tls.mode.as_str()
     );
+    let connector = super::tls::client_config(&tls)
+        .map(super::tls::Rustls::new)
+        .map_err(|why| {
+            Error::new(
+                ErrorKind::Store,
+                format!("postgres: cannot connect to {where_}: {why}"),
+            )
+        })?;
+    let rt = ClientRuntime::start()?;
     let (client, connection) = rt
-        .run(async move { config.connect(NoTls).await })?
-        .map_err(|e| Error::store(format!("postgres: cannot connect to {where_}"), e))?;
+        .run(async move { config.connect(connector).await })?
+        .map_err(|e| {
+            let message = match super::tls::explain(&e, &tls, &host) {
+                Some(why) => format!("postgres: cannot connect to {where_}: {why}"),
+                None => format!("postgres: cannot connect to {where_}"),
+            };
+            Error::store(message, e)
+        })?;
     // Ends (and requests fail) when the server goes away.
     rt.runtime().spawn(async move {
         if let Err(e) = connection.await {
@@ -185,10 +214,44 @@ impl PostgresStore {
         let checkpoints = quote(&format!("{table}_checkpoints"));
         let merkle = quote(&format!("{table}_merkle"));
         let leases = quote(&format!("{table}_leases"));
+        let have: Vec<String> = rt
+            .block_on(client.query(COLUMNS_SQL, &[&schema, &table]))
+            .map_err(pg_err("read columns"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let missing = match access {
+            Access::Read => super::readable_columns(&have, "postgres", &qualified)?,
+            Access::Write | Access::Maintain => {
+                // Checked before migrating: adding the form-3 columns to
+                // another implementation's table would let form-3 rows
+                // follow its rows.
+                let lacking = super::lacking_form3(&have);
+                if !lacking.is_empty() {
+                    let forms = if have.iter().any(|c| c == "canonical_form_id") {
+                        rt.block_on(client.query(&forms_sql(&qualified), &[]))
+                            .map_err(pg_err("read canonical forms"))?
+                            .iter()
+                            .map(|r| r.get(0))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    return Err(Foreign {
+                        missing: lacking,
+                        forms,
+                        node: None,
+                    }
+                    .error(&qualified, Intent::Write));
+                }
+                Vec::new()
+            }
+        };
         let names: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
         let selected: Vec<String> = COLUMNS
             .iter()
             .map(|(n, _, _)| match *n {
+                n if missing.contains(&n) => format!("{}::text AS {n}", super::absent_column(n)),
                 "timestamp" | "shipped_at" => ts_text(n),
                 "detail" => "detail::text".to_owned(),
                 other => other.to_owned(),
@@ -219,7 +282,7 @@ impl PostgresStore {
             aliases.join(", ")
         );
         let tip_sql = format!(
-            "SELECT monotonic_seq, hash FROM {qualified} WHERE source_node_id = $1 ORDER BY monotonic_seq DESC LIMIT 1"
+            "SELECT monotonic_seq, hash, canonical_form_id::text FROM {qualified} WHERE source_node_id = $1 ORDER BY monotonic_seq DESC LIMIT 1"
         );
         let mut store = Self {
             select_sql: format!("SELECT {} FROM {qualified}", selected.join(", ")),
@@ -231,6 +294,7 @@ impl PostgresStore {
             rt,
             client,
             statements: None,
+            missing,
             buf: Vec::with_capacity(1024),
         };
         match access {
@@ -249,44 +313,9 @@ impl PostgresStore {
                     .map_err(pg_err("prepare statements"))?;
                 store.statements = Some(Prepared { lock, tip, insert });
             }
-            Access::Read => store.check_table(schema, table)?,
+            Access::Read => {}
         }
         Ok(store)
-    }
-
-    fn existing_columns(&mut self, schema: Option<&str>, table: &str) -> Result<Vec<String>> {
-        let rows = self
-            .rt
-            .block_on(self.client.query(COLUMNS_SQL, &[&schema, &table]))
-            .map_err(pg_err("read columns"))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
-    fn check_table(&mut self, schema: Option<&str>, table: &str) -> Result<()> {
-        let have = self.existing_columns(schema, table)?;
-        if have.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Store,
-                format!("postgres: table {} does not exist", self.qualified),
-            ));
-        }
-        let missing: Vec<&str> = COLUMNS
-            .iter()
-            .map(|(n, _, _)| *n)
-            .filter(|n| !have.iter().any(|h| h == n))
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::new(
-                ErrorKind::Store,
-                format!(
-                    "postgres: table {} lacks the contract's columns {}",
-                    self.qualified,
-                    missing.join(", ")
-                ),
-            ))
-        }
     }
 
     /// Creates schema, table, missing columns and indexes, in one
@@ -374,6 +403,13 @@ impl PostgresStore {
             tx.commit().await.map_err(pg_err("commit migration"))
         })
     }
+}
+
+/// The `canonical_form_id` values other than `3` in `qualified`, sorted.
+fn forms_sql(qualified: &str) -> String {
+    format!(
+        "SELECT DISTINCT coalesce(canonical_form_id::text, 'NULL') AS f FROM {qualified} WHERE canonical_form_id::text IS DISTINCT FROM '3' ORDER BY f"
+    )
 }
 
 const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
@@ -468,6 +504,36 @@ impl Store for PostgresStore {
         "postgres"
     }
 
+    fn table_name(&self) -> &str {
+        &self.qualified
+    }
+
+    fn missing_columns(&self) -> &[&'static str] {
+        &self.missing
+    }
+
+    fn foreign_forms(&mut self) -> Result<Vec<String>> {
+        Ok(self
+            .rt
+            .block_on(self.client.query(&forms_sql(&self.qualified), &[]))
+            .map_err(pg_err("read canonical forms"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn tip_form(&mut self, node: &str) -> Result<Option<String>> {
+        let sql = format!(
+            "SELECT coalesce(canonical_form_id::text, 'NULL') FROM {} WHERE source_node_id = $1 ORDER BY monotonic_seq DESC LIMIT 1",
+            self.qualified
+        );
+        Ok(self
+            .rt
+            .block_on(self.client.query_opt(&sql, &[&node]))
+            .map_err(pg_err("read the chain tip's form"))?
+            .map(|r| r.get(0)))
+    }
+
     fn append(&mut self, rows: &mut Vec<Row>, recheck: bool) -> Result<usize> {
         let node = super::batch_node(rows)?;
         let Some(prepared) = &self.statements else {
@@ -521,13 +587,20 @@ impl Store for PostgresStore {
                     })
                     .collect::<std::result::Result<_, tokio_postgres::Error>>()
                     .map_err(pg_err("recheck ids"))?;
-                let tip = tip
-                    .map_err(pg_err("read chain tip"))?
-                    .map(|r| Tip {
-                        seq: r.get(0),
-                        hash: r.get(1),
-                    })
-                    .unwrap_or_else(Tip::genesis);
+                let tip = tip.map_err(pg_err("read chain tip"))?;
+                // Never continue a chain of another canonical form.
+                if let Some(r) = &tip {
+                    let form: Option<String> = r.get(2);
+                    super::check_tip_form(
+                        &self.qualified,
+                        &node,
+                        Some(form.as_deref().unwrap_or("NULL")),
+                    )?;
+                }
+                let tip = tip.map_or_else(Tip::genesis, |r| Tip {
+                    seq: r.get(0),
+                    hash: r.get(1),
+                });
                 Ok::<_, Error>((stored, tip))
             })
             .inspect_err(|_| self.rollback())?;
@@ -797,6 +870,11 @@ impl Store for PostgresStore {
     }
 
     fn query(&mut self, q: &super::stream::Query) -> Result<Vec<Row>> {
+        // A column another implementation's table lacks is absent on every
+        // row: no row has the value asked for.
+        if super::filters_absent_column(q, &self.missing) {
+            return Ok(Vec::new());
+        }
         use super::stream::postgres::{param, wire};
         let (filter, cells) =
             super::stream::filter_sql(q, &super::stream::AUDIT_FILTERS, |i, ty| {

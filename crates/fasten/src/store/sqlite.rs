@@ -10,8 +10,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, INDEXED, LEASE_COLUMNS, MERKLE_COLUMNS,
-    NodeCount, Scope, Store, UNERASED_INDEX, Unreadable,
+    Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, Foreign, INDEXED, Intent,
+    LEASE_COLUMNS, MERKLE_COLUMNS, NodeCount, Scope, Store, UNERASED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::error::{Error, Result};
@@ -45,6 +45,10 @@ const READ_MMAP_BYTES: i64 = 0x7fff_0000;
 pub(crate) struct SqliteStore {
     conn: Connection,
     table: String,
+    /// `"table"`, for messages.
+    shown: String,
+    /// The form-3 columns a foreign table (opened for reading) lacks.
+    missing: Vec<&'static str>,
     insert_sql: String,
     select_sql: String,
     buf: Vec<u8>,
@@ -164,62 +168,58 @@ impl SqliteStore {
         }
         let names: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
         let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
+        let shown = format!("\"{table}\"");
+        let have = table_columns(&conn, table)?;
+        let missing = match access {
+            Access::Read => super::readable_columns(&have, "sqlite", &shown)?,
+            Access::Write | Access::Maintain => {
+                // Checked before migrating: adding the form-3 columns to
+                // another implementation's table would let form-3 rows
+                // follow its rows.
+                let lacking = super::lacking_form3(&have);
+                if !lacking.is_empty() {
+                    let forms = if have.iter().any(|c| c == "canonical_form_id") {
+                        foreign_forms(&conn, table)?
+                    } else {
+                        Vec::new()
+                    };
+                    return Err(Foreign {
+                        missing: lacking,
+                        forms,
+                        node: None,
+                    }
+                    .error(&shown, Intent::Write));
+                }
+                Vec::new()
+            }
+        };
+        let selected: Vec<String> = names
+            .iter()
+            .map(|n| {
+                if missing.contains(n) {
+                    format!("{} AS {n}", super::absent_column(n))
+                } else {
+                    (*n).to_owned()
+                }
+            })
+            .collect();
         let mut store = Self {
             insert_sql: format!(
                 "INSERT INTO \"{table}\" ({}) VALUES ({})",
                 names.join(", "),
                 placeholders.join(", ")
             ),
-            select_sql: format!("SELECT {} FROM \"{table}\"", names.join(", ")),
+            select_sql: format!("SELECT {} FROM \"{table}\"", selected.join(", ")),
             conn,
             table: table.to_owned(),
+            shown,
+            missing,
             buf: Vec::with_capacity(1024),
         };
-        match access {
-            Access::Write | Access::Maintain => store.migrate()?,
-            Access::Read => store.check_table()?,
+        if access != Access::Read {
+            store.migrate()?;
         }
         Ok(store)
-    }
-
-    fn existing_columns(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("PRAGMA table_info(\"{}\")", self.table))
-            .map_err(sql_err("read table_info"))?;
-        let cols = stmt
-            .query_map([], |r| r.get::<_, String>(1))
-            .map_err(sql_err("read table_info"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(sql_err("read table_info"))?;
-        Ok(cols)
-    }
-
-    fn check_table(&self) -> Result<()> {
-        let have = self.existing_columns()?;
-        if have.is_empty() {
-            return Err(Error::new(
-                crate::ErrorKind::Store,
-                format!("sqlite: table {:?} does not exist", self.table),
-            ));
-        }
-        let missing: Vec<&str> = COLUMNS
-            .iter()
-            .map(|(n, _, _)| *n)
-            .filter(|n| !have.iter().any(|h| h == n))
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::new(
-                crate::ErrorKind::Store,
-                format!(
-                    "sqlite: table {:?} lacks the contract's columns {}",
-                    self.table,
-                    missing.join(", ")
-                ),
-            ))
-        }
     }
 
     /// Creates the table, then adds whatever columns and indexes are
@@ -286,6 +286,31 @@ impl SqliteStore {
         .map_err(sql_err("create leases table"))?;
         tx.commit().map_err(sql_err("commit migration"))
     }
+}
+
+/// The columns of `table`; none when it does not exist.
+fn table_columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info(\"{table}\")"))
+        .map_err(sql_err("read table_info"))?;
+    stmt.query_map([], |r| r.get::<_, String>(1))
+        .map_err(sql_err("read table_info"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql_err("read table_info"))
+}
+
+/// The `canonical_form_id` values other than `3` in `table`, sorted.
+fn foreign_forms(conn: &Connection, table: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT DISTINCT CAST(canonical_form_id AS TEXT) AS f FROM \"{table}\" WHERE f IS NOT '3' ORDER BY f"
+        ))
+        .map_err(sql_err("read canonical forms"))?;
+    stmt.query_map([], |r| r.get::<_, Option<String>>(0))
+        .map_err(sql_err("read canonical forms"))?
+        .map(|f| f.map(|f| f.unwrap_or_else(|| "NULL".to_owned())))
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql_err("read canonical forms"))
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -382,6 +407,33 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn table_name(&self) -> &str {
+        &self.shown
+    }
+
+    fn missing_columns(&self) -> &[&'static str] {
+        &self.missing
+    }
+
+    fn foreign_forms(&mut self) -> Result<Vec<String>> {
+        foreign_forms(&self.conn, &self.table)
+    }
+
+    fn tip_form(&mut self, node: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT CAST(canonical_form_id AS TEXT) FROM \"{}\" WHERE source_node_id = ?1 ORDER BY monotonic_seq DESC LIMIT 1",
+                    self.table
+                ),
+                [node],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(|f| f.map(|f| f.unwrap_or_else(|| "NULL".to_owned())))
+            .map_err(sql_err("read the chain tip's form"))
+    }
+
     fn append(&mut self, rows: &mut Vec<Row>, recheck: bool) -> Result<usize> {
         let node = super::batch_node(rows)?;
         let tx = self
@@ -408,18 +460,30 @@ impl Store for SqliteStore {
                     .map_err(sql_err("recheck id"))
             })?;
         }
-        let mut tip = tx
+        let tip = tx
             .query_row(
                 &format!(
-                    "SELECT monotonic_seq, hash FROM \"{}\" WHERE source_node_id = ?1 ORDER BY monotonic_seq DESC LIMIT 1",
+                    "SELECT monotonic_seq, hash, CAST(canonical_form_id AS TEXT) FROM \"{}\" WHERE source_node_id = ?1 ORDER BY monotonic_seq DESC LIMIT 1",
                     self.table
                 ),
                 [&node],
-                |r| Ok(Tip { seq: r.get(0)?, hash: r.get(1)? }),
+                |r| {
+                    Ok((
+                        Tip {
+                            seq: r.get(0)?,
+                            hash: r.get(1)?,
+                        },
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                },
             )
             .optional()
-            .map_err(sql_err("read chain tip"))?
-            .unwrap_or_else(Tip::genesis);
+            .map_err(sql_err("read chain tip"))?;
+        // Never continue a chain of another canonical form.
+        if let Some((_, form)) = &tip {
+            super::check_tip_form(&self.shown, &node, Some(form.as_deref().unwrap_or("NULL")))?;
+        }
+        let mut tip = tip.map_or_else(Tip::genesis, |(tip, _)| tip);
         {
             let mut insert = tx
                 .prepare_cached(&self.insert_sql)
@@ -672,6 +736,11 @@ impl Store for SqliteStore {
     }
 
     fn query(&mut self, q: &super::stream::Query) -> Result<Vec<Row>> {
+        // A column another implementation's table lacks is absent on every
+        // row: no row has the value asked for.
+        if super::filters_absent_column(q, &self.missing) {
+            return Ok(Vec::new());
+        }
         let (filter, params) =
             super::stream::filter_sql(q, &super::stream::AUDIT_FILTERS, |i, _| format!("?{i}"));
         let mut stmt = self
@@ -782,10 +851,15 @@ impl Store for SqliteStore {
                 .map_err(sql_err("erase"))?
         };
         tx.commit().map_err(sql_err("commit erase"))?;
-        Ok(Erased {
-            rows,
-            held: locked.elapsed(),
-        })
+        let held = locked.elapsed();
+        // Copy the erasures' WAL pages back on the sweep's own time:
+        // otherwise the writer's commit that crosses the auto-checkpoint
+        // threshold does it, and a `raise`-mode emit waits for the copy
+        // and its fsync. PASSIVE never waits for, nor blocks, the writer.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(sql_err("checkpoint the WAL after an erase"))?;
+        Ok(Erased { rows, held })
     }
 
     fn lease(&mut self, name: &str, holder: &str, now: &str, until: &str) -> Result<bool> {
@@ -1119,11 +1193,11 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().map_err(|e| Error::store("tempdir", e))?;
         let path = dir.path().join("a.db");
         {
-            // An older table without `outcome`, as the upstream schema had.
+            // An older table without the bookkeeping column `shipped_at`.
             let conn = Connection::open(&path).map_err(sql_err("open"))?;
             let defs: Vec<String> = COLUMNS
                 .iter()
-                .filter(|(n, _, _)| *n != "outcome")
+                .filter(|(n, _, _)| *n != "shipped_at")
                 .map(|(n, ty, _)| format!("{n} {ty}"))
                 .collect();
             conn.execute_batch(&format!("CREATE TABLE audit_log ({})", defs.join(", ")))
@@ -1135,6 +1209,35 @@ pub(crate) mod tests {
         let mut rows = vec![row("n1", "evt-a")];
         store.append(&mut rows, false)?;
         SqliteStore::open(&path, "audit_log", Access::Read)?;
+        Ok(())
+    }
+
+    /// Issue #12 item 5: a table without a column of canonical form 3
+    /// (here `outcome`, as the original schema) is another
+    /// implementation's: read with the column absent, never migrated.
+    #[test]
+    fn issue_12_tables_without_form_3_columns_are_read_not_migrated() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::store("tempdir", e))?;
+        let path = dir.path().join("a.db");
+        {
+            let conn = Connection::open(&path).map_err(sql_err("open"))?;
+            let defs: Vec<String> = COLUMNS
+                .iter()
+                .filter(|(n, _, _)| *n != "outcome")
+                .map(|(n, ty, _)| format!("{n} {ty}"))
+                .collect();
+            conn.execute_batch(&format!("CREATE TABLE audit_log ({})", defs.join(", ")))
+                .map_err(sql_err("create"))?;
+        }
+        let store = SqliteStore::open(&path, "audit_log", Access::Read)?;
+        assert_eq!(store.missing_columns(), ["outcome"]);
+        let err = SqliteStore::open(&path, "audit_log", Access::Write).unwrap_err();
+        insta::assert_snapshot!(err, @r#"table "audit_log" was written by another fasten implementation: it lacks the column outcome of canonical form 3; fasten never writes to it or appends form-3 rows to a chain of another form: set FASTEN_AUDIT_DSN to a new table (e.g. ?table=audit_log_v3) and keep this one for reading (fasten tail and correlate read it)"#);
+        assert!(SqliteStore::open(&path, "audit_log", Access::Maintain).is_err());
+        assert_eq!(
+            SqliteStore::open(&path, "audit_log", Access::Read)?.missing_columns(),
+            ["outcome"]
+        );
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ mod adversary;
 mod amqp;
 mod checkpoints;
 mod crash;
+mod foreign;
 mod multiprocess;
 #[cfg(all(
     feature = "otel",
@@ -17,6 +18,8 @@ mod multiprocess;
     feature = "tracing"
 ))]
 mod otel;
+#[cfg(feature = "postgres")]
+mod pg_tls;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
