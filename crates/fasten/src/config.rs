@@ -23,6 +23,10 @@ pub struct Stdout {
     pub sys: bool,
     /// Api rows.
     pub api: bool,
+    /// Audit rows, once committed: a copy for log shippers, written by a
+    /// background thread that drops (and counts) lines rather than slow
+    /// the writer.
+    pub audit: bool,
 }
 
 impl Stdout {
@@ -30,11 +34,19 @@ impl Stdout {
     pub const NONE: Self = Self {
         sys: false,
         api: false,
+        audit: false,
     };
-    /// Both streams.
+    /// The default: the sys and api streams.
+    pub const DEFAULT: Self = Self {
+        sys: true,
+        api: true,
+        audit: false,
+    };
+    /// All three streams.
     pub const ALL: Self = Self {
         sys: true,
         api: true,
+        audit: true,
     };
 }
 
@@ -49,11 +61,12 @@ impl std::str::FromStr for Stdout {
                 "none" if s.trim() == "none" => {}
                 "sys" => out.sys = true,
                 "api" => out.api = true,
+                "audit" => out.audit = true,
                 _ => {
                     return Err(Error::config(
                         FASTEN_STDOUT,
                         format!(
-                            "invalid {FASTEN_STDOUT} {s:?}: expected all, none, or a comma-separated list of sys and api, e.g. sys,api"
+                            "invalid {FASTEN_STDOUT} {s:?}: expected all, none, or a comma-separated list of sys, api and audit, e.g. sys,api"
                         ),
                     ));
                 }
@@ -177,6 +190,9 @@ pub struct Config {
     pub(crate) stream_queue_capacity: usize,
     pub(crate) sys_level: tracing::Level,
     pub(crate) api_skip_paths: Vec<String>,
+    pub(crate) otlp_endpoint: Option<String>,
+    pub(crate) otlp_headers: Headers,
+    pub(crate) otlp_queue_capacity: usize,
     pub(crate) retention: Retention,
     pub(crate) request_id: Option<RequestId>,
     /// A `FASTEN_REQUEST_ID` that failed [`RequestId::parse`]: never
@@ -223,12 +239,15 @@ impl Config {
             ship_batch_size: crate::env::FASTEN_SHIP_BATCH_SIZE_DEFAULT,
             sys_ring_size: FASTEN_RING_SIZE_DEFAULT,
             api_ring_size: FASTEN_RING_SIZE_DEFAULT,
-            stdout: Stdout::ALL,
+            stdout: Stdout::DEFAULT,
             sys_dsn: None,
             api_dsn: None,
             stream_queue_capacity: FASTEN_STREAM_QUEUE_CAPACITY_DEFAULT,
             sys_level: tracing::Level::INFO,
             api_skip_paths: Vec::new(),
+            otlp_endpoint: None,
+            otlp_headers: Headers::default(),
+            otlp_queue_capacity: FASTEN_OTLP_QUEUE_CAPACITY_DEFAULT,
             retention: Retention::default(),
             request_id: None,
             rejected_request_id: None,
@@ -376,6 +395,13 @@ impl Config {
         }
         if let Some(v) = get(FASTEN_API_SKIP_PATHS) {
             c.api_skip_paths = split_list(&v).map(str::to_owned).collect();
+        }
+        c.otlp_endpoint = get(FASTEN_OTLP_ENDPOINT).map(|v| v.trim().to_owned());
+        if let Some(v) = get(FASTEN_OTLP_HEADERS) {
+            c.otlp_headers = Headers(parse_headers(&v)?);
+        }
+        if let Some(v) = get(FASTEN_OTLP_QUEUE_CAPACITY) {
+            c.otlp_queue_capacity = parse_number(FASTEN_OTLP_QUEUE_CAPACITY, &v, "8192")?;
         }
         c.retention = Retention::from_vars(&get)?;
         if let Some(v) = get(FASTEN_REQUEST_ID) {
@@ -577,6 +603,39 @@ impl Config {
         self
     }
 
+    /// `FASTEN_OTLP_ENDPOINT`: export the three streams as OpenTelemetry
+    /// log records over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// `http://localhost:4318` (records go to `/v1/logs` beneath it; a URL
+    /// already ending in `/v1/logs` is used as it is). Needs the `otlp`
+    /// feature.
+    pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.otlp_endpoint = Some(url.into());
+        self
+    }
+
+    /// `FASTEN_OTLP_HEADERS`: headers sent with every export request
+    /// (`key=value,key2=value2` in the variable), such as an API key.
+    pub fn otlp_headers(
+        mut self,
+        headers: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Self {
+        self.otlp_headers = Headers(
+            headers
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// `FASTEN_OTLP_QUEUE_CAPACITY`: rows waiting for the exporter before
+    /// copies are dropped (counted in
+    /// [`Fasten::otlp_stats`](crate::Fasten::otlp_stats)).
+    pub fn otlp_queue_capacity(mut self, rows: usize) -> Self {
+        self.otlp_queue_capacity = rows;
+        self
+    }
+
     /// `FASTEN_SYS_DSN`: also store sys rows (parse it with
     /// [`Dsn::parse_for`] and the default table `sys_log`).
     pub fn sys_dsn(mut self, dsn: Dsn) -> Self {
@@ -728,6 +787,33 @@ impl Config {
                 ),
             ));
         }
+        if self.otlp_endpoint.is_some() && !cfg!(feature = "otlp") {
+            return Err(Error::config(
+                FASTEN_OTLP_ENDPOINT,
+                format!(
+                    "{FASTEN_OTLP_ENDPOINT} is set, but this build of fasten has no OTLP exporter: enable the crate feature `otlp`"
+                ),
+            ));
+        }
+        if let Some(url) = &self.otlp_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::config(
+                FASTEN_OTLP_ENDPOINT,
+                format!(
+                    "invalid {FASTEN_OTLP_ENDPOINT} {url:?}: expected an http:// or https:// URL, e.g. http://localhost:4318"
+                ),
+            ));
+        }
+        if self.otlp_queue_capacity == 0 || self.otlp_queue_capacity > MAX_QUEUE_CAPACITY {
+            return Err(Error::config(
+                FASTEN_OTLP_QUEUE_CAPACITY,
+                format!(
+                    "invalid {FASTEN_OTLP_QUEUE_CAPACITY} {}: expected 1 to {MAX_QUEUE_CAPACITY}, e.g. 8192",
+                    self.otlp_queue_capacity
+                ),
+            ));
+        }
         if self.checkpoint_every == 0 {
             return Err(Error::config(
                 FASTEN_CHECKPOINT_EVERY,
@@ -754,6 +840,44 @@ fn parse_level(v: &str) -> Result<tracing::Level> {
             ),
         )
     })
+}
+
+/// Export request headers; `Debug` shows their names only, since values
+/// are often API keys.
+#[derive(Clone, Default)]
+pub(crate) struct Headers(pub(crate) Vec<(String, String)>);
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}=…")))
+            .finish()
+    }
+}
+
+/// `key=value,key2=value2` (OpenTelemetry's `OTEL_EXPORTER_OTLP_HEADERS`
+/// form; values are taken as written, without percent-decoding).
+fn parse_headers(v: &str) -> Result<Vec<(String, String)>> {
+    split_list(v)
+        .map(|pair| {
+            let (k, val) = pair.split_once('=').unwrap_or((pair, ""));
+            let (k, val) = (k.trim(), val.trim());
+            let token = !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            let printable = !val.is_empty() && val.bytes().all(|b| (0x20..0x7f).contains(&b));
+            if token && printable {
+                Ok((k.to_owned(), val.to_owned()))
+            } else {
+                Err(Error::config(
+                    FASTEN_OTLP_HEADERS,
+                    format!(
+                        "invalid {FASTEN_OTLP_HEADERS} entry {k:?}: expected comma-separated name=value pairs, e.g. api-key=secret123,x-team=ops"
+                    ),
+                ))
+            }
+        })
+        .collect()
 }
 
 fn split_list(v: &str) -> impl Iterator<Item = &str> {
@@ -990,7 +1114,8 @@ mod tests {
             c.stdout,
             Stdout {
                 sys: false,
-                api: true
+                api: true,
+                audit: false,
             }
         );
         assert_eq!(c.sys_dsn.unwrap().table(), "sys_log");
@@ -1000,7 +1125,15 @@ mod tests {
         assert_eq!(c.api_skip_paths, vec!["/health", "/metrics"]);
         assert_eq!("none".parse::<Stdout>().unwrap(), Stdout::NONE);
         assert_eq!("all".parse::<Stdout>().unwrap(), Stdout::ALL);
-        assert_eq!(from(&[]).unwrap().stdout, Stdout::ALL);
+        assert_eq!(from(&[]).unwrap().stdout, Stdout::DEFAULT);
+        assert_eq!(
+            "audit, api".parse::<Stdout>().unwrap(),
+            Stdout {
+                sys: false,
+                api: true,
+                audit: true,
+            }
+        );
     }
 
     #[test]
@@ -1012,6 +1145,28 @@ mod tests {
         }
         let c = from(&[("FASTEN_REQUEST_ID", "evil\nid")]).unwrap();
         insta::assert_snapshot!(c.rejected_request_id.unwrap(), @r"invalid FASTEN_REQUEST_ID: character '\n' is not one of [A-Za-z0-9._:-], e.g. 4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn issue_20_otlp_headers_parse_and_never_show_their_values() {
+        let c = from(&[
+            ("FASTEN_OTLP_ENDPOINT", " http://collector:4318 "),
+            ("FASTEN_OTLP_HEADERS", "api-key=sk-123, x-team = ops"),
+            ("FASTEN_OTLP_QUEUE_CAPACITY", "100"),
+        ])
+        .unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(
+            c.otlp_headers.0,
+            vec![
+                ("api-key".to_owned(), "sk-123".to_owned()),
+                ("x-team".to_owned(), "ops".to_owned())
+            ]
+        );
+        assert_eq!(c.otlp_queue_capacity, 100);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("sk-123"), "{shown}");
+        assert!(shown.contains("api-key=…"), "{shown}");
     }
 
     #[test]
@@ -1036,7 +1191,7 @@ mod tests {
         insta::assert_snapshot!(err, @r#"invalid FASTEN_NODE_ID "node 1": expected 1-128 characters of [A-Za-z0-9._:-], e.g. node-1"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_QUEUE_CAPACITY", "lots")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_QUEUE_CAPACITY "lots": expected a whole number, e.g. 16384"#);
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_STORE_FAILURE_STRATEGY", "drop")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_STORE_FAILURE_STRATEGY "drop": expected retry or raise"#);
-        insta::assert_snapshot!(from(&[("FASTEN_STDOUT", "sys,audit")]).unwrap_err(), @r#"invalid FASTEN_STDOUT "sys,audit": expected all, none, or a comma-separated list of sys and api, e.g. sys,api"#);
+        insta::assert_snapshot!(from(&[("FASTEN_STDOUT", "sys,logs")]).unwrap_err(), @r#"invalid FASTEN_STDOUT "sys,logs": expected all, none, or a comma-separated list of sys, api and audit, e.g. sys,api"#);
         insta::assert_snapshot!(from(&[("FASTEN_SYS_LEVEL", "loud")]).unwrap_err(), @r#"invalid FASTEN_SYS_LEVEL "loud": expected trace, debug, info, warn or error, e.g. info"#);
         assert_eq!(
             from(&[("FASTEN_SYS_DSN", "mysql://x")]).unwrap_err().kind(),

@@ -30,6 +30,7 @@ use std::task::{Context, Poll};
 
 use crate::kind::{ActorKind, Method};
 use crate::request_id::RequestId;
+pub use crate::trace_context::TraceContext;
 
 /// How the ambient request came in: a transport and the channel it came
 /// through (an MQTT topic, a NATS subject, a scheduled job's name).
@@ -75,9 +76,13 @@ impl Via {
 /// [`propagate`]d from it), so [`set_actor`] in a handler holds across its
 /// `.await`s and for the tasks it spawned.
 #[derive(Debug, Clone)]
-struct Frame {
+pub(crate) struct Frame {
     id: RequestId,
     via: Option<Via>,
+    /// The trace the request belongs to: an inbound `traceparent`'s or an
+    /// active OpenTelemetry span's; `None`: derived from the id when asked
+    /// (a scope per call, as the language bindings make, costs nothing).
+    trace: Option<TraceContext>,
     attribution: Arc<Mutex<Attribution>>,
 }
 
@@ -86,8 +91,24 @@ impl Frame {
         Self {
             id,
             via,
+            trace: None,
             attribution: Arc::default(),
         }
+    }
+
+    /// A frame whose trace is known (an inbound `traceparent`).
+    pub(crate) fn traced(id: RequestId, via: Option<Via>, trace: TraceContext) -> Self {
+        Self {
+            id,
+            via,
+            trace: Some(trace),
+            attribution: Arc::default(),
+        }
+    }
+
+    fn trace(&self) -> TraceContext {
+        self.trace
+            .unwrap_or_else(|| TraceContext::for_request(&self.id))
     }
 }
 
@@ -149,13 +170,45 @@ pub(crate) fn request_scoped() -> Option<RequestId> {
         return Some(id);
     }
     #[cfg(feature = "tracing")]
-    {
-        span::current()
+    if let Some(id) = span::current() {
+        return Some(id);
     }
-    #[cfg(not(feature = "tracing"))]
+    otel_request_id()
+}
+
+/// The active OpenTelemetry span's trace id as a request id (feature
+/// `otel`).
+pub(crate) fn otel_request_id() -> Option<RequestId> {
+    #[cfg(feature = "otel")]
+    {
+        crate::trace_context::otel::active().map(|t| t.request_id())
+    }
+    #[cfg(not(feature = "otel"))]
     {
         None
     }
+}
+
+/// The trace the current row belongs to: the active OpenTelemetry span's
+/// (feature `otel`), else the innermost fasten scope's (an inbound
+/// `traceparent`'s, or derived from its request id). `None` outside both.
+///
+/// # Examples
+///
+/// ```
+/// use fasten::{context, RequestId};
+/// let id = RequestId::parse("4bf92f3577b34da6a3ce929d0e0e4736")?;
+/// let trace = context::with(id, context::trace).unwrap();
+/// assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(context::trace(), None);
+/// # Ok::<(), fasten::Error>(())
+/// ```
+pub fn trace() -> Option<TraceContext> {
+    #[cfg(feature = "otel")]
+    if let Some(active) = crate::trace_context::otel::active() {
+        return Some(active);
+    }
+    CURRENT.with(|c| c.borrow().as_ref().map(Frame::trace))
 }
 
 /// How the innermost fasten scope's request came in, if it says.
@@ -248,9 +301,13 @@ fn replace(frame: Option<Frame>) -> Option<Frame> {
 /// What [`propagate`] and [`FutureExt::in_current_context`] carry: the
 /// whole innermost frame, else the id found in a span.
 fn capture() -> Option<Frame> {
-    CURRENT
-        .with(|c| c.borrow().clone())
-        .or_else(|| current().map(|id| Frame::new(id, None)))
+    CURRENT.with(|c| c.borrow().clone()).or_else(|| {
+        let id = current()?;
+        Some(match trace() {
+            Some(trace) => Frame::traced(id, None, trace),
+            None => Frame::new(id, None),
+        })
+    })
 }
 
 /// Sets the ambient id for this thread until the guard drops; the previous
@@ -275,9 +332,13 @@ pub fn enter_via(id: RequestId, via: Via) -> ContextGuard {
     enter_frame(Frame::new(id, Some(via)))
 }
 
-fn enter_frame(frame: Frame) -> ContextGuard {
+pub(crate) fn enter_frame(frame: Frame) -> ContextGuard {
+    #[cfg(feature = "otel")]
+    let otel = crate::trace_context::otel::attach(&frame.trace());
     ContextGuard {
         previous: replace(Some(frame)),
+        #[cfg(feature = "otel")]
+        _otel: otel.map(OtelGuard),
         _not_send: PhantomData,
     }
 }
@@ -287,7 +348,21 @@ fn enter_frame(frame: Frame) -> ContextGuard {
 #[derive(Debug)]
 pub struct ContextGuard {
     previous: Option<Frame>,
+    /// With `otel`: the fasten trace attached as OpenTelemetry's remote
+    /// parent, detached on drop.
+    #[cfg(feature = "otel")]
+    _otel: Option<OtelGuard>,
     _not_send: PhantomData<*const ()>,
+}
+
+#[cfg(feature = "otel")]
+struct OtelGuard(#[allow(dead_code, reason = "held for its Drop")] opentelemetry::ContextGuard);
+
+#[cfg(feature = "otel")]
+impl std::fmt::Debug for OtelGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OtelGuard")
+    }
 }
 
 impl Drop for ContextGuard {
@@ -344,6 +419,28 @@ pub fn scope_via<F: Future>(id: RequestId, via: Via, future: F) -> Scoped<F> {
         frame: Some(Frame::new(id, Some(via))),
         inner: future,
     }
+}
+
+/// [`scope`] for a frame made by a transport (an inbound `traceparent`).
+#[cfg_attr(
+    not(any(feature = "http", feature = "mqtt", feature = "nats")),
+    allow(dead_code)
+)]
+pub(crate) fn scope_frame<F: Future>(frame: Frame, future: F) -> Scoped<F> {
+    Scoped {
+        frame: Some(frame),
+        inner: future,
+    }
+}
+
+/// [`with`] for a frame made by a transport.
+#[cfg_attr(
+    not(any(feature = "http", feature = "mqtt", feature = "nats")),
+    allow(dead_code)
+)]
+pub(crate) fn with_frame<R>(frame: Frame, f: impl FnOnce() -> R) -> R {
+    let _guard = enter_frame(frame);
+    f()
 }
 
 /// [`scope`] when there is an id, else a transparent wrapper: one future

@@ -116,6 +116,17 @@ pub const FASTEN_SYS_LEVEL_DEFAULT: &str = "info";
 /// `FASTEN_API_SKIP_PATHS`: paths that get no api row.
 pub const FASTEN_API_SKIP_PATHS: &str = "FASTEN_API_SKIP_PATHS";
 
+/// `FASTEN_OTLP_ENDPOINT`: an OTLP/HTTP collector to export the three
+/// streams to as log records (feature `otlp`).
+pub const FASTEN_OTLP_ENDPOINT: &str = "FASTEN_OTLP_ENDPOINT";
+/// `FASTEN_OTLP_HEADERS`: `key=value,…` headers for each export request.
+pub const FASTEN_OTLP_HEADERS: &str = "FASTEN_OTLP_HEADERS";
+/// `FASTEN_OTLP_QUEUE_CAPACITY`: rows waiting for the exporter before
+/// copies are dropped (counted).
+pub const FASTEN_OTLP_QUEUE_CAPACITY: &str = "FASTEN_OTLP_QUEUE_CAPACITY";
+/// Default of [`FASTEN_OTLP_QUEUE_CAPACITY`].
+pub const FASTEN_OTLP_QUEUE_CAPACITY_DEFAULT: usize = 8192;
+
 /// `FASTEN_READER_TOKENS`: comma-separated bearer tokens the reader accepts.
 pub const FASTEN_READER_TOKENS: &str = "FASTEN_READER_TOKENS";
 
@@ -299,7 +310,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "FASTEN_STDOUT",
         default: "`sys,api`",
-        meaning: "streams written to stdout as JSON lines: `all`, `sys`, `api`, `sys,api` or `none`",
+        meaning: "streams written to stdout as JSON lines: a comma-separated list of `sys`, `api` and `audit` (committed audit rows, a copy for log shippers), or `all` or `none`",
     },
     Variable {
         name: "FASTEN_SYS_DSN",
@@ -325,6 +336,21 @@ pub const VARIABLES: &[Variable] = &[
         name: "FASTEN_API_SKIP_PATHS",
         default: "none",
         meaning: "comma-separated paths without api rows (`/health`; `/internal/*` for a prefix)",
+    },
+    Variable {
+        name: "FASTEN_OTLP_ENDPOINT",
+        default: "none",
+        meaning: "export the audit, sys and api streams as OpenTelemetry log records over OTLP/HTTP protobuf to this collector (`http://localhost:4318`; records go to `/v1/logs` beneath it), in batches from a background thread that never blocks emit (feature `otlp`)",
+    },
+    Variable {
+        name: "FASTEN_OTLP_HEADERS",
+        default: "none",
+        meaning: "headers sent with each export request: `name=value,name2=value2`",
+    },
+    Variable {
+        name: "FASTEN_OTLP_QUEUE_CAPACITY",
+        default: "`8192`",
+        meaning: "rows waiting for the exporter before copies are dropped (counted in `otlp_stats().dropped`)",
     },
     Variable {
         name: "FASTEN_AUDIT_RETENTION_CLASS_SHORT",

@@ -146,6 +146,9 @@ pub(crate) struct Pending {
     /// the caller's thread does not pay for it.
     pub(crate) request_id: Option<RequestId>,
     pub(crate) detail: Map<String, Value>,
+    /// The caller's trace, for copies of the row (OTLP export); taken only
+    /// when there is a copy to make. Not part of the row.
+    pub(crate) trace: Option<crate::context::TraceContext>,
 }
 
 /// The id of an emitted row: 80 bits, written `evt-` + 20 lowercase hex as

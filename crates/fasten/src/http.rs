@@ -16,12 +16,28 @@
 //!
 //! [`RequestIdLayer`] takes the request id from an inbound `X-Request-ID`
 //! when it is safe (1–128 characters of `[A-Za-z0-9._:-]`; anything else is
-//! replaced, never trusted verbatim), else the trace-id of a well-formed W3C
+//! replaced, never trusted verbatim), else (feature `otel`) the trace id of
+//! an active OpenTelemetry span, else the trace-id of a well-formed W3C
 //! `traceparent`, else mints one. It makes the id ambient for the handler
 //! (so `emit` and the sys layer pick it up; carry it into spawned tasks
 //! with [`FutureExt::in_current_context`](crate::context::FutureExt)),
 //! stores it in the request's extensions, and echoes it on the response.
 //! [`outbound_headers`] / [`inject`] carry it on calls to other services.
+//!
+//! ## `X-Request-ID` and `traceparent`
+//!
+//! The request also has a W3C trace ([`TraceContext`]): the active
+//! OpenTelemetry span's (feature `otel`), else the inbound `traceparent`'s,
+//! else one derived from the request id (the id itself when it is 32 hex,
+//! as minted ids are). When both headers arrive and disagree, **the
+//! `X-Request-ID` wins as the request id** (it is the caller's correlation
+//! key, and may name a request that spans several traces) and **the
+//! `traceparent`'s trace is kept** as the request's trace: it is the api
+//! and sys rows' `trace_id` and `span_id`, the remote parent of
+//! OpenTelemetry spans started inside (feature `otel`), and what the
+//! response echoes. The response always carries both headers: the request
+//! id in `X-Request-ID` and the request's trace in `traceparent`, and so
+//! does every outbound call made with [`inject`] / [`outbound_headers`].
 //!
 //! [`ApiLogLayer`] pushes one [`ApiRow`] per request once the response head
 //! is ready: method, route template (axum's `MatchedPath`, else the path),
@@ -40,11 +56,10 @@ use std::time::Instant;
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response};
 use http_body::Body;
-use sha2::Digest as _;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::context;
+use crate::context::{self, TraceContext};
 use crate::pipeline::{Fasten, WeakFasten};
 use crate::record::ApiRecord;
 use crate::request_id::RequestId;
@@ -64,6 +79,8 @@ pub enum IdSource {
     Header,
     /// The trace-id of a valid `traceparent` header.
     Traceparent,
+    /// The trace id of the active OpenTelemetry span (feature `otel`).
+    Span,
     /// Neither was usable: minted here.
     Minted,
 }
@@ -85,67 +102,71 @@ pub enum IdSource {
 /// assert_eq!(request_id_from(&h).1, IdSource::Traceparent);
 /// ```
 pub fn request_id_from(headers: &HeaderMap) -> (RequestId, IdSource) {
+    let (id, source, _) = inbound(headers);
+    (id, source)
+}
+
+/// The request id, where it came from, and the request's trace (see the
+/// [module docs](self#x-request-id-and-traceparent)).
+///
+/// ```
+/// use fasten::http::{inbound, IdSource};
+/// let mut h = http::HeaderMap::new();
+/// h.insert("x-request-id", "order-7".parse().unwrap());
+/// h.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+/// let (id, source, trace) = inbound(&h);
+/// assert_eq!((id.as_str(), source), ("order-7", IdSource::Header));
+/// assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// ```
+pub fn inbound(headers: &HeaderMap) -> (RequestId, IdSource, TraceContext) {
     let header_id = headers
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| RequestId::parse(v.trim()).ok());
-    if let Some(id) = header_id {
-        return (id, IdSource::Header);
-    }
+    let active = active_span();
     let traced = headers
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .and_then(trace_id_of);
-    match traced {
-        Some(id) => (id, IdSource::Traceparent),
-        None => (RequestId::mint(), IdSource::Minted),
+        .and_then(TraceContext::parse_traceparent);
+    match (header_id, active.or(traced)) {
+        (Some(id), Some(trace)) => (id, IdSource::Header, trace),
+        (Some(id), None) => {
+            let trace = TraceContext::for_request(&id);
+            (id, IdSource::Header, trace)
+        }
+        (None, Some(trace)) => {
+            let source = if active.is_some() {
+                IdSource::Span
+            } else {
+                IdSource::Traceparent
+            };
+            (trace.request_id(), source, trace)
+        }
+        (None, None) => {
+            let id = RequestId::mint();
+            let trace = TraceContext::for_request(&id);
+            (id, IdSource::Minted, trace)
+        }
     }
 }
 
-fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// The trace-id of a well-formed `traceparent`, as a request id.
-fn trace_id_of(value: &str) -> Option<RequestId> {
-    let value = value.trim();
-    let mut parts = value.splitn(5, '-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let rest = parts.next();
-    let shape_ok = version.len() == 2
-        && trace.len() == 32
-        && parent.len() == 16
-        && flags.len() == 2
-        && [version, trace, parent, flags]
-            .iter()
-            .all(|p| is_lower_hex(p));
-    if !shape_ok || version == "ff" {
-        return None;
+/// The active OpenTelemetry span's context (feature `otel`).
+fn active_span() -> Option<TraceContext> {
+    #[cfg(feature = "otel")]
+    {
+        crate::trace_context::otel::active()
     }
-    // Version 00 has exactly four fields; later versions may append more.
-    if version == "00" && rest.is_some() {
-        return None;
+    #[cfg(not(feature = "otel"))]
+    {
+        None
     }
-    if trace.bytes().all(|b| b == b'0') || parent.bytes().all(|b| b == b'0') {
-        return None;
-    }
-    RequestId::parse(trace).ok()
-}
-
-/// A W3C trace-id for a request id: the id itself when it is one (minted
-/// ids are), else the first 16 bytes of its SHA-256, so any id maps to the
-/// same trace everywhere.
-fn trace_id_for(id: &RequestId) -> String {
-    let s = id.as_str();
-    if s.len() == 32 && is_lower_hex(s) && !s.bytes().all(|b| b == b'0') {
-        return s.to_owned();
-    }
-    hex::encode(&sha2::Sha256::digest(s.as_bytes())[..16])
 }
 
 /// Sets `X-Request-ID` and `traceparent` for the ambient request id (none
-/// when there is no ambient id), for a call to another service.
+/// when there is no ambient id), for a call to another service: the
+/// `traceparent` names the request's trace ([`context::trace`]: the active
+/// OpenTelemetry span's, else the fasten scope's) with the current span
+/// as the parent.
 ///
 /// ```
 /// use fasten::{context, RequestId};
@@ -162,9 +183,18 @@ pub fn inject(headers: &mut HeaderMap) {
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         headers.insert(X_REQUEST_ID, v);
     }
-    let span_id = rand::random::<u64>() | 1;
-    let parent = format!("00-{}-{span_id:016x}-01", trace_id_for(&id));
-    if let Ok(v) = HeaderValue::from_str(&parent) {
+    let trace = context::trace().unwrap_or_else(|| TraceContext::for_request(&id));
+    if let Ok(v) = HeaderValue::from_str(&trace.traceparent()) {
+        headers.insert(TRACEPARENT, v);
+    }
+}
+
+/// Writes both headers: the id and the trace, checked, replacing what came.
+fn set_both(headers: &mut HeaderMap, id: &RequestId, trace: &TraceContext) {
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        headers.insert(X_REQUEST_ID, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&trace.traceparent()) {
         headers.insert(TRACEPARENT, v);
     }
 }
@@ -241,21 +271,22 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let (id, _) = request_id_from(req.headers());
-        // Replace whatever came in, so handlers that read the header see
-        // the checked id and never the hostile original.
-        if let Ok(v) = HeaderValue::from_str(id.as_str()) {
-            req.headers_mut().insert(X_REQUEST_ID, v);
-        }
+        let (id, _, trace) = inbound(req.headers());
+        // Replace whatever came in, so handlers that read the headers see
+        // the checked id and trace and never the hostile original; a
+        // tracing layer inside that extracts `traceparent` joins the trace.
+        set_both(req.headers_mut(), &id, &trace);
         req.extensions_mut().insert(id.clone());
+        req.extensions_mut().insert(trace);
         // Audit rows emitted inside take `method=http` unless they say.
         let via = context::Via::new(crate::kind::Method::Http, req.uri().path());
+        let frame = context::Frame::traced(id.clone(), Some(via), trace);
         // `call` itself may do work (axum routes, runs extractors' setup):
         // it runs inside the id too.
-        let inner = context::with_via(id.clone(), via.clone(), || self.inner.call(req));
+        let inner = context::with_frame(frame.clone(), || self.inner.call(req));
         RequestIdFuture {
-            inner: context::scope_via(id.clone(), via, inner),
-            id: Some(id),
+            inner: context::scope_frame(frame, inner),
+            id: Some((id, trace)),
         }
     }
 }
@@ -266,7 +297,7 @@ pin_project_lite::pin_project! {
     pub struct RequestIdFuture<F> {
         #[pin]
         inner: context::Scoped<F>,
-        id: Option<RequestId>,
+        id: Option<(RequestId, TraceContext)>,
     }
 }
 
@@ -279,10 +310,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut res = std::task::ready!(this.inner.poll(cx));
-        if let (Ok(response), Some(id)) = (&mut res, this.id.take())
-            && let Ok(v) = HeaderValue::from_str(id.as_str())
-        {
-            response.headers_mut().insert(X_REQUEST_ID, v);
+        if let (Ok(response), Some((id, trace))) = (&mut res, this.id.take()) {
+            set_both(response.headers_mut(), &id, &trace);
         }
         Poll::Ready(res)
     }
@@ -411,6 +440,7 @@ struct Pending {
     start: Instant,
     timestamp: jiff::Timestamp,
     request_id: RequestId,
+    trace: TraceContext,
     method: String,
     route: String,
     path: String,
@@ -431,7 +461,7 @@ impl Pending {
         ) else {
             return; // http::Method and http::StatusCode are valid by construction
         };
-        record = record.route(self.route);
+        record = record.route(self.route).trace(self.trace);
         if let Some(n) = self.bytes_in {
             record = record.bytes_in(n);
         }
@@ -483,16 +513,27 @@ where
         // to the header, so a RequestIdLayer inside this one (the wrong
         // order) chooses the same id, and the row, the handler and the
         // response all agree whichever order the layers are in.
-        let request_id = req
-            .extensions()
-            .get::<RequestId>()
-            .cloned()
-            .or_else(context::request_scoped)
-            .unwrap_or_else(|| request_id_from(req.headers()).0);
-        if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
-            req.headers_mut().insert(X_REQUEST_ID, v);
-        }
+        let outer = req.extensions().get::<RequestId>().cloned().map(|id| {
+            let trace = req
+                .extensions()
+                .get::<TraceContext>()
+                .copied()
+                .unwrap_or_else(|| TraceContext::for_request(&id));
+            (id, trace)
+        });
+        let (request_id, trace) = outer
+            .or_else(|| {
+                let id = context::request_scoped()?;
+                let trace = context::trace().unwrap_or_else(|| TraceContext::for_request(&id));
+                Some((id, trace))
+            })
+            .unwrap_or_else(|| {
+                let (id, _, trace) = inbound(req.headers());
+                (id, trace)
+            });
+        set_both(req.headers_mut(), &request_id, &trace);
         req.extensions_mut().insert(request_id.clone());
+        req.extensions_mut().insert(trace);
         let path = req.uri().path();
         let route = req
             .extensions()
@@ -509,16 +550,18 @@ where
             bytes_in: content_length(req.headers()),
             note: note.clone(),
             request_id: request_id.clone(),
+            trace,
         };
         // Keep an outer layer's transport; without one this is HTTP.
         let via = context::via()
             .unwrap_or_else(|| context::Via::new(crate::kind::Method::Http, path.to_owned()));
         req.extensions_mut().insert(note.clone());
-        let inner = context::with_via(request_id.clone(), via.clone(), || {
+        let frame = context::Frame::traced(request_id, Some(via), trace);
+        let inner = context::with_frame(frame.clone(), || {
             with_note(Some(&note), || self.inner.call(req))
         });
         ApiLogFuture {
-            inner: context::scope_via(request_id, via, inner),
+            inner: context::scope_frame(frame, inner),
             note: Some(note),
             pending: Some(pending),
         }
@@ -667,17 +710,32 @@ mod tests {
     fn outbound_trace_ids_are_valid_for_any_request_id() {
         for raw in ["req-7", "4bf92f3577b34da6a3ce929d0e0e4736", "A.B:C"] {
             let id = RequestId::parse(raw).unwrap();
-            let h = context::with(id.clone(), outbound_headers);
+            let (h, scope_trace) =
+                context::with(id.clone(), || (outbound_headers(), context::trace()));
             assert_eq!(h[X_REQUEST_ID], raw);
             let tp = h[TRACEPARENT].to_str().unwrap();
-            let trace = trace_id_of(tp).expect("our own traceparent parses");
-            assert_eq!(trace.as_str(), trace_id_for(&id));
+            let trace = TraceContext::parse_traceparent(tp).expect("our own traceparent parses");
+            assert_eq!(trace.trace_id(), TraceContext::for_request(&id).trace_id());
+            assert_eq!(Some(trace), scope_trace, "the scope's span is the parent");
         }
-        assert_eq!(
-            trace_id_for(&RequestId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()),
-            "4bf92f3577b34da6a3ce929d0e0e4736"
-        );
         assert!(outbound_headers().is_empty(), "no ambient id, no headers");
+    }
+
+    #[test]
+    fn issue_20_a_disagreeing_traceparent_is_kept_beside_the_header_id() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let (id, source, trace) = inbound(&headers(&[
+            ("x-request-id", "order-7"),
+            ("traceparent", tp),
+        ]));
+        assert_eq!((id.as_str(), source), ("order-7", IdSource::Header));
+        assert_eq!(trace.traceparent(), tp);
+        // A hostile traceparent is not kept: the trace comes from the id.
+        let (id, _, trace) = inbound(&headers(&[
+            ("x-request-id", "order-7"),
+            ("traceparent", "00-zz"),
+        ]));
+        assert_eq!(trace.trace_id(), TraceContext::for_request(&id).trace_id());
     }
 
     #[test]

@@ -24,11 +24,20 @@ const LAYERS: &[&[&str]] = &[
         "merkle",
         "quiet",
     ],
-    &["code", "context", "dsn", "offload", "redact", "request_id"],
+    &[
+        "code",
+        "context",
+        "dsn",
+        "offload",
+        "redact",
+        "request_id",
+        "tap",
+        "trace_context",
+    ],
     &["config", "event", "typed"],
     &["store"],
     &["checkpointer", "stream", "verify", "writer"],
-    &["retention", "ship", "transparency"],
+    &["otlp", "retention", "ship", "transparency"],
     &["pipeline"],
     // Everything built on a pipeline.
     &[

@@ -40,6 +40,12 @@
 //!   with `http`.
 //! - `tokio`: `fasten::spawn`, a `tokio::spawn` that keeps the request's
 //!   context (on with `http` and `postgres`).
+//! - `otel`: OpenTelemetry's context (the `opentelemetry` API crate): an
+//!   active span's trace id is the ambient request id, and spans started
+//!   inside a fasten scope join its trace (see [`context::trace`]).
+//! - `otlp`: export the three streams as OpenTelemetry log records over
+//!   OTLP/HTTP (`FASTEN_OTLP_ENDPOINT`), from a background thread that
+//!   never blocks emit ([`Fasten::otlp_stats`]).
 //! - `witness`: POST each signed checkpoint to the HTTP witness named by
 //!   `FASTEN_CHECKPOINT_WITNESS_URL` (ureq). Off by default, so a build
 //!   without a witness compiles no HTTP or TLS client; without it, setting
@@ -124,6 +130,8 @@ pub mod mqtt;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 mod offload;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod pipeline;
 mod quiet;
 pub mod read;
@@ -142,6 +150,8 @@ pub mod summary;
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub mod sys;
+mod tap;
+mod trace_context;
 pub mod transparency;
 mod typed;
 mod verify;
@@ -163,6 +173,7 @@ pub use pipeline::Fasten;
 pub use read::{AsyncReader, AuditPage, AuditQuery, Reader};
 pub use request_id::RequestId;
 pub use stream::{ApiRow, Source, StreamPage, StreamQuery, StreamStats, SysRow};
+pub use tap::ExportStats;
 pub use typed::CodeSpec;
 pub use verify::{NodeReport, Progress, Report, verify, verify_with_progress};
 pub use writer::{QueueStats, ShutdownReport, StoreHealth};

@@ -6,6 +6,12 @@
 //! its reserved key `_req` ([`REQ_KEY`]) for consumers that see only the
 //! payload (MQTT 3.1.1 bridges, rule engines, a `mosquitto_sub`).
 //!
+//! The W3C trace travels beside it as the user property `traceparent`
+//! ([`TRACEPARENT`]): the request's trace ([`context::trace`]) on the way
+//! out; on the way in, a well-formed one becomes the handler's trace (the
+//! rows' `trace_id` and `span_id`, and with feature `otel` the remote
+//! parent of spans started inside), else the trace is derived from the id.
+//!
 //! [`handle`] runs a subscriber's handler with the message's id as the
 //! ambient id and `Via { method: mqtt, channel: topic }` (see
 //! [`context::via`]): audit rows emitted inside get
@@ -42,7 +48,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
 use rumqttc::v5::{AsyncClient, ClientError};
 
-use crate::context::{self, Via};
+use crate::context::{self, TraceContext, Via};
 use crate::kind::Method;
 use crate::request_id::RequestId;
 
@@ -51,6 +57,9 @@ pub const USER_PROPERTY: &str = "request-id";
 
 /// `_req`: the reserved key of a JSON object payload that carries the id.
 pub const REQ_KEY: &str = "_req";
+
+/// `traceparent`: the MQTT v5 user property the W3C trace travels in.
+pub const TRACEPARENT: &str = "traceparent";
 
 /// Where an inbound message's id came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +94,9 @@ pub async fn publish(
 }
 
 /// Adds the ambient request id (or a fresh one) to an outgoing message:
-/// the user property `request-id` (replacing any), and the key `_req` when
-/// `payload` is a JSON object (replacing any; other payloads are left
-/// byte for byte). For clients other than [`publish`]'s, such as
+/// the user properties `request-id` and `traceparent` (the request's
+/// trace; replacing any), and the key `_req` when `payload` is a JSON
+/// object (replacing any; other payloads are left byte for byte). For clients other than [`publish`]'s, such as
 /// `rumqttc::v5::Client` or `try_publish_with_properties`.
 ///
 /// # Examples
@@ -98,7 +107,8 @@ pub async fn publish(
 ///     fasten::mqtt::stamp(br#"{"celsius":21.5}"#.to_vec(), None)
 /// });
 /// assert_eq!(payload, br#"{"_req":"req-1","celsius":21.5}"#);
-/// assert_eq!(props.user_properties, vec![("request-id".to_owned(), "req-1".to_owned())]);
+/// assert_eq!(props.user_properties[0], ("request-id".to_owned(), "req-1".to_owned()));
+/// assert_eq!(props.user_properties[1].0, "traceparent");
 /// # Ok::<(), fasten::Error>(())
 /// ```
 pub fn stamp(
@@ -106,13 +116,17 @@ pub fn stamp(
     properties: Option<PublishProperties>,
 ) -> (Vec<u8>, PublishProperties) {
     let id = context::current().unwrap_or_else(RequestId::mint);
+    let trace = context::trace().unwrap_or_else(|| TraceContext::for_request(&id));
     let mut properties = properties.unwrap_or_default();
     properties
         .user_properties
-        .retain(|(k, _)| k != USER_PROPERTY);
+        .retain(|(k, _)| k != USER_PROPERTY && k != TRACEPARENT);
     properties
         .user_properties
         .push((USER_PROPERTY.to_owned(), id.as_str().to_owned()));
+    properties
+        .user_properties
+        .push((TRACEPARENT.to_owned(), trace.traceparent()));
     (stamp_payload(payload, &id), properties)
 }
 
@@ -214,8 +228,31 @@ where
     if source == IdSource::Minted {
         tracing::debug!(target: "fasten::mqtt", request_id = %id, topic = via.channel(), "no usable request id on the message: minted one");
     }
-    let future = context::with_via(id.clone(), via.clone(), || handler(publish));
-    context::scope_via(id, via, future)
+    let trace = trace_of(&publish).unwrap_or_else(|| TraceContext::for_request(&id));
+    let frame = context::Frame::traced(id, Some(via), trace);
+    let future = context::with_frame(frame.clone(), || handler(publish));
+    context::scope_frame(frame, future)
+}
+
+/// The W3C trace of an inbound message: its `traceparent` user property,
+/// when well-formed.
+///
+/// # Examples
+///
+/// ```
+/// use rumqttc::v5::mqttbytes::{v5::{Publish, PublishProperties}, QoS};
+/// let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// let props = PublishProperties { user_properties: vec![("traceparent".into(), tp.into())], ..Default::default() };
+/// let msg = Publish::new("t", QoS::AtMostOnce, Vec::new(), Some(props));
+/// assert_eq!(fasten::mqtt::trace_of(&msg).unwrap().traceparent(), tp);
+/// ```
+pub fn trace_of(publish: &Publish) -> Option<TraceContext> {
+    publish.properties.as_ref().and_then(|p| {
+        p.user_properties
+            .iter()
+            .filter(|(k, _)| k == TRACEPARENT)
+            .find_map(|(_, v)| TraceContext::parse_traceparent(v))
+    })
 }
 
 #[cfg(test)]
@@ -253,12 +290,15 @@ mod tests {
             ],
             ..PublishProperties::default()
         };
-        let props = context::with(id.clone(), || stamp(Vec::new(), Some(old)).1);
+        let (props, trace) = context::with(id.clone(), || {
+            (stamp(Vec::new(), Some(old)).1, context::trace())
+        });
         assert_eq!(
             props.user_properties,
             vec![
                 ("other".to_owned(), "kept".to_owned()),
-                (USER_PROPERTY.to_owned(), "req-1".to_owned())
+                (USER_PROPERTY.to_owned(), "req-1".to_owned()),
+                (TRACEPARENT.to_owned(), trace.unwrap().traceparent()),
             ]
         );
         // Without an ambient id, a fresh one still goes out.

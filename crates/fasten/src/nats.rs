@@ -1,7 +1,11 @@
 //! Request ids over NATS message headers, on `async-nats`: core NATS and
 //! JetStream.
 //!
-//! The id travels in the `Fasten-Request-Id` header ([`HEADER`]). On the
+//! The id travels in the `Fasten-Request-Id` header ([`HEADER`]), and the
+//! request's W3C trace beside it in `traceparent` ([`TRACEPARENT`]): on
+//! the way in, a well-formed one becomes the handler's trace (the rows'
+//! `trace_id` and `span_id`, and with feature `otel` the remote parent of
+//! spans started inside), else the trace is derived from the id. On the
 //! way out, [`publish`] (core NATS) or [`headers`] / [`inject`] (JetStream,
 //! requests, your own publish call) add the ambient request id, or a fresh
 //! one so every subscriber of a message shares it. On the way in,
@@ -33,12 +37,15 @@ use std::future::Future;
 
 use async_nats::{Client, HeaderMap, Message, PublishError, ToSubject};
 
-use crate::context::{self, Via};
+use crate::context::{self, TraceContext, Via};
 use crate::kind::Method;
 use crate::request_id::RequestId;
 
 /// `Fasten-Request-Id`: the header the id travels in.
 pub const HEADER: &str = "Fasten-Request-Id";
+
+/// `traceparent`: the header the W3C trace travels in.
+pub const TRACEPARENT: &str = "traceparent";
 
 /// Where an inbound message's id came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +57,8 @@ pub enum IdSource {
     Minted,
 }
 
-/// Sets `Fasten-Request-Id` to the ambient request id, or a fresh one.
+/// Sets `Fasten-Request-Id` to the ambient request id, or a fresh one,
+/// and `traceparent` to the request's trace ([`context::trace`]).
 ///
 /// # Examples
 ///
@@ -63,7 +71,16 @@ pub enum IdSource {
 /// ```
 pub fn inject(headers: &mut HeaderMap) {
     let id = context::current().unwrap_or_else(RequestId::mint);
+    let trace = context::trace().unwrap_or_else(|| TraceContext::for_request(&id));
     headers.insert(HEADER, id.as_str());
+    headers.insert(TRACEPARENT, trace.traceparent().as_str());
+}
+
+/// The W3C trace of inbound headers: a well-formed `traceparent`.
+pub fn trace_from(headers: Option<&HeaderMap>) -> Option<TraceContext> {
+    headers?
+        .get_all(TRACEPARENT)
+        .find_map(|v| TraceContext::parse_traceparent(v.as_str()))
 }
 
 /// New headers holding only `Fasten-Request-Id` (see [`inject`]), for
@@ -159,8 +176,11 @@ where
     if source == IdSource::Minted {
         tracing::debug!(target: "fasten::nats", request_id = %id, subject = via.channel(), "no usable request id on the message: minted one");
     }
-    let future = context::with_via(id.clone(), via.clone(), || handler(message));
-    context::scope_via(id, via, future)
+    let trace =
+        trace_from(inner.headers.as_ref()).unwrap_or_else(|| TraceContext::for_request(&id));
+    let frame = context::Frame::traced(id, Some(via), trace);
+    let future = context::with_frame(frame.clone(), || handler(message));
+    context::scope_frame(frame, future)
 }
 
 #[cfg(test)]
@@ -182,5 +202,8 @@ mod tests {
         h.insert(HEADER, "req-9");
         assert_eq!(request_id_from(Some(&h)).0.as_str(), "req-9");
         assert_eq!(headers().get(HEADER).unwrap().as_str().len(), 32);
+        let h = headers();
+        let trace = trace_from(Some(&h)).expect("a traceparent goes out too");
+        assert_eq!(trace.trace_id(), h.get(HEADER).unwrap().as_str());
     }
 }

@@ -14,7 +14,7 @@ use crate::redact;
 use crate::request_id::RequestId;
 use crate::store::{self, Access};
 use crate::stream::{ApiRow, Origin, StreamPage, StreamQuery, StreamStats, Streams, SysRow};
-use crate::writer::{QueueStats, Settings, ShutdownReport, Writer};
+use crate::writer::{Committed, QueueStats, Settings, ShutdownReport, Writer};
 
 // The pipeline's retention: the sweep and erasure as its methods, and its
 // background sweeper thread.
@@ -55,7 +55,43 @@ struct Inner {
     /// Codes already reported as emitted in an HTTP request without an
     /// actor: one warning each, not one per row.
     unattributed: Mutex<std::collections::HashSet<Arc<str>>>,
+    /// The OTLP exporter (`FASTEN_OTLP_ENDPOINT`, feature `otlp`).
+    #[cfg(feature = "otlp")]
+    otlp: Option<Arc<crate::tap::Tap<crate::otlp::Item>>>,
+    /// Committed audit rows as JSON lines (`FASTEN_STDOUT=audit`).
+    audit_stdout: Option<Arc<crate::tap::Tap<Arc<Committed>>>>,
+    /// Whether emit takes the caller's trace for the audit row's copies.
+    trace_audit: bool,
     ids: crate::event::IdMinter,
+}
+
+/// Committed audit rows on stdout, one JSON object a line with
+/// `"stream":"audit"` first, from a thread of their own.
+fn audit_stdout(capacity: usize) -> Result<crate::tap::Tap<Arc<Committed>>> {
+    let mut line = Vec::with_capacity(4096);
+    crate::tap::Tap::start(
+        "stdout-audit",
+        capacity,
+        crate::env::FASTEN_AUDIT_BATCH_SIZE_DEFAULT,
+        Duration::ZERO,
+        move |batches: Vec<Arc<Committed>>| {
+            use std::io::Write as _;
+            line.clear();
+            let mut n = 0u64;
+            for batch in &batches {
+                for row in &batch.rows {
+                    crate::stream::write_line(&mut line, "audit", row);
+                    n += 1;
+                }
+            }
+            // The one sink that prints (like the sys and api streams').
+            std::io::stdout()
+                .lock()
+                .write_all(&line)
+                .map(|()| n)
+                .map_err(|e| (n, format!("stdout: {e}")))
+        },
+    )
 }
 
 /// A handle that does not keep the pipeline running; see
@@ -78,6 +114,8 @@ pub(crate) struct SysEvent {
     pub(crate) fields: serde_json::Map<String, serde_json::Value>,
     pub(crate) span: Option<String>,
     pub(crate) request_id: Option<RequestId>,
+    /// The trace the event belongs to ([`context::trace`]).
+    pub(crate) trace: Option<crate::context::TraceContext>,
 }
 
 impl Drop for Inner {
@@ -200,7 +238,46 @@ impl Config {
             node_id: node_id.as_str().into(),
             tenant_id: self.tenant_id.as_deref().map(Into::into),
         };
-        let streams = Streams::start(&self, origin)?;
+        #[cfg(feature = "otlp")]
+        let otlp = match &self.otlp_endpoint {
+            Some(endpoint) => Some(Arc::new(crate::otlp::start(
+                crate::otlp::Settings {
+                    endpoint: endpoint.clone(),
+                    headers: self.otlp_headers.0.clone(),
+                    capacity: self.otlp_queue_capacity,
+                },
+                &origin,
+            )?)),
+            None => None,
+        };
+        let audit_stdout = if self.stdout.audit {
+            Some(Arc::new(audit_stdout(self.stream_queue_capacity)?))
+        } else {
+            None
+        };
+        #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
+        let mut copies = crate::stream::Copies::default();
+        let mut taps: Vec<crate::writer::AuditTap> = Vec::new();
+        #[cfg(feature = "otlp")]
+        if let Some(tap) = &otlp {
+            use crate::otlp::Item;
+            let t = Arc::clone(tap);
+            copies.sys = Some(Arc::new(move |row| t.push(Item::Sys(Arc::clone(row)), 1)));
+            let t = Arc::clone(tap);
+            copies.api = Some(Arc::new(move |row| t.push(Item::Api(Arc::clone(row)), 1)));
+            let t = Arc::clone(tap);
+            taps.push(Box::new(move |batch| {
+                t.push(Item::Audit(Arc::clone(batch)), batch.rows.len());
+            }));
+        }
+        if let Some(tap) = &audit_stdout {
+            let t = Arc::clone(tap);
+            taps.push(Box::new(move |batch| {
+                t.push(Arc::clone(batch), batch.rows.len());
+            }));
+        }
+        let trace_audit = taps.len() > usize::from(audit_stdout.is_some());
+        let streams = Streams::start(&self, origin, copies)?;
         let writer = Writer::start(
             store,
             Settings {
@@ -211,6 +288,7 @@ impl Config {
                 max_retries: self.audit_max_retries,
                 reopen: Box::new(move || store::open(&dsn, Access::Write)),
                 checkpointer,
+                taps,
             },
         )?;
         let interval = self.retention.sweep_interval();
@@ -249,6 +327,10 @@ impl Config {
                 sweeper: OnceLock::new(),
                 shipper,
                 unattributed: Mutex::default(),
+                #[cfg(feature = "otlp")]
+                otlp,
+                audit_stdout,
+                trace_audit,
                 ids: crate::event::IdMinter::new(),
             }),
         };
@@ -328,6 +410,7 @@ impl Fasten {
             fields,
             span: None,
             request_id: context::current(),
+            trace: context::trace(),
         });
     }
 
@@ -348,6 +431,7 @@ impl Fasten {
             fields,
             span: None,
             request_id: None,
+            trace: None,
         });
     }
 
@@ -467,6 +551,11 @@ impl Fasten {
             request_id,
             detail,
             info,
+            trace: if inner.trace_audit {
+                context::trace()
+            } else {
+                None
+            },
         })
     }
 
@@ -574,6 +663,11 @@ impl Fasten {
         }
         let report = self.inner.writer.shutdown(left())?;
         self.flush_streams(left())?;
+        // Copies are best effort: a slow collector never fails a shutdown
+        // whose audit rows are all stored.
+        if let Err(e) = self.flush_copies(left()) {
+            tracing::warn!(target: "fasten::export", error = %e, "copies of rows (OTLP export, audit rows on stdout) were not all handed over before shutdown");
+        }
         Ok(report)
     }
 
@@ -585,6 +679,46 @@ impl Fasten {
     /// [`ErrorKind::Timeout`] when that takes longer than `timeout`.
     pub fn flush_streams(&self, timeout: Duration) -> Result<()> {
         self.inner.streams.flush(timeout)
+    }
+
+    /// Waits until the copies of every row committed or pushed before the
+    /// call are handed over: the OTLP export (`FASTEN_OTLP_ENDPOINT`) and
+    /// audit rows on stdout. Call [`flush`](Self::flush) first for audit
+    /// rows still queued for their store.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when that takes longer than `timeout`.
+    pub fn flush_copies(&self, timeout: Duration) -> Result<()> {
+        let start = std::time::Instant::now();
+        #[cfg(feature = "otlp")]
+        if let Some(tap) = &self.inner.otlp {
+            tap.flush(timeout)?;
+        }
+        if let Some(tap) = &self.inner.audit_stdout {
+            tap.flush(timeout.saturating_sub(start.elapsed()))?;
+        }
+        Ok(())
+    }
+
+    /// The OTLP exporter's counters (`None` when `FASTEN_OTLP_ENDPOINT` is
+    /// not set): rows queued, exported, dropped because the queue was full
+    /// (emit never waits for export), and failed requests.
+    pub fn otlp_stats(&self) -> Option<crate::tap::ExportStats> {
+        #[cfg(feature = "otlp")]
+        {
+            self.inner.otlp.as_ref().map(|t| t.stats())
+        }
+        #[cfg(not(feature = "otlp"))]
+        {
+            None
+        }
+    }
+
+    /// The counters of audit rows on stdout (`None` unless
+    /// `FASTEN_STDOUT` names `audit`).
+    pub fn audit_stdout_stats(&self) -> Option<crate::tap::ExportStats> {
+        self.inner.audit_stdout.as_ref().map(|t| t.stats())
     }
 
     /// The sys stream's counters: ring, queue, written, dropped, failed.
@@ -666,6 +800,8 @@ impl Fasten {
             span: e.span,
             fields,
             dropped: None,
+            trace_id: e.trace.map(|t| t.trace_id()),
+            span_id: e.trace.map(|t| t.span_id()),
         });
     }
 

@@ -110,6 +110,7 @@ pub struct ApiRecord {
     bytes_out: Option<u64>,
     actor: Option<String>,
     target: Option<String>,
+    trace: Option<crate::context::TraceContext>,
 }
 
 impl ApiRecord {
@@ -157,7 +158,17 @@ impl ApiRecord {
             bytes_out: None,
             actor: None,
             target: None,
+            trace: None,
         })
+    }
+
+    /// The W3C trace the request belongs to (the api row's `trace_id` and
+    /// `span_id`); by default the context's when the record is for the
+    /// ambient request.
+    #[must_use]
+    pub fn trace(mut self, trace: crate::context::TraceContext) -> Self {
+        self.trace = Some(trace);
+        self
     }
 
     /// The route template (`/users/{id}`), when the framework knows it.
@@ -204,13 +215,21 @@ impl Fasten {
         if !self.sys_enabled(&line.level) {
             return false;
         }
+        let ambient = crate::context::current();
+        // The context's trace belongs to the line only when the line
+        // belongs to the context's request.
+        let trace = match &line.request_id {
+            Some(id) if ambient.as_ref() != Some(id) => None,
+            _ => crate::context::trace(),
+        };
         self.push_sys(SysEvent {
             level: line.level.as_str(),
             target: line.target.into(),
             message: line.message,
             fields: line.fields,
             span: None,
-            request_id: line.request_id.or_else(crate::context::current),
+            request_id: line.request_id.or(ambient),
+            trace,
         });
         true
     }
@@ -225,6 +244,10 @@ impl Fasten {
 
     /// [`Self::record_api`] for a request that arrived at `started`.
     pub(crate) fn record_api_at(&self, mut record: ApiRecord, started: jiff::Timestamp) {
+        if record.trace.is_none() && crate::context::current().as_ref() == Some(&record.request_id)
+        {
+            record.trace = crate::context::trace();
+        }
         // A token in a path segment (`/reset/eyJ…`), an actor or a target
         // goes whole: these rows are not hashed, so redacting is enough.
         for text in [
@@ -262,6 +285,8 @@ impl Fasten {
             bytes_in: record.bytes_in,
             bytes_out: record.bytes_out,
             dropped: None,
+            trace_id: record.trace.map(|t| t.trace_id()),
+            span_id: record.trace.map(|t| t.span_id()),
         };
         self.push_api(row);
     }

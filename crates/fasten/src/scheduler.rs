@@ -211,6 +211,8 @@ impl Record {
             fields,
             span: None,
             request_id: Some(self.id.clone()),
+            trace: crate::context::trace()
+                .filter(|_| crate::context::scoped().as_ref() == Some(&self.id)),
         });
     }
 

@@ -152,7 +152,9 @@ where
         fields.map.retain(|k, _| !k.starts_with("log."));
         let request_id = context::scoped()
             .or_else(|| context::from_span_scope(ctx.event_scope(event)))
+            .or_else(context::otel_request_id)
             .or_else(context::process_default);
+        let trace = context::trace();
         let span = ctx
             .event_scope(event)
             .and_then(|mut scope| scope.next())
@@ -164,6 +166,7 @@ where
             fields: fields.map,
             span,
             request_id,
+            trace,
         });
     }
 }

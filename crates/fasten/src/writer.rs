@@ -148,6 +148,18 @@ pub(crate) struct Writer {
     witness_failures: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
+/// Committed audit rows on their way to copies (OTLP export, stdout), with
+/// the trace each was emitted in (`None` where unknown).
+#[derive(Debug)]
+pub(crate) struct Committed {
+    pub(crate) rows: Vec<Row>,
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub(crate) traces: Vec<Option<crate::context::TraceContext>>,
+}
+
+/// Takes each committed batch, after its commit; must not block.
+pub(crate) type AuditTap = Box<dyn Fn(&Arc<Committed>) + Send>;
+
 /// What the writer needs besides the store.
 pub(crate) struct Settings {
     pub(crate) capacity: usize,
@@ -160,6 +172,8 @@ pub(crate) struct Settings {
     pub(crate) reopen: Box<dyn Fn() -> Result<Box<dyn Store>> + Send>,
     /// Signs checkpoints as rows commit, when a signing key is configured.
     pub(crate) checkpointer: Option<crate::checkpointer::Checkpointer>,
+    /// Copies of committed rows: audit rows go to their store first.
+    pub(crate) taps: Vec<AuditTap>,
 }
 
 impl Writer {
@@ -456,6 +470,8 @@ struct Worker {
 #[derive(Default)]
 struct Batch {
     rows: Vec<Row>,
+    /// Each row's trace, in queue order, when there are taps.
+    traces: Vec<Option<crate::context::TraceContext>>,
     /// Index into `rows` as queued, the row's id, and the durable emit
     /// waiting for it.
     acks: Vec<(usize, String, Ack)>,
@@ -570,6 +586,9 @@ impl Worker {
         match msg {
             Msg::Row(pending, ack) => {
                 self.counters.received.fetch_add(1, Ordering::Relaxed);
+                if !self.settings.taps.is_empty() {
+                    batch.traces.push(pending.trace);
+                }
                 let row = pending.into_row(&mut self.buf);
                 if let Some(ack) = ack {
                     batch.acks.push((batch.rows.len(), row.id.clone(), ack));
@@ -584,6 +603,7 @@ impl Worker {
     fn write(&mut self, batch: Batch) {
         let Batch {
             mut rows,
+            traces,
             acks,
             flushes,
             ..
@@ -597,6 +617,19 @@ impl Worker {
         match outcome {
             Ok(()) => {
                 self.answer(&rows, queued, acks);
+                if !self.settings.taps.is_empty() && !rows.is_empty() {
+                    // A retry's recheck may have dropped rows: the traces no
+                    // longer line up, so the copies go without them.
+                    let traces = if traces.len() == rows.len() {
+                        traces
+                    } else {
+                        vec![None; rows.len()]
+                    };
+                    let committed = Arc::new(Committed { rows, traces });
+                    for tap in &self.settings.taps {
+                        tap(&committed);
+                    }
+                }
                 if !flushes.is_empty() {
                     self.checkpoint(|cp, store| cp.sign_pending(store));
                 }

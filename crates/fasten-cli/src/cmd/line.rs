@@ -112,7 +112,19 @@ pub(crate) fn sys(p: Paint, row: &Value) -> String {
     if let Some(id) = row["request_id"].as_str() {
         line.push_str(&format!(" req={}", word(id)));
     }
+    push_trace(&mut line, row);
     line
+}
+
+/// ` trace=…` when the row's trace id is not its request id (an
+/// `X-Request-ID` that disagreed with `traceparent`), so a Jaeger search
+/// finds it.
+fn push_trace(line: &mut String, row: &Value) {
+    if let Some(trace) = row["trace_id"].as_str()
+        && row["request_id"].as_str() != Some(trace)
+    {
+        line.push_str(&format!(" trace={}", word(trace)));
+    }
 }
 
 pub(crate) fn api(p: Paint, row: &Value) -> String {
@@ -124,7 +136,7 @@ pub(crate) fn api(p: Paint, row: &Value) -> String {
     } else {
         "32"
     };
-    format!(
+    let mut line = format!(
         "{} {} {} {} {:.1}ms req={}",
         when(row),
         word(s(row, "method")),
@@ -132,7 +144,9 @@ pub(crate) fn api(p: Paint, row: &Value) -> String {
         p.wrap(colour, &status.to_string()),
         row["duration_ms"].as_f64().unwrap_or(0.0),
         word(s(row, "request_id"))
-    )
+    );
+    push_trace(&mut line, row);
+    line
 }
 
 /// A row of any stream.
@@ -179,6 +193,25 @@ mod tests {
             "message": "two\nlines", "request_id": null
         });
         assert_eq!(sys_line(&sys), r"2026-04-22T12:34:56Z INFO  app two\nlines");
+    }
+
+    #[test]
+    fn issue_20_a_trace_that_is_not_the_request_id_is_shown() {
+        let row = serde_json::json!({
+            "timestamp": "2026-04-22T12:34:56Z", "method": "GET", "route": "/o", "status": 200,
+            "duration_ms": 1.5, "request_id": "order-3",
+            "trace_id": "0af7651916cd43dd8448eb211c80319c"
+        });
+        assert_eq!(
+            api(Paint(false), &row),
+            "2026-04-22T12:34:56Z GET /o 200 1.5ms req=order-3 trace=0af7651916cd43dd8448eb211c80319c"
+        );
+        let same = serde_json::json!({
+            "timestamp": "2026-04-22T12:34:56Z", "level": "INFO", "target": "app", "message": "m",
+            "request_id": "0af7651916cd43dd8448eb211c80319c",
+            "trace_id": "0af7651916cd43dd8448eb211c80319c"
+        });
+        assert!(!sys_line(&same).contains("trace="));
     }
 
     fn sys_line(row: &Value) -> String {

@@ -115,6 +115,8 @@ pub(crate) struct Lane<T: Record> {
     pub(super) store_kind: Option<&'static str>,
     /// The stream's table, for reads.
     pub(super) table: Option<TableReader<T>>,
+    /// Where a copy of each row goes (OTLP export).
+    pub(super) copy: Option<RowCopy<T::Stored>>,
 }
 
 impl<T: Record> std::fmt::Debug for Lane<T> {
@@ -130,7 +132,11 @@ impl<T: Record> std::fmt::Debug for Lane<T> {
 impl<T: Record> Lane<T> {
     /// Opens the stream's store now, so a bad DSN or an unreachable server
     /// fails `init` rather than the first request.
-    pub(crate) fn start(settings: LaneSettings, origin: Origin) -> Result<Self> {
+    pub(crate) fn start(
+        settings: LaneSettings,
+        origin: Origin,
+        copy: Option<RowCopy<T::Stored>>,
+    ) -> Result<Self> {
         let store = match &settings.dsn {
             Some(dsn) => Some(table::open::<T>(dsn).map_err(|e| {
                 Error::new(
@@ -181,6 +187,7 @@ impl<T: Record> Lane<T> {
             counters,
             store_kind,
             table: settings.dsn.map(TableReader::new),
+            copy,
         })
     }
 
@@ -196,6 +203,9 @@ impl<T: Record> Lane<T> {
                     self.counters.unreported.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+        if let Some(copy) = &self.copy {
+            copy(&row);
         }
         let bytes = T::weight(&row);
         self.ring.push(row, bytes);
@@ -373,7 +383,7 @@ impl<T: Record> Worker<T> {
 }
 
 /// One JSON object and a newline, with `"stream"` first.
-pub(super) fn write_line<T: Serialize>(out: &mut Vec<u8>, stream: &str, row: &T) {
+pub(crate) fn write_line<T: Serialize>(out: &mut Vec<u8>, stream: &str, row: &T) {
     out.extend_from_slice(b"{\"stream\":\"");
     out.extend_from_slice(stream.as_bytes());
     out.extend_from_slice(b"\",");

@@ -28,6 +28,17 @@ pub struct StreamStats {
     pub store: Option<&'static str>,
 }
 
+/// Takes a copy of each row a lane is pushed (OTLP export); must not
+/// block.
+pub(crate) type RowCopy<S> = Arc<dyn Fn(&Arc<S>) + Send + Sync>;
+
+/// The copies each stream's rows go to, besides the lane.
+#[derive(Default)]
+pub(crate) struct Copies {
+    pub(crate) sys: Option<RowCopy<PackedSys>>,
+    pub(crate) api: Option<RowCopy<ApiRow>>,
+}
+
 /// Both streams of a pipeline.
 #[derive(Debug)]
 pub(crate) struct Streams {
@@ -39,7 +50,7 @@ pub(crate) struct Streams {
 }
 
 impl Streams {
-    pub(crate) fn start(config: &crate::Config, origin: Origin) -> Result<Self> {
+    pub(crate) fn start(config: &crate::Config, origin: Origin, copies: Copies) -> Result<Self> {
         let lane = |ring, stdout, dsn: &Option<Dsn>, dsn_var| LaneSettings {
             ring,
             queue: config.stream_queue_capacity,
@@ -56,6 +67,7 @@ impl Streams {
                     crate::env::FASTEN_SYS_DSN,
                 ),
                 origin.clone(),
+                copies.sys,
             )?,
             api: Lane::start(
                 lane(
@@ -65,6 +77,7 @@ impl Streams {
                     crate::env::FASTEN_API_DSN,
                 ),
                 origin.clone(),
+                copies.api,
             )?,
             origin,
             sys_level: config.sys_level,

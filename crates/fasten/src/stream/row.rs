@@ -32,6 +32,13 @@ pub struct SysRow {
     /// On the row the stream writes after shedding load: how many rows it
     /// could not write.
     pub dropped: Option<u64>,
+    /// The W3C trace id (32 hex) of the active OpenTelemetry span, else of
+    /// the request's fasten scope; see [`crate::context::trace`].
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    /// The span id (16 hex) beside [`trace_id`](Self::trace_id).
+    #[serde(default)]
+    pub span_id: Option<String>,
 }
 
 /// One HTTP request (the api stream), made by
@@ -74,6 +81,18 @@ pub struct ApiRow {
     /// On the row the stream writes after shedding load: how many rows it
     /// could not write.
     pub dropped: Option<u64>,
+    /// The request's W3C trace id (32 hex): the active OpenTelemetry
+    /// span's, else the inbound `traceparent`'s, else derived from the
+    /// request id. It differs from the request id when an `X-Request-ID`
+    /// and a `traceparent` disagree (the request id wins; the trace is kept
+    /// here).
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    /// The span id (16 hex) beside [`trace_id`](Self::trace_id): the
+    /// active span's, else the caller's parent span from `traceparent`,
+    /// else the one fasten made for the request.
+    #[serde(default)]
+    pub span_id: Option<String>,
 }
 
 /// The most bytes a stream row keeps of one text field (a path, a route,
@@ -181,6 +200,8 @@ impl Table for SysRow {
         Col::new("span", ColType::NullText),
         Col::new("fields", ColType::Json),
         Col::new("dropped", ColType::NullInt),
+        Col::new("trace_id", ColType::NullText),
+        Col::new("span_id", ColType::NullText),
     ];
 }
 
@@ -201,6 +222,8 @@ impl Record for SysRow {
             span: None,
             fields: Map::new(),
             dropped: Some(n),
+            trace_id: None,
+            span_id: None,
         }
     }
 
@@ -226,6 +249,8 @@ impl Record for SysRow {
             + r.message.len()
             + r.span.as_ref().map_or(0, String::len)
             + stored.fields.len()
+            + r.trace_id.as_ref().map_or(0, String::len)
+            + r.span_id.as_ref().map_or(0, String::len)
     }
 
     fn unpack(stored: &PackedSys) -> Self {
@@ -258,6 +283,8 @@ impl Table for ApiRow {
         Col::new("bytes_in", ColType::NullInt),
         Col::new("bytes_out", ColType::NullInt),
         Col::new("dropped", ColType::NullInt),
+        Col::new("trace_id", ColType::NullText),
+        Col::new("span_id", ColType::NullText),
     ];
 }
 
@@ -284,6 +311,8 @@ impl Record for ApiRow {
             bytes_in: None,
             bytes_out: None,
             dropped: Some(n),
+            trace_id: None,
+            span_id: None,
         }
     }
 
@@ -303,6 +332,8 @@ impl Record for ApiRow {
             + r.path.len()
             + r.actor.as_ref().map_or(0, String::len)
             + r.target.as_ref().map_or(0, String::len)
+            + r.trace_id.as_ref().map_or(0, String::len)
+            + r.span_id.as_ref().map_or(0, String::len)
     }
 }
 

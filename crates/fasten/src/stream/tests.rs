@@ -76,6 +76,7 @@ fn a_full_queue_sheds_and_reports_the_count() {
         counters: Arc::default(),
         store_kind: None,
         table: None,
+        copy: None,
     };
     for _ in 0..4 {
         lane.push(SysRow::dropped(0, &origin()));

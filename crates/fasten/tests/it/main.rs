@@ -15,6 +15,13 @@ mod crash;
 mod fleet;
 mod foreign;
 mod multiprocess;
+#[cfg(all(
+    feature = "otel",
+    feature = "otlp",
+    feature = "http",
+    feature = "tracing"
+))]
+mod otel;
 #[cfg(feature = "postgres")]
 mod pg_tls;
 mod pipeline;

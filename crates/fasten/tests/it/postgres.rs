@@ -655,3 +655,46 @@ fn sys_and_api_rows_are_stored_in_postgres_and_read_back() -> fasten::Result<()>
     schema.sql("SELECT 1");
     Ok(())
 }
+
+#[cfg(feature = "tracing")]
+#[test]
+fn issue_20_old_postgres_stream_tables_gain_the_trace_columns() -> fasten::Result<()> {
+    use fasten::Stdout;
+    let Some(mut schema) = Schema::new() else {
+        return Ok(());
+    };
+    let pg = |cols: &str| {
+        cols.replace(
+            "TEXT NOT NULL, service_id",
+            "TIMESTAMPTZ NOT NULL, service_id",
+        )
+        .replace("fields TEXT NOT NULL", "fields JSONB NOT NULL")
+        .replace("INTEGER", "BIGINT")
+        .replace("REAL", "DOUBLE PRECISION")
+    };
+    let name = schema.name.clone();
+    schema.sql(&format!(
+        "CREATE SCHEMA {name};
+         CREATE TABLE {name}.sys_log ({sys});
+         CREATE TABLE {name}.api_log ({api});
+         INSERT INTO {name}.sys_log VALUES ('s1', '2026-01-01T00:00:00Z', 'it', 'node-1', NULL, NULL, 'INFO', 't', 'old', NULL, '{{}}', NULL);
+         INSERT INTO {name}.api_log VALUES ('a1', '2026-01-01T00:00:00Z', 'it', 'node-1', NULL, 'r1', 'GET', '/old', '/old', 200, 1.0, NULL, NULL, NULL, NULL, NULL);",
+        sys = pg(super::streams::OLD_SYS),
+        api = pg(super::streams::OLD_API),
+    ));
+    let stream_dsn = |var: &'static str, table: &str| {
+        Dsn::parse_for(
+            var,
+            &format!("{}?table={name}.{table}", base_url()),
+            "unused",
+        )
+        .unwrap()
+    };
+    let fasten = config(schema.dsn("audit_log"), "pg-trace")
+        .stdout(Stdout::NONE)
+        .sys_dsn(stream_dsn("FASTEN_SYS_DSN", "sys_log"))
+        .api_dsn(stream_dsn("FASTEN_API_DSN", "api_log"))
+        .build()?;
+    super::streams::trace_columns_round_trip(&fasten);
+    Ok(())
+}

@@ -819,3 +819,105 @@ fn http_layers_agree_on_the_id_in_any_order() {
     );
     fasten.shutdown(SECS).unwrap();
 }
+
+/// The columns of the stream tables before issue 20 added `trace_id` and
+/// `span_id`.
+pub(crate) const OLD_SYS: &str = "id TEXT PRIMARY KEY, timestamp TEXT NOT NULL, service_id TEXT NOT NULL, source_node_id TEXT NOT NULL, tenant_id TEXT NULL, request_id TEXT NULL, level TEXT NOT NULL, target TEXT NOT NULL, message TEXT NOT NULL, span TEXT NULL, fields TEXT NOT NULL, dropped INTEGER NULL";
+pub(crate) const OLD_API: &str = "id TEXT PRIMARY KEY, timestamp TEXT NOT NULL, service_id TEXT NOT NULL, source_node_id TEXT NOT NULL, tenant_id TEXT NULL, request_id TEXT NOT NULL, method TEXT NOT NULL, route TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL, duration_ms REAL NOT NULL, actor TEXT NULL, target TEXT NULL, bytes_in INTEGER NULL, bytes_out INTEGER NULL, dropped INTEGER NULL";
+
+/// Rows written into stream tables (possibly older ones), then read back:
+/// the old row without a trace, the new one with the request's.
+pub(crate) fn trace_columns_round_trip(fasten: &Fasten) {
+    use fasten::record::{ApiRecord, LogLine};
+    let id = RequestId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    let trace = fasten::context::with(id.clone(), || {
+        assert!(fasten.log(LogLine::new("info", "traced").unwrap()));
+        fasten.record_api(ApiRecord::new(id.clone(), "GET", "/t", 200, SECS / 100).unwrap());
+        fasten::context::trace().unwrap()
+    });
+    fasten.flush_streams(SECS).unwrap();
+    let sys = fasten.sys_rows(&StreamQuery::new(10)).unwrap();
+    assert_eq!(sys.source, Source::Store);
+    let new = sys.rows.iter().find(|r| r.message == "traced").unwrap();
+    assert_eq!(new.trace_id.as_deref(), Some(id.as_str()));
+    assert_eq!(new.span_id, Some(trace.span_id()));
+    let old = sys.rows.iter().find(|r| r.message == "old").unwrap();
+    assert_eq!(
+        (old.trace_id.as_deref(), old.span_id.as_deref()),
+        (None, None)
+    );
+    let api = fasten.api_rows(&StreamQuery::new(10)).unwrap();
+    let new = api.rows.iter().find(|r| r.path == "/t").unwrap();
+    assert_eq!(new.trace_id.as_deref(), Some(id.as_str()));
+    assert_eq!(new.span_id, Some(trace.span_id()));
+    let old = api.rows.iter().find(|r| r.path == "/old").unwrap();
+    assert_eq!(old.trace_id, None);
+}
+
+#[test]
+fn issue_20_old_sqlite_stream_tables_gain_the_trace_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE sys_log ({OLD_SYS});
+         CREATE TABLE api_log ({OLD_API});
+         INSERT INTO sys_log VALUES ('s1', '2026-01-01T00:00:00.000000Z', 'it', 'node-1', NULL, NULL, 'INFO', 't', 'old', NULL, '{{}}', NULL);
+         INSERT INTO api_log VALUES ('a1', '2026-01-01T00:00:00.000000Z', 'it', 'node-1', NULL, 'r1', 'GET', '/old', '/old', 200, 1.0, NULL, NULL, NULL, NULL, NULL);"
+    ))
+    .unwrap();
+    drop(conn);
+    let fasten = streams_config(&path).build().unwrap();
+    trace_columns_round_trip(&fasten);
+    // Opening again finds the columns there and changes nothing.
+    drop(fasten);
+    let again = streams_config(&path).build().unwrap();
+    assert_eq!(again.sys_rows(&StreamQuery::new(10)).unwrap().rows.len(), 2);
+}
+
+#[test]
+fn issue_20_committed_audit_rows_go_to_stdout_as_json_lines() {
+    use super::support::{child, db_path, role};
+    if role().as_deref() == Some("stdout-audit") {
+        let fasten = config(&db_path("FASTEN_IT_DB"), "node-1")
+            .stdout("audit".parse().unwrap())
+            .build()
+            .unwrap();
+        fasten
+            .emit(Event::new("USER_CREATED").target("u-1"))
+            .unwrap();
+        // Shutdown writes the queue, then hands the copies over.
+        fasten.shutdown(SECS).unwrap();
+        assert_eq!(fasten.audit_stdout_stats().unwrap().exported, 1);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let out = child(
+        "streams::issue_20_committed_audit_rows_go_to_stdout_as_json_lines",
+        &[
+            ("FASTEN_IT_ROLE", "stdout-audit".to_owned()),
+            ("FASTEN_IT_DB", path.display().to_string()),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        // The test harness writes its own words before it on the line.
+        .filter_map(|l| l.find(r#"{"stream":"audit","#).map(|i| &l[i..]))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let [row] = lines.as_slice() else {
+        panic!("one audit line in {stdout}")
+    };
+    assert_eq!(row["code"], "USER_CREATED");
+    assert_eq!(row["monotonic_seq"], 1, "a committed row");
+    assert_eq!(row["hash"].as_str().unwrap().len(), 64);
+    assert!(
+        !stdout.contains(r#"{"stream":"sys""#),
+        "only the streams named"
+    );
+}

@@ -39,6 +39,12 @@ pub(crate) enum ColType {
 }
 
 impl ColType {
+    /// Whether the column may hold NULL, so an older table can gain it.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    fn nullable(self) -> bool {
+        matches!(self, Self::NullText | Self::NullInt)
+    }
+
     /// `(SQLite, PostgreSQL)` column definitions.
     #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     fn ddl(self) -> (&'static str, &'static str) {

@@ -53,6 +53,15 @@ impl PostgresStreams {
             "CREATE TABLE IF NOT EXISTS {qualified} ({});",
             defs.join(", ")
         ));
+        // Additive migration: a table made by an older fasten gets the
+        // nullable columns added since (`trace_id`, `span_id`).
+        for c in cols.iter().filter(|c| c.ty.nullable()) {
+            ddl.push_str(&format!(
+                "ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {} {};",
+                c.name,
+                c.ty.ddl().1
+            ));
+        }
         for (name, cols) in INDEXED {
             ddl.push_str(&format!(
                 "CREATE INDEX IF NOT EXISTS \"{table}_{name}\" ON {qualified} ({cols});"

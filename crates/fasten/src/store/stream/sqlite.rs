@@ -46,6 +46,28 @@ impl SqliteStreams {
         }
         conn.execute_batch(&ddl)
             .map_err(|e| Error::store(format!("sqlite: create stream table {table}"), e))?;
+        // Additive migration: a table made by an older fasten gets the
+        // nullable columns added since (`trace_id`, `span_id`).
+        let have: Vec<String> = {
+            let mut stmt = conn
+                .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .map_err(sql_err("read stream table columns"))?;
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+                .map_err(sql_err("read stream table columns"))?
+        };
+        for c in cols.iter().filter(|c| c.ty.nullable()) {
+            if !have.iter().any(|h| h == c.name) {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE \"{table}\" ADD COLUMN {} {}",
+                    c.name,
+                    c.ty.ddl().0
+                ))
+                .map_err(|e| {
+                    Error::store(format!("sqlite: add column {} to {table}", c.name), e)
+                })?;
+            }
+        }
         let names: Vec<&str> = cols.iter().map(|c| c.name).collect();
         let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
         Ok(Self {
