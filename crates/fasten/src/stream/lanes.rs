@@ -30,7 +30,7 @@ pub struct StreamStats {
 
 /// Takes a copy of each row a lane is pushed (OTLP export); must not
 /// block.
-pub(crate) type RowCopy<S> = Arc<dyn Fn(&Arc<S>) + Send + Sync>;
+pub(crate) type RowCopy<S> = Arc<dyn Fn(&Arc<S>) + Send + Sync + std::panic::RefUnwindSafe>;
 
 /// The copies each stream's rows go to, besides the lane.
 #[derive(Default)]
