@@ -621,17 +621,22 @@ impl Store for PostgresStore {
                 let tip = tip.map_err(pg_err("read chain tip"))?;
                 // Never continue a chain of another canonical form.
                 if let Some(r) = &tip {
-                    let form: Option<String> = r.get(2);
+                    let form: Option<String> = r.try_get(2).map_err(pg_err("read chain tip"))?;
                     super::check_tip_form(
                         &self.qualified,
                         &node,
                         Some(form.as_deref().unwrap_or("NULL")),
                     )?;
                 }
-                let tip = tip.map_or_else(Tip::genesis, |r| Tip {
-                    seq: r.get(0),
-                    hash: r.get(1),
-                });
+                // The tip is stored data: a NULL or a foreign type is an
+                // error to surface, never a panic in the writer.
+                let tip = match &tip {
+                    Some(r) => Tip {
+                        seq: r.try_get(0).map_err(pg_err("read chain tip"))?,
+                        hash: r.try_get(1).map_err(pg_err("read chain tip"))?,
+                    },
+                    None => Tip::genesis(),
+                };
                 Ok::<_, Error>((stored, tip))
             })
             .inspect_err(|_| self.rollback())?;
@@ -733,13 +738,15 @@ impl Store for PostgresStore {
             .rt
             .block_on(self.client.query(&sql, &[]))
             .map_err(pg_err("list nodes"))?;
-        Ok(rows
-            .iter()
-            .map(|r| NodeCount {
-                node: r.get(0),
-                rows: r.get::<_, i64>(1).try_into().unwrap_or(0),
+        rows.iter()
+            .map(|r| {
+                Ok(NodeCount {
+                    node: r.try_get(0)?,
+                    rows: r.try_get::<_, i64>(1)?.try_into().unwrap_or(0),
+                })
             })
-            .collect())
+            .collect::<std::result::Result<_, tokio_postgres::Error>>()
+            .map_err(pg_err("list nodes"))
     }
 
     fn scan_rows(
