@@ -48,7 +48,7 @@ echo "== Rust: the generated module compiles, a misspelt code does not (doctests
 cargo test -q -p fasten --doc typed::CodeSpec
 
 echo "== Python: mypy"
-venv=${FASTEN_PY_VENV:-$root/target/py-venv}
+venv=${FASTEN_TEST_PY_VENV:-$root/target/py-venv}
 [ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
 "$venv/bin/python" -m mypy --version >/dev/null 2>&1 || "$venv/bin/python" -m pip install -q "mypy>=1.5"
 mkdir "$tmp/py"

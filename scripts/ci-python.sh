@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-venv=${FASTEN_PY_VENV:-$root/target/py-venv}
+venv=${FASTEN_TEST_PY_VENV:-$root/target/py-venv}
 python=${PYTHON:-python3}
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"

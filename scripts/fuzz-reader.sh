@@ -13,7 +13,7 @@ trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet 'schemathesis>=4,<5'
 cargo build --quiet -p fasten-cli
-bin=target/debug/fasten
+bin=${CARGO_TARGET_DIR:-target}/debug/fasten
 
 export FASTEN_SERVICE_ID=fuzz FASTEN_NODE_ID=node-1
 export FASTEN_AUDIT_DSN="sqlite:///$work/fuzz.db"
