@@ -10,8 +10,14 @@ use crate::Lang;
 /// The default rules, in the file format: what a `fasten-lint.toml` extends.
 pub const DEFAULTS: &str = r#"
 # Calls that write an audit event, by the name of the function or method,
-# in any binding's spelling: fasten::emit, fasten.emit, fasten.Emit, …
-emit = ["emit", "emit_durable", "emit_async", "emitDurable", "emitAsync", "Emit", "EmitDurable", "EmitContext"]
+# in any binding's spelling: fasten::emit, fasten.emit, fasten.Emit, …; and
+# the agent helpers, which write a TOOL_CALLED / MODEL_CALLED /
+# AGENT_HANDOFF row whatever the call does.
+emit = [
+  "emit", "emit_durable", "emit_async", "emitDurable", "emitAsync", "Emit", "EmitDurable", "EmitContext",
+  "tool_call", "model_call", "handoff", "toolCall", "modelCall", "wrapTool", "wrapModel", "wrapHandoff",
+  "ToolCall", "ModelCall", "Handoff",
+]
 # The receiver an emit method is called on must match this (a bare emit()
 # always counts): fasten.emit, pipeline.emit, codes.emit, but not socket.emit.
 emit_receiver = "(?i)fasten|audit|pipeline|engine|codes"
