@@ -211,9 +211,9 @@ pub(super) async fn fleet(
 pub(super) fn fleet_problem(e: &Error) -> Option<Problem> {
     match e.kind() {
         ErrorKind::Fleet { .. } => Some(Problem::new(StatusCode::FORBIDDEN, e.to_string())),
-        ErrorKind::Config { .. } => {
-            Some(Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
-        }
+        // Not an outage: this reader's store can hold no fleet (it is
+        // not PostgreSQL), so there is nothing here to find.
+        ErrorKind::Config { .. } => Some(Problem::new(StatusCode::NOT_FOUND, e.to_string())),
         _ => None,
     }
 }
