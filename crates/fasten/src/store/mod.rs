@@ -808,6 +808,54 @@ pub(crate) fn settle_recheck(
     Ok(before - rows.len())
 }
 
+/// Whether a store error is one no retry can change: another
+/// implementation's table ([`ErrorKind::ForeignTable`]), a chain with no
+/// successor seq ([`ErrorKind::ChainExhausted`]), a table or column that is
+/// not there, missing privileges, a read-only or non-database file. Anything
+/// else (busy, locked, connection lost, I/O) is transient.
+///
+/// [`ErrorKind::ForeignTable`]: crate::ErrorKind::ForeignTable
+/// [`ErrorKind::ChainExhausted`]: crate::ErrorKind::ChainExhausted
+pub(crate) fn is_permanent(e: &crate::Error) -> bool {
+    use crate::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ForeignTable { .. } | ErrorKind::ChainExhausted { .. }
+    ) {
+        return true;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        #[cfg(feature = "sqlite")]
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = c.downcast_ref::<rusqlite::Error>() {
+            use rusqlite::ErrorCode as C;
+            return matches!(
+                f.code,
+                C::ReadOnly
+                    | C::PermissionDenied
+                    | C::AuthorizationForStatementDenied
+                    | C::NotADatabase
+            );
+        }
+        #[cfg(feature = "postgres")]
+        if let Some(code) = c
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::code)
+        {
+            use tokio_postgres::error::SqlState as S;
+            return [
+                S::INSUFFICIENT_PRIVILEGE,
+                S::UNDEFINED_TABLE,
+                S::UNDEFINED_COLUMN,
+                S::DATATYPE_MISMATCH,
+            ]
+            .contains(code);
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// Opens the store a DSN names.
 pub(crate) fn open(dsn: &Dsn, access: Access) -> Result<Box<dyn Store>> {
     match dsn {
