@@ -856,6 +856,13 @@ pub(crate) fn is_permanent(e: &crate::Error) -> bool {
     false
 }
 
+/// How many seqs `first..=tip` holds, in arithmetic that cannot overflow
+/// on stored values (a planted `i64::MAX` tip, a negative first seq); 0
+/// when `tip` is before `first`.
+pub(crate) fn seq_span(first: i64, tip: i64) -> u64 {
+    u64::try_from(i128::from(tip) - i128::from(first) + 1).unwrap_or(0)
+}
+
 /// Opens the store a DSN names.
 pub(crate) fn open(dsn: &Dsn, access: Access) -> Result<Box<dyn Store>> {
     match dsn {
