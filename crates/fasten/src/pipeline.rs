@@ -286,6 +286,7 @@ impl Config {
                 block: self.audit_queue_timeout,
                 strategy: self.audit_store_failure_strategy,
                 max_retries: self.audit_max_retries,
+                backoff: crate::writer::BACKOFF_BASE,
                 reopen: Box::new(move || store::open(&dsn, Access::Write)),
                 checkpointer,
                 taps,

@@ -808,6 +808,61 @@ pub(crate) fn settle_recheck(
     Ok(before - rows.len())
 }
 
+/// Whether a store error is one no retry can change: another
+/// implementation's table ([`ErrorKind::ForeignTable`]), a chain with no
+/// successor seq ([`ErrorKind::ChainExhausted`]), a table or column that is
+/// not there, missing privileges, a read-only or non-database file. Anything
+/// else (busy, locked, connection lost, I/O) is transient.
+///
+/// [`ErrorKind::ForeignTable`]: crate::ErrorKind::ForeignTable
+/// [`ErrorKind::ChainExhausted`]: crate::ErrorKind::ChainExhausted
+pub(crate) fn is_permanent(e: &crate::Error) -> bool {
+    use crate::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ForeignTable { .. } | ErrorKind::ChainExhausted { .. }
+    ) {
+        return true;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        #[cfg(feature = "sqlite")]
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = c.downcast_ref::<rusqlite::Error>() {
+            use rusqlite::ErrorCode as C;
+            return matches!(
+                f.code,
+                C::ReadOnly
+                    | C::PermissionDenied
+                    | C::AuthorizationForStatementDenied
+                    | C::NotADatabase
+            );
+        }
+        #[cfg(feature = "postgres")]
+        if let Some(code) = c
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::code)
+        {
+            use tokio_postgres::error::SqlState as S;
+            return [
+                S::INSUFFICIENT_PRIVILEGE,
+                S::UNDEFINED_TABLE,
+                S::UNDEFINED_COLUMN,
+                S::DATATYPE_MISMATCH,
+            ]
+            .contains(code);
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// How many seqs `first..=tip` holds, in arithmetic that cannot overflow
+/// on stored values (a planted `i64::MAX` tip, a negative first seq); 0
+/// when `tip` is before `first`.
+pub(crate) fn seq_span(first: i64, tip: i64) -> u64 {
+    u64::try_from(i128::from(tip) - i128::from(first) + 1).unwrap_or(0)
+}
+
 /// Opens the store a DSN names.
 pub(crate) fn open(dsn: &Dsn, access: Access) -> Result<Box<dyn Store>> {
     match dsn {

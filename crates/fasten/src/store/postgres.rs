@@ -1113,7 +1113,7 @@ impl Store for PostgresStore {
             let tip: i64 = r.get(2);
             super::Unshipped {
                 first_seq,
-                count: u64::try_from(tip - first_seq + 1).unwrap_or(0),
+                count: super::seq_span(first_seq, tip),
                 oldest: r.get(1),
             }
         }))

@@ -962,7 +962,7 @@ impl Store for SqliteStore {
             .map_err(sql_err("find unshipped rows"))?;
         Ok(found.map(|(first_seq, oldest, tip)| super::Unshipped {
             first_seq,
-            count: u64::try_from(tip - first_seq + 1).unwrap_or(0),
+            count: super::seq_span(first_seq, tip),
             oldest,
         }))
     }
