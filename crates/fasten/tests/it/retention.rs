@@ -687,9 +687,8 @@ fn emits_go_on_while_a_sweep_erases() {
     eprintln!(
         "sqlite: longest emit during a sweep of {rows} rows {stall:?} (without a sweep {baseline:?}), {rate:.0} rows/s erased"
     );
-    // Generous: a sweep transaction is at most 1000 rows, and the sweep
-    // pauses as long as each took. The bench measures 1,000,000 rows.
-    assert!(stall < Duration::from_secs(2), "{stall:?}");
+    // The stall is reported, not asserted: timings belong in the
+    // `retention` bench, which measures 1,000,000 rows.
 }
 
 #[cfg(feature = "postgres")]
@@ -701,7 +700,6 @@ fn postgres_emits_go_on_while_a_sweep_erases() {
         eprintln!(
             "postgres: longest emit during a sweep of {rows} rows {stall:?} (without a sweep {baseline:?}), {rate:.0} rows/s erased"
         );
-        assert!(stall < Duration::from_secs(2), "{stall:?}");
     }
 }
 
