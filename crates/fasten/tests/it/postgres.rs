@@ -492,7 +492,14 @@ fn a_terminated_backend_is_reconnected_without_loss_or_duplicates() -> fasten::R
         })
     };
     for _ in 0..5 {
-        std::thread::sleep(Duration::from_millis(40));
+        // Each kill lands after the writer made progress since the last
+        // (or the emitter is done), not after a fixed sleep.
+        let before = fasten.queue_stats().written;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while fasten.queue_stats().written == before && !emitter.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "no progress");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         schema.sql(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app}'"
         ));
