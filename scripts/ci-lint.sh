@@ -16,7 +16,7 @@ cargo build -q -p fasten-cli
 fasten="$CARGO_TARGET_DIR/debug/fasten"
 
 echo "== fasten lint on the examples and bindings (fasten-lint.toml)"
-"$fasten" lint crates/fasten/examples bindings
+"$fasten" lint crates/fasten/examples crates/fasten-it/examples bindings
 
 echo "== the generated files the examples use are fresh"
 fresh() {

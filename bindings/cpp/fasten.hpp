@@ -46,7 +46,6 @@ enum class ErrorKind : int32_t {
   Store = FASTEN_ERR_STORE,
   Closed = FASTEN_ERR_CLOSED,
   Checkpoint = FASTEN_ERR_CHECKPOINT,
-  ChainBroken = FASTEN_ERR_CHAIN_BROKEN,
   Panic = FASTEN_ERR_PANIC,
   Other = FASTEN_ERR_OTHER,
 };

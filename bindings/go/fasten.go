@@ -50,7 +50,6 @@ const (
 	KindStore        ErrorKind = C.FASTEN_ERR_STORE
 	KindClosed       ErrorKind = C.FASTEN_ERR_CLOSED
 	KindCheckpoint   ErrorKind = C.FASTEN_ERR_CHECKPOINT
-	KindChainBroken  ErrorKind = C.FASTEN_ERR_CHAIN_BROKEN
 	KindPanic        ErrorKind = C.FASTEN_ERR_PANIC
 	KindOther        ErrorKind = C.FASTEN_ERR_OTHER
 )
@@ -59,7 +58,7 @@ var kindNames = map[ErrorKind]string{
 	KindArgument: "argument", KindConfig: "config", KindCodes: "codes",
 	KindUnknownCode: "unknown_code", KindInvalidEvent: "invalid_event",
 	KindQueueFull: "queue_full", KindTimeout: "timeout", KindStore: "store",
-	KindClosed: "closed", KindCheckpoint: "checkpoint", KindChainBroken: "chain_broken",
+	KindClosed: "closed", KindCheckpoint: "checkpoint",
 	KindPanic: "panic", KindOther: "other",
 }
 

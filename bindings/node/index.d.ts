@@ -20,7 +20,6 @@ export type ErrorKind =
   | 'Store'
   | 'Closed'
   | 'Checkpoint'
-  | 'ChainBroken'
   | 'Other';
 
 /** Every failure of fasten; `kind` says what failed, `field` or `var` where. */

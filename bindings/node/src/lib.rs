@@ -43,7 +43,6 @@ fn js_error(e: &fasten::Error) -> napi::Error {
         ErrorKind::Store => ("Store", None, None),
         ErrorKind::Closed => ("Closed", None, None),
         ErrorKind::Checkpoint => ("Checkpoint", None, None),
-        ErrorKind::ChainBroken { .. } => ("ChainBroken", None, None),
         _ => ("Other", None, None),
     };
     // Display carries the message and each cause once, on one line.

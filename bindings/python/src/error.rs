@@ -25,7 +25,6 @@ pub(crate) fn to_py_err(py: Python<'_>, e: &Error) -> PyErr {
         ErrorKind::Store => ("store", None, None),
         ErrorKind::Closed => ("closed", None, None),
         ErrorKind::Checkpoint => ("checkpoint", None, None),
-        ErrorKind::ChainBroken { .. } => ("chain_broken", None, None),
         ErrorKind::AlreadyInitialised => ("already_initialised", None, None),
         _ => ("other", None, None),
     };

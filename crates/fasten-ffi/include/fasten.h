@@ -43,10 +43,10 @@
 // A signing key, verifier key or checkpoint note is malformed.
 #define FASTEN_ERR_CHECKPOINT 10
 
-// A hash chain does not verify.
-#define FASTEN_ERR_CHAIN_BROKEN 11
-
 // fasten panicked inside the call; the panic was caught at the boundary.
+//
+// (11 is reserved and never returned: it was `FASTEN_ERR_CHAIN_BROKEN`,
+// which no call returned; a broken chain is a verify report, not an error.)
 #define FASTEN_ERR_PANIC 12
 
 // Any other failure.

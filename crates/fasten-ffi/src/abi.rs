@@ -32,9 +32,10 @@ pub const FASTEN_ERR_STORE: i32 = 8;
 pub const FASTEN_ERR_CLOSED: i32 = 9;
 /// A signing key, verifier key or checkpoint note is malformed.
 pub const FASTEN_ERR_CHECKPOINT: i32 = 10;
-/// A hash chain does not verify.
-pub const FASTEN_ERR_CHAIN_BROKEN: i32 = 11;
 /// fasten panicked inside the call; the panic was caught at the boundary.
+///
+/// (11 is reserved and never returned: it was `FASTEN_ERR_CHAIN_BROKEN`,
+/// which no call returned; a broken chain is a verify report, not an error.)
 pub const FASTEN_ERR_PANIC: i32 = 12;
 /// Any other failure.
 pub const FASTEN_ERR_OTHER: i32 = 13;
@@ -94,7 +95,6 @@ impl From<fasten::Error> for Failure {
             ErrorKind::Store | ErrorKind::ForeignTable { .. } => (FASTEN_ERR_STORE, String::new()),
             ErrorKind::Closed => (FASTEN_ERR_CLOSED, String::new()),
             ErrorKind::Checkpoint => (FASTEN_ERR_CHECKPOINT, String::new()),
-            ErrorKind::ChainBroken { .. } => (FASTEN_ERR_CHAIN_BROKEN, String::new()),
             _ => (FASTEN_ERR_OTHER, String::new()),
         };
         Self {

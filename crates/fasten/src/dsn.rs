@@ -9,9 +9,16 @@ use crate::error::{Error, Result};
 pub(crate) const DEFAULT_AUDIT_TABLE: &str = "audit_log";
 
 /// A parsed store address. `Display` and `Debug` never show a password.
+///
+/// Built only by [`Dsn::parse`] and [`Dsn::parse_for`], which check every
+/// SQL identifier (table, schema) the stores later splice into SQL: its
+/// parts are private, so no unchecked name can reach a store.
 #[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Dsn {
+pub struct Dsn(Repr);
+
+/// The parts of a [`Dsn`], checked by its parser.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Repr {
     /// One SQLite file (`sqlite:///relative.db`, `sqlite:////abs/path.db`).
     Sqlite {
         /// The database file.
@@ -136,10 +143,10 @@ impl Dsn {
                 _ => return Err(bad(&format!("unknown parameter {pair:?}"))),
             }
         }
-        Ok(Self::Sqlite {
+        Ok(Self(Repr::Sqlite {
             path: PathBuf::from(path),
             table,
-        })
+        }))
     }
 
     fn parse_postgres(s: &str, default_table: &str, bad: &dyn Fn(&str) -> Error) -> Result<Self> {
@@ -193,14 +200,44 @@ impl Dsn {
         if let Err(e) = client_url.parse::<tokio_postgres::Config>() {
             return Err(bad(&format!("{e}")));
         }
-        Ok(Self::Postgres { url, schema, table })
+        Ok(Self(Repr::Postgres { url, schema, table }))
     }
 
     /// The table rows go to (without its schema).
     pub fn table(&self) -> &str {
-        match self {
-            Self::Sqlite { table, .. } | Self::Postgres { table, .. } => table,
+        match &self.0 {
+            Repr::Sqlite { table, .. } | Repr::Postgres { table, .. } => table,
         }
+    }
+
+    /// The PostgreSQL schema, when the table was given as `schema.table`;
+    /// `None` for SQLite.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dsn = fasten::Dsn::parse("FASTEN_AUDIT_DSN", "postgres://u@h/app?table=fasten.audit_log")?;
+    /// assert_eq!(dsn.schema(), Some("fasten"));
+    /// # Ok::<(), fasten::Error>(())
+    /// ```
+    pub fn schema(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Sqlite { .. } => None,
+            Repr::Postgres { schema, .. } => schema.as_deref(),
+        }
+    }
+
+    /// The backend: `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        match &self.0 {
+            Repr::Sqlite { .. } => "sqlite",
+            Repr::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// The checked parts, for the stores.
+    pub(crate) fn repr(&self) -> &Repr {
+        &self.0
     }
 }
 
@@ -460,15 +497,15 @@ pub(crate) fn check_identifier(name: &str) -> std::result::Result<(), &'static s
 
 impl fmt::Display for Dsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite { path, table } => {
+        match &self.0 {
+            Repr::Sqlite { path, table } => {
                 write!(f, "sqlite:///{}", path.display())?;
                 if table != DEFAULT_AUDIT_TABLE {
                     write!(f, "?table={table}")?;
                 }
                 Ok(())
             }
-            Self::Postgres { url, schema, table } => {
+            Repr::Postgres { url, schema, table } => {
                 f.write_str(&mask_password(url))?;
                 let qualified = match schema {
                     Some(s) => format!("{s}.{table}"),
@@ -507,17 +544,17 @@ mod tests {
     fn relative_and_absolute_paths() {
         assert_eq!(
             parse("sqlite:///data/a.db").unwrap(),
-            Dsn::Sqlite {
+            Dsn(Repr::Sqlite {
                 path: "data/a.db".into(),
                 table: "audit_log".into()
-            }
+            })
         );
         assert_eq!(
             parse("sqlite:////var/lib/a.db?table=trail_1").unwrap(),
-            Dsn::Sqlite {
+            Dsn(Repr::Sqlite {
                 path: "/var/lib/a.db".into(),
                 table: "trail_1".into()
-            }
+            })
         );
         for s in ["sqlite:///data/a.db", "sqlite:////var/a.db?table=t"] {
             assert_eq!(parse(s).unwrap().to_string(), s);
@@ -529,11 +566,11 @@ mod tests {
         let dedicated = parse("postgres://u:pw@db.example:5432/fasten_audit").unwrap();
         assert_eq!(
             dedicated,
-            Dsn::Postgres {
+            Dsn(Repr::Postgres {
                 url: "postgres://u:pw@db.example:5432/fasten_audit".into(),
                 schema: None,
                 table: "audit_log".into()
-            }
+            })
         );
         let schema = parse(
             "postgresql://u@h/app?sslmode=disable&table=fasten.audit_log&application_name=api",
@@ -541,11 +578,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             schema,
-            Dsn::Postgres {
+            Dsn(Repr::Postgres {
                 url: "postgresql://u@h/app?sslmode=disable&application_name=api".into(),
                 schema: Some("fasten".into()),
                 table: "audit_log".into()
-            }
+            })
         );
         let prefix = parse("postgres://u@h/app?table=fasten_audit_log").unwrap();
         assert_eq!(prefix.table(), "fasten_audit_log");

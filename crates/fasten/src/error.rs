@@ -72,13 +72,6 @@ pub enum ErrorKind {
         /// The table, as the store names it.
         table: String,
     },
-    /// A hash chain does not verify.
-    ChainBroken {
-        /// The node whose chain is broken.
-        node: String,
-        /// The first sequence number that fails.
-        seq: i64,
-    },
 }
 
 // === impl Error ===

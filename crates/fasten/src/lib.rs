@@ -61,7 +61,7 @@
 //! makes float parsing exact and somewhat slower; it changes no output.
 //!
 //! Scheduled jobs ([`scheduler`]) need no feature; a custom transport is a
-//! few lines over [`context::scope_via`] (see `examples/amqp_shim.rs`).
+//! few lines over [`context::scope_via`] (see `examples/amqp_shim.rs` in the repository's unpublished `fasten-it` crate).
 //!
 //! # Three streams
 //!

@@ -553,10 +553,7 @@ impl Reader {
     /// [`HEALTH_CHAIN_ROWS`] rows link and hash correctly. Never fails: an
     /// unreachable store is reported as such.
     pub fn health(&self) -> Health {
-        let store_kind = match &self.audit_dsn {
-            Dsn::Sqlite { .. } => "sqlite",
-            Dsn::Postgres { .. } => "postgres",
-        };
+        let store_kind = self.audit_dsn.backend();
         let chains = self.with_audit(|s| {
             let mut out = Vec::new();
             for node in s.nodes()? {

@@ -36,9 +36,11 @@
 //! ```
 //!
 //! and with `tokio-cron-scheduler`, whose job closures are called once per
-//! firing:
+//! firing (not compiled here, so that `fasten` does not depend on it even for
+//! its tests; the unpublished `fasten-it` crate runs the same shape in
+//! `tests/it/cron.rs`):
 //!
-//! ```no_run
+//! ```rust,ignore
 //! # async fn build_report() -> Result<(), std::io::Error> { Ok(()) }
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let sched = tokio_cron_scheduler::JobScheduler::new().await?;

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Ack, Batch, ForkEvidence, Judged, MAX_CHECKPOINTS, NodeStatus, judge};
 use crate::chain::{self, Row};
 use crate::checkpoint::{Checkpoint, VerifierKey};
-use crate::dsn::Dsn;
+use crate::dsn::{Dsn, Repr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::format_timestamp;
 use crate::merkle::MerkleLog;
@@ -80,7 +80,7 @@ impl Central {
     /// [`ErrorKind::Config`] when `dsn` is not PostgreSQL;
     /// [`ErrorKind::Store`] when it cannot be opened.
     pub fn open(dsn: &Dsn) -> Result<Self> {
-        let Dsn::Postgres { url, schema, table } = dsn else {
+        let Repr::Postgres { url, schema, table } = dsn.repr() else {
             return Err(Error::config(
                 crate::env::FASTEN_SHIP_TO,
                 format!("the central store of a fleet is PostgreSQL, not {dsn}"),

@@ -2,7 +2,7 @@
 //! backend is one file. Backends are chosen by DSN.
 
 use crate::chain::{Row, RowRef};
-use crate::dsn::Dsn;
+use crate::dsn::{Dsn, Repr};
 use crate::error::Result;
 
 #[cfg(feature = "postgres")]
@@ -865,22 +865,22 @@ pub(crate) fn seq_span(first: i64, tip: i64) -> u64 {
 
 /// Opens the store a DSN names.
 pub(crate) fn open(dsn: &Dsn, access: Access) -> Result<Box<dyn Store>> {
-    match dsn {
+    match dsn.repr() {
         #[cfg(feature = "sqlite")]
-        Dsn::Sqlite { path, table } => {
+        Repr::Sqlite { path, table } => {
             Ok(Box::new(sqlite::SqliteStore::open(path, table, access)?))
         }
         #[cfg(not(feature = "sqlite"))]
-        Dsn::Sqlite { .. } => Err(missing_feature(access, "sqlite")),
+        Repr::Sqlite { .. } => Err(missing_feature(access, "sqlite")),
         #[cfg(feature = "postgres")]
-        Dsn::Postgres { url, schema, table } => Ok(Box::new(postgres::PostgresStore::open(
+        Repr::Postgres { url, schema, table } => Ok(Box::new(postgres::PostgresStore::open(
             url,
             schema.as_deref(),
             table,
             access,
         )?)),
         #[cfg(not(feature = "postgres"))]
-        Dsn::Postgres { .. } => Err(missing_feature(access, "postgres")),
+        Repr::Postgres { .. } => Err(missing_feature(access, "postgres")),
     }
 }
 
@@ -916,17 +916,17 @@ pub(crate) fn prune(dsn: &Dsn, table: &str, cutoff: &str, batch: usize) -> Resul
             format!("invalid table name {table:?} to prune: {rule}"),
         )
     })?;
-    match dsn {
+    match dsn.repr() {
         #[cfg(feature = "sqlite")]
-        Dsn::Sqlite { path, .. } => sqlite::prune(path, table, cutoff, batch),
+        Repr::Sqlite { path, .. } => sqlite::prune(path, table, cutoff, batch),
         #[cfg(not(feature = "sqlite"))]
-        Dsn::Sqlite { .. } => Err(missing_feature(Access::Write, "sqlite")),
+        Repr::Sqlite { .. } => Err(missing_feature(Access::Write, "sqlite")),
         #[cfg(feature = "postgres")]
-        Dsn::Postgres { url, schema, .. } => {
+        Repr::Postgres { url, schema, .. } => {
             postgres::prune(url, schema.as_deref(), table, cutoff, batch)
         }
         #[cfg(not(feature = "postgres"))]
-        Dsn::Postgres { .. } => Err(missing_feature(Access::Write, "postgres")),
+        Repr::Postgres { .. } => Err(missing_feature(Access::Write, "postgres")),
     }
 }
 

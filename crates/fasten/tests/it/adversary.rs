@@ -169,14 +169,8 @@ fn a_tip_at_i64_max_is_a_counted_store_error_that_never_wedges_the_writer() {
         let rows = write(&db, "n1", 1);
         db.plant(&rows[0].id, "planted-max", &i64::MAX.to_string());
         let fasten = db.config("n1").build().unwrap();
-        let started = Instant::now();
+        // It returns (an error, not a retry loop); no wall-clock bound.
         let err = fasten.emit_durable(Event::new("USER_CREATED")).unwrap_err();
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{}: flush waited {:?}",
-            db.kind(),
-            started.elapsed()
-        );
         assert!(
             err.to_string().contains("cannot be continued"),
             "{}: {err}",
@@ -331,16 +325,12 @@ fn an_unreachable_witness_never_holds_up_rows() {
         .checkpoint_witness_url(format!("http://{addr}/add-checkpoint"))
         .build()
         .unwrap();
-    let started = Instant::now();
+    // The witness never answers: had rows waited for it, these durable
+    // emits would not return before the holder thread lets go.
     for _ in 0..5 {
         fasten.emit_durable(Event::new("USER_CREATED")).unwrap();
     }
-    fasten.flush(Duration::from_secs(3)).unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "rows waited {:?} for the witness",
-        started.elapsed()
-    );
+    fasten.flush(SECS).unwrap();
     // The witness's failures are counted, off the writer's thread.
     let deadline = Instant::now() + SECS;
     while fasten.queue_stats().witness_failures == 0 {

@@ -64,6 +64,7 @@ fn central_url(schema: &Schema) -> String {
 /// pipeline's own background shipper), some rows under a request id the
 /// parent passes along, then waits until everything has shipped.
 #[test]
+#[ignore = "child-process entry point, run by its parent test"]
 fn child_fleet_edge() {
     if role().as_deref() != Some("fleet-edge") {
         return;
@@ -313,6 +314,7 @@ fn a_link_cut_mid_batch_loses_and_duplicates_nothing() {
 
 /// Entry point of the shipper process the next test kills.
 #[test]
+#[ignore = "child-process entry point, run by its parent test"]
 fn child_fleet_shipper() {
     if role().as_deref() != Some("fleet-shipper") {
         return;

@@ -7,8 +7,6 @@
 mod adversary;
 #[cfg(all(feature = "reader", feature = "tracing"))]
 mod agent;
-#[cfg(all(feature = "http", feature = "mqtt", feature = "nats"))]
-mod amqp;
 mod checkpoints;
 mod crash;
 #[cfg(feature = "postgres")]

@@ -474,7 +474,12 @@ fn shutdown_under_load_writes_every_accepted_row() -> fasten::Result<()> {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // Shut down under load: once rows are flowing, not after a fixed sleep.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while fasten.queue_stats().written < 64 {
+        assert!(std::time::Instant::now() < deadline, "no rows written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let report = fasten.shutdown(Duration::from_secs(60))?;
     let accepted: Vec<String> = emitters
         .into_iter()

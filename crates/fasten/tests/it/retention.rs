@@ -620,8 +620,9 @@ fn the_background_sweep_runs_every_interval_and_stops_at_shutdown() {
 // === sweeping while emits go on ===
 
 /// Emits in `raise` mode (each emit returns after its commit) while a sweep
-/// erases `rows` rows; returns the longest emit and the sweep's rate.
-fn longest_stall_during_sweep(db: &Db, rows: usize) -> (Duration, Duration, f64) {
+/// erases `rows` rows; returns the longest emit and the sweep's rate (for
+/// the log: timings are measured by the `retention` bench).
+fn longest_stall_during_sweep(db: &Db, rows: usize) -> (Duration, f64) {
     let fill = db.config().build().unwrap();
     for i in 0..rows {
         fill.emit(Event::new("ORDER_PLACED").detail(json!({"i": i, "pad": "x".repeat(64)})))
@@ -646,14 +647,6 @@ fn longest_stall_during_sweep(db: &Db, rows: usize) -> (Duration, Duration, f64)
         }
         longest
     };
-    // Baseline: the same emits with no sweep running.
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let baseline = std::thread::scope(|s| {
-        let h = s.spawn(|| emits(&done));
-        std::thread::sleep(Duration::from_millis(500));
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        h.join().unwrap()
-    });
     let done = std::sync::atomic::AtomicBool::new(false);
     let (stall, rate) = std::thread::scope(|s| {
         let h = s.spawn(|| emits(&done));
@@ -667,7 +660,7 @@ fn longest_stall_during_sweep(db: &Db, rows: usize) -> (Duration, Duration, f64)
     fasten.shutdown(SECS).unwrap();
     let report = fasten::verify(&db.dsn()).unwrap();
     assert!(report.ok);
-    (stall, baseline, rate)
+    (stall, rate)
 }
 
 /// Rows to sweep under load: `FASTEN_IT_SWEEP_ROWS`, default 20000 (the
@@ -683,13 +676,12 @@ fn sweep_rows() -> usize {
 fn emits_go_on_while_a_sweep_erases() {
     let db = Db::sqlite();
     let rows = sweep_rows();
-    let (stall, baseline, rate) = longest_stall_during_sweep(&db, rows);
+    let (stall, rate) = longest_stall_during_sweep(&db, rows);
     eprintln!(
-        "sqlite: longest emit during a sweep of {rows} rows {stall:?} (without a sweep {baseline:?}), {rate:.0} rows/s erased"
+        "sqlite: longest emit during a sweep of {rows} rows {stall:?}, {rate:.0} rows/s erased"
     );
-    // Generous: a sweep transaction is at most 1000 rows, and the sweep
-    // pauses as long as each took. The bench measures 1,000,000 rows.
-    assert!(stall < Duration::from_secs(2), "{stall:?}");
+    // The stall is reported, not asserted: timings belong in the
+    // `retention` bench, which measures 1,000,000 rows.
 }
 
 #[cfg(feature = "postgres")]
@@ -697,11 +689,10 @@ fn emits_go_on_while_a_sweep_erases() {
 fn postgres_emits_go_on_while_a_sweep_erases() {
     if let Some(db) = Db::pg() {
         let rows = sweep_rows();
-        let (stall, baseline, rate) = longest_stall_during_sweep(&db, rows);
+        let (stall, rate) = longest_stall_during_sweep(&db, rows);
         eprintln!(
-            "postgres: longest emit during a sweep of {rows} rows {stall:?} (without a sweep {baseline:?}), {rate:.0} rows/s erased"
+            "postgres: longest emit during a sweep of {rows} rows {stall:?}, {rate:.0} rows/s erased"
         );
-        assert!(stall < Duration::from_secs(2), "{stall:?}");
     }
 }
 

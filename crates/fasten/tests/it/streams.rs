@@ -875,9 +875,11 @@ fn issue_20_old_sqlite_stream_tables_gain_the_trace_columns() {
     assert_eq!(again.sys_rows(&StreamQuery::new(10)).unwrap().rows.len(), 2);
 }
 
+/// Entry point of the child process of the next test.
 #[test]
-fn issue_20_committed_audit_rows_go_to_stdout_as_json_lines() {
-    use super::support::{child, db_path, role};
+#[ignore = "child-process entry point, run by its parent test"]
+fn child_stdout_audit() {
+    use super::support::{db_path, role};
     if role().as_deref() == Some("stdout-audit") {
         let fasten = config(&db_path("FASTEN_IT_DB"), "node-1")
             .stdout("audit".parse().unwrap())
@@ -889,12 +891,16 @@ fn issue_20_committed_audit_rows_go_to_stdout_as_json_lines() {
         // Shutdown writes the queue, then hands the copies over.
         fasten.shutdown(SECS).unwrap();
         assert_eq!(fasten.audit_stdout_stats().unwrap().exported, 1);
-        return;
     }
+}
+
+#[test]
+fn issue_20_committed_audit_rows_go_to_stdout_as_json_lines() {
+    use super::support::child;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.db");
     let out = child(
-        "streams::issue_20_committed_audit_rows_go_to_stdout_as_json_lines",
+        "streams::child_stdout_audit",
         &[
             ("FASTEN_IT_ROLE", "stdout-audit".to_owned()),
             ("FASTEN_IT_DB", path.display().to_string()),

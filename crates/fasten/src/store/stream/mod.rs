@@ -6,6 +6,8 @@
 use serde_json::{Map, Value};
 
 use crate::dsn::Dsn;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use crate::dsn::Repr;
 use crate::error::{Error, ErrorKind, Result};
 
 #[cfg(feature = "postgres")]
@@ -121,15 +123,15 @@ pub(crate) trait StreamStore: Send {
 
 /// Opens (creating if needed) the table a stream DSN names.
 pub(crate) fn open<T: Table>(dsn: &Dsn) -> Result<Box<dyn StreamStore>> {
-    match dsn {
+    match dsn.repr() {
         #[cfg(feature = "sqlite")]
-        Dsn::Sqlite { path, table } => Ok(Box::new(sqlite::SqliteStreams::open(
+        Repr::Sqlite { path, table } => Ok(Box::new(sqlite::SqliteStreams::open(
             path,
             table,
             T::COLUMNS,
         )?)),
         #[cfg(feature = "postgres")]
-        Dsn::Postgres { url, schema, table } => Ok(Box::new(postgres::PostgresStreams::open(
+        Repr::Postgres { url, schema, table } => Ok(Box::new(postgres::PostgresStreams::open(
             url,
             schema.as_deref(),
             table,

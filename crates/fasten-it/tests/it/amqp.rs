@@ -15,11 +15,11 @@ use fasten::{Event, Method, RequestId};
 #[allow(dead_code, unreachable_pub)]
 mod amqp_shim;
 
-use super::support::{config, stored_ids};
+use super::support::{broker, config, stored_ids};
 
 #[test]
 fn issue_8_custom_amqp_shim_carries_the_id_and_replaces_hostile_ones() {
-    if !super::transports::broker("RabbitMQ", 5672) {
+    if !broker("RabbitMQ", 5672) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
