@@ -2,7 +2,6 @@
 //! to the real PostgreSQL, verified on arrival. Each test works in a schema
 //! of its own and drops it; under `CI` a missing server fails the test.
 
-use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
@@ -11,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fasten::ship::{Central, Shipper};
-use fasten::{ErrorKind, Event, Reader, RequestId};
+use fasten::{ErrorKind, Event};
 
 use super::postgres::{Schema, base_url};
 use super::support::{child, config, db_path, dsn, role};
@@ -60,104 +59,241 @@ fn central_url(schema: &Schema) -> String {
     format!("{}?table={}.audit_log", base_url(), schema.name)
 }
 
-/// Entry point of the edge processes: emits with `FASTEN_SHIP_TO` set (the
-/// pipeline's own background shipper), some rows under a request id the
-/// parent passes along, then waits until everything has shipped.
-#[test]
-#[ignore = "child-process entry point, run by its parent test"]
-fn child_fleet_edge() {
-    if role().as_deref() != Some("fleet-edge") {
-        return;
-    }
-    let path = db_path("FASTEN_IT_DB");
-    let node = std::env::var("FASTEN_IT_NODE").unwrap();
-    let rows: usize = std::env::var("FASTEN_IT_ROWS").unwrap().parse().unwrap();
-    let fasten = config(&path, &node)
-        .ship_to(std::env::var("FASTEN_IT_SHIP_TO").unwrap())
-        .ship_interval(Duration::from_millis(50))
-        .ship_batch_size(200)
-        .build()
-        .unwrap();
-    let shared = std::env::var("FASTEN_IT_REQUEST").ok();
-    for i in 0..rows {
-        let mut event = Event::new("USER_UPDATED").target(format!("{node}/u-{i}"));
-        if i % 100 == 0
-            && let Some(id) = &shared
-        {
-            event = event.request_id(RequestId::parse(id).unwrap());
-        }
-        fasten.emit(event).unwrap();
-    }
-    fasten.flush(Duration::from_secs(30)).unwrap();
-    wait_until("the edge to ship everything", || unshipped(&path) == 0);
-    fasten.shutdown(Duration::from_secs(30)).unwrap();
-}
+/// The three-edge fleet, one request crossing two edges over MQTT
+/// (Mosquitto at 127.0.0.1:1883).
+#[cfg(feature = "mqtt")]
+mod over_mqtt {
+    use std::collections::HashSet;
 
-#[test]
-fn three_edges_ship_concurrently_and_one_request_correlates_across_two() {
-    let Some(schema) = Schema::new() else {
-        return;
-    };
-    // The central table first, so the edges race on rows, not on DDL.
-    drop(Central::open(&schema.dsn("audit_log")).unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let request = RequestId::mint();
-    let per_edge = 1000;
-    let mut children: Vec<_> = (1..=3)
-        .map(|i| {
-            let mut env = vec![
-                ("FASTEN_IT_ROLE", "fleet-edge".to_owned()),
-                (
-                    "FASTEN_IT_DB",
-                    dir.path()
-                        .join(format!("edge-{i}.db"))
-                        .display()
-                        .to_string(),
-                ),
-                ("FASTEN_IT_NODE", format!("edge-{i}")),
-                ("FASTEN_IT_ROWS", per_edge.to_string()),
-                ("FASTEN_IT_SHIP_TO", central_url(&schema)),
-            ];
-            // One request crossing edges 1 and 2 (its id passed along, as a
-            // gateway would in a header or an MQTT user property).
-            if i < 3 {
-                env.push(("FASTEN_IT_REQUEST", request.as_str().to_owned()));
+    use fasten::{Reader, RequestId};
+
+    use super::*;
+    use crate::support::{broker, runtime};
+
+    /// Entry point of the edge processes: emits with `FASTEN_IT_SHIP_TO` set
+    /// (the pipeline's own background shipper) in the part `FASTEN_IT_PART`
+    /// names, then waits until everything has shipped. One request crosses
+    /// two of them over MQTT (`FASTEN_IT_TOPIC`):
+    ///
+    /// - `gateway` emits every 100th row under the request the parent hands it
+    ///   (as an HTTP header would), then publishes a message inside it;
+    /// - `consumer` emits its other rows, then handles that message and emits
+    ///   its every-100th rows in the handler, under the id the message carried;
+    /// - `bystander` emits unrelated rows.
+    ///
+    /// Handshake, no sleeps: the consumer, once subscribed, publishes a
+    /// retained `<topic>/ready`; the gateway publishes only after it has seen
+    /// it, so the message cannot go out before anyone listens. The consumer
+    /// clears the retained message once it is done with the handshake.
+    #[test]
+    #[ignore = "child-process entry point, run by its parent test"]
+    fn child_fleet_edge() {
+        use fasten::context;
+        use rumqttc::v5::mqttbytes::QoS;
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::{AsyncClient, MqttOptions};
+
+        if role().as_deref() != Some("fleet-edge") {
+            return;
+        }
+        let path = db_path("FASTEN_IT_DB");
+        let node = std::env::var("FASTEN_IT_NODE").unwrap();
+        let rows: usize = std::env::var("FASTEN_IT_ROWS").unwrap().parse().unwrap();
+        let part = std::env::var("FASTEN_IT_PART").unwrap();
+        let topic = std::env::var("FASTEN_IT_TOPIC").unwrap();
+        let ready = format!("{topic}/ready");
+        let fasten = config(&path, &node)
+            .ship_to(std::env::var("FASTEN_IT_SHIP_TO").unwrap())
+            .ship_interval(Duration::from_millis(50))
+            .ship_batch_size(200)
+            .build()
+            .unwrap();
+        let row = |i: usize| Event::new("USER_UPDATED").target(format!("{node}/u-{i}"));
+        let correlated = |i: usize| i.is_multiple_of(100);
+        let acked = |p| matches!(p, Packet::PubAck(_)).then_some(());
+        let mqtt = || {
+            AsyncClient::new(
+                MqttOptions::new(format!("{topic}/{node}"), "127.0.0.1", 1883),
+                16,
+            )
+        };
+        runtime().block_on(async {
+            match part.as_str() {
+                "gateway" => {
+                    let request = std::env::var("FASTEN_IT_REQUEST").unwrap();
+                    let request = RequestId::parse(&request).unwrap();
+                    for i in 0..rows {
+                        if correlated(i) {
+                            context::with(request.clone(), || fasten.emit(row(i))).unwrap();
+                        } else {
+                            fasten.emit(row(i)).unwrap();
+                        }
+                    }
+                    let (client, mut events) = mqtt();
+                    client.subscribe(&ready, QoS::AtLeastOnce).await.unwrap();
+                    next(&mut events, |p| match p {
+                        Packet::Publish(m)
+                            if m.topic == ready.as_bytes() && !m.payload.is_empty() =>
+                        {
+                            Some(())
+                        }
+                        _ => None,
+                    })
+                    .await;
+                    // Inside the request: the message carries its id.
+                    let message = fasten::mqtt::publish(
+                        &client,
+                        &topic,
+                        QoS::AtLeastOnce,
+                        false,
+                        b"{}".to_vec(),
+                    );
+                    context::scope(request, message).await.unwrap();
+                    next(&mut events, acked).await;
+                }
+                "consumer" => {
+                    let (client, mut events) = mqtt();
+                    client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+                    next(&mut events, |p| {
+                        matches!(p, Packet::SubAck(_)).then_some(())
+                    })
+                    .await;
+                    let set = client.publish(&ready, QoS::AtLeastOnce, true, b"1".to_vec());
+                    set.await.unwrap();
+                    next(&mut events, acked).await;
+                    for i in (0..rows).filter(|&i| !correlated(i)) {
+                        fasten.emit(row(i)).unwrap();
+                    }
+                    let msg = next(&mut events, |p| match p {
+                        Packet::Publish(m) if m.topic == topic.as_bytes() => Some(m),
+                        _ => None,
+                    })
+                    .await;
+                    // No `.request_id(..)`: the handler's context has the message's.
+                    fasten::mqtt::handle(msg, |_| async {
+                        for i in (0..rows).filter(|&i| correlated(i)) {
+                            fasten.emit(row(i)).unwrap();
+                        }
+                    })
+                    .await;
+                    // Clear the retained handshake off the broker.
+                    let clear = client.publish(&ready, QoS::AtLeastOnce, true, Vec::new());
+                    clear.await.unwrap();
+                    next(&mut events, acked).await;
+                }
+                "bystander" => {
+                    for i in 0..rows {
+                        fasten.emit(row(i)).unwrap();
+                    }
+                }
+                other => panic!("no edge part {other:?}"),
             }
-            child("fleet::child_fleet_edge", &env).spawn().unwrap()
-        })
-        .collect();
-    for c in &mut children {
-        assert!(c.wait().unwrap().success());
+        });
+        fasten.flush(Duration::from_secs(30)).unwrap();
+        wait_until("the edge to ship everything", || unshipped(&path) == 0);
+        fasten.shutdown(Duration::from_secs(30)).unwrap();
     }
-    let central = schema.dsn("audit_log");
-    for i in 1..=3 {
-        assert_eq!(count(&schema, &format!("edge-{i}")), per_edge as i64);
-    }
-    let report = fasten::verify(&central).unwrap();
-    assert!(report.ok, "{report:?}");
-    assert_eq!(report.nodes.len(), 3);
-    // One request, rows from both edges it crossed, none from the third.
-    let timeline = Reader::new(central.clone()).correlate(&request).unwrap();
-    let nodes: HashSet<String> = timeline
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            fasten::read::Entry::Audit(r) => Some(r.source_node_id.clone()),
-            _ => None,
+
+    /// Polls the MQTT event loop until `want` picks an incoming packet, and
+    /// returns what it made of it; the deadline only guards against a hang.
+    async fn next<T>(
+        events: &mut rumqttc::v5::EventLoop,
+        mut want: impl FnMut(rumqttc::v5::mqttbytes::v5::Packet) -> Option<T>,
+    ) -> T {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let rumqttc::v5::Event::Incoming(p) = events.poll().await.unwrap()
+                    && let Some(t) = want(p)
+                {
+                    return t;
+                }
+            }
         })
-        .collect();
-    assert_eq!(
-        nodes,
-        HashSet::from(["edge-1".to_owned(), "edge-2".to_owned()])
-    );
-    assert_eq!(timeline.entries.len(), 2 * per_edge / 100);
-    let status = fasten::ship::status(&central).unwrap();
-    assert_eq!(status.len(), 3);
-    for n in &status {
-        assert_eq!(n.role, "edge");
-        assert_eq!(n.rows, per_edge as u64);
-        assert_eq!(n.pending, Some(0), "{n:?}");
-        assert_eq!(n.fork, None);
+        .await
+        .expect("the MQTT packet arrived before the deadline")
+    }
+
+    #[test]
+    fn three_edges_ship_concurrently_and_one_request_correlates_across_two() {
+        if !broker("Mosquitto", 1883) {
+            return;
+        }
+        let Some(schema) = Schema::new() else {
+            return;
+        };
+        // The central table first, so the edges race on rows, not on DDL.
+        drop(Central::open(&schema.dsn("audit_log")).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let request = RequestId::mint();
+        let topic = format!("fasten-it/fleet/{:016x}", rand::random::<u64>());
+        let per_edge = 1000;
+        let mut children: Vec<_> = ["gateway", "consumer", "bystander"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let i = i + 1;
+                let mut env = vec![
+                    ("FASTEN_IT_ROLE", "fleet-edge".to_owned()),
+                    (
+                        "FASTEN_IT_DB",
+                        dir.path()
+                            .join(format!("edge-{i}.db"))
+                            .display()
+                            .to_string(),
+                    ),
+                    ("FASTEN_IT_NODE", format!("edge-{i}")),
+                    ("FASTEN_IT_ROWS", per_edge.to_string()),
+                    ("FASTEN_IT_SHIP_TO", central_url(&schema)),
+                    ("FASTEN_IT_PART", part.to_owned()),
+                    ("FASTEN_IT_TOPIC", topic.clone()),
+                ];
+                // Only the gateway is told the id (as by an inbound header);
+                // edge 2 learns it from the MQTT message.
+                if part == "gateway" {
+                    env.push(("FASTEN_IT_REQUEST", request.as_str().to_owned()));
+                }
+                child("fleet::over_mqtt::child_fleet_edge", &env)
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in &mut children {
+            assert!(c.wait().unwrap().success());
+        }
+        let central = schema.dsn("audit_log");
+        for i in 1..=3 {
+            assert_eq!(count(&schema, &format!("edge-{i}")), per_edge as i64);
+        }
+        let report = fasten::verify(&central).unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.nodes.len(), 3);
+        // One request, rows from both edges it crossed, none from the third.
+        let timeline = Reader::new(central.clone()).correlate(&request).unwrap();
+        let nodes: HashSet<(String, String)> = timeline
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                fasten::read::Entry::Audit(r) => Some((r.source_node_id.clone(), r.method.clone())),
+                _ => None,
+            })
+            .collect();
+        // Edge 2's rows came in through the MQTT handler's context.
+        assert_eq!(
+            nodes,
+            HashSet::from([
+                ("edge-1".to_owned(), "sdk".to_owned()),
+                ("edge-2".to_owned(), "mqtt".to_owned())
+            ])
+        );
+        assert_eq!(timeline.entries.len(), 2 * per_edge / 100);
+        let status = fasten::ship::status(&central).unwrap();
+        assert_eq!(status.len(), 3);
+        for n in &status {
+            assert_eq!(n.role, "edge");
+            assert_eq!(n.rows, per_edge as u64);
+            assert_eq!(n.pending, Some(0), "{n:?}");
+            assert_eq!(n.fork, None);
+        }
     }
 }
 
@@ -529,6 +665,7 @@ fn the_central_writers_own_nodes_cannot_be_shipped_over() {
 
 #[cfg(all(feature = "reader", feature = "ship-http", feature = "tracing"))]
 mod over_http {
+    use fasten::Reader;
     use fasten::reader::{self, Auth, Ingest, Options};
 
     use super::*;
