@@ -294,14 +294,20 @@ impl Config {
         )?;
         let interval = self.retention.sweep_interval();
         let shipper = match &self.ship_to {
-            Some(to) => Some(crate::ship::Background::start(
-                &self.audit_dsn,
-                to,
-                self.ship_token.clone(),
-                &node_id,
-                self.ship_interval,
-                self.ship_batch_size,
-            )?),
+            Some(to) => {
+                let mut shipper =
+                    crate::ship::Shipper::with_token(&self.audit_dsn, to, self.ship_token.clone())?
+                        .nodes(vec![node_id.clone()])
+                        .batch_size(self.ship_batch_size);
+                // `validate` has checked that each stream shipped has a table.
+                if let (true, Some(dsn)) = (self.ship_streams.sys, &self.sys_dsn) {
+                    shipper = shipper.sys(dsn)?;
+                }
+                if let (true, Some(dsn)) = (self.ship_streams.api, &self.api_dsn) {
+                    shipper = shipper.api(dsn)?;
+                }
+                Some(crate::ship::Background::start(shipper, self.ship_interval)?)
+            }
             None => None,
         };
         if let Some(id) = self.request_id.clone() {

@@ -11,11 +11,16 @@ use crate::chain::Row;
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::format_timestamp;
+use crate::store::stream::{self as stream_table, StreamStore, Table};
 use crate::store::{self, Access, Store};
+use crate::stream::{ApiRow, SysRow};
 
 /// Where batches go.
 trait Transport: Send {
     fn send(&mut self, batch: &Batch) -> Result<Ack>;
+    /// The central database, when this transport writes into it directly:
+    /// sys and api rows ship only there (the ingest route takes audit rows).
+    fn central(&self) -> Option<&Dsn>;
 }
 
 /// `postgres://…`: straight into the central table.
@@ -41,6 +46,10 @@ impl Transport for Direct {
             self.central = None;
         }
         out
+    }
+
+    fn central(&self) -> Option<&Dsn> {
+        Some(&self.dsn)
     }
 }
 
@@ -98,6 +107,10 @@ impl Transport for Http {
                 format!("{} answered {status}: {}", self.url, message(&text)),
             )),
         }
+    }
+
+    fn central(&self) -> Option<&Dsn> {
+        None
     }
 }
 
@@ -187,12 +200,90 @@ pub struct NodeShipped {
     pub checkpoint_error: Option<String>,
 }
 
-/// What [`Shipper::ship_once`] did, node by node.
+/// What one round of shipping did for one stream ([`Shipper::sys`],
+/// [`Shipper::api`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamShipped {
+    /// `sys` or `api`.
+    pub stream: &'static str,
+    /// Rows sent and marked shipped (the central table skips ids it holds).
+    pub shipped: u64,
+}
+
+/// What [`Shipper::ship_once`] did, node by node and stream by stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShipReport {
     /// One entry per node shipped.
     pub nodes: Vec<NodeShipped>,
+    /// One entry per stream shipped, after the nodes.
+    pub streams: Vec<StreamShipped>,
+}
+
+/// One stream's rows on their way from the edge's table to the central
+/// database's. Stream rows are not chained, so there is nothing to verify:
+/// they go oldest first, in batches, and the edge marks each batch once the
+/// central store has committed it.
+struct Leg {
+    stream: &'static str,
+    edge: Dsn,
+    central: Dsn,
+    /// [`stream_table::open`] for the stream's row type.
+    open: fn(&Dsn) -> Result<Box<dyn StreamStore>>,
+    /// Both tables, opened on first use and dropped after an error, so the
+    /// next round reconnects.
+    tables: Option<(Box<dyn StreamStore>, Box<dyn StreamStore>)>,
+}
+
+impl Leg {
+    fn new<T: Table>(edge: &Dsn, central: Dsn) -> Self {
+        Self {
+            stream: T::STREAM,
+            edge: edge.clone(),
+            central,
+            open: stream_table::open::<T>,
+            tables: None,
+        }
+    }
+
+    /// Ships every row not marked yet; returns how many.
+    fn ship(&mut self, batch_size: usize) -> Result<u64> {
+        let out = self.ship_all(batch_size);
+        if out.is_err() {
+            self.tables = None;
+        }
+        out
+    }
+
+    fn ship_all(&mut self, batch_size: usize) -> Result<u64> {
+        let (edge, central) = match &mut self.tables {
+            Some(t) => t,
+            None => self
+                .tables
+                .insert(((self.open)(&self.edge)?, (self.open)(&self.central)?)),
+        };
+        let mut shipped = 0;
+        loop {
+            let rows = edge.unshipped(batch_size)?;
+            if rows.is_empty() {
+                return Ok(shipped);
+            }
+            // Committed there before marked here, and the central insert
+            // skips ids it holds: a batch sent again after an interruption
+            // between the two lands once.
+            central.insert(&rows)?;
+            let ids: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.get("id")?.as_str().map(str::to_owned))
+                .collect();
+            edge.mark_shipped(&ids, &format_timestamp(jiff::Timestamp::now()))?;
+            shipped += rows.len() as u64;
+            if rows.len() < batch_size {
+                return Ok(shipped);
+            }
+        }
+    }
 }
 
 /// Ships an edge store's rows to a central store.
@@ -212,6 +303,8 @@ pub struct Shipper {
     nodes: Option<Vec<String>>,
     /// The newest checkpoint size the central store holds, per node.
     central_checkpoint: HashMap<String, u64>,
+    /// The streams shipped besides audit rows.
+    legs: Vec<Leg>,
 }
 
 impl std::fmt::Debug for Shipper {
@@ -220,6 +313,10 @@ impl std::fmt::Debug for Shipper {
             .field("edge", &self.edge)
             .field("batch_size", &self.batch_size)
             .field("nodes", &self.nodes)
+            .field(
+                "streams",
+                &self.legs.iter().map(|l| l.stream).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -253,6 +350,7 @@ impl Shipper {
             batch_size: crate::env::FASTEN_SHIP_BATCH_SIZE_DEFAULT,
             nodes: None,
             central_checkpoint: HashMap::new(),
+            legs: Vec::new(),
         })
     }
 
@@ -271,9 +369,48 @@ impl Shipper {
         self
     }
 
+    /// Also ships the sys rows of the table `edge` names (as
+    /// `FASTEN_SYS_DSN` does) into the table `sys_log` beside the central
+    /// audit table, after the audit rows of each round.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] naming `FASTEN_SHIP_STREAMS` when this shipper
+    /// ships to an ingest URL: that route takes audit rows only.
+    pub fn sys(self, edge: &Dsn) -> Result<Self> {
+        self.leg::<SysRow>(edge, "sys_log")
+    }
+
+    /// As [`Shipper::sys`], for the api rows (`FASTEN_API_DSN`), into
+    /// `api_log`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shipper::sys`].
+    pub fn api(self, edge: &Dsn) -> Result<Self> {
+        self.leg::<ApiRow>(edge, "api_log")
+    }
+
+    fn leg<T: Table>(mut self, edge: &Dsn, table: &str) -> Result<Self> {
+        use crate::env::{FASTEN_SHIP_STREAMS, FASTEN_SHIP_TO};
+        let Some(central) = self.transport.central() else {
+            return Err(Error::config(
+                FASTEN_SHIP_STREAMS,
+                format!(
+                    "{FASTEN_SHIP_STREAMS} names {}, but {FASTEN_SHIP_TO} is an ingest URL, which takes audit rows only: sys and api rows ship only to a postgres:// central store",
+                    T::STREAM
+                ),
+            ));
+        };
+        let leg = Leg::new::<T>(edge, central.with_table(table));
+        self.legs.push(leg);
+        Ok(self)
+    }
+
     /// Ships every row not shipped yet (and the checkpoints over them), in
     /// batches, and returns once the central store has acknowledged them
-    /// all, or a node forked (reported, and that node is left).
+    /// all, or a node forked (reported, and that node is left); then the
+    /// rows of the streams added with [`Shipper::sys`] and [`Shipper::api`].
     ///
     /// # Errors
     ///
@@ -306,6 +443,12 @@ impl Shipper {
         let mut report = ShipReport::default();
         for node in nodes {
             report.nodes.push(self.ship_node(&node)?);
+        }
+        for leg in &mut self.legs {
+            report.streams.push(StreamShipped {
+                stream: leg.stream,
+                shipped: leg.ship(self.batch_size)?,
+            });
         }
         Ok(report)
     }
@@ -428,18 +571,8 @@ pub(crate) struct Background {
 }
 
 impl Background {
-    /// Starts the thread that ships `node` of `edge` to `to`.
-    pub(crate) fn start(
-        edge: &Dsn,
-        to: &str,
-        token: Option<String>,
-        node: &str,
-        interval: Duration,
-        batch_size: usize,
-    ) -> Result<Self> {
-        let mut shipper = Shipper::with_token(edge, to, token)?
-            .nodes(vec![node.to_owned()])
-            .batch_size(batch_size);
+    /// Starts the thread that runs `shipper` every `interval`.
+    pub(crate) fn start(mut shipper: Shipper, interval: Duration) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let join = std::thread::Builder::new()

@@ -13,7 +13,7 @@ use fasten::ship::{Central, Shipper};
 use fasten::{ErrorKind, Event};
 
 use super::postgres::{Schema, base_url};
-use super::support::{child, config, db_path, dsn, role};
+use super::support::{child, config, db_path, dsn, role, stream_dsns, streams_config};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -499,6 +499,151 @@ fn an_edge_shipper_killed_mid_ship_resumes_without_loss_or_duplicates() {
     assert!(fasten::verify(&schema.dsn("audit_log")).unwrap().ok);
 }
 
+/// Rows of an edge file's table, and how many of them are not shipped yet.
+fn edge_stream(path: &Path, table: &str) -> (i64, i64) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            &format!("SELECT count(*), count(*) - count(shipped_at) FROM {table}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+/// Rows of a central stream table.
+fn central_stream(schema: &Schema, table: &str) -> i64 {
+    admin()
+        .query_one(
+            &format!("SELECT count(*) FROM {}.{table}", schema.name),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// What each stream shipped in a round, as `(stream, rows)`.
+fn streams_shipped(report: &fasten::ship::ShipReport) -> Vec<(&'static str, u64)> {
+    report
+        .streams
+        .iter()
+        .map(|s| (s.stream, s.shipped))
+        .collect()
+}
+
+#[test]
+fn sys_and_api_rows_ship_once_each_and_correlate_centrally() {
+    use fasten::record::{ApiRecord, LogLine};
+
+    let Some(schema) = Schema::new() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.db");
+    let request = fasten::RequestId::mint();
+    let log = |fasten: &fasten::Fasten, message: String, request: Option<&fasten::RequestId>| {
+        let mut line = LogLine::new("info", message).unwrap();
+        if let Some(id) = request {
+            line = line.request_id(id.clone());
+        }
+        assert!(fasten.log(line));
+    };
+    let fasten = streams_config(&path).node_id("edge-s").build().unwrap();
+    fasten
+        .emit(
+            Event::new("USER_UPDATED")
+                .target("u-1")
+                .request_id(request.clone()),
+        )
+        .unwrap();
+    for i in 0..7 {
+        log(&fasten, format!("step {i}"), Some(&request));
+    }
+    for i in 0..5 {
+        log(&fasten, format!("unrelated {i}"), None);
+    }
+    for i in 0..3 {
+        let api = ApiRecord::new(
+            request.clone(),
+            "GET",
+            &format!("/orders/{i}"),
+            200,
+            Duration::from_millis(5),
+        );
+        fasten.record_api(api.unwrap());
+    }
+    fasten.shutdown(Duration::from_secs(30)).unwrap();
+
+    let (sys, api) = stream_dsns(&path);
+    let shipper = || {
+        Shipper::new(&dsn(&path), &central_url(&schema))
+            .unwrap()
+            .batch_size(4)
+            .sys(&sys)
+            .unwrap()
+            .api(&api)
+            .unwrap()
+    };
+    let report = shipper().ship_once().unwrap();
+    assert_eq!(streams_shipped(&report), [("sys", 12), ("api", 3)]);
+    assert_eq!(edge_stream(&path, "sys_log"), (12, 0));
+    assert_eq!(edge_stream(&path, "api_log"), (3, 0));
+    assert_eq!(
+        (
+            central_stream(&schema, "sys_log"),
+            central_stream(&schema, "api_log")
+        ),
+        (12, 3)
+    );
+
+    // Interrupted between the central commits and the edge's marks (a kill
+    // there): the rows go again, and land once.
+    tamper(
+        &path,
+        "UPDATE sys_log SET shipped_at = NULL; UPDATE api_log SET shipped_at = NULL",
+    );
+    let report = shipper().ship_once().unwrap();
+    assert_eq!(streams_shipped(&report), [("sys", 12), ("api", 3)]);
+    assert_eq!(
+        (
+            central_stream(&schema, "sys_log"),
+            central_stream(&schema, "api_log")
+        ),
+        (12, 3)
+    );
+    // Rows written later: only they go.
+    let fasten = streams_config(&path).node_id("edge-s").build().unwrap();
+    log(&fasten, "later".to_owned(), Some(&request));
+    fasten.shutdown(Duration::from_secs(30)).unwrap();
+    let report = shipper().ship_once().unwrap();
+    assert_eq!(streams_shipped(&report), [("sys", 1), ("api", 0)]);
+    assert_eq!(central_stream(&schema, "sys_log"), 13);
+
+    // The central reader's timeline of the request has the edge's rows of
+    // all three streams.
+    let reader = fasten::Reader::new(schema.dsn("audit_log"))
+        .sys_dsn(schema.dsn("sys_log"))
+        .api_dsn(schema.dsn("api_log"));
+    let timeline = reader.correlate(&request).unwrap();
+    let mut seen: Vec<(&str, &str)> = timeline
+        .entries
+        .iter()
+        .map(|e| match e {
+            fasten::read::Entry::Audit(r) => ("audit", r.source_node_id.as_str()),
+            fasten::read::Entry::Sys(r) => ("sys", &*r.source_node_id),
+            fasten::read::Entry::Api(r) => ("api", &*r.source_node_id),
+            _ => ("other", ""),
+        })
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        [("api", "edge-s"), ("audit", "edge-s"), ("sys", "edge-s")]
+    );
+    assert_eq!(timeline.entries.len(), 1 + 8 + 3);
+}
+
 /// Runs SQL on an edge file, as an attacker with the disk would.
 fn tamper(path: &Path, sql: &str) {
     rusqlite::Connection::open(path)
@@ -699,6 +844,34 @@ mod over_http {
                 .unwrap();
         }
         fasten.shutdown(Duration::from_secs(30)).unwrap();
+    }
+
+    #[test]
+    fn streams_do_not_ship_over_http_and_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.db");
+        let url = "https://central.example/api/v1/logs";
+        let (sys, _) = stream_dsns(&path);
+        let err = Shipper::with_token(&dsn(&path), url, None)
+            .unwrap()
+            .sys(&sys)
+            .unwrap_err();
+        insta::assert_snapshot!(err, @"FASTEN_SHIP_STREAMS names sys, but FASTEN_SHIP_TO is an ingest URL, which takes audit rows only: sys and api rows ship only to a postgres:// central store");
+        let err = streams_config(&path)
+            .ship_to(url)
+            .ship_streams(fasten::ShipStreams {
+                sys: true,
+                api: false,
+            })
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::Config {
+                var: fasten::env::FASTEN_SHIP_STREAMS
+            },
+            "{err}"
+        );
     }
 
     #[test]

@@ -37,6 +37,28 @@ pub(crate) fn config(path: &Path, node: &str) -> Config {
         .registry(registry())
 }
 
+#[cfg(any(feature = "tracing", feature = "postgres"))]
+/// The sys and api tables (`sys_log`, `api_log`) beside the audit rows
+/// in the file at `path`.
+pub(crate) fn stream_dsns(path: &Path) -> (Dsn, Dsn) {
+    let file = format!("sqlite:///{}", path.display());
+    (
+        Dsn::parse_for("FASTEN_SYS_DSN", &file, "sys_log").expect("valid dsn"),
+        Dsn::parse_for("FASTEN_API_DSN", &file, "api_log").expect("valid dsn"),
+    )
+}
+
+#[cfg(any(feature = "tracing", feature = "postgres"))]
+/// [`config`] with the sys and api rows stored in [`stream_dsns`], and
+/// nothing on stdout.
+pub(crate) fn streams_config(path: &Path) -> Config {
+    let (sys, api) = stream_dsns(path);
+    config(path, "node-1")
+        .stdout(fasten::Stdout::NONE)
+        .sys_dsn(sys)
+        .api_dsn(api)
+}
+
 pub(crate) fn pipeline(path: &Path) -> Fasten {
     config(path, "node-1").build().expect("pipeline starts")
 }
