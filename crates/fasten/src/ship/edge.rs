@@ -1,10 +1,12 @@
 //! The edge side: reading unshipped rows and sending them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::Thread;
-use std::time::Duration;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::{Ack, Batch, ShippedCheckpoint};
 use crate::chain::Row;
@@ -247,16 +249,17 @@ impl Leg {
         }
     }
 
-    /// Ships every row not marked yet; returns how many.
-    fn ship(&mut self, batch_size: usize) -> Result<u64> {
-        let out = self.ship_all(batch_size);
+    /// Ships every row not marked yet, or until `stop_at` has passed;
+    /// returns how many.
+    fn ship(&mut self, batch_size: usize, stop_at: &OnceLock<Instant>) -> Result<u64> {
+        let out = self.ship_all(batch_size, stop_at);
         if out.is_err() {
             self.tables = None;
         }
         out
     }
 
-    fn ship_all(&mut self, batch_size: usize) -> Result<u64> {
+    fn ship_all(&mut self, batch_size: usize, stop_at: &OnceLock<Instant>) -> Result<u64> {
         let (edge, central) = match &mut self.tables {
             Some(t) => t,
             None => self
@@ -279,7 +282,7 @@ impl Leg {
                 .collect();
             edge.mark_shipped(&ids, &format_timestamp(jiff::Timestamp::now()))?;
             shipped += rows.len() as u64;
-            if rows.len() < batch_size {
+            if rows.len() < batch_size || past(stop_at) {
                 return Ok(shipped);
             }
         }
@@ -305,6 +308,14 @@ pub struct Shipper {
     central_checkpoint: HashMap<String, u64>,
     /// The streams shipped besides audit rows.
     legs: Vec<Leg>,
+    /// Set by [`Background::shutdown`]: rounds stop between batches once
+    /// it has passed. Never set for a shipper used on its own.
+    stop_at: Arc<OnceLock<Instant>>,
+}
+
+/// Whether `stop_at` is set and has passed.
+fn past(stop_at: &OnceLock<Instant>) -> bool {
+    stop_at.get().is_some_and(|d| Instant::now() >= *d)
 }
 
 impl std::fmt::Debug for Shipper {
@@ -351,6 +362,7 @@ impl Shipper {
             nodes: None,
             central_checkpoint: HashMap::new(),
             legs: Vec::new(),
+            stop_at: Arc::default(),
         })
     }
 
@@ -447,7 +459,7 @@ impl Shipper {
         for leg in &mut self.legs {
             report.streams.push(StreamShipped {
                 stream: leg.stream,
-                shipped: leg.ship(self.batch_size)?,
+                shipped: leg.ship(self.batch_size, &self.stop_at)?,
             });
         }
         Ok(report)
@@ -520,7 +532,7 @@ impl Shipper {
                 return Ok(done);
             }
             tracing::debug!(target: "fasten::store", node, inserted = ack.inserted, duplicates = ack.duplicates, "shipped a batch");
-            if batch.rows.is_empty() {
+            if batch.rows.is_empty() || past(&self.stop_at) {
                 return Ok(done);
             }
         }
@@ -562,26 +574,42 @@ fn read_batch(store: &mut dyn Store, node: &str, first_seq: i64, limit: usize) -
 
 // === the background shipper ===
 
-/// The pipeline's shipper thread: ships its node every interval, and at
-/// once when asked. Never on the emit path.
+/// The pipeline's shipper thread: ships its node every interval, and a
+/// last time at shutdown. Never on the emit path.
 #[derive(Debug)]
 pub(crate) struct Background {
-    stop: Arc<AtomicBool>,
-    thread: Thread,
+    /// When shutdown's last round must end (the shipper's own `stop_at`).
+    stop_at: Arc<OnceLock<Instant>>,
+    /// Wakes the thread from its wait. A channel, not `Thread::unpark`:
+    /// the PostgreSQL client parks and unparks the thread inside a round,
+    /// which can swallow an unpark meant for the wait after it.
+    wake: Sender<()>,
+    /// Never carries a message: it disconnects when the thread ends, so
+    /// shutdown can wait for that with a deadline (a join cannot).
+    ended: Receiver<Infallible>,
+    join: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Background {
     /// Starts the thread that runs `shipper` every `interval`.
     pub(crate) fn start(mut shipper: Shipper, interval: Duration) -> Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let stop_at = Arc::clone(&shipper.stop_at);
+        let (ending, ended) = crossbeam_channel::bounded::<Infallible>(0);
+        let (wake, woken) = crossbeam_channel::bounded::<()>(1);
         let join = std::thread::Builder::new()
             .name("fasten-shipper".into())
             .spawn(move || {
+                let _ending = ending;
                 crate::quiet::mark_thread();
                 let mut failures: u32 = 0;
                 let mut stopped = false;
-                while !flag.load(Ordering::SeqCst) {
+                loop {
+                    // Read before the round: a stop asked for during it
+                    // still gets one more round, the last, with its deadline.
+                    let last = shipper.stop_at.get().is_some();
+                    if past(&shipper.stop_at) || (last && stopped) {
+                        return;
+                    }
                     let wait = if stopped {
                         interval
                     } else {
@@ -607,21 +635,115 @@ impl Background {
                             }
                         }
                     };
-                    std::thread::park_timeout(wait);
+                    if last {
+                        return;
+                    }
+                    match woken.recv_timeout(wait) {
+                        // Woken by shutdown, or the interval passed: the
+                        // loop's top decides.
+                        Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                        // The handle is gone: nothing can stop it any more.
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
                 }
             })
             .map_err(|e| {
                 Error::new(ErrorKind::Store, "cannot start the shipper thread").with_source(e)
             })?;
         Ok(Self {
-            stop,
-            thread: join.thread().clone(),
+            stop_at,
+            wake,
+            ended,
+            join: Mutex::new(Some(join)),
         })
     }
 
-    /// Asks the thread to end after its current batch.
-    pub(crate) fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.unpark();
+    /// Has the thread ship what is left, for at most `timeout` (it stops
+    /// between batches once that has passed), then end; joins it. Returns
+    /// whether it ended in time: a batch already on the wire (a central
+    /// store that does not answer) is not cut, and the thread then ends
+    /// after it, unjoined. `Duration::ZERO` asks it to end without a last
+    /// round.
+    pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
+        // A timeout too long to represent (`Duration::MAX`) is a year: as
+        // long as it takes.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400));
+        // The first call's deadline stands.
+        let _ = self.stop_at.set(deadline);
+        // Full when already woken: once is enough.
+        let _ = self.wake.try_send(());
+        match self.ended.recv_deadline(deadline) {
+            Ok(never) => match never {},
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => {
+                let handle = self
+                    .join
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if let Some(handle) = handle {
+                    // It has ended (or panicked, logged by the hook).
+                    let _ = handle.join();
+                }
+                true
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A shipper of node `edge-t` of a fresh edge file to `to`, woken only
+    /// by shutdown (its interval is far longer than the test).
+    fn background(dir: &tempfile::TempDir, to: &str) -> Background {
+        let path = dir.path().join("edge.db");
+        let edge = Dsn::parse("FASTEN_AUDIT_DSN", &format!("sqlite:///{}", path.display()))
+            .expect("valid dsn");
+        let shipper = Shipper::with_token(&edge, to, None)
+            .expect("a postgres:// transport")
+            .nodes(vec!["edge-t".to_owned()]);
+        Background::start(shipper, Duration::from_secs(3600)).expect("thread starts")
+    }
+
+    fn joined(bg: &Background) -> bool {
+        bg.join.lock().expect("not poisoned").is_none()
+    }
+
+    #[test]
+    fn shutdown_joins_the_thread_when_the_central_store_refuses_connections() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Nothing listens on port 1: every round fails at once.
+        let bg = background(&dir, "postgres://fasten@127.0.0.1:1/fleet");
+        assert!(bg.shutdown(Duration::from_secs(60)), "the thread ended");
+        assert!(joined(&bg));
+        // Again: nothing left to wait for.
+        assert!(bg.shutdown(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn shutdown_returns_by_its_deadline_when_the_central_store_never_answers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Accepts connections (in the kernel's backlog) and never answers:
+        // a round blocks on its first batch.
+        let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = silent.local_addr().expect("addr").port();
+        let bg = background(&dir, &format!("postgres://fasten@127.0.0.1:{port}/fleet"));
+        assert!(
+            !bg.shutdown(Duration::from_millis(200)),
+            "returned, thread still sending"
+        );
+        assert!(!joined(&bg));
+        // Closing the listener resets the connection: the batch fails, and
+        // the thread ends without another round.
+        drop(silent);
+        assert!(bg.shutdown(Duration::from_secs(60)), "the thread ended");
+        assert!(joined(&bg));
     }
 }

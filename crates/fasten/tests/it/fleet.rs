@@ -644,6 +644,84 @@ fn sys_and_api_rows_ship_once_each_and_correlate_centrally() {
     assert_eq!(timeline.entries.len(), 1 + 8 + 3);
 }
 
+#[test]
+fn shutdown_ships_the_last_audit_sys_and_api_rows() {
+    use fasten::record::{ApiRecord, LogLine};
+
+    let Some(schema) = Schema::new() else {
+        return;
+    };
+    let central = schema.dsn("audit_log");
+    drop(Central::open(&central).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.db");
+    let request = fasten::RequestId::mint();
+    let fasten = streams_config(&path)
+        .node_id("edge-last")
+        .ship_to(central_url(&schema))
+        .ship_streams(fasten::ShipStreams {
+            sys: true,
+            api: true,
+        })
+        // The next round after the first is an hour away: only shutdown
+        // ships what comes after it.
+        .ship_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    wait_until("the shipper's first round (a heartbeat)", || {
+        fasten::ship::status(&central)
+            .unwrap()
+            .iter()
+            .any(|n| n.node == "edge-last")
+    });
+    for i in 0..5 {
+        fasten
+            .emit(Event::new("USER_CREATED").target(format!("u-{i}")))
+            .unwrap();
+    }
+    let line = LogLine::new("info", "created five").unwrap();
+    assert!(fasten.log(line.request_id(request.clone())));
+    let api = ApiRecord::new(request, "POST", "/users", 201, Duration::from_millis(3));
+    fasten.record_api(api.unwrap());
+    fasten.shutdown(Duration::from_secs(30)).unwrap();
+    assert_eq!(count(&schema, "edge-last"), 5);
+    assert_eq!(unshipped(&path), 0);
+    assert_eq!(edge_stream(&path, "sys_log"), (1, 0));
+    assert_eq!(edge_stream(&path, "api_log"), (1, 0));
+    assert_eq!(
+        (
+            central_stream(&schema, "sys_log"),
+            central_stream(&schema, "api_log")
+        ),
+        (1, 1)
+    );
+}
+
+/// Shutdown with a central store that refuses connections: the last round
+/// fails at once and shutdown returns, in its own thread so a hang fails
+/// the test instead of stalling it.
+#[test]
+fn shutdown_returns_when_the_central_store_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.db");
+    // Nothing listens on port 1.
+    let fasten = config(&path, "edge-down")
+        .ship_to("postgres://fasten@127.0.0.1:1/fleet")
+        .build()
+        .unwrap();
+    fasten
+        .emit(Event::new("USER_CREATED").target("u-1"))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(fasten.shutdown(Duration::from_secs(5))));
+    let report = rx
+        .recv_timeout(DEADLINE)
+        .expect("shutdown returned (hang guard only)")
+        .unwrap();
+    assert_eq!(report.written, 1);
+    assert_eq!(unshipped(&path), 1, "stays unshipped for next time");
+}
+
 /// Runs SQL on an edge file, as an attacker with the disk would.
 fn tamper(path: &Path, sql: &str) {
     rusqlite::Connection::open(path)
