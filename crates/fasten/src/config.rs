@@ -75,6 +75,46 @@ impl std::str::FromStr for Stdout {
         Ok(out)
     }
 }
+/// Which streams ship besides audit rows ([`FASTEN_SHIP_STREAMS`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShipStreams {
+    /// Sys rows, from the `FASTEN_SYS_DSN` table.
+    pub sys: bool,
+    /// Api rows, from the `FASTEN_API_DSN` table.
+    pub api: bool,
+}
+
+impl ShipStreams {
+    /// Audit rows only (the default).
+    pub const NONE: Self = Self {
+        sys: false,
+        api: false,
+    };
+}
+
+impl std::str::FromStr for ShipStreams {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let mut out = Self::NONE;
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "sys" => out.sys = true,
+                "api" => out.api = true,
+                _ => {
+                    return Err(Error::config(
+                        FASTEN_SHIP_STREAMS,
+                        format!(
+                            "invalid {FASTEN_SHIP_STREAMS} {s:?}: expected a comma-separated list of sys and api, e.g. sys,api (audit rows always ship with {FASTEN_SHIP_TO})"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// What `emit` promises when it returns `Ok`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -130,6 +170,7 @@ impl std::str::FromStr for FailureStrategy {
 /// | [`ship_token`](Self::ship_token) | `FASTEN_SHIP_TOKEN` | none |
 /// | [`ship_interval`](Self::ship_interval) | `FASTEN_SHIP_INTERVAL` | 500 ms |
 /// | [`ship_batch_size`](Self::ship_batch_size) | `FASTEN_SHIP_BATCH_SIZE` | 1000 |
+/// | [`ship_streams`](Self::ship_streams) | `FASTEN_SHIP_STREAMS` | none (audit rows only) |
 /// | [`sys_ring_size`](Self::sys_ring_size) | `FASTEN_SYS_RING_SIZE` | 10000 |
 /// | [`api_ring_size`](Self::api_ring_size) | `FASTEN_API_RING_SIZE` | 10000 |
 /// | [`stdout`](Self::stdout) | `FASTEN_STDOUT` | `sys,api` |
@@ -182,6 +223,7 @@ pub struct Config {
     pub(crate) ship_token: Option<String>,
     pub(crate) ship_interval: Duration,
     pub(crate) ship_batch_size: usize,
+    pub(crate) ship_streams: ShipStreams,
     pub(crate) sys_ring_size: usize,
     pub(crate) api_ring_size: usize,
     pub(crate) stdout: Stdout,
@@ -237,6 +279,7 @@ impl Config {
             ship_token: None,
             ship_interval: crate::env::FASTEN_SHIP_INTERVAL_DEFAULT,
             ship_batch_size: crate::env::FASTEN_SHIP_BATCH_SIZE_DEFAULT,
+            ship_streams: ShipStreams::NONE,
             sys_ring_size: FASTEN_RING_SIZE_DEFAULT,
             api_ring_size: FASTEN_RING_SIZE_DEFAULT,
             stdout: Stdout::DEFAULT,
@@ -371,6 +414,9 @@ impl Config {
         }
         if let Some(v) = get(crate::env::FASTEN_SHIP_BATCH_SIZE) {
             c.ship_batch_size = parse_number(crate::env::FASTEN_SHIP_BATCH_SIZE, &v, "1000")?;
+        }
+        if let Some(v) = get(FASTEN_SHIP_STREAMS) {
+            c.ship_streams = v.trim().parse()?;
         }
         if let Some(v) = get(FASTEN_SYS_RING_SIZE) {
             c.sys_ring_size = parse_number(FASTEN_SYS_RING_SIZE, &v, "10000")?;
@@ -585,6 +631,15 @@ impl Config {
         self
     }
 
+    /// `FASTEN_SHIP_STREAMS`: also ship the sys and/or api rows of this
+    /// node's stream tables ([`sys_dsn`](Self::sys_dsn),
+    /// [`api_dsn`](Self::api_dsn)) to the central database's `sys_log` and
+    /// `api_log` tables. Needs a `postgres://` [`ship_to`](Self::ship_to).
+    pub fn ship_streams(mut self, streams: ShipStreams) -> Self {
+        self.ship_streams = streams;
+        self
+    }
+
     /// `FASTEN_SYS_RING_SIZE`: sys rows kept in memory (0: none).
     pub fn sys_ring_size(mut self, rows: usize) -> Self {
         self.sys_ring_size = rows;
@@ -777,6 +832,29 @@ impl Config {
                     "invalid {FASTEN_CHECKPOINT_WITNESS_URL} {url:?}: expected an http:// or https:// URL, e.g. https://witness.example/add-checkpoint"
                 ),
             ));
+        }
+        // Shipping a stream needs somewhere to ship to, and a table to ship
+        // from: rows kept only in the ring and on stdout cannot be resumed.
+        if self.ship_streams != ShipStreams::NONE && self.ship_to.is_none() {
+            return Err(Error::config(
+                FASTEN_SHIP_STREAMS,
+                format!(
+                    "{FASTEN_SHIP_STREAMS} is set but {FASTEN_SHIP_TO} is not: nowhere to ship to"
+                ),
+            ));
+        }
+        for (wanted, dsn, stream, var) in [
+            (self.ship_streams.sys, &self.sys_dsn, "sys", FASTEN_SYS_DSN),
+            (self.ship_streams.api, &self.api_dsn, "api", FASTEN_API_DSN),
+        ] {
+            if wanted && dsn.is_none() {
+                return Err(Error::config(
+                    FASTEN_SHIP_STREAMS,
+                    format!(
+                        "{FASTEN_SHIP_STREAMS} names {stream} but {var} is not set: {stream} rows ship from the table it names"
+                    ),
+                ));
+            }
         }
         if self.ship_to.is_some() && self.ship_interval.is_zero() {
             return Err(Error::config(
@@ -1193,6 +1271,36 @@ mod tests {
         insta::assert_snapshot!(from(&[("FASTEN_AUDIT_STORE_FAILURE_STRATEGY", "drop")]).unwrap_err(), @r#"invalid FASTEN_AUDIT_STORE_FAILURE_STRATEGY "drop": expected retry or raise"#);
         insta::assert_snapshot!(from(&[("FASTEN_STDOUT", "sys,logs")]).unwrap_err(), @r#"invalid FASTEN_STDOUT "sys,logs": expected all, none, or a comma-separated list of sys, api and audit, e.g. sys,api"#);
         insta::assert_snapshot!(from(&[("FASTEN_SYS_LEVEL", "loud")]).unwrap_err(), @r#"invalid FASTEN_SYS_LEVEL "loud": expected trace, debug, info, warn or error, e.g. info"#);
+        insta::assert_snapshot!(from(&[("FASTEN_SHIP_STREAMS", "audit,foo")]).unwrap_err(), @r#"invalid FASTEN_SHIP_STREAMS "audit,foo": expected a comma-separated list of sys and api, e.g. sys,api (audit rows always ship with FASTEN_SHIP_TO)"#);
+        assert_eq!(
+            from(&[("FASTEN_SHIP_STREAMS", " api , sys")])
+                .unwrap()
+                .ship_streams,
+            ShipStreams {
+                sys: true,
+                api: true
+            }
+        );
+        let shipping = |pairs: &[(&str, &str)]| {
+            let base = [("FASTEN_SERVICE_ID", "s"), ("FASTEN_NODE_ID", "n")];
+            from(&[&base[..], pairs].concat())
+                .unwrap()
+                .validate()
+                .unwrap_err()
+        };
+        insta::assert_snapshot!(shipping(&[("FASTEN_SHIP_STREAMS", "sys")]), @"FASTEN_SHIP_STREAMS is set but FASTEN_SHIP_TO is not: nowhere to ship to");
+        let err = shipping(&[
+            ("FASTEN_SHIP_STREAMS", "sys,api"),
+            ("FASTEN_SHIP_TO", "postgres://fasten@central/fleet"),
+            ("FASTEN_SYS_DSN", "sqlite:///edge.db"),
+        ]);
+        assert_eq!(
+            err.kind(),
+            &crate::ErrorKind::Config {
+                var: FASTEN_SHIP_STREAMS
+            }
+        );
+        insta::assert_snapshot!(err, @"FASTEN_SHIP_STREAMS names api but FASTEN_API_DSN is not set: api rows ship from the table it names");
         assert_eq!(
             from(&[("FASTEN_SYS_DSN", "mysql://x")]).unwrap_err().kind(),
             &crate::ErrorKind::Config {

@@ -239,6 +239,20 @@ impl Dsn {
     pub(crate) fn repr(&self) -> &Repr {
         &self.0
     }
+
+    /// The table `table` beside this DSN's: same database (and schema).
+    /// `table` is one of fasten's own names, a plain identifier.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn with_table(&self, table: &str) -> Self {
+        debug_assert!(check_identifier(table).is_ok(), "{table}");
+        let mut repr = self.0.clone();
+        match &mut repr {
+            Repr::Sqlite { table: t, .. } | Repr::Postgres { table: t, .. } => {
+                table.clone_into(t);
+            }
+        }
+        Self(repr)
+    }
 }
 
 // === TLS settings of a PostgreSQL DSN ===

@@ -82,6 +82,8 @@ pub const FASTEN_SHIP_INTERVAL_DEFAULT: Duration = Duration::from_millis(500);
 pub const FASTEN_SHIP_BATCH_SIZE: &str = "FASTEN_SHIP_BATCH_SIZE";
 /// Default of [`FASTEN_SHIP_BATCH_SIZE`].
 pub const FASTEN_SHIP_BATCH_SIZE_DEFAULT: usize = 1000;
+/// `FASTEN_SHIP_STREAMS`: the streams shipped besides audit rows.
+pub const FASTEN_SHIP_STREAMS: &str = "FASTEN_SHIP_STREAMS";
 /// `FASTEN_INGEST_TOKENS`: `node=token` pairs the ingest route accepts.
 pub const FASTEN_INGEST_TOKENS: &str = "FASTEN_INGEST_TOKENS";
 /// `FASTEN_FLEET_KEYS`: `node=verifier key` pairs checkpoints are checked with.
@@ -286,6 +288,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "FASTEN_SHIP_BATCH_SIZE",
         default: "`1000`",
         meaning: "most rows per shipped batch (one central transaction each)",
+    },
+    Variable {
+        name: "FASTEN_SHIP_STREAMS",
+        default: "none",
+        meaning: "also ship these streams' rows (a comma-separated list of `sys` and `api`, each needing its `FASTEN_SYS_DSN` / `FASTEN_API_DSN`) into the central database's `sys_log` and `api_log` tables; a `postgres://` `FASTEN_SHIP_TO` only",
     },
     Variable {
         name: "FASTEN_INGEST_TOKENS",

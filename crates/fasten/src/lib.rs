@@ -158,7 +158,7 @@ mod verify;
 mod writer;
 
 pub use chain::Row;
-pub use config::{Config, FailureStrategy, Stdout};
+pub use config::{Config, FailureStrategy, ShipStreams, Stdout};
 #[cfg(feature = "tokio")]
 pub use context::spawn;
 pub use dsn::Dsn;

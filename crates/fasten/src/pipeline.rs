@@ -124,7 +124,8 @@ impl Drop for Inner {
             sweeper.stop(Duration::ZERO);
         }
         if let Some(shipper) = &self.shipper {
-            shipper.stop();
+            // No last round: the rows stay marked unshipped for next time.
+            shipper.shutdown(Duration::ZERO);
         }
         if let Err(e) = self.writer.shutdown(DROP_TIMEOUT) {
             tracing::error!(target: "fasten::writer", error = %e, "audit pipeline dropped before its rows were written");
@@ -294,14 +295,20 @@ impl Config {
         )?;
         let interval = self.retention.sweep_interval();
         let shipper = match &self.ship_to {
-            Some(to) => Some(crate::ship::Background::start(
-                &self.audit_dsn,
-                to,
-                self.ship_token.clone(),
-                &node_id,
-                self.ship_interval,
-                self.ship_batch_size,
-            )?),
+            Some(to) => {
+                let mut shipper =
+                    crate::ship::Shipper::with_token(&self.audit_dsn, to, self.ship_token.clone())?
+                        .nodes(vec![node_id.clone()])
+                        .batch_size(self.ship_batch_size);
+                // `validate` has checked that each stream shipped has a table.
+                if let (true, Some(dsn)) = (self.ship_streams.sys, &self.sys_dsn) {
+                    shipper = shipper.sys(dsn)?;
+                }
+                if let (true, Some(dsn)) = (self.ship_streams.api, &self.api_dsn) {
+                    shipper = shipper.api(dsn)?;
+                }
+                Some(crate::ship::Background::start(shipper, self.ship_interval)?)
+            }
             None => None,
         };
         if let Some(id) = self.request_id.clone() {
@@ -647,7 +654,10 @@ impl Fasten {
 
     /// Writes everything queued and stops the writer. Emits after this
     /// fail with [`ErrorKind::Closed`]. The sys and api streams are
-    /// flushed too.
+    /// flushed too. With `FASTEN_SHIP_TO`, the shipper then ships what is
+    /// left within what remains of `timeout`, and stops (a central store
+    /// that does not answer in time does not fail the shutdown: its rows
+    /// stay unshipped for next time).
     ///
     /// # Errors
     ///
@@ -664,6 +674,14 @@ impl Fasten {
         }
         let report = self.inner.writer.shutdown(left())?;
         self.flush_streams(left())?;
+        // A last round with what is left of the budget, once the rows (and
+        // the stream rows it may ship) are stored. Best effort too: what
+        // does not ship now stays marked unshipped and ships next time.
+        if let Some(shipper) = &self.inner.shipper
+            && !shipper.shutdown(left())
+        {
+            tracing::warn!(target: "fasten::store", "the shipper's last round did not end within the shutdown timeout; it stops after its current batch");
+        }
         // Copies are best effort: a slow collector never fails a shutdown
         // whose audit rows are all stored.
         if let Err(e) = self.flush_copies(left()) {

@@ -1,21 +1,28 @@
 //! The edge side: reading unshipped rows and sending them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::Thread;
-use std::time::Duration;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::{Ack, Batch, ShippedCheckpoint};
 use crate::chain::Row;
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::format_timestamp;
+use crate::store::stream::{self as stream_table, StreamStore, Table};
 use crate::store::{self, Access, Store};
+use crate::stream::{ApiRow, SysRow};
 
 /// Where batches go.
 trait Transport: Send {
     fn send(&mut self, batch: &Batch) -> Result<Ack>;
+    /// The central database, when this transport writes into it directly:
+    /// sys and api rows ship only there (the ingest route takes audit rows).
+    fn central(&self) -> Option<&Dsn>;
 }
 
 /// `postgres://…`: straight into the central table.
@@ -41,6 +48,10 @@ impl Transport for Direct {
             self.central = None;
         }
         out
+    }
+
+    fn central(&self) -> Option<&Dsn> {
+        Some(&self.dsn)
     }
 }
 
@@ -98,6 +109,10 @@ impl Transport for Http {
                 format!("{} answered {status}: {}", self.url, message(&text)),
             )),
         }
+    }
+
+    fn central(&self) -> Option<&Dsn> {
+        None
     }
 }
 
@@ -187,12 +202,91 @@ pub struct NodeShipped {
     pub checkpoint_error: Option<String>,
 }
 
-/// What [`Shipper::ship_once`] did, node by node.
+/// What one round of shipping did for one stream ([`Shipper::sys`],
+/// [`Shipper::api`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamShipped {
+    /// `sys` or `api`.
+    pub stream: &'static str,
+    /// Rows sent and marked shipped (the central table skips ids it holds).
+    pub shipped: u64,
+}
+
+/// What [`Shipper::ship_once`] did, node by node and stream by stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShipReport {
     /// One entry per node shipped.
     pub nodes: Vec<NodeShipped>,
+    /// One entry per stream shipped, after the nodes.
+    pub streams: Vec<StreamShipped>,
+}
+
+/// One stream's rows on their way from the edge's table to the central
+/// database's. Stream rows are not chained, so there is nothing to verify:
+/// they go oldest first, in batches, and the edge marks each batch once the
+/// central store has committed it.
+struct Leg {
+    stream: &'static str,
+    edge: Dsn,
+    central: Dsn,
+    /// [`stream_table::open`] for the stream's row type.
+    open: fn(&Dsn) -> Result<Box<dyn StreamStore>>,
+    /// Both tables, opened on first use and dropped after an error, so the
+    /// next round reconnects.
+    tables: Option<(Box<dyn StreamStore>, Box<dyn StreamStore>)>,
+}
+
+impl Leg {
+    fn new<T: Table>(edge: &Dsn, central: Dsn) -> Self {
+        Self {
+            stream: T::STREAM,
+            edge: edge.clone(),
+            central,
+            open: stream_table::open::<T>,
+            tables: None,
+        }
+    }
+
+    /// Ships every row not marked yet, or until `stop_at` has passed;
+    /// returns how many.
+    fn ship(&mut self, batch_size: usize, stop_at: &OnceLock<Instant>) -> Result<u64> {
+        let out = self.ship_all(batch_size, stop_at);
+        if out.is_err() {
+            self.tables = None;
+        }
+        out
+    }
+
+    fn ship_all(&mut self, batch_size: usize, stop_at: &OnceLock<Instant>) -> Result<u64> {
+        let (edge, central) = match &mut self.tables {
+            Some(t) => t,
+            None => self
+                .tables
+                .insert(((self.open)(&self.edge)?, (self.open)(&self.central)?)),
+        };
+        let mut shipped = 0;
+        loop {
+            let rows = edge.unshipped(batch_size)?;
+            if rows.is_empty() {
+                return Ok(shipped);
+            }
+            // Committed there before marked here, and the central insert
+            // skips ids it holds: a batch sent again after an interruption
+            // between the two lands once.
+            central.insert(&rows)?;
+            let ids: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.get("id")?.as_str().map(str::to_owned))
+                .collect();
+            edge.mark_shipped(&ids, &format_timestamp(jiff::Timestamp::now()))?;
+            shipped += rows.len() as u64;
+            if rows.len() < batch_size || past(stop_at) {
+                return Ok(shipped);
+            }
+        }
+    }
 }
 
 /// Ships an edge store's rows to a central store.
@@ -212,6 +306,16 @@ pub struct Shipper {
     nodes: Option<Vec<String>>,
     /// The newest checkpoint size the central store holds, per node.
     central_checkpoint: HashMap<String, u64>,
+    /// The streams shipped besides audit rows.
+    legs: Vec<Leg>,
+    /// Set by [`Background::shutdown`]: rounds stop between batches once
+    /// it has passed. Never set for a shipper used on its own.
+    stop_at: Arc<OnceLock<Instant>>,
+}
+
+/// Whether `stop_at` is set and has passed.
+fn past(stop_at: &OnceLock<Instant>) -> bool {
+    stop_at.get().is_some_and(|d| Instant::now() >= *d)
 }
 
 impl std::fmt::Debug for Shipper {
@@ -220,6 +324,10 @@ impl std::fmt::Debug for Shipper {
             .field("edge", &self.edge)
             .field("batch_size", &self.batch_size)
             .field("nodes", &self.nodes)
+            .field(
+                "streams",
+                &self.legs.iter().map(|l| l.stream).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -253,6 +361,8 @@ impl Shipper {
             batch_size: crate::env::FASTEN_SHIP_BATCH_SIZE_DEFAULT,
             nodes: None,
             central_checkpoint: HashMap::new(),
+            legs: Vec::new(),
+            stop_at: Arc::default(),
         })
     }
 
@@ -271,9 +381,48 @@ impl Shipper {
         self
     }
 
+    /// Also ships the sys rows of the table `edge` names (as
+    /// `FASTEN_SYS_DSN` does) into the table `sys_log` beside the central
+    /// audit table, after the audit rows of each round.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] naming `FASTEN_SHIP_STREAMS` when this shipper
+    /// ships to an ingest URL: that route takes audit rows only.
+    pub fn sys(self, edge: &Dsn) -> Result<Self> {
+        self.leg::<SysRow>(edge, "sys_log")
+    }
+
+    /// As [`Shipper::sys`], for the api rows (`FASTEN_API_DSN`), into
+    /// `api_log`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shipper::sys`].
+    pub fn api(self, edge: &Dsn) -> Result<Self> {
+        self.leg::<ApiRow>(edge, "api_log")
+    }
+
+    fn leg<T: Table>(mut self, edge: &Dsn, table: &str) -> Result<Self> {
+        use crate::env::{FASTEN_SHIP_STREAMS, FASTEN_SHIP_TO};
+        let Some(central) = self.transport.central() else {
+            return Err(Error::config(
+                FASTEN_SHIP_STREAMS,
+                format!(
+                    "{FASTEN_SHIP_STREAMS} names {}, but {FASTEN_SHIP_TO} is an ingest URL, which takes audit rows only: sys and api rows ship only to a postgres:// central store",
+                    T::STREAM
+                ),
+            ));
+        };
+        let leg = Leg::new::<T>(edge, central.with_table(table));
+        self.legs.push(leg);
+        Ok(self)
+    }
+
     /// Ships every row not shipped yet (and the checkpoints over them), in
     /// batches, and returns once the central store has acknowledged them
-    /// all, or a node forked (reported, and that node is left).
+    /// all, or a node forked (reported, and that node is left); then the
+    /// rows of the streams added with [`Shipper::sys`] and [`Shipper::api`].
     ///
     /// # Errors
     ///
@@ -306,6 +455,12 @@ impl Shipper {
         let mut report = ShipReport::default();
         for node in nodes {
             report.nodes.push(self.ship_node(&node)?);
+        }
+        for leg in &mut self.legs {
+            report.streams.push(StreamShipped {
+                stream: leg.stream,
+                shipped: leg.ship(self.batch_size, &self.stop_at)?,
+            });
         }
         Ok(report)
     }
@@ -377,7 +532,7 @@ impl Shipper {
                 return Ok(done);
             }
             tracing::debug!(target: "fasten::store", node, inserted = ack.inserted, duplicates = ack.duplicates, "shipped a batch");
-            if batch.rows.is_empty() {
+            if batch.rows.is_empty() || past(&self.stop_at) {
                 return Ok(done);
             }
         }
@@ -419,36 +574,42 @@ fn read_batch(store: &mut dyn Store, node: &str, first_seq: i64, limit: usize) -
 
 // === the background shipper ===
 
-/// The pipeline's shipper thread: ships its node every interval, and at
-/// once when asked. Never on the emit path.
+/// The pipeline's shipper thread: ships its node every interval, and a
+/// last time at shutdown. Never on the emit path.
 #[derive(Debug)]
 pub(crate) struct Background {
-    stop: Arc<AtomicBool>,
-    thread: Thread,
+    /// When shutdown's last round must end (the shipper's own `stop_at`).
+    stop_at: Arc<OnceLock<Instant>>,
+    /// Wakes the thread from its wait. A channel, not `Thread::unpark`:
+    /// the PostgreSQL client parks and unparks the thread inside a round,
+    /// which can swallow an unpark meant for the wait after it.
+    wake: Sender<()>,
+    /// Never carries a message: it disconnects when the thread ends, so
+    /// shutdown can wait for that with a deadline (a join cannot).
+    ended: Receiver<Infallible>,
+    join: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Background {
-    /// Starts the thread that ships `node` of `edge` to `to`.
-    pub(crate) fn start(
-        edge: &Dsn,
-        to: &str,
-        token: Option<String>,
-        node: &str,
-        interval: Duration,
-        batch_size: usize,
-    ) -> Result<Self> {
-        let mut shipper = Shipper::with_token(edge, to, token)?
-            .nodes(vec![node.to_owned()])
-            .batch_size(batch_size);
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+    /// Starts the thread that runs `shipper` every `interval`.
+    pub(crate) fn start(mut shipper: Shipper, interval: Duration) -> Result<Self> {
+        let stop_at = Arc::clone(&shipper.stop_at);
+        let (ending, ended) = crossbeam_channel::bounded::<Infallible>(0);
+        let (wake, woken) = crossbeam_channel::bounded::<()>(1);
         let join = std::thread::Builder::new()
             .name("fasten-shipper".into())
             .spawn(move || {
+                let _ending = ending;
                 crate::quiet::mark_thread();
                 let mut failures: u32 = 0;
                 let mut stopped = false;
-                while !flag.load(Ordering::SeqCst) {
+                loop {
+                    // Read before the round: a stop asked for during it
+                    // still gets one more round, the last, with its deadline.
+                    let last = shipper.stop_at.get().is_some();
+                    if past(&shipper.stop_at) || (last && stopped) {
+                        return;
+                    }
                     let wait = if stopped {
                         interval
                     } else {
@@ -474,21 +635,115 @@ impl Background {
                             }
                         }
                     };
-                    std::thread::park_timeout(wait);
+                    if last {
+                        return;
+                    }
+                    match woken.recv_timeout(wait) {
+                        // Woken by shutdown, or the interval passed: the
+                        // loop's top decides.
+                        Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                        // The handle is gone: nothing can stop it any more.
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
                 }
             })
             .map_err(|e| {
                 Error::new(ErrorKind::Store, "cannot start the shipper thread").with_source(e)
             })?;
         Ok(Self {
-            stop,
-            thread: join.thread().clone(),
+            stop_at,
+            wake,
+            ended,
+            join: Mutex::new(Some(join)),
         })
     }
 
-    /// Asks the thread to end after its current batch.
-    pub(crate) fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.unpark();
+    /// Has the thread ship what is left, for at most `timeout` (it stops
+    /// between batches once that has passed), then end; joins it. Returns
+    /// whether it ended in time: a batch already on the wire (a central
+    /// store that does not answer) is not cut, and the thread then ends
+    /// after it, unjoined. `Duration::ZERO` asks it to end without a last
+    /// round.
+    pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
+        // A timeout too long to represent (`Duration::MAX`) is a year: as
+        // long as it takes.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400));
+        // The first call's deadline stands.
+        let _ = self.stop_at.set(deadline);
+        // Full when already woken: once is enough.
+        let _ = self.wake.try_send(());
+        match self.ended.recv_deadline(deadline) {
+            Ok(never) => match never {},
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => {
+                let handle = self
+                    .join
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if let Some(handle) = handle {
+                    // It has ended (or panicked, logged by the hook).
+                    let _ = handle.join();
+                }
+                true
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A shipper of node `edge-t` of a fresh edge file to `to`, woken only
+    /// by shutdown (its interval is far longer than the test).
+    fn background(dir: &tempfile::TempDir, to: &str) -> Background {
+        let path = dir.path().join("edge.db");
+        let edge = Dsn::parse("FASTEN_AUDIT_DSN", &format!("sqlite:///{}", path.display()))
+            .expect("valid dsn");
+        let shipper = Shipper::with_token(&edge, to, None)
+            .expect("a postgres:// transport")
+            .nodes(vec!["edge-t".to_owned()]);
+        Background::start(shipper, Duration::from_secs(3600)).expect("thread starts")
+    }
+
+    fn joined(bg: &Background) -> bool {
+        bg.join.lock().expect("not poisoned").is_none()
+    }
+
+    #[test]
+    fn shutdown_joins_the_thread_when_the_central_store_refuses_connections() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Nothing listens on port 1: every round fails at once.
+        let bg = background(&dir, "postgres://fasten@127.0.0.1:1/fleet");
+        assert!(bg.shutdown(Duration::from_secs(60)), "the thread ended");
+        assert!(joined(&bg));
+        // Again: nothing left to wait for.
+        assert!(bg.shutdown(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn shutdown_returns_by_its_deadline_when_the_central_store_never_answers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Accepts connections (in the kernel's backlog) and never answers:
+        // a round blocks on its first batch.
+        let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = silent.local_addr().expect("addr").port();
+        let bg = background(&dir, &format!("postgres://fasten@127.0.0.1:{port}/fleet"));
+        assert!(
+            !bg.shutdown(Duration::from_millis(200)),
+            "returned, thread still sending"
+        );
+        assert!(!joined(&bg));
+        // Closing the listener resets the connection: the batch fails, and
+        // the thread ends without another round.
+        drop(silent);
+        assert!(bg.shutdown(Duration::from_secs(60)), "the thread ended");
+        assert!(joined(&bg));
     }
 }

@@ -26,6 +26,15 @@
 //! central `fasten serve` or mounted reader (feature `ship-http`), with a
 //! token bound to the node ids it may ship (`FASTEN_INGEST_TOKENS`), so
 //! edges need no database credentials.
+//!
+//! With `FASTEN_SHIP_STREAMS` (or [`Shipper::sys`], [`Shipper::api`]) the
+//! sys and api rows of the edge's stream tables ship as well, into the
+//! `sys_log` and `api_log` tables beside the central audit table, so a
+//! central `correlate` shows them. They are not chained: they go oldest
+//! first, in batches, each marked on the edge (`shipped_at`) once the
+//! central store has committed it; the central insert skips ids it holds,
+//! so a batch sent again after an interruption lands once. `postgres://`
+//! only: the ingest route takes audit rows.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +48,7 @@ pub use crate::code::FLEET_FORK_DETECTED;
 #[cfg(feature = "postgres")]
 pub use central::{Central, FLEET_NODE_DEFAULT, parse_fleet_keys, status};
 pub(crate) use edge::Background;
-pub use edge::{NodeShipped, ShipReport, Shipper};
+pub use edge::{NodeShipped, ShipReport, Shipper, StreamShipped};
 
 /// Most checkpoints one batch carries (the newest).
 pub(crate) const MAX_CHECKPOINTS: usize = 64;

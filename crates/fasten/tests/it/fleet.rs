@@ -2,7 +2,6 @@
 //! to the real PostgreSQL, verified on arrival. Each test works in a schema
 //! of its own and drops it; under `CI` a missing server fails the test.
 
-use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
@@ -11,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fasten::ship::{Central, Shipper};
-use fasten::{ErrorKind, Event, Reader, RequestId};
+use fasten::{ErrorKind, Event};
 
 use super::postgres::{Schema, base_url};
-use super::support::{child, config, db_path, dsn, role};
+use super::support::{child, config, db_path, dsn, role, stream_dsns, streams_config};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -60,104 +59,241 @@ fn central_url(schema: &Schema) -> String {
     format!("{}?table={}.audit_log", base_url(), schema.name)
 }
 
-/// Entry point of the edge processes: emits with `FASTEN_SHIP_TO` set (the
-/// pipeline's own background shipper), some rows under a request id the
-/// parent passes along, then waits until everything has shipped.
-#[test]
-#[ignore = "child-process entry point, run by its parent test"]
-fn child_fleet_edge() {
-    if role().as_deref() != Some("fleet-edge") {
-        return;
-    }
-    let path = db_path("FASTEN_IT_DB");
-    let node = std::env::var("FASTEN_IT_NODE").unwrap();
-    let rows: usize = std::env::var("FASTEN_IT_ROWS").unwrap().parse().unwrap();
-    let fasten = config(&path, &node)
-        .ship_to(std::env::var("FASTEN_IT_SHIP_TO").unwrap())
-        .ship_interval(Duration::from_millis(50))
-        .ship_batch_size(200)
-        .build()
-        .unwrap();
-    let shared = std::env::var("FASTEN_IT_REQUEST").ok();
-    for i in 0..rows {
-        let mut event = Event::new("USER_UPDATED").target(format!("{node}/u-{i}"));
-        if i % 100 == 0
-            && let Some(id) = &shared
-        {
-            event = event.request_id(RequestId::parse(id).unwrap());
-        }
-        fasten.emit(event).unwrap();
-    }
-    fasten.flush(Duration::from_secs(30)).unwrap();
-    wait_until("the edge to ship everything", || unshipped(&path) == 0);
-    fasten.shutdown(Duration::from_secs(30)).unwrap();
-}
+/// The three-edge fleet, one request crossing two edges over MQTT
+/// (Mosquitto at 127.0.0.1:1883).
+#[cfg(feature = "mqtt")]
+mod over_mqtt {
+    use std::collections::HashSet;
 
-#[test]
-fn three_edges_ship_concurrently_and_one_request_correlates_across_two() {
-    let Some(schema) = Schema::new() else {
-        return;
-    };
-    // The central table first, so the edges race on rows, not on DDL.
-    drop(Central::open(&schema.dsn("audit_log")).unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let request = RequestId::mint();
-    let per_edge = 1000;
-    let mut children: Vec<_> = (1..=3)
-        .map(|i| {
-            let mut env = vec![
-                ("FASTEN_IT_ROLE", "fleet-edge".to_owned()),
-                (
-                    "FASTEN_IT_DB",
-                    dir.path()
-                        .join(format!("edge-{i}.db"))
-                        .display()
-                        .to_string(),
-                ),
-                ("FASTEN_IT_NODE", format!("edge-{i}")),
-                ("FASTEN_IT_ROWS", per_edge.to_string()),
-                ("FASTEN_IT_SHIP_TO", central_url(&schema)),
-            ];
-            // One request crossing edges 1 and 2 (its id passed along, as a
-            // gateway would in a header or an MQTT user property).
-            if i < 3 {
-                env.push(("FASTEN_IT_REQUEST", request.as_str().to_owned()));
+    use fasten::{Reader, RequestId};
+
+    use super::*;
+    use crate::support::{broker, runtime};
+
+    /// Entry point of the edge processes: emits with `FASTEN_IT_SHIP_TO` set
+    /// (the pipeline's own background shipper) in the part `FASTEN_IT_PART`
+    /// names, then waits until everything has shipped. One request crosses
+    /// two of them over MQTT (`FASTEN_IT_TOPIC`):
+    ///
+    /// - `gateway` emits every 100th row under the request the parent hands it
+    ///   (as an HTTP header would), then publishes a message inside it;
+    /// - `consumer` emits its other rows, then handles that message and emits
+    ///   its every-100th rows in the handler, under the id the message carried;
+    /// - `bystander` emits unrelated rows.
+    ///
+    /// Handshake, no sleeps: the consumer, once subscribed, publishes a
+    /// retained `<topic>/ready`; the gateway publishes only after it has seen
+    /// it, so the message cannot go out before anyone listens. The consumer
+    /// clears the retained message once it is done with the handshake.
+    #[test]
+    #[ignore = "child-process entry point, run by its parent test"]
+    fn child_fleet_edge() {
+        use fasten::context;
+        use rumqttc::v5::mqttbytes::QoS;
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::{AsyncClient, MqttOptions};
+
+        if role().as_deref() != Some("fleet-edge") {
+            return;
+        }
+        let path = db_path("FASTEN_IT_DB");
+        let node = std::env::var("FASTEN_IT_NODE").unwrap();
+        let rows: usize = std::env::var("FASTEN_IT_ROWS").unwrap().parse().unwrap();
+        let part = std::env::var("FASTEN_IT_PART").unwrap();
+        let topic = std::env::var("FASTEN_IT_TOPIC").unwrap();
+        let ready = format!("{topic}/ready");
+        let fasten = config(&path, &node)
+            .ship_to(std::env::var("FASTEN_IT_SHIP_TO").unwrap())
+            .ship_interval(Duration::from_millis(50))
+            .ship_batch_size(200)
+            .build()
+            .unwrap();
+        let row = |i: usize| Event::new("USER_UPDATED").target(format!("{node}/u-{i}"));
+        let correlated = |i: usize| i.is_multiple_of(100);
+        let acked = |p| matches!(p, Packet::PubAck(_)).then_some(());
+        let mqtt = || {
+            AsyncClient::new(
+                MqttOptions::new(format!("{topic}/{node}"), "127.0.0.1", 1883),
+                16,
+            )
+        };
+        runtime().block_on(async {
+            match part.as_str() {
+                "gateway" => {
+                    let request = std::env::var("FASTEN_IT_REQUEST").unwrap();
+                    let request = RequestId::parse(&request).unwrap();
+                    for i in 0..rows {
+                        if correlated(i) {
+                            context::with(request.clone(), || fasten.emit(row(i))).unwrap();
+                        } else {
+                            fasten.emit(row(i)).unwrap();
+                        }
+                    }
+                    let (client, mut events) = mqtt();
+                    client.subscribe(&ready, QoS::AtLeastOnce).await.unwrap();
+                    next(&mut events, |p| match p {
+                        Packet::Publish(m)
+                            if m.topic == ready.as_bytes() && !m.payload.is_empty() =>
+                        {
+                            Some(())
+                        }
+                        _ => None,
+                    })
+                    .await;
+                    // Inside the request: the message carries its id.
+                    let message = fasten::mqtt::publish(
+                        &client,
+                        &topic,
+                        QoS::AtLeastOnce,
+                        false,
+                        b"{}".to_vec(),
+                    );
+                    context::scope(request, message).await.unwrap();
+                    next(&mut events, acked).await;
+                }
+                "consumer" => {
+                    let (client, mut events) = mqtt();
+                    client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+                    next(&mut events, |p| {
+                        matches!(p, Packet::SubAck(_)).then_some(())
+                    })
+                    .await;
+                    let set = client.publish(&ready, QoS::AtLeastOnce, true, b"1".to_vec());
+                    set.await.unwrap();
+                    next(&mut events, acked).await;
+                    for i in (0..rows).filter(|&i| !correlated(i)) {
+                        fasten.emit(row(i)).unwrap();
+                    }
+                    let msg = next(&mut events, |p| match p {
+                        Packet::Publish(m) if m.topic == topic.as_bytes() => Some(m),
+                        _ => None,
+                    })
+                    .await;
+                    // No `.request_id(..)`: the handler's context has the message's.
+                    fasten::mqtt::handle(msg, |_| async {
+                        for i in (0..rows).filter(|&i| correlated(i)) {
+                            fasten.emit(row(i)).unwrap();
+                        }
+                    })
+                    .await;
+                    // Clear the retained handshake off the broker.
+                    let clear = client.publish(&ready, QoS::AtLeastOnce, true, Vec::new());
+                    clear.await.unwrap();
+                    next(&mut events, acked).await;
+                }
+                "bystander" => {
+                    for i in 0..rows {
+                        fasten.emit(row(i)).unwrap();
+                    }
+                }
+                other => panic!("no edge part {other:?}"),
             }
-            child("fleet::child_fleet_edge", &env).spawn().unwrap()
-        })
-        .collect();
-    for c in &mut children {
-        assert!(c.wait().unwrap().success());
+        });
+        fasten.flush(Duration::from_secs(30)).unwrap();
+        wait_until("the edge to ship everything", || unshipped(&path) == 0);
+        fasten.shutdown(Duration::from_secs(30)).unwrap();
     }
-    let central = schema.dsn("audit_log");
-    for i in 1..=3 {
-        assert_eq!(count(&schema, &format!("edge-{i}")), per_edge as i64);
-    }
-    let report = fasten::verify(&central).unwrap();
-    assert!(report.ok, "{report:?}");
-    assert_eq!(report.nodes.len(), 3);
-    // One request, rows from both edges it crossed, none from the third.
-    let timeline = Reader::new(central.clone()).correlate(&request).unwrap();
-    let nodes: HashSet<String> = timeline
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            fasten::read::Entry::Audit(r) => Some(r.source_node_id.clone()),
-            _ => None,
+
+    /// Polls the MQTT event loop until `want` picks an incoming packet, and
+    /// returns what it made of it; the deadline only guards against a hang.
+    async fn next<T>(
+        events: &mut rumqttc::v5::EventLoop,
+        mut want: impl FnMut(rumqttc::v5::mqttbytes::v5::Packet) -> Option<T>,
+    ) -> T {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let rumqttc::v5::Event::Incoming(p) = events.poll().await.unwrap()
+                    && let Some(t) = want(p)
+                {
+                    return t;
+                }
+            }
         })
-        .collect();
-    assert_eq!(
-        nodes,
-        HashSet::from(["edge-1".to_owned(), "edge-2".to_owned()])
-    );
-    assert_eq!(timeline.entries.len(), 2 * per_edge / 100);
-    let status = fasten::ship::status(&central).unwrap();
-    assert_eq!(status.len(), 3);
-    for n in &status {
-        assert_eq!(n.role, "edge");
-        assert_eq!(n.rows, per_edge as u64);
-        assert_eq!(n.pending, Some(0), "{n:?}");
-        assert_eq!(n.fork, None);
+        .await
+        .expect("the MQTT packet arrived before the deadline")
+    }
+
+    #[test]
+    fn three_edges_ship_concurrently_and_one_request_correlates_across_two() {
+        if !broker("Mosquitto", 1883) {
+            return;
+        }
+        let Some(schema) = Schema::new() else {
+            return;
+        };
+        // The central table first, so the edges race on rows, not on DDL.
+        drop(Central::open(&schema.dsn("audit_log")).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let request = RequestId::mint();
+        let topic = format!("fasten-it/fleet/{:016x}", rand::random::<u64>());
+        let per_edge = 1000;
+        let mut children: Vec<_> = ["gateway", "consumer", "bystander"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let i = i + 1;
+                let mut env = vec![
+                    ("FASTEN_IT_ROLE", "fleet-edge".to_owned()),
+                    (
+                        "FASTEN_IT_DB",
+                        dir.path()
+                            .join(format!("edge-{i}.db"))
+                            .display()
+                            .to_string(),
+                    ),
+                    ("FASTEN_IT_NODE", format!("edge-{i}")),
+                    ("FASTEN_IT_ROWS", per_edge.to_string()),
+                    ("FASTEN_IT_SHIP_TO", central_url(&schema)),
+                    ("FASTEN_IT_PART", part.to_owned()),
+                    ("FASTEN_IT_TOPIC", topic.clone()),
+                ];
+                // Only the gateway is told the id (as by an inbound header);
+                // edge 2 learns it from the MQTT message.
+                if part == "gateway" {
+                    env.push(("FASTEN_IT_REQUEST", request.as_str().to_owned()));
+                }
+                child("fleet::over_mqtt::child_fleet_edge", &env)
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in &mut children {
+            assert!(c.wait().unwrap().success());
+        }
+        let central = schema.dsn("audit_log");
+        for i in 1..=3 {
+            assert_eq!(count(&schema, &format!("edge-{i}")), per_edge as i64);
+        }
+        let report = fasten::verify(&central).unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.nodes.len(), 3);
+        // One request, rows from both edges it crossed, none from the third.
+        let timeline = Reader::new(central.clone()).correlate(&request).unwrap();
+        let nodes: HashSet<(String, String)> = timeline
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                fasten::read::Entry::Audit(r) => Some((r.source_node_id.clone(), r.method.clone())),
+                _ => None,
+            })
+            .collect();
+        // Edge 2's rows came in through the MQTT handler's context.
+        assert_eq!(
+            nodes,
+            HashSet::from([
+                ("edge-1".to_owned(), "sdk".to_owned()),
+                ("edge-2".to_owned(), "mqtt".to_owned())
+            ])
+        );
+        assert_eq!(timeline.entries.len(), 2 * per_edge / 100);
+        let status = fasten::ship::status(&central).unwrap();
+        assert_eq!(status.len(), 3);
+        for n in &status {
+            assert_eq!(n.role, "edge");
+            assert_eq!(n.rows, per_edge as u64);
+            assert_eq!(n.pending, Some(0), "{n:?}");
+            assert_eq!(n.fork, None);
+        }
     }
 }
 
@@ -363,6 +499,229 @@ fn an_edge_shipper_killed_mid_ship_resumes_without_loss_or_duplicates() {
     assert!(fasten::verify(&schema.dsn("audit_log")).unwrap().ok);
 }
 
+/// Rows of an edge file's table, and how many of them are not shipped yet.
+fn edge_stream(path: &Path, table: &str) -> (i64, i64) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            &format!("SELECT count(*), count(*) - count(shipped_at) FROM {table}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+/// Rows of a central stream table.
+fn central_stream(schema: &Schema, table: &str) -> i64 {
+    admin()
+        .query_one(
+            &format!("SELECT count(*) FROM {}.{table}", schema.name),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// What each stream shipped in a round, as `(stream, rows)`.
+fn streams_shipped(report: &fasten::ship::ShipReport) -> Vec<(&'static str, u64)> {
+    report
+        .streams
+        .iter()
+        .map(|s| (s.stream, s.shipped))
+        .collect()
+}
+
+#[test]
+fn sys_and_api_rows_ship_once_each_and_correlate_centrally() {
+    use fasten::record::{ApiRecord, LogLine};
+
+    let Some(schema) = Schema::new() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.db");
+    let request = fasten::RequestId::mint();
+    let log = |fasten: &fasten::Fasten, message: String, request: Option<&fasten::RequestId>| {
+        let mut line = LogLine::new("info", message).unwrap();
+        if let Some(id) = request {
+            line = line.request_id(id.clone());
+        }
+        assert!(fasten.log(line));
+    };
+    let fasten = streams_config(&path).node_id("edge-s").build().unwrap();
+    fasten
+        .emit(
+            Event::new("USER_UPDATED")
+                .target("u-1")
+                .request_id(request.clone()),
+        )
+        .unwrap();
+    for i in 0..7 {
+        log(&fasten, format!("step {i}"), Some(&request));
+    }
+    for i in 0..5 {
+        log(&fasten, format!("unrelated {i}"), None);
+    }
+    for i in 0..3 {
+        let api = ApiRecord::new(
+            request.clone(),
+            "GET",
+            &format!("/orders/{i}"),
+            200,
+            Duration::from_millis(5),
+        );
+        fasten.record_api(api.unwrap());
+    }
+    fasten.shutdown(Duration::from_secs(30)).unwrap();
+
+    let (sys, api) = stream_dsns(&path);
+    let shipper = || {
+        Shipper::new(&dsn(&path), &central_url(&schema))
+            .unwrap()
+            .batch_size(4)
+            .sys(&sys)
+            .unwrap()
+            .api(&api)
+            .unwrap()
+    };
+    let report = shipper().ship_once().unwrap();
+    assert_eq!(streams_shipped(&report), [("sys", 12), ("api", 3)]);
+    assert_eq!(edge_stream(&path, "sys_log"), (12, 0));
+    assert_eq!(edge_stream(&path, "api_log"), (3, 0));
+    assert_eq!(
+        (
+            central_stream(&schema, "sys_log"),
+            central_stream(&schema, "api_log")
+        ),
+        (12, 3)
+    );
+
+    // Interrupted between the central commits and the edge's marks (a kill
+    // there): the rows go again, and land once.
+    tamper(
+        &path,
+        "UPDATE sys_log SET shipped_at = NULL; UPDATE api_log SET shipped_at = NULL",
+    );
+    let report = shipper().ship_once().unwrap();
+    assert_eq!(streams_shipped(&report), [("sys", 12), ("api", 3)]);
+    assert_eq!(
+        (
+            central_stream(&schema, "sys_log"),
+            central_stream(&schema, "api_log")
+        ),
+        (12, 3)
+    );
+    // Rows written later: only they go.
+    let fasten = streams_config(&path).node_id("edge-s").build().unwrap();
+    log(&fasten, "later".to_owned(), Some(&request));
+    fasten.shutdown(Duration::from_secs(30)).unwrap();
+    let report = shipper().ship_once().unwrap();
+    assert_eq!(streams_shipped(&report), [("sys", 1), ("api", 0)]);
+    assert_eq!(central_stream(&schema, "sys_log"), 13);
+
+    // The central reader's timeline of the request has the edge's rows of
+    // all three streams.
+    let reader = fasten::Reader::new(schema.dsn("audit_log"))
+        .sys_dsn(schema.dsn("sys_log"))
+        .api_dsn(schema.dsn("api_log"));
+    let timeline = reader.correlate(&request).unwrap();
+    let mut seen: Vec<(&str, &str)> = timeline
+        .entries
+        .iter()
+        .map(|e| match e {
+            fasten::read::Entry::Audit(r) => ("audit", r.source_node_id.as_str()),
+            fasten::read::Entry::Sys(r) => ("sys", &*r.source_node_id),
+            fasten::read::Entry::Api(r) => ("api", &*r.source_node_id),
+            _ => ("other", ""),
+        })
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        [("api", "edge-s"), ("audit", "edge-s"), ("sys", "edge-s")]
+    );
+    assert_eq!(timeline.entries.len(), 1 + 8 + 3);
+}
+
+#[test]
+fn shutdown_ships_the_last_audit_sys_and_api_rows() {
+    use fasten::record::{ApiRecord, LogLine};
+
+    let Some(schema) = Schema::new() else {
+        return;
+    };
+    let central = schema.dsn("audit_log");
+    drop(Central::open(&central).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.db");
+    let request = fasten::RequestId::mint();
+    let fasten = streams_config(&path)
+        .node_id("edge-last")
+        .ship_to(central_url(&schema))
+        .ship_streams(fasten::ShipStreams {
+            sys: true,
+            api: true,
+        })
+        // The next round after the first is an hour away: only shutdown
+        // ships what comes after it.
+        .ship_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    wait_until("the shipper's first round (a heartbeat)", || {
+        fasten::ship::status(&central)
+            .unwrap()
+            .iter()
+            .any(|n| n.node == "edge-last")
+    });
+    for i in 0..5 {
+        fasten
+            .emit(Event::new("USER_CREATED").target(format!("u-{i}")))
+            .unwrap();
+    }
+    let line = LogLine::new("info", "created five").unwrap();
+    assert!(fasten.log(line.request_id(request.clone())));
+    let api = ApiRecord::new(request, "POST", "/users", 201, Duration::from_millis(3));
+    fasten.record_api(api.unwrap());
+    fasten.shutdown(Duration::from_secs(30)).unwrap();
+    assert_eq!(count(&schema, "edge-last"), 5);
+    assert_eq!(unshipped(&path), 0);
+    assert_eq!(edge_stream(&path, "sys_log"), (1, 0));
+    assert_eq!(edge_stream(&path, "api_log"), (1, 0));
+    assert_eq!(
+        (
+            central_stream(&schema, "sys_log"),
+            central_stream(&schema, "api_log")
+        ),
+        (1, 1)
+    );
+}
+
+/// Shutdown with a central store that refuses connections: the last round
+/// fails at once and shutdown returns, in its own thread so a hang fails
+/// the test instead of stalling it.
+#[test]
+fn shutdown_returns_when_the_central_store_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.db");
+    // Nothing listens on port 1.
+    let fasten = config(&path, "edge-down")
+        .ship_to("postgres://fasten@127.0.0.1:1/fleet")
+        .build()
+        .unwrap();
+    fasten
+        .emit(Event::new("USER_CREATED").target("u-1"))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(fasten.shutdown(Duration::from_secs(5))));
+    let report = rx
+        .recv_timeout(DEADLINE)
+        .expect("shutdown returned (hang guard only)")
+        .unwrap();
+    assert_eq!(report.written, 1);
+    assert_eq!(unshipped(&path), 1, "stays unshipped for next time");
+}
+
 /// Runs SQL on an edge file, as an attacker with the disk would.
 fn tamper(path: &Path, sql: &str) {
     rusqlite::Connection::open(path)
@@ -529,6 +888,7 @@ fn the_central_writers_own_nodes_cannot_be_shipped_over() {
 
 #[cfg(all(feature = "reader", feature = "ship-http", feature = "tracing"))]
 mod over_http {
+    use fasten::Reader;
     use fasten::reader::{self, Auth, Ingest, Options};
 
     use super::*;
@@ -562,6 +922,34 @@ mod over_http {
                 .unwrap();
         }
         fasten.shutdown(Duration::from_secs(30)).unwrap();
+    }
+
+    #[test]
+    fn streams_do_not_ship_over_http_and_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.db");
+        let url = "https://central.example/api/v1/logs";
+        let (sys, _) = stream_dsns(&path);
+        let err = Shipper::with_token(&dsn(&path), url, None)
+            .unwrap()
+            .sys(&sys)
+            .unwrap_err();
+        insta::assert_snapshot!(err, @"FASTEN_SHIP_STREAMS names sys, but FASTEN_SHIP_TO is an ingest URL, which takes audit rows only: sys and api rows ship only to a postgres:// central store");
+        let err = streams_config(&path)
+            .ship_to(url)
+            .ship_streams(fasten::ShipStreams {
+                sys: true,
+                api: false,
+            })
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::Config {
+                var: fasten::env::FASTEN_SHIP_STREAMS
+            },
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,17 +8,9 @@ use fasten::{Config, Dsn, Event, Fasten, RequestId, Source, Stdout, StreamQuery}
 use serde_json::json;
 use tracing_subscriber::prelude::*;
 
-use super::support::{config, stored_ids};
+use super::support::{config, stored_ids, streams_config};
 
 const SECS: Duration = Duration::from_secs(10);
-
-fn streams_config(path: &Path) -> Config {
-    let file = format!("sqlite:///{}", path.display());
-    config(path, "node-1")
-        .stdout(Stdout::NONE)
-        .sys_dsn(Dsn::parse_for("FASTEN_SYS_DSN", &file, "sys_log").unwrap())
-        .api_dsn(Dsn::parse_for("FASTEN_API_DSN", &file, "api_log").unwrap())
-}
 
 /// Audit rows of one request, straight from the file.
 fn audit_codes_of(path: &Path, id: &str) -> Vec<String> {

@@ -1,8 +1,12 @@
 //! Shared helpers: a pipeline over a temp file, and child processes that
 //! re-run this test binary in a role.
 
+#[cfg(feature = "mqtt")]
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+#[cfg(feature = "mqtt")]
+use std::time::Duration;
 
 use fasten::code::{Meta, Registry};
 use fasten::{Config, Dsn, Fasten};
@@ -31,6 +35,28 @@ pub(crate) fn config(path: &Path, node: &str) -> Config {
         .node_id(node)
         .audit_dsn(dsn(path))
         .registry(registry())
+}
+
+#[cfg(any(feature = "tracing", feature = "postgres"))]
+/// The sys and api tables (`sys_log`, `api_log`) beside the audit rows
+/// in the file at `path`.
+pub(crate) fn stream_dsns(path: &Path) -> (Dsn, Dsn) {
+    let file = format!("sqlite:///{}", path.display());
+    (
+        Dsn::parse_for("FASTEN_SYS_DSN", &file, "sys_log").expect("valid dsn"),
+        Dsn::parse_for("FASTEN_API_DSN", &file, "api_log").expect("valid dsn"),
+    )
+}
+
+#[cfg(any(feature = "tracing", feature = "postgres"))]
+/// [`config`] with the sys and api rows stored in [`stream_dsns`], and
+/// nothing on stdout.
+pub(crate) fn streams_config(path: &Path) -> Config {
+    let (sys, api) = stream_dsns(path);
+    config(path, "node-1")
+        .stdout(fasten::Stdout::NONE)
+        .sys_dsn(sys)
+        .api_dsn(api)
 }
 
 pub(crate) fn pipeline(path: &Path) -> Fasten {
@@ -82,4 +108,29 @@ pub(crate) fn stored_ids(path: &Path) -> std::collections::HashSet<String> {
 pub(crate) fn vectors() -> serde_json::Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/vectors/form3.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[cfg(feature = "mqtt")]
+/// True when the broker answers; under `CI` a missing one panics.
+pub(crate) fn broker(name: &str, port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+        Ok(_) => true,
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but {name} at {addr} is unreachable: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: {name} at {addr} is unreachable: {e}");
+            false
+        }
+    }
+}
+
+#[cfg(feature = "mqtt")]
+/// A current-thread runtime for a test body or a child process.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }

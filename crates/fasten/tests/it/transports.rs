@@ -4,7 +4,6 @@
 //! come back under one id. Under `CI` a missing broker fails the test;
 //! elsewhere the test says SKIPPED and returns.
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,22 +19,9 @@ use tokio::sync::mpsc;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::prelude::*;
 
-const SECS: Duration = Duration::from_secs(10);
+use super::support::{broker, runtime};
 
-/// True when the broker answers; under `CI` a missing one panics.
-pub(crate) fn broker(name: &str, port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but {name} at {addr} is unreachable: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: {name} at {addr} is unreachable: {e}");
-            false
-        }
-    }
-}
+const SECS: Duration = Duration::from_secs(10);
 
 /// Two services writing one SQLite file (their own nodes), with their sys
 /// and api rows in its tables, as a fleet shares one store.
@@ -272,13 +258,6 @@ async fn recv(done: &mut mpsc::UnboundedReceiver<RequestId>) -> RequestId {
     tokio::time::timeout(SECS, done.recv())
         .await
         .expect("service B handled the message within 10 s")
-        .unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
         .unwrap()
 }
 

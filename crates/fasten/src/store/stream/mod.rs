@@ -98,6 +98,31 @@ pub(crate) const INDEXED: [(&str, &str); 2] = [
     ("timestamp", "timestamp"),
 ];
 
+/// The edge's marker of a row the central store has (`FASTEN_SHIP_STREAMS`):
+/// a nullable column beside the row's own, with its DDL as `(SQLite,
+/// PostgreSQL)`, and a partial index of the rows still waiting, so a
+/// shipper reads only those. A marker per row rather than a high-water mark
+/// of `(timestamp, id)`: rows are timed when pushed but committed later, by
+/// any of the processes sharing the table, so a row can land behind one
+/// that already shipped; a mark would skip it, the column cannot.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const SHIPPED_AT: (&str, &str, &str) = ("shipped_at", "TEXT NULL", "TIMESTAMPTZ NULL");
+
+/// The partial index of [`SHIPPED_AT`]: its name suffix and definition.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const UNSHIPPED: (&str, &str) =
+    ("unshipped", "(timestamp, id) WHERE shipped_at IS NULL");
+
+/// ` WHERE shipped_at IS NULL ORDER BY timestamp, id LIMIT n`: the oldest
+/// rows not shipped yet, in the order they ship.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn unshipped_sql(limit: usize) -> String {
+    format!(
+        " WHERE shipped_at IS NULL ORDER BY timestamp, id LIMIT {}",
+        limit.max(1)
+    )
+}
+
 /// A newest-first page of stream rows.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Query {
@@ -119,6 +144,12 @@ pub(crate) trait StreamStore: Send {
     fn insert(&mut self, rows: &[Value]) -> Result<()>;
     /// Rows as JSON objects, newest first.
     fn query(&mut self, q: &Query) -> Result<Vec<Value>>;
+    /// Up to `limit` rows not shipped yet, oldest first (by timestamp,
+    /// then id), as JSON objects.
+    fn unshipped(&mut self, limit: usize) -> Result<Vec<Value>>;
+    /// Sets `shipped_at` to `at` (the contract's text form) on the rows
+    /// with these ids, in one statement.
+    fn mark_shipped(&mut self, ids: &[String], at: &str) -> Result<()>;
 }
 
 /// Opens (creating if needed) the table a stream DSN names.

@@ -5,7 +5,10 @@ use serde_json::Value;
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
-use super::{Cell, Col, ColType, INDEXED, Query, StreamStore, filter_sql, object};
+use super::{
+    Cell, Col, ColType, INDEXED, Query, SHIPPED_AT, StreamStore, UNSHIPPED, filter_sql, object,
+    unshipped_sql,
+};
 use crate::error::Result;
 use crate::store::postgres::{ClientRuntime, connect, pg_err, ts_text};
 
@@ -54,12 +57,16 @@ impl PostgresStreams {
             defs.join(", ")
         ));
         // Additive migration: a table made by an older fasten gets the
-        // nullable columns added since (`trace_id`, `span_id`).
-        for c in cols.iter().filter(|c| c.ty.nullable()) {
+        // nullable columns added since (`trace_id`, `span_id`, `shipped_at`).
+        let (shipped, _, shipped_ddl) = SHIPPED_AT;
+        let added = cols
+            .iter()
+            .filter(|c| c.ty.nullable())
+            .map(|c| (c.name, c.ty.ddl().1))
+            .chain([(shipped, shipped_ddl)]);
+        for (name, def) in added {
             ddl.push_str(&format!(
-                "ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {} {};",
-                c.name,
-                c.ty.ddl().1
+                "ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {name} {def};"
             ));
         }
         for (name, cols) in INDEXED {
@@ -67,6 +74,10 @@ impl PostgresStreams {
                 "CREATE INDEX IF NOT EXISTS \"{table}_{name}\" ON {qualified} ({cols});"
             ));
         }
+        let (suffix, def) = UNSHIPPED;
+        ddl.push_str(&format!(
+            "CREATE INDEX IF NOT EXISTS \"{table}_{suffix}\" ON {qualified} {def};"
+        ));
         // Concurrent first starts can collide in the catalog even with
         // IF NOT EXISTS; an advisory lock keyed by the table serialises them.
         let lock = format!("fasten migrate {qualified}");
@@ -113,6 +124,33 @@ impl PostgresStreams {
             qualified,
             cols,
         })
+    }
+
+    /// The rows `SELECT`ed with `tail` (its `WHERE … ORDER BY … LIMIT …`)
+    /// and its parameters, as JSON objects.
+    fn select(&mut self, tail: &str, cells: Vec<Cell>) -> Result<Vec<Value>> {
+        let sql = format!("SELECT {} FROM {}{tail}", self.select_list, self.qualified);
+        let boxed: Vec<Box<dyn ToSql + Sync + Send>> = cells.into_iter().map(param).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = boxed
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = self
+            .rt
+            .block_on(self.client.query(&sql, &params))
+            .map_err(pg_err("query stream"))?;
+        let cols = self.cols;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let cells = cols.iter().enumerate().map(|(i, c)| match wire(c.ty).0 {
+                    "int8" => Cell::Int(r.get(i)),
+                    "float8" => Cell::Float(r.get(i)),
+                    _ => Cell::Text(r.get(i)),
+                });
+                object(cols, cells)
+            })
+            .collect())
     }
 }
 
@@ -183,30 +221,21 @@ impl StreamStore for PostgresStreams {
             let (t, cast) = wire(ty);
             format!("${i}::{t}{cast}")
         });
+        self.select(&filter, cells)
+    }
+
+    fn unshipped(&mut self, limit: usize) -> Result<Vec<Value>> {
+        self.select(&unshipped_sql(limit), Vec::new())
+    }
+
+    fn mark_shipped(&mut self, ids: &[String], at: &str) -> Result<()> {
         let sql = format!(
-            "SELECT {} FROM {}{filter}",
-            self.select_list, self.qualified
+            "UPDATE {} SET shipped_at = $1::text::timestamptz WHERE id = ANY($2::text[])",
+            self.qualified
         );
-        let boxed: Vec<Box<dyn ToSql + Sync + Send>> = cells.into_iter().map(param).collect();
-        let params: Vec<&(dyn ToSql + Sync)> = boxed
-            .iter()
-            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        let rows = self
-            .rt
-            .block_on(self.client.query(&sql, &params))
-            .map_err(pg_err("query stream"))?;
-        let cols = self.cols;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let cells = cols.iter().enumerate().map(|(i, c)| match wire(c.ty).0 {
-                    "int8" => Cell::Int(r.get(i)),
-                    "float8" => Cell::Float(r.get(i)),
-                    _ => Cell::Text(r.get(i)),
-                });
-                object(cols, cells)
-            })
-            .collect())
+        self.rt
+            .block_on(self.client.execute(&sql, &[&at, &ids]))
+            .map_err(pg_err("mark stream rows shipped"))?;
+        Ok(())
     }
 }

@@ -9,7 +9,10 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 use serde_json::Value;
 
-use super::{Cell, Col, ColType, INDEXED, Query, StreamStore, filter_sql, object};
+use super::{
+    Cell, Col, ColType, INDEXED, Query, SHIPPED_AT, StreamStore, UNSHIPPED, filter_sql, object,
+    unshipped_sql,
+};
 use crate::error::{Error, Result};
 use crate::store::Access;
 use crate::store::sqlite::{connect, sql_err};
@@ -31,9 +34,11 @@ impl SqliteStreams {
             .map_err(sql_err("enable WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql_err("set synchronous"))?;
+        let (shipped, shipped_ddl, _) = SHIPPED_AT;
         let defs: Vec<String> = cols
             .iter()
             .map(|c| format!("{} {}", c.name, c.ty.ddl().0))
+            .chain([format!("{shipped} {shipped_ddl}")])
             .collect();
         let mut ddl = format!(
             "CREATE TABLE IF NOT EXISTS \"{table}\" ({});",
@@ -47,7 +52,7 @@ impl SqliteStreams {
         conn.execute_batch(&ddl)
             .map_err(|e| Error::store(format!("sqlite: create stream table {table}"), e))?;
         // Additive migration: a table made by an older fasten gets the
-        // nullable columns added since (`trace_id`, `span_id`).
+        // nullable columns added since (`trace_id`, `span_id`, `shipped_at`).
         let have: Vec<String> = {
             let mut stmt = conn
                 .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
@@ -56,18 +61,25 @@ impl SqliteStreams {
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
                 .map_err(sql_err("read stream table columns"))?
         };
-        for c in cols.iter().filter(|c| c.ty.nullable()) {
-            if !have.iter().any(|h| h == c.name) {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE \"{table}\" ADD COLUMN {} {}",
-                    c.name,
-                    c.ty.ddl().0
-                ))
-                .map_err(|e| {
-                    Error::store(format!("sqlite: add column {} to {table}", c.name), e)
-                })?;
+        let added = cols
+            .iter()
+            .filter(|c| c.ty.nullable())
+            .map(|c| (c.name, c.ty.ddl().0))
+            .chain([(shipped, shipped_ddl)]);
+        for (name, ddl) in added {
+            if !have.iter().any(|h| h == name) {
+                conn.execute_batch(&format!("ALTER TABLE \"{table}\" ADD COLUMN {name} {ddl}"))
+                    .map_err(|e| {
+                        Error::store(format!("sqlite: add column {name} to {table}"), e)
+                    })?;
             }
         }
+        // After the migration: the index needs the column.
+        let (suffix, def) = UNSHIPPED;
+        conn.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS \"{table}_{suffix}\" ON \"{table}\" {def}"
+        ))
+        .map_err(|e| Error::store(format!("sqlite: index {table}"), e))?;
         let names: Vec<&str> = cols.iter().map(|c| c.name).collect();
         let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
         Ok(Self {
@@ -80,6 +92,29 @@ impl SqliteStreams {
             table: table.to_owned(),
             cols,
         })
+    }
+
+    /// The rows `SELECT`ed with `tail` (its `WHERE … ORDER BY … LIMIT …`)
+    /// and its parameters, as JSON objects.
+    fn select(&mut self, tail: &str, params: Vec<Cell>) -> Result<Vec<Value>> {
+        let names: Vec<&str> = self.cols.iter().map(|c| c.name).collect();
+        let sql = format!("SELECT {} FROM \"{}\"{tail}", names.join(", "), self.table);
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(sql_err("prepare stream query"))?;
+        let cols = self.cols;
+        let rows = stmt
+            .query_map(params_from_iter(params.into_iter().map(bind)), |r| {
+                let mut cells = Vec::with_capacity(cols.len());
+                for (i, c) in cols.iter().enumerate() {
+                    cells.push(cell(r.get_ref(i)?, c.ty));
+                }
+                Ok(object(cols, cells))
+            })
+            .map_err(sql_err("query stream"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err("read stream rows"))
     }
 }
 
@@ -129,27 +164,26 @@ impl StreamStore for SqliteStreams {
 
     fn query(&mut self, q: &Query) -> Result<Vec<Value>> {
         let (filter, params) = filter_sql(q, self.cols, |i, _| format!("?{i}"));
-        let names: Vec<&str> = self.cols.iter().map(|c| c.name).collect();
-        let sql = format!(
-            "SELECT {} FROM \"{}\"{filter}",
-            names.join(", "),
-            self.table
-        );
-        let mut stmt = self
-            .conn
-            .prepare(&sql)
-            .map_err(sql_err("prepare stream query"))?;
-        let cols = self.cols;
-        let rows = stmt
-            .query_map(params_from_iter(params.into_iter().map(bind)), |r| {
-                let mut cells = Vec::with_capacity(cols.len());
-                for (i, c) in cols.iter().enumerate() {
-                    cells.push(cell(r.get_ref(i)?, c.ty));
-                }
-                Ok(object(cols, cells))
-            })
-            .map_err(sql_err("query stream"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(sql_err("read stream rows"))
+        self.select(&filter, params)
+    }
+
+    fn unshipped(&mut self, limit: usize) -> Result<Vec<Value>> {
+        self.select(&unshipped_sql(limit), Vec::new())
+    }
+
+    fn mark_shipped(&mut self, ids: &[String], at: &str) -> Result<()> {
+        // One statement: the ids travel as a JSON array, not one
+        // placeholder each (SQLite caps the number of those).
+        let ids = serde_json::to_string(ids).unwrap_or_default();
+        self.conn
+            .execute(
+                &format!(
+                    "UPDATE \"{}\" SET shipped_at = ?1 WHERE id IN (SELECT value FROM json_each(?2))",
+                    self.table
+                ),
+                [at, ids.as_str()],
+            )
+            .map_err(|e| Error::store(format!("sqlite: mark {} rows shipped", self.table), e))?;
+        Ok(())
     }
 }
