@@ -1652,6 +1652,43 @@ fn issue_18_two_edges_ship_to_a_central_store_and_correlate() {
         stdout(&o),
         "edge-a: 3 rows shipped, 0 already there, 0 pending, 0 checkpoints\n"
     );
+    // With --streams the same command ships the sys and api tables too
+    // (empty here; the library's fleet tests ship rows), and a bad list or
+    // a stream without its table is refused naming the setting.
+    let streams = |list: &str, extra: &[&str]| {
+        let mut args = vec![
+            "ship",
+            "--once",
+            "--dsn",
+            "sqlite:///edge-a.db",
+            "--to",
+            &central,
+            "--streams",
+            list,
+        ];
+        args.extend_from_slice(extra);
+        fasten(dir.path(), &args)
+    };
+    let o = streams(
+        "sys,api",
+        &[
+            "--sys-dsn",
+            "sqlite:///edge-a-sys.db",
+            "--api-dsn",
+            "sqlite:///edge-a-api.db",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "edge-a: 0 rows shipped, 0 already there, 0 pending, 0 checkpoints\nsys: 0 rows shipped\napi: 0 rows shipped\n"
+    );
+    let o = streams("sys,audit", &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("FASTEN_SHIP_STREAMS"), "{}", stderr(&o));
+    let o = streams("api", &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("FASTEN_API_DSN"), "{}", stderr(&o));
 
     // Edge b ships through the central reader, with a token bound to it.
     let ship_token = "ship-edge-b-0123456789";

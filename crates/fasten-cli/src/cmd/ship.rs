@@ -1,12 +1,13 @@
-//! `fasten ship`: ship an edge store's audit rows to a central store.
+//! `fasten ship`: ship an edge store's audit rows (and, with `--streams`,
+//! its sys and api rows) to a central store.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use fasten::Dsn;
 use fasten::ship::Shipper;
+use fasten::{Dsn, ShipStreams};
 
 /// Arguments of `fasten ship`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +33,38 @@ pub(crate) struct Args {
     /// How long to wait between rounds without --once (e.g. 500ms, 5s).
     #[arg(long, default_value = "500ms")]
     interval: String,
+    /// Also ship these streams' rows (sys, api, or sys,api) into `sys_log`
+    /// and `api_log` beside a postgres:// central table.
+    #[arg(long, env = "FASTEN_SHIP_STREAMS")]
+    streams: Option<String>,
+    /// The edge's sys table, for --streams sys.
+    #[arg(long, env = "FASTEN_SYS_DSN")]
+    sys_dsn: Option<String>,
+    /// The edge's api table, for --streams api.
+    #[arg(long, env = "FASTEN_API_DSN")]
+    api_dsn: Option<String>,
+}
+
+/// Adds a leg for each stream `args.streams` names; the library refuses an
+/// ingest URL and a bad list, naming `FASTEN_SHIP_STREAMS`.
+fn with_streams(mut shipper: Shipper, args: &Args) -> anyhow::Result<Shipper> {
+    let Some(list) = args.streams.as_deref().filter(|s| !s.trim().is_empty()) else {
+        return Ok(shipper);
+    };
+    let streams: ShipStreams = list.parse()?;
+    let dsn = |name: &'static str, value: &Option<String>| -> anyhow::Result<Dsn> {
+        let value = value.as_deref().with_context(|| {
+            format!("FASTEN_SHIP_STREAMS names a stream whose table is not set: set {name} (or its flag)")
+        })?;
+        Ok(Dsn::parse(name, value)?)
+    };
+    if streams.sys {
+        shipper = shipper.sys(&dsn("FASTEN_SYS_DSN", &args.sys_dsn)?)?;
+    }
+    if streams.api {
+        shipper = shipper.api(&dsn("FASTEN_API_DSN", &args.api_dsn)?)?;
+    }
+    Ok(shipper)
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -41,6 +74,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if !args.nodes.is_empty() {
         shipper = shipper.nodes(args.nodes.clone());
     }
+    let mut shipper = with_streams(shipper, args)?;
     let interval = parse_interval(&args.interval)?;
     let mut out = std::io::stdout().lock();
     let mut failures = 0u32;
@@ -63,6 +97,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     if let Some(fork) = &n.fork {
                         writeln!(out, "{}: FORK: {fork}; shipping for it stopped", n.node)?;
                         forked = true;
+                    }
+                }
+                for s in &report.streams {
+                    if args.once || s.shipped > 0 {
+                        writeln!(out, "{}: {} rows shipped", s.stream, s.shipped)?;
                     }
                 }
                 out.flush()?;
