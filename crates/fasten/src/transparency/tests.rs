@@ -56,7 +56,7 @@ fn signed_store(dir: &Path, rows: usize) -> (Dsn, Vec<(String, String)>, String)
             .emit(Event::new("THING_DONE").target(format!("t-{i}")))
             .unwrap();
     }
-    fasten.shutdown(Duration::from_secs(10)).unwrap();
+    fasten.shutdown(Duration::from_secs(60)).unwrap();
     (dsn, published(dir), keys.verifier_key)
 }
 
@@ -194,7 +194,7 @@ fn restoring_an_older_backup_is_caught() {
     for _ in 0..20 {
         fasten.emit(Event::new("THING_DONE")).unwrap();
     }
-    fasten.shutdown(Duration::from_secs(10)).unwrap();
+    fasten.shutdown(Duration::from_secs(60)).unwrap();
     let notes = published(dir.path());
     assert!(!notes.is_empty());
     // Roll the database back to the backup.
