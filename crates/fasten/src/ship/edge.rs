@@ -327,7 +327,7 @@ impl Shipper {
             // batch is in: it has every row below the first unshipped one.
             let covered = match (&pending, rows.last()) {
                 (_, Some(last)) => last.monotonic_seq,
-                (Some(p), None) => p.first_seq - 1,
+                (Some(p), None) => p.first_seq.saturating_sub(1),
                 (None, None) => i64::MAX,
             };
             let known = self.central_checkpoint.get(node).copied().unwrap_or(0);
@@ -389,7 +389,14 @@ fn read_batch(store: &mut dyn Store, node: &str, first_seq: i64, limit: usize) -
     let mut rows = Vec::with_capacity(limit.min(4096));
     let mut unreadable = None;
     let full = "fasten: batch full";
-    let out = store.scan_chain(node, first_seq - 1, &mut |row| {
+    // A stored seq: checked, a row planted at i64::MIN has no predecessor.
+    let after = first_seq.checked_sub(1).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Store,
+            format!("cannot ship node {node}: stored monotonic_seq {first_seq} is below 1"),
+        )
+    })?;
+    let out = store.scan_chain(node, after, &mut |row| {
         match row {
             Ok(row) => rows.push(row),
             Err(u) => {
