@@ -31,6 +31,13 @@ const IDLE_POLLS: u32 = 100;
 /// First retry delay; doubles per attempt up to [`BACKOFF_MAX`].
 pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Most bytes of rows in one batch, besides `FASTEN_AUDIT_BATCH_SIZE` rows
+/// (issue 22). At the defaults a batch of 2048 rows with 64 KiB details
+/// would be 128 MiB in one transaction and one PostgreSQL bind message,
+/// held in memory twice while it is built; 8 MiB still lets 2048 rows of a
+/// typical ~1 KiB fill a batch, so only batches of large details are cut.
+/// A row larger than this goes alone in its batch.
+pub(crate) const MAX_BATCH_BYTES: usize = 8 << 20;
 
 type Ack = Sender<Result<Row>>;
 
@@ -167,6 +174,8 @@ pub(crate) type AuditTap = Box<dyn Fn(&Arc<Committed>) + Send>;
 pub(crate) struct Settings {
     pub(crate) capacity: usize,
     pub(crate) batch_size: usize,
+    /// Most bytes of rows per batch ([`MAX_BATCH_BYTES`]; tests shrink it).
+    pub(crate) batch_bytes: usize,
     pub(crate) block: Duration,
     pub(crate) strategy: FailureStrategy,
     pub(crate) max_retries: u32,
@@ -204,6 +213,7 @@ impl Writer {
             buf: Vec::with_capacity(1024),
             failed_at_flush: 0,
             last_failure: None,
+            held: None,
         };
         let join = thread::Builder::new()
             .name("fasten-writer".into())
@@ -517,6 +527,58 @@ struct Worker {
     failed_at_flush: u64,
     /// The cause of the last failed batch.
     last_failure: Option<Arc<Error>>,
+    /// A row taken from the queue that would have taken its batch past
+    /// `batch_bytes`: it starts the next batch.
+    held: Option<Ready>,
+}
+
+/// A message taken from the queue, its row built and sized.
+// One lives at a time and moves straight into a batch: boxing the row
+// would cost an allocation per row for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Ready {
+    Row {
+        row: Row,
+        /// [`row_bytes`] of the row.
+        bytes: usize,
+        trace: Option<crate::context::TraceContext>,
+        ack: Option<Ack>,
+    },
+    Flush(Sender<Result<()>>),
+    Shutdown,
+}
+
+/// The bytes a row adds to a batch: its text fields and its canonical
+/// detail, `detail` bytes (what the store binds and sends, to within the
+/// fixed-size columns).
+fn row_bytes(row: &Row, detail: usize) -> usize {
+    let text = [
+        &row.id,
+        &row.origin_id,
+        &row.timestamp,
+        &row.code,
+        &row.action,
+        &row.severity,
+        &row.outcome,
+        &row.service_id,
+        &row.source_node_id,
+        &row.actor,
+        &row.actor_kind,
+        &row.target,
+        &row.category,
+        &row.domain,
+        &row.method,
+        &row.request_id,
+        &row.detail_commitment,
+        &row.wire_version,
+        &row.canonical_form_id,
+    ];
+    text.iter().map(|t| t.len()).sum::<usize>()
+        + row.tenant_id.as_ref().map_or(0, String::len)
+        + row.detail_salt.as_ref().map_or(0, String::len)
+        // prev_hash and hash, assigned by the store: 64 hex each.
+        + 128
+        + detail
 }
 
 /// One batch: rows in queue order, and who waits for what.
@@ -530,15 +592,33 @@ struct Batch {
     acks: Vec<(usize, String, Ack)>,
     flushes: Vec<Sender<Result<()>>>,
     shutdown: bool,
+    /// [`row_bytes`] summed over `rows`.
+    bytes: usize,
+}
+
+impl Batch {
+    /// Whether `item` may join the batch: anything but a row always may; a
+    /// row may if the batch stays within `max` bytes, or if the batch has
+    /// no row yet (a row larger than `max` goes alone).
+    fn fits(&self, item: &Ready, max: usize) -> bool {
+        match item {
+            Ready::Row { bytes, .. } => {
+                self.rows.is_empty() || self.bytes.saturating_add(*bytes) <= max
+            }
+            Ready::Flush(_) | Ready::Shutdown => true,
+        }
+    }
 }
 
 impl Worker {
     fn run(&mut self) -> ShutdownReport {
         let mut idle = 0u32;
         loop {
-            let first = if idle < IDLE_POLLS {
+            let first = if let Some(item) = self.held.take() {
+                item
+            } else if idle < IDLE_POLLS {
                 match self.rx.try_recv() {
-                    Ok(msg) => msg,
+                    Ok(msg) => self.ready(msg),
                     Err(TryRecvError::Empty) => {
                         idle += 1;
                         self.checkpoint(|cp, store| cp.tick(store));
@@ -554,7 +634,7 @@ impl Worker {
                     .as_ref()
                     .map_or(Duration::from_secs(3600), |_| Duration::from_millis(100));
                 match self.rx.recv_timeout(wait) {
-                    Ok(msg) => msg,
+                    Ok(msg) => self.ready(msg),
                     Err(RecvTimeoutError::Timeout) => {
                         self.checkpoint(|cp, store| cp.tick(store));
                         continue;
@@ -570,7 +650,14 @@ impl Worker {
                 && !batch.shutdown
             {
                 match self.rx.try_recv() {
-                    Ok(msg) => self.add(&mut batch, msg),
+                    Ok(msg) => {
+                        let item = self.ready(msg);
+                        if !batch.fits(&item, self.settings.batch_bytes) {
+                            self.held = Some(item);
+                            break;
+                        }
+                        self.add(&mut batch, item);
+                    }
                     Err(_) => break,
                 }
             }
@@ -625,6 +712,8 @@ impl Worker {
             Some("the audit writer thread panicked".to_owned());
         tracing::error!(target: "fasten::writer", "the audit writer thread panicked; queued rows are dropped and the pipeline is closed");
         self.store = None;
+        // Its durable emit, if any, gets `Closed` like the queued ones.
+        self.held = None;
         loop {
             while self.rx.try_recv().is_ok() {}
             if c.in_flight.load(Ordering::SeqCst) == 0 && self.rx.is_empty() {
@@ -639,9 +728,19 @@ impl Worker {
     fn drain_after_shutdown(&mut self) {
         loop {
             let mut rest = Batch::default();
+            if let Some(item) = self.held.take() {
+                self.add(&mut rest, item);
+            }
             while rest.rows.len() < self.settings.batch_size {
                 match self.rx.try_recv() {
-                    Ok(msg) => self.add(&mut rest, msg),
+                    Ok(msg) => {
+                        let item = self.ready(msg);
+                        if !rest.fits(&item, self.settings.batch_bytes) {
+                            self.held = Some(item);
+                            break;
+                        }
+                        self.add(&mut rest, item);
+                    }
                     Err(_) => break,
                 }
             }
@@ -656,21 +755,47 @@ impl Worker {
         }
     }
 
-    fn add(&mut self, batch: &mut Batch, msg: Msg) {
+    /// Builds and sizes the row of a message taken from the queue.
+    fn ready(&mut self, msg: Msg) -> Ready {
         match msg {
-            Msg::Row(pending, ack) => {
+            Msg::Row(mut pending, ack) => {
                 self.counters.received.fetch_add(1, Ordering::Relaxed);
-                if !self.settings.taps.is_empty() {
-                    batch.traces.push(pending.trace);
-                }
+                let trace = pending.trace.take();
                 let row = pending.into_row(&mut self.buf);
+                // `into_row` leaves the salt and the canonical detail in
+                // `buf` (it hashed them for the commitment).
+                let bytes = row_bytes(&row, self.buf.len());
+                Ready::Row {
+                    row,
+                    bytes,
+                    trace,
+                    ack,
+                }
+            }
+            Msg::Flush(ack) => Ready::Flush(ack),
+            Msg::Shutdown => Ready::Shutdown,
+        }
+    }
+
+    fn add(&self, batch: &mut Batch, item: Ready) {
+        match item {
+            Ready::Row {
+                row,
+                bytes,
+                trace,
+                ack,
+            } => {
+                if !self.settings.taps.is_empty() {
+                    batch.traces.push(trace);
+                }
                 if let Some(ack) = ack {
                     batch.acks.push((batch.rows.len(), row.id.clone(), ack));
                 }
+                batch.bytes = batch.bytes.saturating_add(bytes);
                 batch.rows.push(row);
             }
-            Msg::Flush(ack) => batch.flushes.push(ack),
-            Msg::Shutdown => batch.shutdown = true,
+            Ready::Flush(ack) => batch.flushes.push(ack),
+            Ready::Shutdown => batch.shutdown = true,
         }
     }
 
@@ -972,6 +1097,7 @@ mod tests {
         strategy: FailureStrategy,
         max_retries: u32,
         batch_size: usize,
+        batch_bytes: usize,
         capacity: usize,
         block: Duration,
     }
@@ -982,6 +1108,7 @@ mod tests {
                 strategy: FailureStrategy::Retry,
                 max_retries: 3,
                 batch_size: 64,
+                batch_bytes: MAX_BATCH_BYTES,
                 capacity: 1024,
                 block: LONG,
             }
@@ -995,6 +1122,7 @@ mod tests {
             Settings {
                 capacity: o.capacity,
                 batch_size: o.batch_size,
+                batch_bytes: o.batch_bytes,
                 block: o.block,
                 strategy: o.strategy,
                 max_retries: o.max_retries,
@@ -1163,6 +1291,87 @@ mod tests {
         let rows = stored(&faults)?;
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].id, row.id);
+        Ok(())
+    }
+
+    /// Issue 22: batches are bounded in bytes as well as rows; a row larger
+    /// than the bound goes alone.
+    #[test]
+    fn issue_22_large_rows_are_split_into_batches_within_the_byte_bound() -> Result<()> {
+        const BOUND: usize = 8 * 1024;
+        let faults = Faults::new([(0, Fault::Hang)])?;
+        let seen: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
+        let tap: AuditTap = {
+            let seen = Arc::clone(&seen);
+            Box::new(move |batch| {
+                let mut buf = Vec::new();
+                let bytes = batch
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        buf.clear();
+                        buf.extend_from_slice(row.detail_salt.as_deref().unwrap_or("").as_bytes());
+                        if let Some(d) = &row.detail {
+                            crate::canonical::write_value(d, &mut buf);
+                        }
+                        row_bytes(row, buf.len())
+                    })
+                    .sum();
+                seen.lock().unwrap().push((batch.rows.len(), bytes));
+            })
+        };
+        let reopen = faults.clone();
+        let writer = Writer::start(
+            faults.open(),
+            Settings {
+                capacity: 1024,
+                batch_size: 64,
+                batch_bytes: BOUND,
+                block: LONG,
+                strategy: FailureStrategy::Retry,
+                max_retries: 3,
+                backoff: Duration::from_micros(20),
+                reopen: Box::new(move || Ok(reopen.open())),
+                checkpointer: None,
+                taps: vec![tap],
+            },
+        )?;
+        let sized = |len: usize| {
+            let mut p = pending();
+            p.detail.insert("blob".to_owned(), "x".repeat(len).into());
+            p
+        };
+        // The writer holds one small row in a hung append while the large
+        // ones queue up behind it, so they are batched from a full queue.
+        writer.enqueue(pending())?;
+        faults.hung.recv().expect("the writer reaches the hang");
+        for _ in 0..10 {
+            writer.enqueue(sized(3000))?;
+        }
+        writer.enqueue(sized(3 * BOUND))?;
+        for _ in 0..3 {
+            writer.enqueue(sized(3000))?;
+        }
+        faults.release.send(()).expect("the store waits");
+        writer.flush(LONG)?;
+        writer.shutdown(LONG)?;
+        assert_eq!(stored(&faults)?.len(), 15);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.iter().map(|b| b.0).sum::<usize>(), 15, "{seen:?}");
+        // Past the first (hung) batch, 14 rows of ~3 KiB and one of 24 KiB
+        // need at least 6 batches at 8 KiB; the row bound alone gives 1.
+        assert!(seen.len() >= 7, "{seen:?}");
+        for &(rows, bytes) in &seen {
+            assert!(
+                bytes <= BOUND || rows == 1,
+                "a batch over the bound: {seen:?}"
+            );
+        }
+        assert!(
+            seen.iter()
+                .any(|&(rows, bytes)| rows == 1 && bytes > 3 * BOUND),
+            "{seen:?}"
+        );
         Ok(())
     }
 

@@ -320,7 +320,13 @@ impl Shipper {
             let store = self.store.as_mut().expect("opened by round");
             let pending = store.unshipped(node)?;
             let rows = match &pending {
-                Some(p) => read_batch(store.as_mut(), node, p.first_seq, self.batch_size)?,
+                Some(p) => read_batch(
+                    store.as_mut(),
+                    node,
+                    p.first_seq,
+                    self.batch_size,
+                    MAX_SHIP_BATCH_BYTES,
+                )?,
                 None => Vec::new(),
             };
             // Checkpoints over rows the central store will hold once this
@@ -384,9 +390,38 @@ impl Shipper {
     }
 }
 
-/// Up to `limit` rows of `node` from `first_seq` on, in seq order.
-fn read_batch(store: &mut dyn Store, node: &str, first_seq: i64, limit: usize) -> Result<Vec<Row>> {
+/// Most bytes of rows (as compact JSON) in one shipped batch, besides
+/// `FASTEN_SHIP_BATCH_SIZE` rows (issue 22). The central's `POST /ingest`
+/// reads at most 64 MiB: 1000 rows of 64 KiB details, escaped, could pass
+/// it and be refused on every round. A quarter of that leaves room for the
+/// checkpoints and keeps a retried request modest. A row larger than this
+/// goes alone.
+const MAX_SHIP_BATCH_BYTES: usize = 16 << 20;
+
+/// Counts the bytes written to it.
+struct Count(usize);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Up to `limit` rows of `node` from `first_seq` on, in seq order, of at
+/// most `max_bytes` of JSON unless the first row alone is larger.
+fn read_batch(
+    store: &mut dyn Store,
+    node: &str,
+    first_seq: i64,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<Vec<Row>> {
     let mut rows = Vec::with_capacity(limit.min(4096));
+    let mut bytes = 0usize;
     let mut unreadable = None;
     let full = "fasten: batch full";
     // A stored seq: checked, a row planted at i64::MIN has no predecessor.
@@ -398,7 +433,16 @@ fn read_batch(store: &mut dyn Store, node: &str, first_seq: i64, limit: usize) -
     })?;
     let out = store.scan_chain(node, after, &mut |row| {
         match row {
-            Ok(row) => rows.push(row),
+            Ok(row) => {
+                let mut size = Count(0);
+                serde_json::to_writer(&mut size, &row)
+                    .map_err(|e| Error::store("cannot encode a row to ship", e))?;
+                if !rows.is_empty() && bytes.saturating_add(size.0) > max_bytes {
+                    return Err(Error::new(ErrorKind::Store, full));
+                }
+                bytes = bytes.saturating_add(size.0);
+                rows.push(row);
+            }
             Err(u) => {
                 unreadable = Some(u.describe());
                 return Err(Error::new(ErrorKind::Store, full));
@@ -497,5 +541,45 @@ impl Background {
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.thread.unpark();
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::{SqliteStore, tests::row};
+
+    /// Issue 22: shipped batches are bounded in bytes as well as rows; a
+    /// row larger than the bound goes alone.
+    #[test]
+    fn issue_22_large_rows_ship_in_batches_within_the_byte_bound() -> Result<()> {
+        const BOUND: usize = 16 * 1024;
+        let mut store = SqliteStore::memory()?;
+        let sizes = [4000, 4000, 4000, 4000, 4000, 3 * BOUND, 4000, 4000];
+        for (i, len) in sizes.iter().enumerate() {
+            let mut r = row("n1", &format!("evt-{i}"));
+            r.detail = Some(serde_json::json!({ "blob": "x".repeat(*len) }));
+            store.append(&mut vec![r], false)?;
+        }
+        let mut batches = Vec::new();
+        let mut next = 1;
+        while next <= sizes.len() as i64 {
+            let rows = read_batch(&mut store, "n1", next, 1000, BOUND)?;
+            let bytes: usize = rows
+                .iter()
+                .map(|r| serde_json::to_vec(r).map(|v| v.len()))
+                .sum::<serde_json::Result<_>>()
+                .map_err(|e| Error::store("encode", e))?;
+            assert!(
+                bytes <= BOUND || rows.len() == 1,
+                "{bytes} bytes in {} rows",
+                rows.len()
+            );
+            next = rows.last().map_or(i64::MAX, |r| r.monotonic_seq + 1);
+            batches.push(rows.len());
+        }
+        // Three ~4 KiB rows fit in 16 KiB; the 48 KiB row goes alone.
+        assert_eq!(batches, [3, 2, 1, 2]);
+        Ok(())
     }
 }
