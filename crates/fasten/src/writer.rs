@@ -1058,7 +1058,7 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::faults::{Fault, Faults};
+    use super::faults::{Fault, Faults, Step as At};
     use super::*;
     use crate::event::IdMinter;
 
@@ -1375,6 +1375,34 @@ mod tests {
         Ok(())
     }
 
+    /// Issue 22: a fault inside the transaction (at BEGIN, after the k-th
+    /// insert, at COMMIT) rolls the batch back; the retry stores it once.
+    #[test]
+    fn issue_22_a_batch_failing_half_way_rolls_back_and_is_stored_once() -> Result<()> {
+        for at in [At::Begin, At::Insert(1), At::Insert(3), At::Commit] {
+            let faults = Faults::new([(0, Fault::Hang), (1, Fault::FailAt(at))])?;
+            let writer = start(&faults, Options::default())?;
+            // The first row holds the writer in a hung append while four
+            // queue up behind it: they are the batch the fault lands in.
+            writer.enqueue(pending())?;
+            faults.hung.recv().expect("the writer reaches the hang");
+            for _ in 0..4 {
+                writer.enqueue(pending())?;
+            }
+            faults.release.send(()).expect("the store waits");
+            writer.flush(LONG)?;
+            let stats = writer.stats();
+            assert_eq!((stats.written, stats.retries), (5, 1), "{at:?}");
+            assert_eq!(stats.store_health, StoreHealth::Healthy, "{at:?}");
+            writer.shutdown(LONG)?;
+            let schedule = faults.schedule();
+            assert_eq!((schedule.leaked, schedule.appends()), (0, 3), "{at:?}");
+            drop(schedule);
+            assert_eq!(stored(&faults)?.len(), 5, "{at:?}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn queue_full_during_an_outage_says_the_store_is_down() -> Result<()> {
         let faults = Faults::new([(0, Fault::Fail), (1, Fault::Hang)])?;
@@ -1415,6 +1443,9 @@ mod tests {
     fn fault() -> impl Strategy<Value = Fault> {
         prop_oneof![
             6 => Just(Fault::Fail),
+            2 => Just(Fault::FailAt(At::Begin)),
+            3 => (1usize..5).prop_map(|k| Fault::FailAt(At::Insert(k))),
+            2 => Just(Fault::FailAt(At::Commit)),
             4 => Just(Fault::FailAfterCommit),
             1 => Just(Fault::Fatal),
             1 => Just(Fault::Panic),
@@ -1483,6 +1514,8 @@ mod tests {
         }
         let clean = writer.shutdown(LONG);
         let appends = faults.schedule().appends();
+        // A transaction that failed half-way left nothing behind.
+        assert_eq!(faults.schedule().leaked, 0, "a rolled-back batch persisted");
         let panicked = schedule
             .iter()
             .any(|(n, f)| *f == Fault::Panic && *n < appends);
@@ -1504,7 +1537,9 @@ mod tests {
         }
         let retried = schedule
             .iter()
-            .filter(|(n, f)| *n < appends && matches!(f, Fault::Fail | Fault::FailAfterCommit))
+            .filter(|(n, f)| {
+                *n < appends && matches!(f, Fault::Fail | Fault::FailAfterCommit | Fault::FailAt(_))
+            })
             .count() as u64;
         assert_eq!(stats.retries, retried, "{stats:?}");
         if panicked {
