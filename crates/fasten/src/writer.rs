@@ -31,13 +31,6 @@ const IDLE_POLLS: u32 = 100;
 /// First retry delay; doubles per attempt up to [`BACKOFF_MAX`].
 pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Most bytes of rows in one batch, besides `FASTEN_AUDIT_BATCH_SIZE` rows
-/// (issue 22). At the defaults a batch of 2048 rows with 64 KiB details
-/// would be 128 MiB in one transaction and one PostgreSQL bind message,
-/// held in memory twice while it is built; 8 MiB still lets 2048 rows of a
-/// typical ~1 KiB fill a batch, so only batches of large details are cut.
-/// A row larger than this goes alone in its batch.
-pub(crate) const MAX_BATCH_BYTES: usize = 8 << 20;
 
 type Ack = Sender<Result<Row>>;
 
@@ -174,7 +167,7 @@ pub(crate) type AuditTap = Box<dyn Fn(&Arc<Committed>) + Send>;
 pub(crate) struct Settings {
     pub(crate) capacity: usize,
     pub(crate) batch_size: usize,
-    /// Most bytes of rows per batch ([`MAX_BATCH_BYTES`]; tests shrink it).
+    /// Most bytes of rows per batch (`FASTEN_AUDIT_BATCH_BYTES`).
     pub(crate) batch_bytes: usize,
     pub(crate) block: Duration,
     pub(crate) strategy: FailureStrategy,
@@ -1108,7 +1101,7 @@ mod tests {
                 strategy: FailureStrategy::Retry,
                 max_retries: 3,
                 batch_size: 64,
-                batch_bytes: MAX_BATCH_BYTES,
+                batch_bytes: crate::env::FASTEN_AUDIT_BATCH_BYTES_DEFAULT,
                 capacity: 1024,
                 block: LONG,
             }
