@@ -164,6 +164,7 @@ impl std::str::FromStr for FailureStrategy {
 /// | [`audit_queue_capacity`](Self::audit_queue_capacity) | `FASTEN_AUDIT_QUEUE_CAPACITY` | 16384 |
 /// | [`audit_queue_timeout`](Self::audit_queue_timeout) | `FASTEN_AUDIT_QUEUE_TIMEOUT_MS` | 1 s |
 /// | [`audit_batch_size`](Self::audit_batch_size) | `FASTEN_AUDIT_BATCH_SIZE` | 2048 |
+/// | [`audit_batch_bytes`](Self::audit_batch_bytes) | `FASTEN_AUDIT_BATCH_BYTES` | 8388608 (8 MiB) |
 /// | [`audit_store_failure_strategy`](Self::audit_store_failure_strategy) | `FASTEN_AUDIT_STORE_FAILURE_STRATEGY` | `retry` |
 /// | [`audit_max_retries`](Self::audit_max_retries) | `FASTEN_AUDIT_MAX_RETRIES` | 5 |
 /// | [`ship_to`](Self::ship_to) | `FASTEN_SHIP_TO` | none (no shipping) |
@@ -211,6 +212,7 @@ pub struct Config {
     pub(crate) audit_queue_capacity: usize,
     pub(crate) audit_queue_timeout: Duration,
     pub(crate) audit_batch_size: usize,
+    pub(crate) audit_batch_bytes: usize,
     pub(crate) audit_store_failure_strategy: FailureStrategy,
     pub(crate) audit_max_retries: u32,
     pub(crate) registry: Option<Registry>,
@@ -267,6 +269,7 @@ impl Config {
             audit_queue_capacity: FASTEN_AUDIT_QUEUE_CAPACITY_DEFAULT,
             audit_queue_timeout: Duration::from_millis(FASTEN_AUDIT_QUEUE_TIMEOUT_MS_DEFAULT),
             audit_batch_size: FASTEN_AUDIT_BATCH_SIZE_DEFAULT,
+            audit_batch_bytes: FASTEN_AUDIT_BATCH_BYTES_DEFAULT,
             audit_store_failure_strategy: FailureStrategy::Retry,
             audit_max_retries: FASTEN_AUDIT_MAX_RETRIES_DEFAULT,
             registry: None,
@@ -391,6 +394,9 @@ impl Config {
         }
         if let Some(v) = get(FASTEN_AUDIT_BATCH_SIZE) {
             c.audit_batch_size = parse_number(FASTEN_AUDIT_BATCH_SIZE, &v, "2048")?;
+        }
+        if let Some(v) = get(FASTEN_AUDIT_BATCH_BYTES) {
+            c.audit_batch_bytes = parse_number(FASTEN_AUDIT_BATCH_BYTES, &v, "8388608")?;
         }
         if let Some(v) = get(FASTEN_AUDIT_STORE_FAILURE_STRATEGY) {
             c.audit_store_failure_strategy = v.trim().parse()?;
@@ -559,6 +565,15 @@ impl Config {
     /// `FASTEN_AUDIT_BATCH_SIZE`: most rows sealed in one transaction.
     pub fn audit_batch_size(mut self, rows: usize) -> Self {
         self.audit_batch_size = rows;
+        self
+    }
+
+    /// `FASTEN_AUDIT_BATCH_BYTES`: most bytes of rows (text fields and
+    /// canonical detail) sealed in one transaction, besides
+    /// [`audit_batch_size`](Self::audit_batch_size) rows. A row larger than
+    /// this goes alone in its batch.
+    pub fn audit_batch_bytes(mut self, bytes: usize) -> Self {
+        self.audit_batch_bytes = bytes;
         self
     }
 
@@ -773,6 +788,7 @@ impl Config {
                 "16384",
             ),
             (FASTEN_AUDIT_BATCH_SIZE, self.audit_batch_size, "2048"),
+            (FASTEN_AUDIT_BATCH_BYTES, self.audit_batch_bytes, "8388608"),
             (FASTEN_MAX_DETAIL_BYTES, self.max_detail_bytes, "65536"),
             (
                 FASTEN_STREAM_QUEUE_CAPACITY,
@@ -1153,6 +1169,7 @@ mod tests {
             ("FASTEN_AUDIT_QUEUE_CAPACITY", "10"),
             ("FASTEN_AUDIT_QUEUE_TIMEOUT_MS", "5"),
             ("FASTEN_AUDIT_BATCH_SIZE", "7"),
+            ("FASTEN_AUDIT_BATCH_BYTES", "4096"),
             ("FASTEN_AUDIT_STORE_FAILURE_STRATEGY", "raise"),
             ("FASTEN_AUDIT_MAX_RETRIES", "2"),
         ])
@@ -1168,6 +1185,7 @@ mod tests {
         assert_eq!(c.audit_queue_capacity, 10);
         assert_eq!(c.audit_queue_timeout, Duration::from_millis(5));
         assert_eq!(c.audit_batch_size, 7);
+        assert_eq!(c.audit_batch_bytes, 4096);
         assert_eq!(c.audit_store_failure_strategy, FailureStrategy::Raise);
         assert_eq!(c.audit_max_retries, 2);
     }

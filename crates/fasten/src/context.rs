@@ -678,7 +678,8 @@ mod tests {
             .build()
             .unwrap();
         let (a, b) = rt.block_on(scope(id("req-async"), async {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            // An await point the context must survive.
+            tokio::task::yield_now().await;
             let a = current();
             let b = tokio::spawn(async { current() }.in_current_context())
                 .await

@@ -42,6 +42,15 @@ pub const FASTEN_AUDIT_BATCH_SIZE: &str = "FASTEN_AUDIT_BATCH_SIZE";
 /// Default of [`FASTEN_AUDIT_BATCH_SIZE`]: past a few thousand rows a
 /// transaction gains little throughput (PERF-NOTES) and only adds latency.
 pub const FASTEN_AUDIT_BATCH_SIZE_DEFAULT: usize = 2048;
+/// `FASTEN_AUDIT_BATCH_BYTES`: most bytes of rows (text fields and
+/// canonical detail) sealed in one transaction; a larger row goes alone.
+pub const FASTEN_AUDIT_BATCH_BYTES: &str = "FASTEN_AUDIT_BATCH_BYTES";
+/// Default of [`FASTEN_AUDIT_BATCH_BYTES`]: 8 MiB. At the other defaults a
+/// batch of 2048 rows with 64 KiB details would be 128 MiB in one
+/// transaction and one PostgreSQL bind message, held in memory twice while
+/// it is built; 8 MiB still lets 2048 rows of a typical ~1 KiB fill a
+/// batch, so only batches of large details are cut.
+pub const FASTEN_AUDIT_BATCH_BYTES_DEFAULT: usize = 8 << 20;
 /// `FASTEN_AUDIT_STORE_FAILURE_STRATEGY`: `retry` or `raise`.
 pub const FASTEN_AUDIT_STORE_FAILURE_STRATEGY: &str = "FASTEN_AUDIT_STORE_FAILURE_STRATEGY";
 /// `FASTEN_AUDIT_MAX_RETRIES`: store attempts in `raise` mode.
@@ -233,6 +242,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "FASTEN_AUDIT_BATCH_SIZE",
         default: "`2048`",
         meaning: "most rows sealed in one transaction",
+    },
+    Variable {
+        name: "FASTEN_AUDIT_BATCH_BYTES",
+        default: "`8388608`",
+        meaning: "most bytes of rows (text fields and canonical detail) sealed in one transaction; a larger row goes alone",
     },
     Variable {
         name: "FASTEN_AUDIT_STORE_FAILURE_STRATEGY",

@@ -235,6 +235,9 @@ impl Pending {
     /// The full row, still without its place in the chain (`monotonic_seq`
     /// 0, empty `prev_hash` and `hash`): the store assigns those inside its
     /// insert transaction.
+    ///
+    /// Leaves the salt and the canonical detail in `buf`: the writer sizes
+    /// its batches by their length.
     pub(crate) fn into_row(self, buf: &mut Vec<u8>) -> Row {
         let salt = chain::fresh_salt();
         let detail = Value::Object(self.detail);

@@ -284,6 +284,7 @@ impl Config {
             Settings {
                 capacity: self.audit_queue_capacity,
                 batch_size: self.audit_batch_size,
+                batch_bytes: self.audit_batch_bytes,
                 block: self.audit_queue_timeout,
                 strategy: self.audit_store_failure_strategy,
                 max_retries: self.audit_max_retries,

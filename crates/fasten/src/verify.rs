@@ -507,6 +507,9 @@ pub(crate) struct ChainCheck {
     /// The chain failed on a row of canonical form 1 or 2: another
     /// implementation's.
     foreign_form: Option<String>,
+    /// The last row verified sits at `i64::MAX`: no seq can follow it, so
+    /// any further row repeats one.
+    at_end: bool,
 }
 
 impl ChainCheck {
@@ -528,6 +531,7 @@ impl ChainCheck {
             failure,
             buf: Vec::with_capacity(1024),
             anchor: false,
+            at_end: false,
             foreign_form: None,
         }
     }
@@ -567,7 +571,12 @@ impl ChainCheck {
             Ok(erased) => {
                 self.rows += 1;
                 self.erased += u64::from(erased);
-                self.expected_seq = row.monotonic_seq + 1;
+                // Stored data: checked, a row planted at i64::MAX must not
+                // overflow the next expected seq.
+                match row.monotonic_seq.checked_add(1) {
+                    Some(next) => self.expected_seq = next,
+                    None => self.at_end = true,
+                }
                 // Reuses the String's capacity: no allocation per row.
                 self.prev_hash.clear();
                 self.prev_hash.push_str(row.hash);
@@ -600,7 +609,7 @@ impl ChainCheck {
                 format!("row {}: monotonic_seq {seq} is below 1", row.id),
             ));
         }
-        if seq < self.expected_seq {
+        if seq < self.expected_seq || self.at_end {
             return Err((seq, format!("duplicate monotonic_seq {seq}")));
         }
         if seq > self.expected_seq {

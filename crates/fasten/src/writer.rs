@@ -167,6 +167,8 @@ pub(crate) type AuditTap = Box<dyn Fn(&Arc<Committed>) + Send>;
 pub(crate) struct Settings {
     pub(crate) capacity: usize,
     pub(crate) batch_size: usize,
+    /// Most bytes of rows per batch (`FASTEN_AUDIT_BATCH_BYTES`).
+    pub(crate) batch_bytes: usize,
     pub(crate) block: Duration,
     pub(crate) strategy: FailureStrategy,
     pub(crate) max_retries: u32,
@@ -204,6 +206,7 @@ impl Writer {
             buf: Vec::with_capacity(1024),
             failed_at_flush: 0,
             last_failure: None,
+            held: None,
         };
         let join = thread::Builder::new()
             .name("fasten-writer".into())
@@ -517,6 +520,58 @@ struct Worker {
     failed_at_flush: u64,
     /// The cause of the last failed batch.
     last_failure: Option<Arc<Error>>,
+    /// A row taken from the queue that would have taken its batch past
+    /// `batch_bytes`: it starts the next batch.
+    held: Option<Ready>,
+}
+
+/// A message taken from the queue, its row built and sized.
+// One lives at a time and moves straight into a batch: boxing the row
+// would cost an allocation per row for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Ready {
+    Row {
+        row: Row,
+        /// [`row_bytes`] of the row.
+        bytes: usize,
+        trace: Option<crate::context::TraceContext>,
+        ack: Option<Ack>,
+    },
+    Flush(Sender<Result<()>>),
+    Shutdown,
+}
+
+/// The bytes a row adds to a batch: its text fields and its canonical
+/// detail, `detail` bytes (what the store binds and sends, to within the
+/// fixed-size columns).
+fn row_bytes(row: &Row, detail: usize) -> usize {
+    let text = [
+        &row.id,
+        &row.origin_id,
+        &row.timestamp,
+        &row.code,
+        &row.action,
+        &row.severity,
+        &row.outcome,
+        &row.service_id,
+        &row.source_node_id,
+        &row.actor,
+        &row.actor_kind,
+        &row.target,
+        &row.category,
+        &row.domain,
+        &row.method,
+        &row.request_id,
+        &row.detail_commitment,
+        &row.wire_version,
+        &row.canonical_form_id,
+    ];
+    text.iter().map(|t| t.len()).sum::<usize>()
+        + row.tenant_id.as_ref().map_or(0, String::len)
+        + row.detail_salt.as_ref().map_or(0, String::len)
+        // prev_hash and hash, assigned by the store: 64 hex each.
+        + 128
+        + detail
 }
 
 /// One batch: rows in queue order, and who waits for what.
@@ -530,15 +585,33 @@ struct Batch {
     acks: Vec<(usize, String, Ack)>,
     flushes: Vec<Sender<Result<()>>>,
     shutdown: bool,
+    /// [`row_bytes`] summed over `rows`.
+    bytes: usize,
+}
+
+impl Batch {
+    /// Whether `item` may join the batch: anything but a row always may; a
+    /// row may if the batch stays within `max` bytes, or if the batch has
+    /// no row yet (a row larger than `max` goes alone).
+    fn fits(&self, item: &Ready, max: usize) -> bool {
+        match item {
+            Ready::Row { bytes, .. } => {
+                self.rows.is_empty() || self.bytes.saturating_add(*bytes) <= max
+            }
+            Ready::Flush(_) | Ready::Shutdown => true,
+        }
+    }
 }
 
 impl Worker {
     fn run(&mut self) -> ShutdownReport {
         let mut idle = 0u32;
         loop {
-            let first = if idle < IDLE_POLLS {
+            let first = if let Some(item) = self.held.take() {
+                item
+            } else if idle < IDLE_POLLS {
                 match self.rx.try_recv() {
-                    Ok(msg) => msg,
+                    Ok(msg) => self.ready(msg),
                     Err(TryRecvError::Empty) => {
                         idle += 1;
                         self.checkpoint(|cp, store| cp.tick(store));
@@ -554,7 +627,7 @@ impl Worker {
                     .as_ref()
                     .map_or(Duration::from_secs(3600), |_| Duration::from_millis(100));
                 match self.rx.recv_timeout(wait) {
-                    Ok(msg) => msg,
+                    Ok(msg) => self.ready(msg),
                     Err(RecvTimeoutError::Timeout) => {
                         self.checkpoint(|cp, store| cp.tick(store));
                         continue;
@@ -570,7 +643,14 @@ impl Worker {
                 && !batch.shutdown
             {
                 match self.rx.try_recv() {
-                    Ok(msg) => self.add(&mut batch, msg),
+                    Ok(msg) => {
+                        let item = self.ready(msg);
+                        if !batch.fits(&item, self.settings.batch_bytes) {
+                            self.held = Some(item);
+                            break;
+                        }
+                        self.add(&mut batch, item);
+                    }
                     Err(_) => break,
                 }
             }
@@ -625,6 +705,8 @@ impl Worker {
             Some("the audit writer thread panicked".to_owned());
         tracing::error!(target: "fasten::writer", "the audit writer thread panicked; queued rows are dropped and the pipeline is closed");
         self.store = None;
+        // Its durable emit, if any, gets `Closed` like the queued ones.
+        self.held = None;
         loop {
             while self.rx.try_recv().is_ok() {}
             if c.in_flight.load(Ordering::SeqCst) == 0 && self.rx.is_empty() {
@@ -639,9 +721,19 @@ impl Worker {
     fn drain_after_shutdown(&mut self) {
         loop {
             let mut rest = Batch::default();
+            if let Some(item) = self.held.take() {
+                self.add(&mut rest, item);
+            }
             while rest.rows.len() < self.settings.batch_size {
                 match self.rx.try_recv() {
-                    Ok(msg) => self.add(&mut rest, msg),
+                    Ok(msg) => {
+                        let item = self.ready(msg);
+                        if !rest.fits(&item, self.settings.batch_bytes) {
+                            self.held = Some(item);
+                            break;
+                        }
+                        self.add(&mut rest, item);
+                    }
                     Err(_) => break,
                 }
             }
@@ -656,21 +748,47 @@ impl Worker {
         }
     }
 
-    fn add(&mut self, batch: &mut Batch, msg: Msg) {
+    /// Builds and sizes the row of a message taken from the queue.
+    fn ready(&mut self, msg: Msg) -> Ready {
         match msg {
-            Msg::Row(pending, ack) => {
+            Msg::Row(mut pending, ack) => {
                 self.counters.received.fetch_add(1, Ordering::Relaxed);
-                if !self.settings.taps.is_empty() {
-                    batch.traces.push(pending.trace);
-                }
+                let trace = pending.trace.take();
                 let row = pending.into_row(&mut self.buf);
+                // `into_row` leaves the salt and the canonical detail in
+                // `buf` (it hashed them for the commitment).
+                let bytes = row_bytes(&row, self.buf.len());
+                Ready::Row {
+                    row,
+                    bytes,
+                    trace,
+                    ack,
+                }
+            }
+            Msg::Flush(ack) => Ready::Flush(ack),
+            Msg::Shutdown => Ready::Shutdown,
+        }
+    }
+
+    fn add(&self, batch: &mut Batch, item: Ready) {
+        match item {
+            Ready::Row {
+                row,
+                bytes,
+                trace,
+                ack,
+            } => {
+                if !self.settings.taps.is_empty() {
+                    batch.traces.push(trace);
+                }
                 if let Some(ack) = ack {
                     batch.acks.push((batch.rows.len(), row.id.clone(), ack));
                 }
+                batch.bytes = batch.bytes.saturating_add(bytes);
                 batch.rows.push(row);
             }
-            Msg::Flush(ack) => batch.flushes.push(ack),
-            Msg::Shutdown => batch.shutdown = true,
+            Ready::Flush(ack) => batch.flushes.push(ack),
+            Ready::Shutdown => batch.shutdown = true,
         }
     }
 
@@ -933,7 +1051,7 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::faults::{Fault, Faults};
+    use super::faults::{Fault, Faults, Step as At};
     use super::*;
     use crate::event::IdMinter;
 
@@ -972,6 +1090,7 @@ mod tests {
         strategy: FailureStrategy,
         max_retries: u32,
         batch_size: usize,
+        batch_bytes: usize,
         capacity: usize,
         block: Duration,
     }
@@ -982,6 +1101,7 @@ mod tests {
                 strategy: FailureStrategy::Retry,
                 max_retries: 3,
                 batch_size: 64,
+                batch_bytes: crate::env::FASTEN_AUDIT_BATCH_BYTES_DEFAULT,
                 capacity: 1024,
                 block: LONG,
             }
@@ -995,6 +1115,7 @@ mod tests {
             Settings {
                 capacity: o.capacity,
                 batch_size: o.batch_size,
+                batch_bytes: o.batch_bytes,
                 block: o.block,
                 strategy: o.strategy,
                 max_retries: o.max_retries,
@@ -1166,6 +1287,115 @@ mod tests {
         Ok(())
     }
 
+    /// Issue 22: batches are bounded in bytes as well as rows; a row larger
+    /// than the bound goes alone.
+    #[test]
+    fn issue_22_large_rows_are_split_into_batches_within_the_byte_bound() -> Result<()> {
+        const BOUND: usize = 8 * 1024;
+        let faults = Faults::new([(0, Fault::Hang)])?;
+        let seen: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
+        let tap: AuditTap = {
+            let seen = Arc::clone(&seen);
+            Box::new(move |batch| {
+                let mut buf = Vec::new();
+                let bytes = batch
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        buf.clear();
+                        buf.extend_from_slice(row.detail_salt.as_deref().unwrap_or("").as_bytes());
+                        if let Some(d) = &row.detail {
+                            crate::canonical::write_value(d, &mut buf);
+                        }
+                        row_bytes(row, buf.len())
+                    })
+                    .sum();
+                seen.lock().unwrap().push((batch.rows.len(), bytes));
+            })
+        };
+        let reopen = faults.clone();
+        let writer = Writer::start(
+            faults.open(),
+            Settings {
+                capacity: 1024,
+                batch_size: 64,
+                batch_bytes: BOUND,
+                block: LONG,
+                strategy: FailureStrategy::Retry,
+                max_retries: 3,
+                backoff: Duration::from_micros(20),
+                reopen: Box::new(move || Ok(reopen.open())),
+                checkpointer: None,
+                taps: vec![tap],
+            },
+        )?;
+        let sized = |len: usize| {
+            let mut p = pending();
+            p.detail.insert("blob".to_owned(), "x".repeat(len).into());
+            p
+        };
+        // The writer holds one small row in a hung append while the large
+        // ones queue up behind it, so they are batched from a full queue.
+        writer.enqueue(pending())?;
+        faults.hung.recv().expect("the writer reaches the hang");
+        for _ in 0..10 {
+            writer.enqueue(sized(3000))?;
+        }
+        writer.enqueue(sized(3 * BOUND))?;
+        for _ in 0..3 {
+            writer.enqueue(sized(3000))?;
+        }
+        faults.release.send(()).expect("the store waits");
+        writer.flush(LONG)?;
+        writer.shutdown(LONG)?;
+        assert_eq!(stored(&faults)?.len(), 15);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.iter().map(|b| b.0).sum::<usize>(), 15, "{seen:?}");
+        // Past the first (hung) batch, 14 rows of ~3 KiB and one of 24 KiB
+        // need at least 6 batches at 8 KiB; the row bound alone gives 1.
+        assert!(seen.len() >= 7, "{seen:?}");
+        for &(rows, bytes) in &seen {
+            assert!(
+                bytes <= BOUND || rows == 1,
+                "a batch over the bound: {seen:?}"
+            );
+        }
+        assert!(
+            seen.iter()
+                .any(|&(rows, bytes)| rows == 1 && bytes > 3 * BOUND),
+            "{seen:?}"
+        );
+        Ok(())
+    }
+
+    /// Issue 22: a fault inside the transaction (at BEGIN, after the k-th
+    /// insert, at COMMIT) rolls the batch back; the retry stores it once.
+    #[test]
+    fn issue_22_a_batch_failing_half_way_rolls_back_and_is_stored_once() -> Result<()> {
+        for at in [At::Begin, At::Insert(1), At::Insert(3), At::Commit] {
+            let faults = Faults::new([(0, Fault::Hang), (1, Fault::FailAt(at))])?;
+            let writer = start(&faults, Options::default())?;
+            // The first row holds the writer in a hung append while four
+            // queue up behind it: they are the batch the fault lands in.
+            writer.enqueue(pending())?;
+            faults.hung.recv().expect("the writer reaches the hang");
+            for _ in 0..4 {
+                writer.enqueue(pending())?;
+            }
+            faults.release.send(()).expect("the store waits");
+            writer.flush(LONG)?;
+            let stats = writer.stats();
+            assert_eq!((stats.written, stats.retries), (5, 1), "{at:?}");
+            assert_eq!(stats.store_health, StoreHealth::Healthy, "{at:?}");
+            writer.shutdown(LONG)?;
+            let schedule = faults.schedule();
+            assert_eq!((schedule.leaked, schedule.appends()), (0, 3), "{at:?}");
+            drop(schedule);
+            assert_eq!(stored(&faults)?.len(), 5, "{at:?}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn queue_full_during_an_outage_says_the_store_is_down() -> Result<()> {
         let faults = Faults::new([(0, Fault::Fail), (1, Fault::Hang)])?;
@@ -1206,6 +1436,9 @@ mod tests {
     fn fault() -> impl Strategy<Value = Fault> {
         prop_oneof![
             6 => Just(Fault::Fail),
+            2 => Just(Fault::FailAt(At::Begin)),
+            3 => (1usize..5).prop_map(|k| Fault::FailAt(At::Insert(k))),
+            2 => Just(Fault::FailAt(At::Commit)),
             4 => Just(Fault::FailAfterCommit),
             1 => Just(Fault::Fatal),
             1 => Just(Fault::Panic),
@@ -1274,6 +1507,8 @@ mod tests {
         }
         let clean = writer.shutdown(LONG);
         let appends = faults.schedule().appends();
+        // A transaction that failed half-way left nothing behind.
+        assert_eq!(faults.schedule().leaked, 0, "a rolled-back batch persisted");
         let panicked = schedule
             .iter()
             .any(|(n, f)| *f == Fault::Panic && *n < appends);
@@ -1295,7 +1530,9 @@ mod tests {
         }
         let retried = schedule
             .iter()
-            .filter(|(n, f)| *n < appends && matches!(f, Fault::Fail | Fault::FailAfterCommit))
+            .filter(|(n, f)| {
+                *n < appends && matches!(f, Fault::Fail | Fault::FailAfterCommit | Fault::FailAt(_))
+            })
             .count() as u64;
         assert_eq!(stats.retries, retried, "{stats:?}");
         if panicked {

@@ -475,14 +475,20 @@ impl Shipper {
             let store = self.store.as_mut().expect("opened by round");
             let pending = store.unshipped(node)?;
             let rows = match &pending {
-                Some(p) => read_batch(store.as_mut(), node, p.first_seq, self.batch_size)?,
+                Some(p) => read_batch(
+                    store.as_mut(),
+                    node,
+                    p.first_seq,
+                    self.batch_size,
+                    MAX_SHIP_BATCH_BYTES,
+                )?,
                 None => Vec::new(),
             };
             // Checkpoints over rows the central store will hold once this
             // batch is in: it has every row below the first unshipped one.
             let covered = match (&pending, rows.last()) {
                 (_, Some(last)) => last.monotonic_seq,
-                (Some(p), None) => p.first_seq - 1,
+                (Some(p), None) => p.first_seq.saturating_sub(1),
                 (None, None) => i64::MAX,
             };
             let known = self.central_checkpoint.get(node).copied().unwrap_or(0);
@@ -539,14 +545,59 @@ impl Shipper {
     }
 }
 
-/// Up to `limit` rows of `node` from `first_seq` on, in seq order.
-fn read_batch(store: &mut dyn Store, node: &str, first_seq: i64, limit: usize) -> Result<Vec<Row>> {
+/// Most bytes of rows (as compact JSON) in one shipped batch, besides
+/// `FASTEN_SHIP_BATCH_SIZE` rows (issue 22). The central's `POST /ingest`
+/// reads at most 64 MiB: 1000 rows of 64 KiB details, escaped, could pass
+/// it and be refused on every round. A quarter of that leaves room for the
+/// checkpoints and keeps a retried request modest. A row larger than this
+/// goes alone.
+const MAX_SHIP_BATCH_BYTES: usize = 16 << 20;
+
+/// Counts the bytes written to it.
+struct Count(usize);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Up to `limit` rows of `node` from `first_seq` on, in seq order, of at
+/// most `max_bytes` of JSON unless the first row alone is larger.
+fn read_batch(
+    store: &mut dyn Store,
+    node: &str,
+    first_seq: i64,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<Vec<Row>> {
     let mut rows = Vec::with_capacity(limit.min(4096));
+    let mut bytes = 0usize;
     let mut unreadable = None;
     let full = "fasten: batch full";
-    let out = store.scan_chain(node, first_seq - 1, &mut |row| {
+    // A stored seq: checked, a row planted at i64::MIN has no predecessor.
+    let after = first_seq.checked_sub(1).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Store,
+            format!("cannot ship node {node}: stored monotonic_seq {first_seq} is below 1"),
+        )
+    })?;
+    let out = store.scan_chain(node, after, &mut |row| {
         match row {
-            Ok(row) => rows.push(row),
+            Ok(row) => {
+                let mut size = Count(0);
+                serde_json::to_writer(&mut size, &row)
+                    .map_err(|e| Error::store("cannot encode a row to ship", e))?;
+                if !rows.is_empty() && bytes.saturating_add(size.0) > max_bytes {
+                    return Err(Error::new(ErrorKind::Store, full));
+                }
+                bytes = bytes.saturating_add(size.0);
+                rows.push(row);
+            }
             Err(u) => {
                 unreadable = Some(u.describe());
                 return Err(Error::new(ErrorKind::Store, full));
@@ -694,56 +745,97 @@ impl Background {
     }
 }
 
-#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
-    use std::net::TcpListener;
+    /// The background thread at shutdown (a postgres:// central store).
+    #[cfg(feature = "postgres")]
+    mod background {
+        use std::net::TcpListener;
+
+        use super::*;
+
+        /// A shipper of node `edge-t` of a fresh edge file to `to`, woken only
+        /// by shutdown (its interval is far longer than the test).
+        fn background(dir: &tempfile::TempDir, to: &str) -> Background {
+            let path = dir.path().join("edge.db");
+            let edge = Dsn::parse("FASTEN_AUDIT_DSN", &format!("sqlite:///{}", path.display()))
+                .expect("valid dsn");
+            let shipper = Shipper::with_token(&edge, to, None)
+                .expect("a postgres:// transport")
+                .nodes(vec!["edge-t".to_owned()]);
+            Background::start(shipper, Duration::from_secs(3600)).expect("thread starts")
+        }
+
+        fn joined(bg: &Background) -> bool {
+            bg.join.lock().expect("not poisoned").is_none()
+        }
+
+        #[test]
+        fn shutdown_joins_the_thread_when_the_central_store_refuses_connections() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            // Nothing listens on port 1: every round fails at once.
+            let bg = background(&dir, "postgres://fasten@127.0.0.1:1/fleet");
+            assert!(bg.shutdown(Duration::from_secs(60)), "the thread ended");
+            assert!(joined(&bg));
+            // Again: nothing left to wait for.
+            assert!(bg.shutdown(Duration::from_secs(60)));
+        }
+
+        #[test]
+        fn shutdown_returns_by_its_deadline_when_the_central_store_never_answers() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            // Accepts connections (in the kernel's backlog) and never answers:
+            // a round blocks on its first batch.
+            let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = silent.local_addr().expect("addr").port();
+            let bg = background(&dir, &format!("postgres://fasten@127.0.0.1:{port}/fleet"));
+            assert!(
+                !bg.shutdown(Duration::from_millis(200)),
+                "returned, thread still sending"
+            );
+            assert!(!joined(&bg));
+            // Closing the listener resets the connection: the batch fails, and
+            // the thread ends without another round.
+            drop(silent);
+            assert!(bg.shutdown(Duration::from_secs(60)), "the thread ended");
+            assert!(joined(&bg));
+        }
+    }
 
     use super::*;
+    use crate::store::sqlite::{SqliteStore, tests::row};
 
-    /// A shipper of node `edge-t` of a fresh edge file to `to`, woken only
-    /// by shutdown (its interval is far longer than the test).
-    fn background(dir: &tempfile::TempDir, to: &str) -> Background {
-        let path = dir.path().join("edge.db");
-        let edge = Dsn::parse("FASTEN_AUDIT_DSN", &format!("sqlite:///{}", path.display()))
-            .expect("valid dsn");
-        let shipper = Shipper::with_token(&edge, to, None)
-            .expect("a postgres:// transport")
-            .nodes(vec!["edge-t".to_owned()]);
-        Background::start(shipper, Duration::from_secs(3600)).expect("thread starts")
-    }
-
-    fn joined(bg: &Background) -> bool {
-        bg.join.lock().expect("not poisoned").is_none()
-    }
-
+    /// Issue 22: shipped batches are bounded in bytes as well as rows; a
+    /// row larger than the bound goes alone.
     #[test]
-    fn shutdown_joins_the_thread_when_the_central_store_refuses_connections() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        // Nothing listens on port 1: every round fails at once.
-        let bg = background(&dir, "postgres://fasten@127.0.0.1:1/fleet");
-        assert!(bg.shutdown(Duration::from_secs(60)), "the thread ended");
-        assert!(joined(&bg));
-        // Again: nothing left to wait for.
-        assert!(bg.shutdown(Duration::from_secs(60)));
-    }
-
-    #[test]
-    fn shutdown_returns_by_its_deadline_when_the_central_store_never_answers() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        // Accepts connections (in the kernel's backlog) and never answers:
-        // a round blocks on its first batch.
-        let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = silent.local_addr().expect("addr").port();
-        let bg = background(&dir, &format!("postgres://fasten@127.0.0.1:{port}/fleet"));
-        assert!(
-            !bg.shutdown(Duration::from_millis(200)),
-            "returned, thread still sending"
-        );
-        assert!(!joined(&bg));
-        // Closing the listener resets the connection: the batch fails, and
-        // the thread ends without another round.
-        drop(silent);
-        assert!(bg.shutdown(Duration::from_secs(60)), "the thread ended");
-        assert!(joined(&bg));
+    fn issue_22_large_rows_ship_in_batches_within_the_byte_bound() -> Result<()> {
+        const BOUND: usize = 16 * 1024;
+        let mut store = SqliteStore::memory()?;
+        let sizes = [4000, 4000, 4000, 4000, 4000, 3 * BOUND, 4000, 4000];
+        for (i, len) in sizes.iter().enumerate() {
+            let mut r = row("n1", &format!("evt-{i}"));
+            r.detail = Some(serde_json::json!({ "blob": "x".repeat(*len) }));
+            store.append(&mut vec![r], false)?;
+        }
+        let mut batches = Vec::new();
+        let mut next = 1;
+        while next <= sizes.len() as i64 {
+            let rows = read_batch(&mut store, "n1", next, 1000, BOUND)?;
+            let bytes: usize = rows
+                .iter()
+                .map(|r| serde_json::to_vec(r).map(|v| v.len()))
+                .sum::<serde_json::Result<_>>()
+                .map_err(|e| Error::store("encode", e))?;
+            assert!(
+                bytes <= BOUND || rows.len() == 1,
+                "{bytes} bytes in {} rows",
+                rows.len()
+            );
+            next = rows.last().map_or(i64::MAX, |r| r.monotonic_seq + 1);
+            batches.push(rows.len());
+        }
+        // Three ~4 KiB rows fit in 16 KiB; the 48 KiB row goes alone.
+        assert_eq!(batches, [3, 2, 1, 2]);
+        Ok(())
     }
 }

@@ -206,6 +206,27 @@ pub(crate) fn pg_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> Error 
     move |e| Error::store(format!("postgres: {what}"), e)
 }
 
+/// Column `i` of a row read from `from` (the table, or what the query
+/// reads), decoded with `try_get`: stored data holding a NULL or a foreign
+/// type is an error naming the column, never a panic in the caller.
+pub(crate) fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+    r: &'a tokio_postgres::Row,
+    i: usize,
+    from: &str,
+) -> Result<T> {
+    r.try_get(i).map_err(|e| {
+        let name = r.columns().get(i).map_or("?", |c| c.name());
+        Error::store(format!("postgres: read column {name} of {from}"), e)
+    })
+}
+
+/// A count or size read from the store as `int8`, which is never negative
+/// when the store holds what fasten wrote: a negative one is an error, not
+/// a silent 0.
+pub(crate) fn stored_u64(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|e| Error::store(format!("postgres: {what} {v} is negative"), e))
+}
+
 impl PostgresStore {
     pub(crate) fn open(
         url: &str,
@@ -228,8 +249,8 @@ impl PostgresStore {
             .block_on(client.query(COLUMNS_SQL, &[&schema, &table]))
             .map_err(pg_err("read columns"))?
             .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map(|r| col(r, 0, "information_schema.columns"))
+            .collect::<Result<_>>()?;
         let missing = match access {
             Access::Read => super::readable_columns(&have, "postgres", &qualified)?,
             Access::Write | Access::Maintain => {
@@ -242,8 +263,8 @@ impl PostgresStore {
                         rt.block_on(client.query(&forms_sql(&qualified), &[]))
                             .map_err(pg_err("read canonical forms"))?
                             .iter()
-                            .map(|r| r.get(0))
-                            .collect()
+                            .map(|r| col(r, 0, &qualified))
+                            .collect::<Result<_>>()?
                     } else {
                         Vec::new()
                     };
@@ -371,8 +392,8 @@ impl PostgresStore {
                 .await
                 .map_err(pg_err("read columns"))?
                 .iter()
-                .map(|r| r.get(0))
-                .collect();
+                .map(|r| col(r, 0, "information_schema.columns"))
+                .collect::<Result<_>>()?;
             for (name, _, ty) in COLUMNS {
                 if !have.iter().any(|h| h == name) {
                     tx.batch_execute(&format!(
@@ -456,12 +477,12 @@ fn read_row(r: &tokio_postgres::Row) -> Result<Row> {
         ),
         None => None,
     };
-    let get = |i: usize| -> Result<String> { r.try_get(i).map_err(pg_err("read row")) };
-    let opt = |i: usize| -> Result<Option<String>> { r.try_get(i).map_err(pg_err("read row")) };
+    let get = |i: usize| -> Result<String> { col(r, i, "the audit table") };
+    let opt = |i: usize| -> Result<Option<String>> { col(r, i, "the audit table") };
     Ok(Row {
         id: get(0)?,
         origin_id: get(1)?,
-        monotonic_seq: r.try_get(2).map_err(pg_err("read row"))?,
+        monotonic_seq: col(r, 2, "the audit table")?,
         timestamp: get(3)?,
         code: get(4)?,
         action: get(5)?,
@@ -480,7 +501,7 @@ fn read_row(r: &tokio_postgres::Row) -> Result<Row> {
         detail,
         detail_salt: opt(19)?,
         detail_commitment: get(20)?,
-        pii_in_detail: r.try_get(21).map_err(pg_err("read row"))?,
+        pii_in_detail: col(r, 21, "the audit table")?,
         shipped_at: opt(22)?,
         wire_version: get(23)?,
         canonical_form_id: get(24)?,
@@ -544,13 +565,12 @@ impl Store for PostgresStore {
     }
 
     fn foreign_forms(&mut self) -> Result<Vec<String>> {
-        Ok(self
-            .rt
+        self.rt
             .block_on(self.client.query(&forms_sql(&self.qualified), &[]))
             .map_err(pg_err("read canonical forms"))?
             .iter()
-            .map(|r| r.get(0))
-            .collect())
+            .map(|r| col(r, 0, &self.qualified))
+            .collect()
     }
 
     fn tip_form(&mut self, node: &str) -> Result<Option<String>> {
@@ -558,11 +578,11 @@ impl Store for PostgresStore {
             "SELECT coalesce(canonical_form_id::text, 'NULL') FROM {} WHERE source_node_id = $1 ORDER BY monotonic_seq DESC LIMIT 1",
             self.qualified
         );
-        Ok(self
-            .rt
+        self.rt
             .block_on(self.client.query_opt(&sql, &[&node]))
             .map_err(pg_err("read the chain tip's form"))?
-            .map(|r| r.get(0)))
+            .map(|r| col(&r, 0, &self.qualified))
+            .transpose()
     }
 
     fn append(&mut self, rows: &mut Vec<Row>, recheck: bool) -> Result<usize> {
@@ -741,12 +761,11 @@ impl Store for PostgresStore {
         rows.iter()
             .map(|r| {
                 Ok(NodeCount {
-                    node: r.try_get(0)?,
-                    rows: r.try_get::<_, i64>(1)?.try_into().unwrap_or(0),
+                    node: col(r, 0, &self.qualified)?,
+                    rows: stored_u64(col(r, 1, &self.qualified)?, "row count")?,
                 })
             })
-            .collect::<std::result::Result<_, tokio_postgres::Error>>()
-            .map_err(pg_err("list nodes"))
+            .collect()
     }
 
     fn scan_rows(
@@ -841,7 +860,8 @@ impl Store for PostgresStore {
                     .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.merkle]),
             )
             .map_err(pg_err("read merkle node"))?
-            .get::<_, bool>(0);
+            .try_get::<_, bool>(0)
+            .map_err(pg_err("read merkle node"))?;
         if !exists {
             return Ok(None);
         }
@@ -851,11 +871,11 @@ impl Store for PostgresStore {
             "SELECT hash FROM {} WHERE source_node_id = $1 AND level = $2 AND idx = $3",
             self.merkle
         );
-        Ok(self
-            .rt
+        self.rt
             .block_on(self.client.query_opt(&sql, &[&node, &level, &index]))
             .map_err(pg_err("read merkle node"))?
-            .map(|r| r.get(0)))
+            .map(|r| col(&r, 0, &self.merkle))
+            .transpose()
     }
 
     fn save_checkpoint(&mut self, node: &str, size: u64, note: &str) -> Result<()> {
@@ -879,7 +899,8 @@ impl Store for PostgresStore {
                     .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.checkpoints]),
             )
             .map_err(pg_err("read checkpoints"))?
-            .get::<_, bool>(0);
+            .try_get::<_, bool>(0)
+            .map_err(pg_err("read checkpoints"))?;
         if !exists {
             return Ok(Vec::new());
         }
@@ -891,10 +912,12 @@ impl Store for PostgresStore {
             .rt
             .block_on(self.client.query(&sql, &[&node]))
             .map_err(pg_err("read checkpoints"))?;
-        Ok(rows
-            .iter()
-            .map(|r| (u64::try_from(r.get::<_, i64>(0)).unwrap_or(0), r.get(1)))
-            .collect())
+        rows.iter()
+            .map(|r| {
+                let size = stored_u64(col(r, 0, &self.checkpoints)?, "checkpoint tree_size")?;
+                Ok((size, col(r, 1, &self.checkpoints)?))
+            })
+            .collect()
     }
 
     fn get(&mut self, id: &str) -> Result<Option<Row>> {
@@ -979,16 +1002,16 @@ impl Store for PostgresStore {
             .map(|r| {
                 Ok(super::SummaryRow {
                     key: r.try_get(0).map_err(pg_err("read audit summary"))?,
-                    rows: u64::try_from(
+                    rows: stored_u64(
                         r.try_get::<_, i64>(1)
                             .map_err(pg_err("read audit summary"))?,
-                    )
-                    .unwrap_or(0),
-                    summed: u64::try_from(
+                        "summary row count",
+                    )?,
+                    summed: stored_u64(
                         r.try_get::<_, i64>(2)
                             .map_err(pg_err("read audit summary"))?,
-                    )
-                    .unwrap_or(0),
+                        "summary summed count",
+                    )?,
                     sum: r.try_get(3).map_err(pg_err("read audit summary"))?,
                 })
             })
@@ -1009,7 +1032,7 @@ impl Store for PostgresStore {
                 .in_index_order(&sql, &[&after.0, &after.1])
                 .map_err(pg_err("list unerased codes"))?;
             let Some(r) = rows.first() else { break };
-            let group: (String, bool) = (r.get(0), r.get(1));
+            let group: (String, bool) = (col(r, 0, &self.qualified)?, col(r, 1, &self.qualified)?);
             groups.push(group.clone());
             after = group;
         }
@@ -1069,7 +1092,10 @@ impl Store for PostgresStore {
             .block_on(self.client.query(&sql, &[&ids]))
             .map_err(pg_err("erase"))?;
         Ok(Erased {
-            rows: rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            rows: rows
+                .iter()
+                .map(|r| Ok((col(r, 0, &self.qualified)?, col(r, 1, &self.qualified)?)))
+                .collect::<Result<_>>()?,
             held: started.elapsed(),
         })
     }
@@ -1108,15 +1134,16 @@ impl Store for PostgresStore {
             .rt
             .block_on(self.client.query_opt(&sql, &[&node]))
             .map_err(pg_err("find unshipped rows"))?;
-        Ok(row.map(|r| {
-            let first_seq: i64 = r.get(0);
-            let tip: i64 = r.get(2);
-            super::Unshipped {
+        row.map(|r| {
+            let first_seq: i64 = col(&r, 0, t)?;
+            let tip: i64 = col(&r, 2, t)?;
+            Ok(super::Unshipped {
                 first_seq,
                 count: super::seq_span(first_seq, tip),
-                oldest: r.get(1),
-            }
-        }))
+                oldest: col(&r, 1, t)?,
+            })
+        })
+        .transpose()
     }
 
     fn mark_shipped(&mut self, node: &str, upto_seq: i64, at: &str) -> Result<u64> {
@@ -1138,7 +1165,7 @@ impl Store for PostgresStore {
             .rt
             .block_on(self.client.query(&sql, &[]))
             .map_err(pg_err("list shipping nodes"))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        rows.iter().map(|r| col(r, 0, &self.qualified)).collect()
     }
 
     fn time_of(&mut self, node: &str, code: Option<&str>) -> Result<Option<String>> {
@@ -1160,7 +1187,7 @@ impl Store for PostgresStore {
             )),
         }
         .map_err(pg_err("read a row's time"))?;
-        Ok(row.map(|r| r.get(0)))
+        row.map(|r| col(&r, 0, t)).transpose()
     }
 }
 
@@ -1200,7 +1227,8 @@ pub(crate) fn prune(
             &[&schema, &table],
         ))
         .map_err(pg_err("read the table's columns"))?
-        .get::<_, bool>(0);
+        .try_get::<_, bool>(0)
+        .map_err(pg_err("read the table's columns"))?;
     if chained {
         return Err(super::chained_table(table));
     }
@@ -1323,6 +1351,68 @@ mod tests {
             assert_ne!(other[0].id, "evt-a");
             assert_eq!(store.get(&other[0].id)?, Some(other[0].clone()));
             assert_eq!(store.get("evt-a")?, Some(first[0].clone()));
+            Ok(())
+        })();
+        rt.block_on(admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))
+            .map_err(pg_err("drop schema"))?;
+        outcome
+    }
+
+    /// Issue 22: stored data holding a NULL or a foreign type is an `Err`
+    /// naming what could not be read, never a panic.
+    #[test]
+    fn issue_22_null_and_foreign_stored_values_are_errors() -> Result<()> {
+        let Some((rt, admin, url)) = server() else {
+            return Ok(());
+        };
+        let schema = format!("foreign_{:08x}", rand::random::<u32>());
+        rt.block_on(admin.batch_execute(&format!("CREATE SCHEMA {schema}")))
+            .map_err(pg_err("create schema"))?;
+        let outcome = (|| {
+            let sql = |s: &str| {
+                rt.block_on(admin.batch_execute(&s.replace("{s}", &schema)))
+                    .map_err(pg_err("tamper"))
+            };
+            let mut store = PostgresStore::open(&url, Some(&schema), "audit_log", Access::Write)?;
+            store.append(&mut vec![row("n1", "evt-a")], false)?;
+
+            // A NULL hash at the chain tip: the writer's next batch fails.
+            sql("ALTER TABLE {s}.audit_log ALTER COLUMN hash DROP NOT NULL;
+                 UPDATE {s}.audit_log SET hash = NULL")?;
+            let err = store
+                .append(&mut vec![row("n1", "evt-b")], false)
+                .expect_err("a NULL tip hash is an error");
+            assert!(err.to_string().contains("chain tip"), "{err}");
+
+            // A NULL timestamp on the oldest unshipped row.
+            sql(
+                "ALTER TABLE {s}.audit_log ALTER COLUMN timestamp DROP NOT NULL;
+                 UPDATE {s}.audit_log SET timestamp = NULL",
+            )?;
+            let err = store.unshipped("n1").expect_err("a NULL timestamp");
+            assert!(err.to_string().contains("column"), "{err}");
+
+            // A hand-made checkpoints table whose tree_size is text.
+            sql("DROP TABLE IF EXISTS {s}.audit_log_checkpoints;
+                 CREATE TABLE {s}.audit_log_checkpoints
+                     (source_node_id text, tree_size text, note text, created_at text);
+                 INSERT INTO {s}.audit_log_checkpoints VALUES ('n1', 'seven', 'n', 'x')")?;
+            let err = store.checkpoints("n1").expect_err("a text tree_size");
+            assert!(err.to_string().contains("column tree_size"), "{err}");
+
+            // A negative size is an error, not a silent 0.
+            sql("ALTER TABLE {s}.audit_log_checkpoints
+                     ALTER COLUMN tree_size TYPE int8 USING -7")?;
+            let err = store.checkpoints("n1").expect_err("a negative tree_size");
+            assert!(err.to_string().contains("negative"), "{err}");
+
+            // A NULL node id: listing nodes names the column.
+            sql(
+                "ALTER TABLE {s}.audit_log ALTER COLUMN source_node_id DROP NOT NULL;
+                 UPDATE {s}.audit_log SET source_node_id = NULL",
+            )?;
+            let err = store.nodes().expect_err("a NULL source_node_id");
+            assert!(err.to_string().contains("column source_node_id"), "{err}");
             Ok(())
         })();
         rt.block_on(admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))

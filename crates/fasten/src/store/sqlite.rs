@@ -407,44 +407,33 @@ fn read_ref<'a>(r: &'a rusqlite::Row<'_>) -> std::result::Result<RowRef<'a>, Str
     })
 }
 
-impl Store for SqliteStore {
-    fn kind(&self) -> &'static str {
-        "sqlite"
-    }
+/// Where [`SqliteStore::append_observed`] is inside its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Point {
+    /// The transaction is open; nothing is read or written yet.
+    Begun,
+    /// This many rows of the batch are inserted (1, 2, …).
+    Inserted(usize),
+    /// Every row is inserted; `COMMIT` is next.
+    Committing,
+}
 
-    fn table_name(&self) -> &str {
-        &self.shown
-    }
-
-    fn missing_columns(&self) -> &[&'static str] {
-        &self.missing
-    }
-
-    fn foreign_forms(&mut self) -> Result<Vec<String>> {
-        foreign_forms(&self.conn, &self.table)
-    }
-
-    fn tip_form(&mut self, node: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row(
-                &format!(
-                    "SELECT CAST(canonical_form_id AS TEXT) FROM \"{}\" WHERE source_node_id = ?1 ORDER BY monotonic_seq DESC LIMIT 1",
-                    self.table
-                ),
-                [node],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()
-            .map(|f| f.map(|f| f.unwrap_or_else(|| "NULL".to_owned())))
-            .map_err(sql_err("read the chain tip's form"))
-    }
-
-    fn append(&mut self, rows: &mut Vec<Row>, recheck: bool) -> Result<usize> {
+impl SqliteStore {
+    /// [`Store::append`], calling `at` at each [`Point`] of the transaction:
+    /// an error from `at` ends the attempt there and the transaction rolls
+    /// back (the writer's fault tests fail a batch half-way with it).
+    pub(crate) fn append_observed(
+        &mut self,
+        rows: &mut Vec<Row>,
+        recheck: bool,
+        at: &mut dyn FnMut(Point) -> Result<()>,
+    ) -> Result<usize> {
         let node = super::batch_node(rows)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err("begin immediate"))?;
+        at(Point::Begun)?;
         let mut already = 0;
         if recheck {
             let mut exists = tx
@@ -493,6 +482,7 @@ impl Store for SqliteStore {
             let mut insert = tx
                 .prepare_cached(&self.insert_sql)
                 .map_err(sql_err("prepare insert"))?;
+            let mut inserted = 0;
             for row in rows.iter_mut() {
                 chain::link(row, &mut tip, &mut self.buf)?;
                 // JCS text: valid JSON for any reader, and what the
@@ -532,10 +522,50 @@ impl Store for SqliteStore {
                         row.hash,
                     ])
                     .map_err(sql_err("insert row"))?;
+                inserted += 1;
+                at(Point::Inserted(inserted))?;
             }
         }
+        at(Point::Committing)?;
         tx.commit().map_err(sql_err("commit"))?;
         Ok(rows.len() + already)
+    }
+}
+
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn table_name(&self) -> &str {
+        &self.shown
+    }
+
+    fn missing_columns(&self) -> &[&'static str] {
+        &self.missing
+    }
+
+    fn foreign_forms(&mut self) -> Result<Vec<String>> {
+        foreign_forms(&self.conn, &self.table)
+    }
+
+    fn tip_form(&mut self, node: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT CAST(canonical_form_id AS TEXT) FROM \"{}\" WHERE source_node_id = ?1 ORDER BY monotonic_seq DESC LIMIT 1",
+                    self.table
+                ),
+                [node],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(|f| f.map(|f| f.unwrap_or_else(|| "NULL".to_owned())))
+            .map_err(sql_err("read the chain tip's form"))
+    }
+
+    fn append(&mut self, rows: &mut Vec<Row>, recheck: bool) -> Result<usize> {
+        self.append_observed(rows, recheck, &mut |_| Ok(()))
     }
 
     fn nodes(&mut self) -> Result<Vec<NodeCount>> {

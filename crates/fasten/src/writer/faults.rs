@@ -2,7 +2,9 @@
 //! crash-consistency idea): it wraps one in-memory SQLite store that every
 //! handle the writer opens shares, and counts `append` calls across those
 //! handles, so "the N-th append" means the same thing however often the
-//! writer reopens.
+//! writer reopens. A fault can also land inside the append's transaction
+//! ([`Fault::FailAt`]): the real SQLite transaction is opened, rows are
+//! inserted, and it rolls back.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::chain::{Row, RowRef};
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{Point, SqliteStore};
 use crate::store::{
     Candidate, Erased, NodeCount, Scope, Store, Summarize, SummaryRow, Unreadable, Unshipped,
     stream,
@@ -30,6 +32,21 @@ pub(crate) enum Fault {
     Panic,
     /// Blocks until the test sends on the release channel, then appends.
     Hang,
+    /// Opens the transaction, fails at `Step`, and rolls back: nothing of
+    /// the batch may persist.
+    FailAt(Step),
+}
+
+/// Where inside the append's transaction a [`Fault::FailAt`] lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Right after `BEGIN`.
+    Begin,
+    /// After the k-th row insert (k ≥ 1); at commit if the batch is
+    /// shorter.
+    Insert(usize),
+    /// After every insert, at `COMMIT`, which does not land.
+    Commit,
 }
 
 /// The faults by `append` call (0-based, counted over every handle), and
@@ -42,6 +59,9 @@ pub(crate) struct Schedule {
     pub(crate) committed: u64,
     /// Store handles opened (the first included).
     pub(crate) opened: u64,
+    /// Rows a rolled-back [`Fault::FailAt`] transaction left stored (must
+    /// stay 0).
+    pub(crate) leaked: u64,
 }
 
 impl Schedule {
@@ -104,6 +124,10 @@ fn injected(what: &str) -> Error {
     Error::new(ErrorKind::Store, format!("injected fault: {what}"))
 }
 
+fn stored_rows(db: &mut SqliteStore) -> Result<u64> {
+    Ok(db.nodes()?.iter().map(|n| n.rows).sum())
+}
+
 /// One handle on [`Faults`]' database.
 pub(crate) struct FaultStore {
     faults: Faults,
@@ -153,6 +177,25 @@ impl Store for FaultStore {
             Some(Fault::Hang) => {
                 let _ = self.faults.hung_tx.send(());
                 let _ = self.faults.release_rx.recv();
+            }
+            Some(Fault::FailAt(step)) => {
+                let mut db = self.faults.db();
+                let before = stored_rows(&mut db)?;
+                let out = db.append_observed(rows, recheck, &mut |point| match (step, point) {
+                    (Step::Begin, Point::Begun) => Err(injected("begin failed")),
+                    (Step::Insert(k), Point::Inserted(n)) if n >= k => {
+                        Err(injected(&format!("insert {n} failed")))
+                    }
+                    (Step::Insert(_) | Step::Commit, Point::Committing) => {
+                        Err(injected("commit failed"))
+                    }
+                    _ => Ok(()),
+                });
+                let after = stored_rows(&mut db)?;
+                drop(db);
+                self.faults.schedule().leaked += after.saturating_sub(before);
+                // It fires by COMMIT at the latest, so `out` is an error.
+                return out.and_then(|_| Err(injected("COMMIT landed despite the fault")));
             }
             Some(Fault::FailAfterCommit) => {
                 self.faults.db().append(rows, recheck)?;

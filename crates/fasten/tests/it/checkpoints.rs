@@ -1,7 +1,7 @@
 //! The writer signs checkpoints as it goes, and the store is checked
 //! against them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fasten::{Event, transparency};
 
@@ -74,15 +74,9 @@ fn the_writer_signs_every_n_rows_at_flush_and_after_the_interval() -> fasten::Re
     other.shutdown(Duration::from_secs(10))?;
     fasten.emit(Event::new("USER_CREATED"))?;
     // No flush: the interval alone signs it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sizes(&published(&out)).contains(&261) {
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint at 261: {:?}",
-            sizes(&published(&out))
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    super::support::wait_until("a checkpoint at 261", || {
+        sizes(&published(&out)).contains(&261)
+    });
     fasten.shutdown(Duration::from_secs(10))?;
     assert_eq!(fasten.queue_stats().checkpoint_errors, 0);
 

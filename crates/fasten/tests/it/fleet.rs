@@ -7,24 +7,15 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fasten::ship::{Central, Shipper};
 use fasten::{ErrorKind, Event};
 
 use super::postgres::{Schema, base_url};
-use super::support::{child, config, db_path, dsn, role, stream_dsns, streams_config};
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Polls `f` until it is true or the deadline passes.
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use super::support::{
+    HANG_GUARD, child, config, db_path, dsn, role, stream_dsns, streams_config, wait_until,
+};
 
 /// A PostgreSQL client for checking what the central store holds.
 fn admin() -> postgres::Client {
@@ -200,7 +191,7 @@ mod over_mqtt {
         events: &mut rumqttc::v5::EventLoop,
         mut want: impl FnMut(rumqttc::v5::mqttbytes::v5::Packet) -> Option<T>,
     ) -> T {
-        tokio::time::timeout(DEADLINE, async {
+        tokio::time::timeout(HANG_GUARD, async {
             loop {
                 if let rumqttc::v5::Event::Incoming(p) = events.poll().await.unwrap()
                     && let Some(t) = want(p)
@@ -715,7 +706,7 @@ fn shutdown_returns_when_the_central_store_is_unreachable() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(fasten.shutdown(Duration::from_secs(5))));
     let report = rx
-        .recv_timeout(DEADLINE)
+        .recv_timeout(HANG_GUARD)
         .expect("shutdown returned (hang guard only)")
         .unwrap();
     assert_eq!(report.written, 1);

@@ -25,7 +25,8 @@ fn child_emitter() {
             .emit(Event::new("USER_CREATED").target(format!("u-{i}")))
             .unwrap();
         if i % 20 == 0 {
-            // Spread the emits over time so commits interleave.
+            // Not synchronisation: spreads the emits over time so the
+            // processes' commits interleave.
             std::thread::sleep(Duration::from_millis(1));
         }
     }

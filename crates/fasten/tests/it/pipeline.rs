@@ -475,11 +475,7 @@ fn shutdown_under_load_writes_every_accepted_row() -> fasten::Result<()> {
         })
         .collect();
     // Shut down under load: once rows are flowing, not after a fixed sleep.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while fasten.queue_stats().written < 64 {
-        assert!(std::time::Instant::now() < deadline, "no rows written");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    super::support::wait_until("rows to be written", || fasten.queue_stats().written >= 64);
     let report = fasten.shutdown(Duration::from_secs(60))?;
     let accepted: Vec<String> = emitters
         .into_iter()

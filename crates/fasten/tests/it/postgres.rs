@@ -275,6 +275,8 @@ fn child_pg_emitter() {
             .emit(Event::new("USER_CREATED").target(format!("u-{i}")))
             .unwrap();
         if i % 250 == 0 {
+            // Not synchronisation: spreads the emits so the processes'
+            // commits interleave.
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -485,6 +487,8 @@ fn a_terminated_backend_is_reconnected_without_loss_or_duplicates() -> fasten::R
             for i in 0..3000 {
                 fasten.emit(Event::new("USER_CREATED").detail(json!({ "i": i })))?;
                 if i % 100 == 0 {
+                    // Not synchronisation: spreads the emits so the kills
+                    // land while rows are still coming.
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
@@ -495,11 +499,9 @@ fn a_terminated_backend_is_reconnected_without_loss_or_duplicates() -> fasten::R
         // Each kill lands after the writer made progress since the last
         // (or the emitter is done), not after a fixed sleep.
         let before = fasten.queue_stats().written;
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while fasten.queue_stats().written == before && !emitter.is_finished() {
-            assert!(std::time::Instant::now() < deadline, "no progress");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        super::support::wait_until("the writer to make progress", || {
+            fasten.queue_stats().written != before || emitter.is_finished()
+        });
         schema.sql(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app}'"
         ));

@@ -90,7 +90,8 @@ fn issue_8_a_scheduled_run_shares_one_id_across_services_and_is_recorded() {
                         (Method::Scheduler, "nightly-report")
                     );
                     tracing::info!("building report");
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    // An await point the job's context must survive.
+                    tokio::task::yield_now().await;
                     reqwest::Client::new()
                         .get(format!("{base}/stock"))
                         .headers(fasten::http::outbound_headers())

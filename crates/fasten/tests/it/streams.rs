@@ -430,7 +430,8 @@ mod http {
             .route(
                 "/slow",
                 get(|| async {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    // A handler that never answers.
+                    std::future::pending::<()>().await;
                     "never"
                 }),
             )

@@ -5,11 +5,25 @@
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-#[cfg(feature = "mqtt")]
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fasten::code::{Meta, Registry};
 use fasten::{Config, Dsn, Fasten};
+
+/// How long [`wait_until`] waits: only a guard against a hang, generous
+/// for a loaded machine, never a timing assertion.
+pub(crate) const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// Waits until `cond` holds, looking again every few milliseconds (the
+/// look is the synchronisation, not the pause); fails naming `what` if it
+/// still does not hold after [`HANG_GUARD`].
+pub(crate) fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + HANG_GUARD;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
 pub(crate) fn registry() -> Registry {
     let r = Registry::new();

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{LOCK_SQL, PostgresStore, pg_err, read_row, ts_text};
+use super::{LOCK_SQL, PostgresStore, col, pg_err, read_row, stored_u64, ts_text};
 use crate::chain::{Row, Tip};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -118,11 +118,13 @@ impl PostgresStore {
                 .map_err(pg_err("read chain tip"))?;
             let mut tip = Tip::genesis();
             if let Some(r) = tip_row {
+                // The tip is stored data: a NULL or a foreign type is an
+                // error, never a panic in the import.
                 tip = Tip {
-                    seq: r.get(0),
-                    hash: r.get(1),
+                    seq: col(&r, 0, "the chain tip")?,
+                    hash: col(&r, 1, "the chain tip")?,
                 };
-                if r.get::<_, bool>(2) {
+                if col::<bool>(&r, 2, "the chain tip")? {
                     return Ok(Imported {
                         inserted: 0,
                         skipped: 0,
@@ -189,7 +191,9 @@ impl PostgresStore {
             .rt
             .block_on(self.client.query_opt(&sql, &[&node]))
             .map_err(pg_err("read fleet state"))?
-            .and_then(|r| r.get(0)))
+            .map(|r| col::<Option<String>>(&r, 0, &self.fleet))
+            .transpose()?
+            .flatten())
     }
 
     /// Records what the edge reports of `node`: rows still waiting there
@@ -276,18 +280,20 @@ impl PostgresStore {
             "SELECT monotonic_seq, reason, central_row, offered_row FROM {} WHERE source_node_id = $1 ORDER BY detected_at, monotonic_seq",
             self.forks
         );
-        Ok(self
-            .rt
+        let t = &self.forks;
+        self.rt
             .block_on(self.client.query(&sql, &[&node]))
             .map_err(pg_err("read forks"))?
             .iter()
-            .map(|r| ForkRecord {
-                seq: r.get(0),
-                reason: r.get(1),
-                central: r.get(2),
-                offered: r.get(3),
+            .map(|r| {
+                Ok(ForkRecord {
+                    seq: col(r, 0, t)?,
+                    reason: col(r, 1, t)?,
+                    central: col(r, 2, t)?,
+                    offered: col(r, 3, t)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Every node with rows here or a fleet record, by node.
@@ -317,36 +323,39 @@ impl PostgresStore {
             })
             .map_err(pg_err("read fleet status"))?;
         let mut nodes: std::collections::BTreeMap<String, FleetNode> = Default::default();
+        let (t, f) = (&self.qualified, &self.fleet);
         for r in &counts {
-            let node: String = r.get(0);
+            let node: String = col(r, 0, t)?;
             let n = nodes.entry(node.clone()).or_default();
             n.node = node;
-            n.rows = u64::try_from(r.get::<_, i64>(1)).unwrap_or(0);
-            n.tip_seq = r.get::<_, Option<i64>>(2).unwrap_or(0);
-            n.newest = r.get(3);
+            n.rows = stored_u64(col(r, 1, t)?, "row count")?;
+            // max() of a node with rows is never NULL; a NULL seq is a
+            // foreign row, shown as 0 as before.
+            n.tip_seq = col::<Option<i64>>(r, 2, t)?.unwrap_or(0);
+            n.newest = col(r, 3, t)?;
         }
         for r in &tips {
-            let node: String = r.get(0);
+            let node: String = col(r, 0, t)?;
             if let Some(n) = nodes.get_mut(&node) {
-                n.shipped = r.get(1);
+                n.shipped = col(r, 1, t)?;
             }
         }
         for r in &fleet {
-            let node: String = r.get(0);
+            let node: String = col(r, 0, f)?;
             let n = nodes.entry(node.clone()).or_default();
             n.node = node;
             n.shipped = true;
-            n.pending = r
-                .get::<_, Option<i64>>(1)
-                .map(|p| u64::try_from(p).unwrap_or(0));
-            n.oldest_pending = r.get(2);
-            n.reported_at = r.get(3);
-            n.last_error = r.get(4);
-            n.last_error_at = r.get(5);
-            n.fork = r.get(6);
-            n.last_checkpoint = r
-                .get::<_, Option<i64>>(7)
-                .map(|p| u64::try_from(p).unwrap_or(0));
+            n.pending = col::<Option<i64>>(r, 1, f)?
+                .map(|p| stored_u64(p, "pending count"))
+                .transpose()?;
+            n.oldest_pending = col(r, 2, f)?;
+            n.reported_at = col(r, 3, f)?;
+            n.last_error = col(r, 4, f)?;
+            n.last_error_at = col(r, 5, f)?;
+            n.fork = col(r, 6, f)?;
+            n.last_checkpoint = col::<Option<i64>>(r, 7, f)?
+                .map(|p| stored_u64(p, "last checkpoint size"))
+                .transpose()?;
         }
         Ok(nodes.into_values().collect())
     }

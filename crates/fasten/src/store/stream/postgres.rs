@@ -10,7 +10,7 @@ use super::{
     unshipped_sql,
 };
 use crate::error::Result;
-use crate::store::postgres::{ClientRuntime, connect, pg_err, ts_text};
+use crate::store::postgres::{ClientRuntime, col, connect, pg_err, ts_text};
 
 pub(super) struct PostgresStreams {
     rt: ClientRuntime,
@@ -140,17 +140,23 @@ impl PostgresStreams {
             .block_on(self.client.query(&sql, &params))
             .map_err(pg_err("query stream"))?;
         let cols = self.cols;
-        Ok(rows
-            .iter()
+        let t = &self.qualified;
+        rows.iter()
             .map(|r| {
-                let cells = cols.iter().enumerate().map(|(i, c)| match wire(c.ty).0 {
-                    "int8" => Cell::Int(r.get(i)),
-                    "float8" => Cell::Float(r.get(i)),
-                    _ => Cell::Text(r.get(i)),
-                });
-                object(cols, cells)
+                let cells = cols
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        Ok(match wire(c.ty).0 {
+                            "int8" => Cell::Int(col(r, i, t)?),
+                            "float8" => Cell::Float(col(r, i, t)?),
+                            _ => Cell::Text(col(r, i, t)?),
+                        })
+                    })
+                    .collect::<Result<Vec<Cell>>>()?;
+                Ok(object(cols, cells))
             })
-            .collect())
+            .collect()
     }
 }
 
