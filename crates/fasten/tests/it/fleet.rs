@@ -142,7 +142,7 @@ fn three_edges_ship_concurrently_and_one_request_correlates_across_two() {
         .entries
         .iter()
         .filter_map(|e| match e {
-            fasten::read::Entry::Audit(r) => Some(r.source_node_id.clone()),
+            fasten::query::Entry::Audit(r) => Some(r.source_node_id.clone()),
             _ => None,
         })
         .collect();
@@ -527,9 +527,9 @@ fn the_central_writers_own_nodes_cannot_be_shipped_over() {
     assert_eq!(count(&schema, "hq"), 1);
 }
 
-#[cfg(all(feature = "reader", feature = "ship-http", feature = "tracing"))]
+#[cfg(all(feature = "http-reader", feature = "ship-http", feature = "tracing"))]
 mod over_http {
-    use fasten::reader::{self, Auth, Ingest, Options};
+    use fasten::http_reader::{self, Auth, Ingest, Options};
 
     use super::*;
     use crate::reader::Served;
@@ -582,7 +582,7 @@ mod over_http {
             ]);
         let served = Served::start(axum::Router::new().nest(
             "/logs",
-            reader::router(
+            http_reader::router(
                 Reader::new(central.clone()),
                 Options::new(Auth::bearer_tokens([READER]).unwrap()).ingest(ingest),
             ),
