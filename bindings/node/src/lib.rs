@@ -314,8 +314,17 @@ fn meta(c: &CodeInput) -> Result<Meta> {
     Ok(m)
 }
 
+/// A code error's message and its cause (the YAML or I/O error is its
+/// `source()`, not part of its `Display`), `a: b`.
 fn codes_error(e: &fasten::code::CodeError) -> napi::Error {
-    tagged("Codes", None, None, &e.to_string())
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    tagged("Codes", None, None, &message)
 }
 
 // === impl Engine ===
