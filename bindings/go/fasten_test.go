@@ -251,6 +251,13 @@ func TestBadInputIsATypedErrorNamingTheField(t *testing.T) {
 	if !errors.As(err, &fe) || fe.Kind != fasten.KindConfig || !strings.Contains(fe.Message, "FASTEN_AUDIT_DSN") {
 		t.Errorf("typo in a setting: %v", err)
 	}
+	// A code file that does not parse: what failed, then the parser's reason, once.
+	_, err = f.RegisterYAML("y.codes.yaml", "domain: y\ncodes:\n  A_B:\n    category: a\n    action: b\n    severity: loud\n")
+	if !errors.As(err, &fe) || fe.Kind != fasten.KindCodes ||
+		!strings.Contains(fe.Message, "y.codes.yaml:6:15: cannot parse the code file: ") ||
+		strings.Count(fe.Message, `invalid severity "loud"`) != 1 {
+		t.Errorf("bad code file: %v", err)
+	}
 	if err := fasten.CheckRequestID("ok-id_1.2:3"); err != nil {
 		t.Errorf("good id refused: %v", err)
 	}

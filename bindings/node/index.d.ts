@@ -152,7 +152,7 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Omit<Logger, 'child'> & Partial<Pick<Logger, 'child'>>;
 }
 
-/** Exactly one auth decision, as in Rust's `reader::Auth`. */
+/** Exactly one auth decision, as in Rust's `http_reader::Auth`. */
 export type ReaderAuth =
   | { tokens: string[] }
   | { tokensFromEnv: true }

@@ -166,6 +166,11 @@ static void bad_input(fasten_engine *e) {
 
   CHECK(fasten_context_exit() != FASTEN_OK, "exit without a scope");
   CHECK(fasten_register_yaml(e, S("bad.yaml"), S("domain: [\n"), NULL) == FASTEN_ERR_CODES, "bad yaml");
+  CHECK(fasten_register_yaml(e, S("y.codes.yaml"),
+                             S("domain: y\ncodes:\n  A_B:\n    category: a\n    action: b\n    severity: loud\n"),
+                             NULL) == FASTEN_ERR_CODES, "bad severity");
+  CHECK(strstr(last(), "y.codes.yaml:6:15: cannot parse the code file: ") != NULL, "what failed: %s", last());
+  CHECK(strstr(last(), "invalid severity \"loud\"") != NULL, "the cause: %s", last());
 }
 
 struct job { fasten_engine *e; int n; int failed; };

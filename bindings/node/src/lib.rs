@@ -314,8 +314,17 @@ fn meta(c: &CodeInput) -> Result<Meta> {
     Ok(m)
 }
 
+/// A code error's message and its cause (the YAML or I/O error is its
+/// `source()`, not part of its `Display`), `a: b`.
 fn codes_error(e: &fasten::code::CodeError) -> napi::Error {
-    tagged("Codes", None, None, &e.to_string())
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    tagged("Codes", None, None, &message)
 }
 
 // === impl Engine ===
@@ -517,16 +526,16 @@ impl Engine {
             options.tokens_from_env,
         ) {
             (Some(tokens), None | Some(false), None | Some(false), None | Some(false)) => {
-                fasten::reader::Auth::bearer_tokens(tokens).map_err(|e| js_error(&e))?
+                fasten::http_reader::Auth::bearer_tokens(tokens).map_err(|e| js_error(&e))?
             }
             (None, Some(true), None | Some(false), None | Some(false)) => {
-                fasten::reader::Auth::delegated()
+                fasten::http_reader::Auth::delegated()
             }
             (None, None | Some(false), Some(true), None | Some(false)) => {
-                fasten::reader::Auth::allow_unauthenticated()
+                fasten::http_reader::Auth::allow_unauthenticated()
             }
             (None, None | Some(false), None | Some(false), Some(true)) => {
-                fasten::reader::Auth::from_env().map_err(|e| js_error(&e))?
+                fasten::http_reader::Auth::from_env().map_err(|e| js_error(&e))?
             }
             _ => {
                 return Err(tagged(
@@ -537,7 +546,7 @@ impl Engine {
                 ));
             }
         };
-        let mut opts = fasten::reader::Options::new(auth);
+        let mut opts = fasten::http_reader::Options::new(auth);
         if let Some(header) = options.tenant_header {
             opts = opts.tenant_scope(move |parts| {
                 parts
@@ -552,7 +561,7 @@ impl Engine {
         }
         let reader = fasten::Reader::from_pipeline(&self.inner);
         Ok(ReaderHandle {
-            router: fasten::reader::router(reader, opts),
+            router: fasten::http_reader::router(reader, opts),
         })
     }
 }
@@ -659,7 +668,7 @@ impl std::fmt::Debug for ReaderResponse {
     }
 }
 
-/// The Rust reader router (`fasten::reader::router`), called once per
+/// The Rust reader router (`fasten::http_reader::router`), called once per
 /// request from the JavaScript adapters.
 #[napi]
 pub struct ReaderHandle {

@@ -127,6 +127,10 @@ test('codes from code and from YAML text; registry errors are kind Codes', async
   assert.equal((await f.emitDurable({ code: 'INVOICE_SENT' })).domain, 'billing');
   assert.throws(() => f.loadCodesYaml('x.codes.yaml', 'domain: x\ncodes:\n  lower_case:\n    category: a\n    action: b\n'), (e) => e.kind === 'Codes' && /x\.codes\.yaml/.test(e.message) && /lower_case/.test(e.message));
   assert.throws(() => f.register('iam', { BAD: { category: 'user', action: 'create', severity: 'loud' } }), { field: 'severity' });
+  // A parse error: what failed, then the parser's reason (its cause), once.
+  assert.throws(() => f.loadCodesYaml('y.codes.yaml', 'domain: y\ncodes:\n  A_B:\n    category: a\n    action: b\n    severity: loud\n'), (e) => e.kind === 'Codes'
+    && e.message.includes('y.codes.yaml:6:15: cannot parse the code file: ')
+    && e.message.split('invalid severity "loud"').length === 2);
   await f.shutdown();
 });
 

@@ -565,8 +565,17 @@ pub(crate) fn register(
         .map_err(|e| code_err(py, &e))
 }
 
+/// A code error's message and its cause (the YAML or I/O error is its
+/// `source()`, not part of its `Display`), `a: b`.
 fn code_err(py: Python<'_>, e: &fasten::code::CodeError) -> PyErr {
-    new_err(py, "codes", None, None, e.to_string())
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    new_err(py, "codes", None, None, message)
 }
 
 /// Loads a `*.codes.yaml` file into the process registry; the number of codes.

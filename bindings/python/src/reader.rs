@@ -1,9 +1,9 @@
-//! The engine's HTTP reader (`fasten::reader::router`), served to an ASGI
+//! The engine's HTTP reader (`fasten::http_reader::router`), served to an ASGI
 //! app one request at a time: the reader's routes, auth and queries stay
 //! in Rust, and Python only moves bytes.
 
 use axum::body::Body;
-use fasten::reader::{self, Auth, Options};
+use fasten::http_reader::{self, Auth, Options};
 use http_body_util::BodyExt as _;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -110,7 +110,7 @@ impl ReaderApp {
                     format!("start the reader runtime: {e}"),
                 )
             })?;
-        let router = reader::router(fasten::Reader::from_pipeline(fasten), Options::new(auth));
+        let router = http_reader::router(fasten::Reader::from_pipeline(fasten), Options::new(auth));
         Ok(Self {
             router: Some(router),
             runtime: Some(runtime),

@@ -155,6 +155,17 @@ def test_codes_file_errors_name_the_line(tmp_path: pathlib.Path) -> None:
     assert "bad.codes.yaml" in str(info.value)
 
 
+def test_codes_file_parse_errors_keep_the_cause_once(tmp_path: pathlib.Path) -> None:
+    bad = tmp_path / "bad.codes.yaml"
+    bad.write_text("domain: bad\ncodes:\n  ORDER_PLACED:\n    category: a\n    action: b\n    severity: loud\n")
+    with pytest.raises(fasten.FastenError) as info:
+        fasten.codes.load(bad)
+    message = str(info.value)
+    assert info.value.kind == "codes"
+    assert "bad.codes.yaml:6:15: cannot parse the code file: " in message, message
+    assert message.count('invalid severity "loud"') == 1, message
+
+
 def test_emit_before_init_raises() -> None:
     fasten.shutdown()
     with pytest.raises(fasten.FastenError) as info:

@@ -2124,3 +2124,21 @@ fn issue_19_lint_exits_1_on_uncovered_sites_and_writes_sarif() {
         "shop.codes.yaml:6:1  code ORDER_LOST is declared but no source emits it\n"
     );
 }
+
+/// Issue 22: a code file that does not parse is reported with its file,
+/// line and column, then the parser's reason, each once.
+#[test]
+fn issue_22_a_bad_code_file_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shop.codes.yaml"),
+        "domain: shop\ncodes:\n  ORDER_PLACED:\n    category: order\n    action: create\n    severity: loud\n",
+    )
+    .unwrap();
+    let out = fasten(dir.path(), &["dump"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "fasten: loading codes from shop.codes.yaml: shop.codes.yaml:6:15: cannot parse the code file: codes.ORDER_PLACED.severity: invalid severity \"loud\": expected one of debug, info, warn, error, critical at line 6 column 15\n"
+    );
+}

@@ -110,7 +110,8 @@ impl From<fasten::code::CodeError> for Failure {
         Self {
             status: FASTEN_ERR_CODES,
             field: String::new(),
-            message: e.to_string(),
+            // Display says what failed; the YAML or I/O cause is its source.
+            message: chain(&e),
         }
     }
 }

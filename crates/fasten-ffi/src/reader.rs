@@ -4,7 +4,7 @@
 
 use std::ffi::c_char;
 
-use fasten::reader::{self, Auth, Options};
+use fasten::http_reader::{self, Auth, Options};
 use tower::ServiceExt as _;
 
 use crate::abi::{FASTEN_ERR_OTHER, Failure, Str, arg, call, give, out};
@@ -69,7 +69,7 @@ pub unsafe extern "C" fn fasten_reader_new(
         if flags & FASTEN_READER_AUDIT_READS != 0 {
             options = options.audit_reads(engine.fasten.clone());
         }
-        let router = reader::router(fasten::Reader::from_pipeline(&engine.fasten), options);
+        let router = http_reader::router(fasten::Reader::from_pipeline(&engine.fasten), options);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

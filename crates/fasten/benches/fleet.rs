@@ -1,6 +1,6 @@
 //! Shipping (#18) against a plain baseline measured in the same run.
 //!
-//! `cargo bench -p fasten --features postgres,reader,ship-http --bench fleet` prints:
+//! `cargo bench -p fasten --features postgres,http-reader,ship-http --bench fleet` prints:
 //! - rows/s shipping one edge's SQLite rows to PostgreSQL over the ingest
 //!   route (loopback HTTP) and over a direct DSN, each verified on arrival,
 //!   beside a plain loop reading the same rows from the SQLite file and
@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fasten::code::{Meta, Registry};
-use fasten::reader::{self, Auth, Ingest, Options};
+use fasten::http_reader::{self, Auth, Ingest, Options};
 use fasten::ship::{Central, Shipper};
 use fasten::{Config, Dsn, Event, Reader};
 
@@ -171,7 +171,7 @@ fn main() {
     let ingest_dsn = Dsn::parse("FASTEN_AUDIT_DSN", &pg(&schema, "ingest_log")).unwrap();
     let app = axum::Router::new().nest(
         "/api/v1/logs",
-        reader::router(
+        http_reader::router(
             Reader::new(ingest_dsn),
             Options::new(Auth::allow_unauthenticated())
                 .ingest(Ingest::tokens([("edge-1", TOKEN)]).unwrap()),

@@ -1,6 +1,6 @@
 //! The HTTP reader's latency on a large store, over real loopback HTTP.
 //!
-//! `cargo bench -p fasten --features reader,postgres --bench reader` fills
+//! `cargo bench -p fasten --features http-reader,postgres --bench reader` fills
 //! a SQLite file (and, when `FASTEN_TEST_PG` or the local server answers,
 //! a PostgreSQL schema) with `FASTEN_BENCH_ROWS` audit rows (default
 //! 1,000,000; ten rows per request id), serves the reader on loopback, and
@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use fasten::code::{Meta, Registry};
-use fasten::reader::{self, Auth, Options};
+use fasten::http_reader::{self, Auth, Options};
 use fasten::{AuditQuery, Config, Dsn, Event, Reader, RequestId, Stdout};
 
 const TOKEN: &str = "bench-token-0123456789";
@@ -74,7 +74,7 @@ fn measure(label: &str, dsn: &Dsn, rows: usize) {
         .expect("runtime");
     let router = axum::Router::new().nest(
         "/logs",
-        reader::router(
+        http_reader::router(
             Reader::new(dsn.clone()),
             Options::new(Auth::bearer_tokens([TOKEN]).expect("token")),
         ),

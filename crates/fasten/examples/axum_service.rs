@@ -22,7 +22,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fasten::read::Entry;
+use fasten::query::Entry;
 use fasten::{ActorKind, Event, RequestId};
 use serde_json::{Value, json};
 use tracing_subscriber::prelude::*;

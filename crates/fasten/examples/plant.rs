@@ -233,15 +233,15 @@ async fn main() -> Result<(), BoxError> {
         eprintln!("\nrequest_id {id}");
         for entry in reader.correlate(&RequestId::parse(id)?)?.entries {
             match entry {
-                fasten::read::Entry::Audit(r) => eprintln!(
+                fasten::query::Entry::Audit(r) => eprintln!(
                     "  audit {} {:<16} {:<19} method={}",
                     r.timestamp, r.service_id, r.code, r.method
                 ),
-                fasten::read::Entry::Sys(r) => eprintln!(
+                fasten::query::Entry::Sys(r) => eprintln!(
                     "  sys   {} {:<16} {} {}",
                     r.timestamp, r.service_id, r.level, r.message
                 ),
-                fasten::read::Entry::Api(r) => eprintln!(
+                fasten::query::Entry::Api(r) => eprintln!(
                     "  api   {} {:<16} {} {} {}",
                     r.timestamp, r.service_id, r.method, r.route, r.status
                 ),

@@ -8,8 +8,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in fasten.
 ///
 /// Match on [`Error::kind`]; the underlying cause, when there is one, is
-/// available through [`std::error::Error::source`]. `Display` shows this level
-/// only, so print the chain (`{:#}` with anyhow) to see the cause too.
+/// available through [`std::error::Error::source`]. `Display` shows the
+/// message and then each cause once, on one line (see its impl), so a
+/// reporter that walks `source()` as well should stop at a `fasten::Error`,
+/// as the CLI does.
 pub struct Error {
     kind: ErrorKind,
     message: String,

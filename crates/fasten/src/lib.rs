@@ -36,8 +36,8 @@
 //! - `mqtt`: request ids over MQTT v5 on rumqttc (the `fasten::mqtt` module).
 //! - `nats`: request ids over NATS headers on async-nats, core and JetStream
 //!   (the `fasten::nats` module).
-//! - `reader`: the mountable HTTP reader (the `fasten::reader` module),
-//!   with `http`.
+//! - `http-reader`: the mountable HTTP reader (the `fasten::http_reader`
+//!   module), with `http`.
 //! - `tokio`: `fasten::spawn`, a `tokio::spawn` that keeps the request's
 //!   context (on with `http` and `postgres`).
 //! - `otel`: OpenTelemetry's context (the `opentelemetry` API crate): an
@@ -89,7 +89,7 @@
 //! | [`emit`], [`Fasten::emit`] in `retry` mode (the default) | fine: it queues; it waits only while the queue is full, at most `FASTEN_AUDIT_QUEUE_TIMEOUT_MS` |
 //! | `emit` in `raise` mode, [`emit_durable`], [`flush`], [`Fasten::shutdown`] | blocks until a commit: use [`Fasten::emit_async`], [`Fasten::emit_durable_async`], [`Fasten::flush_async`], [`Fasten::shutdown_async`] |
 //! | [`Reader`] calls | block on the store: use [`AsyncReader`] |
-//! | `fasten::reader::router` (feature `reader`) | already runs reads off the executor |
+//! | `fasten::http_reader::router` (feature `http-reader`) | already runs reads off the executor |
 //!
 //! Work spawned from a request keeps its id, actor and tenant with
 //! `fasten::spawn` (feature `tokio`) or `.in_current_context()`
@@ -119,6 +119,9 @@ mod global;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+#[cfg(feature = "http-reader")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http-reader")))]
+pub mod http_reader;
 mod kind;
 #[cfg(test)]
 mod layering;
@@ -133,11 +136,8 @@ mod offload;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod pipeline;
+pub mod query;
 mod quiet;
-pub mod read;
-#[cfg(feature = "reader")]
-#[cfg_attr(docsrs, doc(cfg(feature = "reader")))]
-pub mod reader;
 pub mod record;
 mod redact;
 mod request_id;
@@ -170,7 +170,7 @@ pub use global::{
 };
 pub use kind::{ActorKind, Method, Outcome, ParseKindError, RetentionClass, Severity};
 pub use pipeline::Fasten;
-pub use read::{AsyncReader, AuditPage, AuditQuery, Reader};
+pub use query::{AsyncReader, AuditPage, AuditQuery, Reader};
 pub use request_id::RequestId;
 pub use stream::{ApiRow, Source, StreamPage, StreamQuery, StreamStats, SysRow};
 pub use tap::ExportStats;

@@ -23,7 +23,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::read::{AUDIT_FILTERS, AsyncReader, AuditQuery, Reader, parse_time};
+use crate::query::{AUDIT_FILTERS, AsyncReader, AuditQuery, Reader, parse_time};
 use crate::store::{GroupBy, Summarize, SummaryRow};
 
 /// The most groups one summary returns.

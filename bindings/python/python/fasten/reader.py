@@ -1,7 +1,7 @@
 """The engine's HTTP reader as an ASGI app:
 ``app.mount("/api/v1/logs", fasten.reader.router())``.
 
-Routes, auth and queries are the Rust reader's (``fasten::reader``); this
+Routes, auth and queries are the Rust reader's (``fasten::http_reader``); this
 app only moves each request's bytes to it and back. Auth is not optional:
 give ``tokens=[...]``, ``delegated=True`` (your own auth in front) or
 ``allow_unauthenticated=True``, or set ``FASTEN_READER_TOKENS``; otherwise

@@ -37,7 +37,7 @@ pub(crate) struct ExportArgs {
 
 fn instant(flag: &'static str, value: Option<&String>) -> anyhow::Result<Option<jiff::Timestamp>> {
     Ok(value
-        .map(|v| fasten::read::parse_time(flag, v))
+        .map(|v| fasten::query::parse_time(flag, v))
         .transpose()?)
 }
 

@@ -69,7 +69,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // Ages are pinned here, so a remote reader counts from the same instant.
     for (name, value) in [("since", &args.since), ("until", &args.until)] {
         if let Some(v) = value {
-            params.push((name, fasten::read::parse_time(name, v)?.to_string()));
+            params.push((name, fasten::query::parse_time(name, v)?.to_string()));
         }
     }
     let summary = args.source.open()?.summary(&params)?;

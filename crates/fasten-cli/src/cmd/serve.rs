@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use fasten::reader::{self, Auth, Options};
+use fasten::http_reader::{self, Auth, Options};
 
 /// Arguments of `fasten serve`.
 #[derive(Debug, clap::Args)]
@@ -50,9 +50,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut options = Options::new(auth);
     // Edges ship here when the central store has ingest tokens.
     if std::env::var(fasten::env::FASTEN_INGEST_TOKENS).is_ok_and(|v| !v.trim().is_empty()) {
-        options = options.ingest(reader::Ingest::from_env()?);
+        options = options.ingest(http_reader::Ingest::from_env()?);
     }
-    let app: axum::Router = axum::Router::new().nest(PREFIX, reader::router(reader, options));
+    let app: axum::Router = axum::Router::new().nest(PREFIX, http_reader::router(reader, options));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -39,7 +39,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .all_services(args.all_services)
         .method(Method::Cli);
     if let Some(now) = &args.now {
-        let ts = fasten::read::parse_time("now", now)?;
+        let ts = fasten::query::parse_time("now", now)?;
         let micros = u64::try_from(ts.as_microsecond())
             .with_context(|| format!("invalid --now {now:?}: must be after 1970"))?;
         options = options.now(std::time::UNIX_EPOCH + Duration::from_micros(micros));

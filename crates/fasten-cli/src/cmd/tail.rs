@@ -69,7 +69,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let since = args
         .since
         .as_deref()
-        .map(|s| fasten::read::parse_time("since", s))
+        .map(|s| fasten::query::parse_time("since", s))
         .transpose()?
         .map(|t| t.to_string());
     if let Some(s) = &since {

@@ -56,8 +56,16 @@ impl fmt::Display for Where {
 /// sales.codes.yaml:7: code ORDER_PLACED: category must not be empty
 /// ```
 ///
-/// [`source`](std::error::Error::source) is the YAML parse error or the I/O
-/// error when there is one; its text is part of this message too.
+/// When the file cannot be read or parsed, `Display` says only that
+/// (`cannot read file`, `cannot parse the code file`) and
+/// [`source`](std::error::Error::source) is the cause: the I/O error, or
+/// the YAML parser's error naming the field (`codes.ORDER_PLACED.severity`)
+/// and what is wrong with it. Each is said once, so print the chain (`{:#}`
+/// with anyhow, or walk `source()`) to see both:
+///
+/// ```text
+/// sales.codes.yaml:5:13: cannot parse the code file: mapping values are not allowed in this context at line 5 column 13
+/// ```
 #[derive(Debug)]
 pub struct CodeError {
     at: Where,
@@ -84,23 +92,16 @@ impl CodeError {
         self
     }
 
-    /// A parse or type error, keeping the parser's position but putting it
-    /// first, after the file, like every other error.
+    /// A parse or type error: the parser's position first, after the file,
+    /// like every other error; the parser's message is the source only.
     pub(super) fn yaml(path: &Path, err: serde_norway::Error) -> Self {
-        let mut message = err.to_string();
         let location = err.location();
-        if let Some(loc) = &location {
-            let suffix = format!(" at line {} column {}", loc.line(), loc.column());
-            if let Some(i) = message.find(&suffix) {
-                message.replace_range(i..i + suffix.len(), "");
-            }
-        }
         let at = Where::file(
             path,
             location.as_ref().map(serde_norway::Location::line),
             location.as_ref().map(serde_norway::Location::column),
         );
-        Self::new(at, None, message).with_source(err)
+        Self::new(at, None, "cannot parse the code file".to_owned()).with_source(err)
     }
 
     /// The file at fault, when the declaration came from one.
@@ -121,7 +122,7 @@ impl CodeError {
     }
 
     /// The code at fault, when the rule is about one code. `None` for YAML
-    /// syntax and type errors, whose message names it through the YAML path
+    /// syntax and type errors, whose source names it through the YAML path
     /// (`codes.ORDER_PLACED.severity`).
     pub fn code(&self) -> Option<&str> {
         self.code.as_deref()

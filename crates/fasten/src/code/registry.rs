@@ -265,7 +265,7 @@ impl Registry {
             CodeError::new(
                 Where::file(path, None, None),
                 None,
-                format!("cannot read file: {e}"),
+                "cannot read file".to_owned(),
             )
             .with_source(e)
         })?;
@@ -281,7 +281,8 @@ impl Registry {
     /// # Errors
     ///
     /// [`CodeError`] naming `origin`, the line and, where there is one, the
-    /// code, when the text is not valid YAML, a field is unknown, missing or of
+    /// code (the YAML parser's error is its
+    /// [`source`](std::error::Error::source)), when the text is not valid YAML, a field is unknown, missing or of
     /// the wrong type, the domain or a code is malformed, the domain does not
     /// match the file name, a code's own `domain` differs from the file's, a
     /// code is declared twice (in this text or already in the registry), a

@@ -37,6 +37,19 @@ fn load_err(yaml: &str) -> CodeError {
     err
 }
 
+/// The error and each cause after it, `a: b: c`, as a reporter that walks
+/// [`source`](std::error::Error::source) prints it (anyhow's `{:#}`).
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn one_code(fields: &str) -> String {
     format!(
         "domain: sales\ncodes:\n  ORDER_PLACED:\n    category: order\n    action: create\n{fields}"
@@ -268,39 +281,96 @@ fn rejects_empty_required_values() {
 #[test]
 fn rejects_missing_and_unknown_fields() {
     let err = load_err("domain: sales\ncodes:\n  ORDER_PLACED:\n    action: create\n");
-    insta::assert_snapshot!(err, @"sales.codes.yaml:4:5: codes.ORDER_PLACED: missing field `category`");
+    insta::assert_snapshot!(chain(&err), @"sales.codes.yaml:4:5: cannot parse the code file: codes.ORDER_PLACED: missing field `category` at line 4 column 5");
 
     let err = load_err(&one_code("    colour: red\n"));
-    insta::assert_snapshot!(err, @"sales.codes.yaml:6:5: codes.ORDER_PLACED: unknown field `colour`, expected one of `category`, `action`, `severity`, `description`, `retention_class`, `pii_in_detail`, `detail_passthrough_keys`, `domain`");
+    insta::assert_snapshot!(chain(&err), @"sales.codes.yaml:6:5: cannot parse the code file: codes.ORDER_PLACED: unknown field `colour`, expected one of `category`, `action`, `severity`, `description`, `retention_class`, `pii_in_detail`, `detail_passthrough_keys`, `domain` at line 6 column 5");
 
     let err = load_err(&format!("owner: team\n{SALES}"));
-    insta::assert_snapshot!(err, @"sales.codes.yaml:1:1: unknown field `owner`, expected one of `domain`, `emitter`, `codes`");
+    insta::assert_snapshot!(chain(&err), @"sales.codes.yaml:1:1: cannot parse the code file: unknown field `owner`, expected one of `domain`, `emitter`, `codes`");
 
     let err = load_err("domain: sales\n");
-    insta::assert_snapshot!(err, @"sales.codes.yaml:1:1: missing field `codes`");
+    insta::assert_snapshot!(chain(&err), @"sales.codes.yaml:1:1: cannot parse the code file: missing field `codes`");
 
     let err = load_err(&one_code("    category: user\n"));
-    insta::assert_snapshot!(err, @"sales.codes.yaml:4:5: codes.ORDER_PLACED: duplicate field `category`");
+    insta::assert_snapshot!(chain(&err), @"sales.codes.yaml:4:5: cannot parse the code file: codes.ORDER_PLACED: duplicate field `category` at line 4 column 5");
 }
 
 #[test]
 fn rejects_bad_values_showing_the_good_ones() {
     let err = load_err(&one_code("    severity: loud\n"));
-    insta::assert_snapshot!(err, @r#"sales.codes.yaml:6:15: codes.ORDER_PLACED.severity: invalid severity "loud": expected one of debug, info, warn, error, critical"#);
+    insta::assert_snapshot!(chain(&err), @r#"sales.codes.yaml:6:15: cannot parse the code file: codes.ORDER_PLACED.severity: invalid severity "loud": expected one of debug, info, warn, error, critical at line 6 column 15"#);
 
     let err = load_err(&one_code("    retention_class: forever\n"));
-    insta::assert_snapshot!(err, @r#"sales.codes.yaml:6:22: codes.ORDER_PLACED.retention_class: invalid retention_class "forever": expected one of short, medium, long"#);
+    insta::assert_snapshot!(chain(&err), @r#"sales.codes.yaml:6:22: cannot parse the code file: codes.ORDER_PLACED.retention_class: invalid retention_class "forever": expected one of short, medium, long at line 6 column 22"#);
 
     let err = load_err(&one_code("    pii_in_detail: maybe\n"));
-    insta::assert_snapshot!(err, @"sales.codes.yaml:6:20: codes.ORDER_PLACED.pii_in_detail: invalid type: string \"maybe\", expected a boolean");
+    insta::assert_snapshot!(chain(&err), @"sales.codes.yaml:6:20: cannot parse the code file: codes.ORDER_PLACED.pii_in_detail: invalid type: string \"maybe\", expected a boolean at line 6 column 20");
 
     let err = load_err(
         "domain: sales\ncodes:\n  ORDER_PLACED:\n    category: [order]\n    action: create\n",
     );
-    insta::assert_snapshot!(err, @"sales.codes.yaml:4:15: codes.ORDER_PLACED.category: invalid type: sequence, expected a string");
+    insta::assert_snapshot!(chain(&err), @"sales.codes.yaml:4:15: cannot parse the code file: codes.ORDER_PLACED.category: invalid type: sequence, expected a string at line 4 column 15");
 
     let err = load_err("domain: sales\ncodes: [ORDER_PLACED]\n");
-    insta::assert_snapshot!(err, @"sales.codes.yaml:2:8: codes: invalid type: sequence, expected a mapping from code to its metadata");
+    insta::assert_snapshot!(chain(&err), @"sales.codes.yaml:2:8: cannot parse the code file: codes: invalid type: sequence, expected a mapping from code to its metadata at line 2 column 8");
+}
+
+/// Issue 22: `Display` says what failed and `source()` carries the cause,
+/// so a reporter that walks the chain says the cause once.
+#[test]
+fn issue_22_code_error_prints_its_cause_once() -> TestResult {
+    let err = load_err(&one_code("    severity: loud\n"));
+    assert_eq!(
+        err.to_string(),
+        "sales.codes.yaml:6:15: cannot parse the code file"
+    );
+    let cause = std::error::Error::source(&err).ok_or("a yaml error has a source")?;
+    let cause = cause.to_string();
+    assert!(cause.contains(r#"invalid severity "loud""#), "{cause}");
+    assert_eq!(chain(&err).matches(&cause).count(), 1, "{}", chain(&err));
+    assert_eq!(chain(&err).matches("invalid severity").count(), 1);
+
+    // Wrapped in the crate's error (FASTEN_CODES at start-up), whose
+    // Display prints each cause after its own message: still once.
+    let dir = tempfile::tempdir()?;
+    #[cfg(feature = "sqlite")]
+    {
+        let path = dir.path().join("sales.codes.yaml");
+        std::fs::write(&path, one_code("    severity: loud\n"))?;
+        let dsn = format!("sqlite:///{}", dir.path().join("a.db").display());
+        let err = crate::Config::new()
+            .service_id("svc")
+            .node_id("node-1")
+            .audit_dsn(crate::Dsn::parse("FASTEN_AUDIT_DSN", &dsn)?)
+            .codes([path])
+            .build()
+            .err()
+            .ok_or("a bad code file fails start-up")?;
+        assert_eq!(err.kind(), &crate::ErrorKind::Codes);
+        assert_eq!(
+            err.to_string().matches("invalid severity").count(),
+            1,
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string()
+                .matches("cannot parse the code file")
+                .count(),
+            1,
+            "{err}"
+        );
+    }
+
+    // An unreadable file: the I/O error once.
+    let err = fails(Registry::new().load_file(dir.path().join("gone.codes.yaml")));
+    assert_eq!(
+        chain(&err).matches("No such file or directory").count(),
+        1,
+        "{}",
+        chain(&err)
+    );
+    Ok(())
 }
 
 #[test]
@@ -308,7 +378,7 @@ fn yaml_syntax_errors_name_the_file_and_keep_the_source() {
     let err = load_err(
         "domain: sales\ncodes:\n  ORDER_PLACED:\n    category: order\n      action: create\n",
     );
-    insta::assert_snapshot!(err, @"sales.codes.yaml:5:13: mapping values are not allowed in this context");
+    insta::assert_snapshot!(chain(&err), @"sales.codes.yaml:5:13: cannot parse the code file: mapping values are not allowed in this context at line 5 column 13");
     let source =
         std::error::Error::source(&err).and_then(|s| s.downcast_ref::<serde_norway::Error>());
     assert!(source.is_some(), "source is the yaml error");
@@ -316,10 +386,10 @@ fn yaml_syntax_errors_name_the_file_and_keep_the_source() {
 
     // The parser's context keeps its own position.
     let err = load_err("domain: sales\ncodes:\n  ORDER_PLACED: {category: order\n");
-    insta::assert_snapshot!(err, @"sales.codes.yaml:4:1: did not find expected ',' or '}', while parsing a flow mapping at line 3 column 17");
+    insta::assert_snapshot!(chain(&err), @"sales.codes.yaml:4:1: cannot parse the code file: did not find expected ',' or '}' at line 4 column 1, while parsing a flow mapping at line 3 column 17");
 
     let err = load_err("");
-    insta::assert_snapshot!(err, @"sales.codes.yaml:1:1: missing field `domain`");
+    insta::assert_snapshot!(chain(&err), @"sales.codes.yaml:1:1: cannot parse the code file: missing field `domain`");
 }
 
 #[test]
@@ -539,10 +609,9 @@ fn load_file_checks_the_domain_against_the_file_name() -> TestResult {
 fn load_file_reports_unreadable_files() -> TestResult {
     let dir = tempfile::tempdir()?;
     let err = fails(Registry::new().load_file(dir.path().join("gone.codes.yaml")));
-    let text = err
-        .to_string()
-        .replace(&dir.path().display().to_string(), "$DIR");
-    insta::assert_snapshot!(text, @"$DIR/gone.codes.yaml: cannot read file: No such file or directory (os error 2)");
+    let path = dir.path().display().to_string();
+    insta::assert_snapshot!(err.to_string().replace(&path, "$DIR"), @"$DIR/gone.codes.yaml: cannot read file");
+    insta::assert_snapshot!(chain(&err).replace(&path, "$DIR"), @"$DIR/gone.codes.yaml: cannot read file: No such file or directory (os error 2)");
     let source = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<std::io::Error>());
     assert_eq!(
         source.map(std::io::Error::kind),

@@ -53,7 +53,7 @@ pub(crate) fn check_params(
 /// # Examples
 ///
 /// ```
-/// use fasten::read::parse_time;
+/// use fasten::query::parse_time;
 /// assert_eq!(parse_time("since", "2026-04-20")?.to_string(), "2026-04-20T00:00:00Z");
 /// let day_ago = parse_time("since", "24h")?;
 /// assert!(jiff::Timestamp::now().duration_since(day_ago).as_secs() >= 86_400);

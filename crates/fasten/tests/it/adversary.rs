@@ -453,10 +453,10 @@ fn secrets_never_reach_a_row() {
 }
 
 // 10. The reader under load.
-#[cfg(all(feature = "reader", feature = "tracing"))]
+#[cfg(all(feature = "http-reader", feature = "tracing"))]
 #[test]
 fn the_reader_bounds_pages_says_no_store_and_logs_failed_auth() {
-    use fasten::reader::{self, Auth, Options};
+    use fasten::http_reader::{self, Auth, Options};
     const TOKEN: &str = "tok-adversary-0123456789";
     let db = Db::sqlite();
     let fasten = db.config("n1").max_detail_bytes(300_000).build().unwrap();
@@ -479,7 +479,7 @@ fn the_reader_bounds_pages_says_no_store_and_logs_failed_auth() {
             .map(|r| serde_json::to_vec(r).unwrap().len())
             .sum();
         assert!(
-            bytes <= fasten::read::MAX_PAGE_BYTES + 210_000,
+            bytes <= fasten::query::MAX_PAGE_BYTES + 210_000,
             "a page of {bytes} bytes"
         );
         seen.extend(page.rows.iter().map(|r| r.id.clone()));
@@ -490,7 +490,7 @@ fn the_reader_bounds_pages_says_no_store_and_logs_failed_auth() {
     }
     assert_eq!(seen.len(), 40, "paging by bytes loses no row");
 
-    let router = reader::router(
+    let router = http_reader::router(
         fasten::Reader::from_pipeline(&fasten),
         Options::new(Auth::bearer_tokens([TOKEN]).unwrap()),
     );

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fasten::reader::{self, Auth, Options};
+use fasten::http_reader::{self, Auth, Options};
 use fasten::summary::SummaryQuery;
 use fasten::{ActorKind, Config, Dsn, Fasten, Reader, RequestId, Stdout};
 use serde_json::Value;
@@ -206,7 +206,7 @@ fn over_http(fasten: &Fasten) {
     });
     let s = Served::start(axum::Router::new().nest(
         "/logs",
-        reader::router(Reader::from_pipeline(fasten), scoped),
+        http_reader::router(Reader::from_pipeline(fasten), scoped),
     ));
     let auth = format!("Bearer {TOKEN}");
     let get =

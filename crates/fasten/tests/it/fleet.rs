@@ -264,7 +264,9 @@ mod over_mqtt {
             .entries
             .iter()
             .filter_map(|e| match e {
-                fasten::read::Entry::Audit(r) => Some((r.source_node_id.clone(), r.method.clone())),
+                fasten::query::Entry::Audit(r) => {
+                    Some((r.source_node_id.clone(), r.method.clone()))
+                }
                 _ => None,
             })
             .collect();
@@ -620,9 +622,9 @@ fn sys_and_api_rows_ship_once_each_and_correlate_centrally() {
         .entries
         .iter()
         .map(|e| match e {
-            fasten::read::Entry::Audit(r) => ("audit", r.source_node_id.as_str()),
-            fasten::read::Entry::Sys(r) => ("sys", &*r.source_node_id),
-            fasten::read::Entry::Api(r) => ("api", &*r.source_node_id),
+            fasten::query::Entry::Audit(r) => ("audit", r.source_node_id.as_str()),
+            fasten::query::Entry::Sys(r) => ("sys", &*r.source_node_id),
+            fasten::query::Entry::Api(r) => ("api", &*r.source_node_id),
             _ => ("other", ""),
         })
         .collect();
@@ -877,10 +879,10 @@ fn the_central_writers_own_nodes_cannot_be_shipped_over() {
     assert_eq!(count(&schema, "hq"), 1);
 }
 
-#[cfg(all(feature = "reader", feature = "ship-http", feature = "tracing"))]
+#[cfg(all(feature = "http-reader", feature = "ship-http", feature = "tracing"))]
 mod over_http {
     use fasten::Reader;
-    use fasten::reader::{self, Auth, Ingest, Options};
+    use fasten::http_reader::{self, Auth, Ingest, Options};
 
     use super::*;
     use crate::reader::Served;
@@ -961,7 +963,7 @@ mod over_http {
             ]);
         let served = Served::start(axum::Router::new().nest(
             "/logs",
-            reader::router(
+            http_reader::router(
                 Reader::new(central.clone()),
                 Options::new(Auth::bearer_tokens([READER]).unwrap()).ingest(ingest),
             ),

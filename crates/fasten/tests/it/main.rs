@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod adversary;
-#[cfg(all(feature = "reader", feature = "tracing"))]
+#[cfg(all(feature = "http-reader", feature = "tracing"))]
 mod agent;
 mod checkpoints;
 mod crash;
@@ -26,7 +26,7 @@ mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod process_id;
-#[cfg(all(feature = "reader", feature = "tracing"))]
+#[cfg(all(feature = "http-reader", feature = "tracing"))]
 mod reader;
 #[cfg(feature = "http")]
 mod readme;

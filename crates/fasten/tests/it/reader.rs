@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use fasten::reader::{self, Auth, Options};
+use fasten::http_reader::{self, Auth, Options};
 use fasten::{ActorKind, Config, Dsn, Event, Fasten, Outcome, Reader, RequestId, Severity, Stdout};
 use serde_json::{Value, json};
 
@@ -158,11 +158,14 @@ fn scenario(dsn: &Dsn, second_node: impl Fn() -> Fasten + Send + Sync + 'static)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         });
-    let s = Served::start(nest(reader::router(
+    let s = Served::start(nest(http_reader::router(
         Reader::from_pipeline(&fasten),
         Options::new(Auth::bearer_tokens([TOKEN, ROTATED]).unwrap()),
     )));
-    let t = Served::start(nest(reader::router(Reader::from_pipeline(&fasten), scoped)));
+    let t = Served::start(nest(http_reader::router(
+        Reader::from_pipeline(&fasten),
+        scoped,
+    )));
 
     // Auth: none, wrong, and both rotated tokens.
     let (status, body) = s.get("/audit", &[]);
@@ -426,7 +429,7 @@ fn scenario(dsn: &Dsn, second_node: impl Fn() -> Fasten + Send + Sync + 'static)
     // failed authentications above (tenant: the pipeline's).
     let own: Vec<&Value> = rows(&body)
         .iter()
-        .filter(|r| r["target"] != "fasten::reader")
+        .filter(|r| r["target"] != "fasten::http_reader")
         .collect();
     assert_eq!(own.len(), 3, "{body}");
     for path in ["/sys", "/api", "/sys?request_id=req-0"] {
@@ -484,7 +487,7 @@ fn scenario(dsn: &Dsn, second_node: impl Fn() -> Fasten + Send + Sync + 'static)
     assert_eq!(doc["paths"].as_object().unwrap().len(), 11);
 
     // Reads through an audited router leave one READER_QUERY row each.
-    let audited = Served::start(nest(reader::router(
+    let audited = Served::start(nest(http_reader::router(
         Reader::from_pipeline(&fasten),
         Options::new(Auth::bearer_tokens([TOKEN]).unwrap()).audit_reads(fasten.clone()),
     )));
@@ -560,7 +563,7 @@ fn the_reader_serves_inclusion_proofs_that_verify_offline() {
     }
     // Flush signs a checkpoint covering everything so far.
     fasten.flush(SECS).unwrap();
-    let s = Served::start(nest(reader::router(
+    let s = Served::start(nest(http_reader::router(
         Reader::from_pipeline(&fasten),
         Options::new(Auth::bearer_tokens([TOKEN]).unwrap()),
     )));

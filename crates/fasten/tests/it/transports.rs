@@ -121,14 +121,14 @@ impl Plant {
         let (mut audit, mut sys, mut api) = (Vec::new(), Vec::new(), Vec::new());
         for entry in timeline.entries {
             match entry {
-                fasten::read::Entry::Audit(r) => {
+                fasten::query::Entry::Audit(r) => {
                     audit.push((r.service_id.clone(), r.code.clone(), r.method.clone()));
                 }
                 // fasten's warning that a handler named no actor is not
                 // one of the request's own rows.
-                fasten::read::Entry::Sys(r) if r.target == "fasten::attribution" => {}
-                fasten::read::Entry::Sys(r) => sys.push((r.service_id.to_string(), r.message)),
-                fasten::read::Entry::Api(r) => api.push((
+                fasten::query::Entry::Sys(r) if r.target == "fasten::attribution" => {}
+                fasten::query::Entry::Sys(r) => sys.push((r.service_id.to_string(), r.message)),
+                fasten::query::Entry::Api(r) => api.push((
                     r.service_id.to_string(),
                     format!("{} {}", r.method, r.route),
                 )),

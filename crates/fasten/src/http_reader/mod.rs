@@ -1,10 +1,10 @@
 //! The mountable HTTP reader: JSON over GET, an axum router a service nests
-//! wherever it likes.
+//! wherever it likes, over the query facade ([`crate::query`]).
 //!
 //! ```no_run
-//! use fasten::reader::{self, Auth, Options};
+//! use fasten::http_reader::{self, Auth, Options};
 //! let guard = fasten::init()?;
-//! let logs = reader::router(
+//! let logs = http_reader::router(
 //!     fasten::Reader::from_pipeline(guard.fasten()),
 //!     Options::new(Auth::from_env()?), // FASTEN_READER_TOKENS
 //! );
@@ -34,9 +34,9 @@
 //! silently ignored.
 //!
 //! **Limits.** Reads share a few store connections
-//! ([`READER_CONNECTIONS`](crate::read::READER_CONNECTIONS)), so a long
+//! ([`READER_CONNECTIONS`](crate::query::READER_CONNECTIONS)), so a long
 //! verification never queues a page behind it; a page stops at
-//! [`MAX_PAGE_BYTES`](crate::read::MAX_PAGE_BYTES) as well as `limit` rows;
+//! [`MAX_PAGE_BYTES`](crate::query::MAX_PAGE_BYTES) as well as `limit` rows;
 //! a page or correlation that takes longer than [`QUERY_TIMEOUT`] is a 503;
 //! at most [`EXPENSIVE_CONCURRENCY`] verifications, proofs and doctor checks
 //! run at once, more are a 429 with `Retry-After`. Every response carries
@@ -74,7 +74,7 @@ use crate::error::{Error, ErrorKind};
 use crate::event::Event;
 use crate::kind::ActorKind;
 use crate::pipeline::Fasten;
-use crate::read::{AuditQuery, Reader};
+use crate::query::{AuditQuery, Reader};
 use crate::request_id::RequestId;
 use crate::stream::StreamQuery;
 
@@ -301,13 +301,13 @@ impl Shared {
                     format!("fasten reader: authentication failed: {why}"),
                 ) {
                     f.log(
-                        line.target("fasten::reader")
+                        line.target("fasten::http_reader")
                             .field("path", crate::stream::cap_field(path.to_owned())),
                     );
                 }
             }
             None => {
-                tracing::warn!(target: "fasten::reader", path, "authentication failed: {why}");
+                tracing::warn!(target: "fasten::http_reader", path, "authentication failed: {why}");
             }
         }
     }
@@ -522,7 +522,7 @@ fn params(
                 k
             }
             None => {
-                let mut names = crate::read::AUDIT_FILTERS.iter().chain(&PAGE_NAMES);
+                let mut names = crate::query::AUDIT_FILTERS.iter().chain(&PAGE_NAMES);
                 match names.find(|k| **k == name) {
                     Some(&k) => k,
                     None => {
@@ -659,7 +659,7 @@ async fn summary(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, Problem> {
-    let known: Vec<&'static str> = crate::read::AUDIT_FILTERS
+    let known: Vec<&'static str> = crate::query::AUDIT_FILTERS
         .iter()
         .chain(&crate::summary::SUMMARY_PARAMS)
         .copied()
@@ -911,7 +911,7 @@ fn watchdog() -> &'static crossbeam_channel::Sender<Watched> {
                 }
             });
         if spawned.is_err() {
-            tracing::error!(target: "fasten::reader", "cannot start the reader's deadline thread: reads run without a time limit");
+            tracing::error!(target: "fasten::http_reader", "cannot start the reader's deadline thread: reads run without a time limit");
         }
         tx
     })

@@ -1,6 +1,7 @@
 //! Reading rows back: audit pages, stream pages, the rows of one request
-//! across the three streams, and a health check. The HTTP reader and the
-//! CLI are thin layers over [`Reader`].
+//! across the three streams, and a health check: the query facade. The HTTP
+//! reader (`fasten::http_reader`, feature `http-reader`) and the CLI are thin
+//! layers over [`Reader`].
 //!
 //! ```no_run
 //! use fasten::{AuditQuery, Reader, RequestId};
