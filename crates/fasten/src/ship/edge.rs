@@ -125,6 +125,9 @@ fn message(body: &str) -> String {
 }
 
 /// The transport `to` names.
+// Only the ingest transport keeps the token; without `ship-http` nothing
+// consumes it.
+#[cfg_attr(not(feature = "ship-http"), allow(clippy::needless_pass_by_value))]
 fn transport(to: &str, token: Option<String>) -> Result<Box<dyn Transport>> {
     let to = to.trim();
     if to.starts_with("postgres://") || to.starts_with("postgresql://") {

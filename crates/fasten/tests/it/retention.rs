@@ -704,6 +704,8 @@ fn stream_rows_older_than_their_days_are_deleted() {
     let db = Db::sqlite();
     let fasten = db.config().build().unwrap();
     fasten.shutdown(SECS).unwrap();
+    // Irrefutable when the `postgres` feature is off.
+    #[allow(irrefutable_let_patterns)]
     let Db::Sqlite(dir) = &db else { unreachable!() };
     let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
     conn.execute_batch("CREATE TABLE api_log (id TEXT, timestamp TEXT NOT NULL)")
@@ -768,6 +770,8 @@ fn a_sweep_that_fails_half_way_still_records_what_it_erased() {
     let fasten = db.config().build().unwrap();
     let first = emit(&fasten, "ORDER_PLACED", json!({"n": 1}));
     let second = emit(&fasten, "ORDER_PLACED", json!({"n": 2}));
+    // Irrefutable when the `postgres` feature is off.
+    #[allow(irrefutable_let_patterns)]
     let Db::Sqlite(dir) = &db else { unreachable!() };
     let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
     conn.execute_batch(&format!(

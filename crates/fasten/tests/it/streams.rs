@@ -1,19 +1,18 @@
 //! The sys and api streams: the tracing layer, the HTTP layers over real
 //! loopback HTTP, and one request's rows joined across the three streams.
 
-use std::path::Path;
 use std::time::Duration;
 
 use fasten::{Config, Dsn, Event, Fasten, RequestId, Source, Stdout, StreamQuery};
-use serde_json::json;
 use tracing_subscriber::prelude::*;
 
-use super::support::{config, stored_ids, streams_config};
+use super::support::{config, streams_config};
 
 const SECS: Duration = Duration::from_secs(10);
 
 /// Audit rows of one request, straight from the file.
-fn audit_codes_of(path: &Path, id: &str) -> Vec<String> {
+#[cfg(feature = "http")]
+fn audit_codes_of(path: &std::path::Path, id: &str) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).unwrap();
     let mut stmt = conn
         .prepare("SELECT code FROM audit_log WHERE request_id = ?1 ORDER BY timestamp")
@@ -190,6 +189,9 @@ mod http {
     use axum::{Json, Router};
     use fasten::context::FutureExt as _;
     use fasten::http::{RequestIdLayer, X_REQUEST_ID};
+    use serde_json::json;
+
+    use crate::support::stored_ids;
 
     #[derive(Clone)]
     struct App {
@@ -722,6 +724,7 @@ fn postgres_own_io_stays_out_of_the_sys_stream() {
 
 /// The api row, the handler's audit row and the response header carry one
 /// id with the combined layer and with the two layers in either order.
+#[cfg(feature = "http")]
 #[test]
 fn http_layers_agree_on_the_id_in_any_order() {
     use axum::{Router, routing::post};
