@@ -602,6 +602,8 @@ pub(crate) trait Store: Send {
 /// paths are checked by the caller (`crate::summary`) against allow lists;
 /// path segments match `^[a-z_][a-z0-9_]*$`, so they are safe inside a
 /// JSON path or a text array, and are still bound as parameters.
+// Read only by the stores; without one it is built and never read.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 #[derive(Debug, Clone)]
 pub(crate) struct Summarize {
     pub(crate) filter: stream::Query,
@@ -859,6 +861,7 @@ pub(crate) fn is_permanent(e: &crate::Error) -> bool {
 /// How many seqs `first..=tip` holds, in arithmetic that cannot overflow
 /// on stored values (a planted `i64::MAX` tip, a negative first seq); 0
 /// when `tip` is before `first`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn seq_span(first: i64, tip: i64) -> u64 {
     u64::try_from(i128::from(tip) - i128::from(first) + 1).unwrap_or(0)
 }
