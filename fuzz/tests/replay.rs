@@ -23,7 +23,9 @@ impl Rng {
 }
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     let mut out: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| std::fs::read(e.unwrap().path()).unwrap())
@@ -85,7 +87,8 @@ fn every_target_survives_its_corpus_and_random_mutations() {
         for seed in &pool {
             target(seed);
         }
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64 ^ (name.as_bytes()[0] as u64) << 32);
+        let mut rng =
+            Rng(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64 ^ (name.as_bytes()[0] as u64) << 32);
         for _ in 0..iterations {
             let input = mutate(&mut rng, &pool);
             let result = std::panic::catch_unwind(|| target(&input));
@@ -96,6 +99,9 @@ fn every_target_survives_its_corpus_and_random_mutations() {
                 std::panic::resume_unwind(panic);
             }
         }
-        eprintln!("{name}: {} seeds, {iterations} mutations: no crash", pool.len());
+        eprintln!(
+            "{name}: {} seeds, {iterations} mutations: no crash",
+            pool.len()
+        );
     }
 }
