@@ -189,7 +189,7 @@ pub(super) async fn ingest(
     })
     .await;
     match out {
-        Ok(ack) => Ok(Json(serde_json::to_value(ack).unwrap_or_default())),
+        Ok(ack) => Ok(Json(super::body(&ack)?)),
         Err(p) => Err(p),
     }
 }

@@ -594,9 +594,14 @@ async fn audit(
     }
     let page = read(&shared, move |r| r.audit(&q)).await?;
     shared.record(&caller, "/audit", &query, page.rows.len())?;
-    Ok(Json(serde_json::to_value(page).map_err(|e| {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    })?))
+    Ok(Json(body(&page)?))
+}
+
+/// A response body as JSON; a value that cannot be encoded is a 500, never
+/// a silent `null`.
+fn body<T: serde::Serialize>(value: &T) -> Result<Value, Problem> {
+    serde_json::to_value(value)
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 async fn sys(
@@ -649,9 +654,7 @@ async fn correlate(
     let tenant = caller.tenant.clone();
     let timeline = read(&shared, move |r| r.correlate_scoped(&id, tenant.as_deref())).await?;
     shared.record(&caller, "/correlate", &query, timeline.entries.len())?;
-    Ok(Json(serde_json::to_value(timeline).map_err(|e| {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    })?))
+    Ok(Json(body(&timeline)?))
 }
 
 async fn summary(
@@ -671,9 +674,7 @@ async fn summary(
     }
     let summary = read(&shared, move |r| r.summary(&q)).await?;
     shared.record(&caller, "/audit/summary", &query, summary.groups.len())?;
-    Ok(Json(serde_json::to_value(summary).map_err(|e| {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    })?))
+    Ok(Json(body(&summary)?))
 }
 
 fn operator_only(caller: &Caller) -> Result<(), Problem> {
@@ -696,7 +697,7 @@ async fn verify(
     let _permit = shared.expensive()?;
     let report = read_within(&shared, EXPENSIVE_TIMEOUT, Reader::verify).await?;
     shared.record(&caller, "/audit/verify", &query, 0)?;
-    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+    Ok(Json(body(&report)?))
 }
 
 async fn doctor(
@@ -708,7 +709,7 @@ async fn doctor(
     operator_only(&caller)?;
     let _permit = shared.expensive()?;
     let health = read_within(&shared, EXPENSIVE_TIMEOUT, |r| Ok(r.health())).await?;
-    let mut body = serde_json::to_value(&health).unwrap_or_default();
+    let mut body = body(&health)?;
     if let Some(f) = shared.reader.pipeline() {
         let s = f.queue_stats();
         body["queue"] = json!({
@@ -776,7 +777,7 @@ async fn proof(
         _ => p,
     })?;
     shared.record(&caller, "/audit/proof", &query, 1)?;
-    Ok(Json(serde_json::to_value(proof).unwrap_or_default()))
+    Ok(Json(body(&proof)?))
 }
 
 async fn openapi(caller: Caller) -> Result<Json<Value>, Problem> {
