@@ -205,6 +205,24 @@ fn cmp_utf16_bytes(ab: &[u8], bb: &[u8]) -> Ordering {
     }
 }
 
+/// The length of `value` as compact (serde_json) JSON, counted without
+/// building the text: what a page or a shipped batch will weigh.
+pub(crate) fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<usize> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value)?;
+    Ok(count.0)
+}
+
 /// Parses JSON text as [`serde_json::from_str`] does, but refuses an object
 /// with the same key twice (anywhere in the text). serde_json keeps the last
 /// value of a repeated key, SQLite's `json_extract` the first: with both in

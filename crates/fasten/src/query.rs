@@ -689,21 +689,12 @@ fn cap_page<T: serde::Serialize>(
     next: &mut Option<String>,
     key: impl Fn(&T) -> (&str, &str),
 ) {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut bytes = Count(0);
+    let mut bytes = 0usize;
     let cut = rows.iter().position(|row| {
-        let _ = serde_json::to_writer(&mut bytes, row);
-        bytes.0 += 1;
-        bytes.0 > MAX_PAGE_BYTES
+        // A row that cannot be encoded counts as nothing here; the page's
+        // own encoding reports it.
+        bytes += crate::canonical::json_len(row).unwrap_or(0) + 1;
+        bytes > MAX_PAGE_BYTES
     });
     if let Some(at) = cut {
         rows.truncate(at.max(1));

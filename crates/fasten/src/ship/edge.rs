@@ -556,19 +556,6 @@ impl Shipper {
 /// goes alone.
 const MAX_SHIP_BATCH_BYTES: usize = 16 << 20;
 
-/// Counts the bytes written to it.
-struct Count(usize);
-
-impl std::io::Write for Count {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Up to `limit` rows of `node` from `first_seq` on, in seq order, of at
 /// most `max_bytes` of JSON unless the first row alone is larger.
 fn read_batch(
@@ -592,13 +579,12 @@ fn read_batch(
     let out = store.scan_chain(node, after, &mut |row| {
         match row {
             Ok(row) => {
-                let mut size = Count(0);
-                serde_json::to_writer(&mut size, &row)
+                let size = crate::canonical::json_len(&row)
                     .map_err(|e| Error::store("cannot encode a row to ship", e))?;
-                if !rows.is_empty() && bytes.saturating_add(size.0) > max_bytes {
+                if !rows.is_empty() && bytes.saturating_add(size) > max_bytes {
                     return Err(Error::new(ErrorKind::Store, full));
                 }
-                bytes = bytes.saturating_add(size.0);
+                bytes = bytes.saturating_add(size);
                 rows.push(row);
             }
             Err(u) => {
