@@ -314,16 +314,9 @@ fn meta(c: &CodeInput) -> Result<Meta> {
     Ok(m)
 }
 
-/// A code error's message and its cause (the YAML or I/O error is its
-/// `source()`, not part of its `Display`), `a: b`.
+/// A code error's message and its cause ([`fasten::code::CodeError::report`]).
 fn codes_error(e: &fasten::code::CodeError) -> napi::Error {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
+    let message = e.report();
     tagged("Codes", None, None, &message)
 }
 

@@ -565,16 +565,9 @@ pub(crate) fn register(
         .map_err(|e| code_err(py, &e))
 }
 
-/// A code error's message and its cause (the YAML or I/O error is its
-/// `source()`, not part of its `Display`), `a: b`.
+/// A code error's message and its cause ([`fasten::code::CodeError::report`]).
 fn code_err(py: Python<'_>, e: &fasten::code::CodeError) -> PyErr {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
+    let message = e.report();
     new_err(py, "codes", None, None, message)
 }
 

@@ -127,6 +127,19 @@ impl CodeError {
     pub fn code(&self) -> Option<&str> {
         self.code.as_deref()
     }
+
+    /// The message and each cause after it, `a: b`: one line for callers
+    /// that cannot walk `source()`, such as the language bindings.
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    }
 }
 
 impl fmt::Display for CodeError {

@@ -330,6 +330,8 @@ fn issue_22_code_error_prints_its_cause_once() -> TestResult {
     assert!(cause.contains(r#"invalid severity "loud""#), "{cause}");
     assert_eq!(chain(&err).matches(&cause).count(), 1, "{}", chain(&err));
     assert_eq!(chain(&err).matches("invalid severity").count(), 1);
+    // What the bindings show: the same one line.
+    assert_eq!(err.report(), chain(&err));
 
     // Wrapped in the crate's error (FASTEN_CODES at start-up), whose
     // Display prints each cause after its own message: still once.
