@@ -638,22 +638,7 @@ impl Worker {
             idle = 0;
             let mut batch = Batch::default();
             self.add(&mut batch, first);
-            while batch.rows.len() < self.settings.batch_size
-                && batch.flushes.is_empty()
-                && !batch.shutdown
-            {
-                match self.rx.try_recv() {
-                    Ok(msg) => {
-                        let item = self.ready(msg);
-                        if !batch.fits(&item, self.settings.batch_bytes) {
-                            self.held = Some(item);
-                            break;
-                        }
-                        self.add(&mut batch, item);
-                    }
-                    Err(_) => break,
-                }
-            }
+            self.fill(&mut batch, true);
             let shutdown = batch.shutdown;
             self.write(batch);
             if shutdown {
@@ -724,19 +709,7 @@ impl Worker {
             if let Some(item) = self.held.take() {
                 self.add(&mut rest, item);
             }
-            while rest.rows.len() < self.settings.batch_size {
-                match self.rx.try_recv() {
-                    Ok(msg) => {
-                        let item = self.ready(msg);
-                        if !rest.fits(&item, self.settings.batch_bytes) {
-                            self.held = Some(item);
-                            break;
-                        }
-                        self.add(&mut rest, item);
-                    }
-                    Err(_) => break,
-                }
-            }
+            self.fill(&mut rest, false);
             let idle = rest.rows.is_empty() && rest.flushes.is_empty();
             self.write(rest);
             if idle {
@@ -767,6 +740,24 @@ impl Worker {
             }
             Msg::Flush(ack) => Ready::Flush(ack),
             Msg::Shutdown => Ready::Shutdown,
+        }
+    }
+
+    /// Takes what is already queued into `batch`, without waiting, until
+    /// it holds `batch_size` rows, the next row would take it past
+    /// `batch_bytes` (that row is held for the next batch) or, with
+    /// `until_flush`, a flush or shutdown joined it.
+    fn fill(&mut self, batch: &mut Batch, until_flush: bool) {
+        while batch.rows.len() < self.settings.batch_size
+            && !(until_flush && (!batch.flushes.is_empty() || batch.shutdown))
+        {
+            let Ok(msg) = self.rx.try_recv() else { break };
+            let item = self.ready(msg);
+            if !batch.fits(&item, self.settings.batch_bytes) {
+                self.held = Some(item);
+                break;
+            }
+            self.add(batch, item);
         }
     }
 
