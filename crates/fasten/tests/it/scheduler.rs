@@ -90,8 +90,10 @@ fn issue_8_a_scheduled_run_shares_one_id_across_services_and_is_recorded() {
                         (Method::Scheduler, "nightly-report")
                     );
                     tracing::info!("building report");
-                    // An await point the job's context must survive.
-                    tokio::task::yield_now().await;
+                    // Not synchronisation: the job's own work, an await
+                    // point its context must survive, and the 5 ms its
+                    // recorded duration_ms is checked against below.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                     reqwest::Client::new()
                         .get(format!("{base}/stock"))
                         .headers(fasten::http::outbound_headers())
