@@ -352,10 +352,39 @@ impl PostgresStore {
     }
 
     /// Creates schema, table, missing columns and indexes, in one
-    /// transaction. Many processes start at once in a fleet, and concurrent
-    /// `CREATE … IF NOT EXISTS` can still collide in the catalog, so
-    /// migrations take an advisory lock.
+    /// transaction, unless [`schema_complete`] finds nothing missing. Many
+    /// processes start at once in a fleet, and concurrent `CREATE … IF NOT
+    /// EXISTS` can still collide in the catalog, so migrations take an
+    /// advisory lock.
     fn migrate(&mut self, schema: Option<&str>, table: &str) -> Result<()> {
+        let columns: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
+        let relations: Vec<String> = [
+            "node_seq",
+            "unerased",
+            "unshipped",
+            "checkpoints",
+            "merkle",
+            "leases",
+            "fleet",
+            "forks",
+        ]
+        .into_iter()
+        .chain(INDEXED.iter().map(|(name, _)| *name))
+        .map(|suffix| format!("{table}_{suffix}"))
+        .collect();
+        let complete = self
+            .rt
+            .block_on(schema_complete(
+                &self.client,
+                schema,
+                table,
+                &columns,
+                &relations,
+            ))
+            .map_err(pg_err("read the schema"))?;
+        if complete {
+            return Ok(());
+        }
         let t = self.qualified.clone();
         let checkpoints = self.checkpoints.clone();
         let merkle = self.merkle.clone();
@@ -464,7 +493,39 @@ fn forms_sql(qualified: &str) -> String {
     )
 }
 
+/// Whether `table` in `schema` (the search path's first when `None`) has
+/// every column in `columns`, and every relation in `relations` exists
+/// beside it: then a migration has nothing to do and must not run, because
+/// `CREATE INDEX IF NOT EXISTS` takes a SHARE lock on the table even when the
+/// index exists (and `ADD COLUMN IF NOT EXISTS` an exclusive one), held to
+/// the end of the migration: every other writer's `INSERT` waits for it. A
+/// sweep opening the store stalled `raise`-mode emits for 100–170 ms so.
+pub(crate) async fn schema_complete(
+    client: &Client,
+    schema: Option<&str>,
+    table: &str,
+    columns: &[&str],
+    relations: &[String],
+) -> std::result::Result<bool, tokio_postgres::Error> {
+    let have = client.query(COLUMNS_SQL, &[&schema, &table]).await?;
+    let has_columns = columns.iter().all(|c| {
+        have.iter()
+            .any(|r| r.try_get::<_, &str>(0).is_ok_and(|h| h == *c))
+    });
+    if !has_columns {
+        return Ok(false);
+    }
+    let found: i64 = client
+        .query_one(RELATIONS_SQL, &[&schema, &relations])
+        .await?
+        .try_get(0)?;
+    Ok(usize::try_from(found).is_ok_and(|n| n == relations.len()))
+}
+
 const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+const RELATIONS_SQL: &str =
+    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = coalesce($1, current_schema()) AND c.relname = ANY($2)";
 const COLUMNS_SQL: &str = "SELECT column_name::text FROM information_schema.columns
      WHERE table_schema = coalesce($1, current_schema()) AND table_name = $2";
 

@@ -554,6 +554,75 @@ fn checkpoints_are_kept_in_postgres_and_hold() -> fasten::Result<()> {
 }
 
 #[cfg(feature = "tracing")]
+/// Opening a store whose tables and indexes all exist runs no DDL:
+/// `CREATE INDEX IF NOT EXISTS` takes a SHARE lock even when the index
+/// exists, so it waits for every inserting writer and every later insert
+/// waits for it (a sweep's open stalled emits for 170 ms so). Here another
+/// session holds ROW EXCLUSIVE on each table, as a writer mid-batch does,
+/// while a second pipeline starts, sweeps and reads both streams.
+#[test]
+fn opening_a_migrated_store_waits_for_no_writer() -> fasten::Result<()> {
+    use fasten::StreamQuery;
+    use fasten::retention::SweepOptions;
+    let Some(schema) = Schema::new() else {
+        return Ok(());
+    };
+    let dsns = |name: &str| -> (Dsn, Dsn, Dsn) {
+        let stream = |var, table: &str| {
+            Dsn::parse_for(
+                var,
+                &format!("{}?table={name}.{table}", base_url()),
+                "unused",
+            )
+            .unwrap()
+        };
+        (
+            Dsn::parse(
+                "FASTEN_AUDIT_DSN",
+                &format!("{}?table={name}.audit_log", base_url()),
+            )
+            .unwrap(),
+            stream("FASTEN_SYS_DSN", "sys_log"),
+            stream("FASTEN_API_DSN", "api_log"),
+        )
+    };
+    let start = |(audit, sys, api): (Dsn, Dsn, Dsn)| -> fasten::Result<fasten::Fasten> {
+        let fasten = config(audit, "pg-migrated")
+            .stdout(fasten::Stdout::NONE)
+            .sys_dsn(sys)
+            .api_dsn(api)
+            .build()?;
+        fasten.emit(Event::new("USER_CREATED").target("u-1"))?;
+        fasten.sweep(&SweepOptions::new())?;
+        fasten.sys_rows(&StreamQuery::new(7))?;
+        fasten.api_rows(&StreamQuery::new(7))?;
+        Ok(fasten)
+    };
+    start(dsns(&schema.name))?.shutdown(SECS)?;
+
+    let mut writer = postgres::Client::connect(&base_url(), postgres::NoTls).unwrap();
+    let mut mid_batch = writer.transaction().unwrap();
+    let s = &schema.name;
+    mid_batch
+        .batch_execute(&format!(
+            "LOCK TABLE {s}.audit_log, {s}.sys_log, {s}.api_log IN ROW EXCLUSIVE MODE"
+        ))
+        .unwrap();
+    let (done, started) = std::sync::mpsc::channel();
+    let name = schema.name.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(start(dsns(&name)).and_then(|f| f.shutdown(SECS)));
+    });
+    let outcome = started.recv_timeout(Duration::from_secs(60));
+    mid_batch.rollback().unwrap();
+    match outcome {
+        Ok(result) => result.map(|_| ()),
+        Err(_) => {
+            panic!("a second pipeline's start, sweep and reads waited 60 s on a writer's lock")
+        }
+    }
+}
+
 #[test]
 fn sys_and_api_rows_are_stored_in_postgres_and_read_back() -> fasten::Result<()> {
     use fasten::{RequestId, Source, Stdout, StreamQuery};

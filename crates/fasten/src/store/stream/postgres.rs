@@ -10,7 +10,7 @@ use super::{
     unshipped_sql,
 };
 use crate::error::Result;
-use crate::store::postgres::{ClientRuntime, col, connect, pg_err, ts_text};
+use crate::store::postgres::{ClientRuntime, col, connect, pg_err, schema_complete, ts_text};
 
 pub(super) struct PostgresStreams {
     rt: ClientRuntime,
@@ -78,10 +78,21 @@ impl PostgresStreams {
         ddl.push_str(&format!(
             "CREATE INDEX IF NOT EXISTS \"{table}_{suffix}\" ON {qualified} {def};"
         ));
+        let columns: Vec<&str> = cols.iter().map(|c| c.name).chain([shipped]).collect();
+        let relations: Vec<String> = INDEXED
+            .iter()
+            .map(|(name, _)| *name)
+            .chain([suffix])
+            .map(|s| format!("{table}_{s}"))
+            .collect();
         // Concurrent first starts can collide in the catalog even with
         // IF NOT EXISTS; an advisory lock keyed by the table serialises them.
         let lock = format!("fasten migrate {qualified}");
         rt.block_on(async {
+            // The DDL locks the table even when it changes nothing.
+            if schema_complete(&client, schema, table, &columns, &relations).await? {
+                return Ok(());
+            }
             let tx = client.transaction().await?;
             tx.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
