@@ -570,7 +570,9 @@ pub(crate) trait Store: Send {
     fn erase(&mut self, ids: &[&str]) -> Result<Erased>;
 
     /// The nodes with at least one row whose `shipped_at` is set: nodes
-    /// that ship their rows to an aggregator.
+    /// that ship their rows to an aggregator. Shipping marks a prefix of a
+    /// node's chain ([`Store::mark_shipped`]), so these are the nodes whose
+    /// first row has shipped: one index seek per node, never a table scan.
     fn shipping_nodes(&mut self) -> Result<Vec<String>>;
 
     /// The rows of `node` whose `shipped_at` is not set yet, or `None` when

@@ -1218,15 +1218,26 @@ impl Store for PostgresStore {
     }
 
     fn shipping_nodes(&mut self) -> Result<Vec<String>> {
+        // Each next node's first row, one seek in the chain index: `WHERE
+        // shipped_at IS NOT NULL` has no index and read the whole table
+        // (a second for a million rows, stalling the writer's commits).
         let sql = format!(
-            "SELECT DISTINCT source_node_id FROM {} WHERE shipped_at IS NOT NULL ORDER BY 1",
+            "SELECT source_node_id, shipped_at IS NOT NULL FROM {} WHERE source_node_id > $1 ORDER BY source_node_id, monotonic_seq LIMIT 1",
             self.qualified
         );
-        let rows = self
+        let mut nodes = Vec::new();
+        let mut after = String::new();
+        while let Some(r) = self
             .rt
-            .block_on(self.client.query(&sql, &[]))
-            .map_err(pg_err("list shipping nodes"))?;
-        rows.iter().map(|r| col(r, 0, &self.qualified)).collect()
+            .block_on(self.client.query_opt(&sql, &[&after]))
+            .map_err(pg_err("list shipping nodes"))?
+        {
+            after = col(&r, 0, &self.qualified)?;
+            if col(&r, 1, &self.qualified)? {
+                nodes.push(after.clone());
+            }
+        }
+        Ok(nodes)
     }
 
     fn time_of(&mut self, node: &str, code: Option<&str>) -> Result<Option<String>> {

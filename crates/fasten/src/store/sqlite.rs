@@ -1012,18 +1012,29 @@ impl Store for SqliteStore {
     }
 
     fn shipping_nodes(&mut self) -> Result<Vec<String>> {
+        // Each next node's first row, one seek in the chain index; see the
+        // PostgreSQL store.
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT DISTINCT source_node_id FROM \"{}\" WHERE shipped_at IS NOT NULL ORDER BY 1",
+                "SELECT source_node_id, shipped_at IS NOT NULL FROM \"{}\" WHERE source_node_id > ?1 ORDER BY source_node_id, monotonic_seq LIMIT 1",
                 self.table
             ))
             .map_err(sql_err("list shipping nodes"))?;
-        let nodes = stmt
-            .query_map([], |r| r.get(0))
+        let mut nodes = Vec::new();
+        let mut after = String::new();
+        while let Some((node, shipped)) = stmt
+            .query_row([&after], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
+            })
+            .optional()
             .map_err(sql_err("list shipping nodes"))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(sql_err("list shipping nodes"))?;
+        {
+            if shipped {
+                nodes.push(node.clone());
+            }
+            after = node;
+        }
         Ok(nodes)
     }
 
@@ -1160,6 +1171,23 @@ pub(crate) mod tests {
                 .collect::<Vec<_>>(),
             [("n1", 3), ("n2", 1)]
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_shipping_nodes_are_those_whose_first_rows_shipped() -> Result<()> {
+        let mut store = SqliteStore::memory()?;
+        for node in ["n1", "n2", "n3"] {
+            let mut rows: Vec<Row> = (0..3)
+                .map(|i| row(node, &format!("evt-{node}-{i}")))
+                .collect();
+            store.append(&mut rows, false)?;
+        }
+        assert!(store.shipping_nodes()?.is_empty());
+        let at = "2026-06-15T10:31:00.000000Z";
+        assert_eq!(store.mark_shipped("n1", 2, at)?, 2);
+        assert_eq!(store.mark_shipped("n3", 3, at)?, 3);
+        assert_eq!(store.shipping_nodes()?, ["n1", "n3"]);
         Ok(())
     }
 
