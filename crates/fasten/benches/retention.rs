@@ -8,8 +8,9 @@
 //! longest emit and the emits over 25 ms of both runs, the sweep's rows/s,
 //! and checks that the chain still verifies with every row counted erased.
 //! With `FASTEN_BENCH_PG=postgres://…` it does the same on PostgreSQL (in a
-//! schema of its own, dropped at the end); `FASTEN_BENCH_SKIP_SQLITE=1`
-//! skips the SQLite run.
+//! schema of its own, dropped at the end), and prints the WAL each phase
+//! wrote and the checkpoints it forced; `FASTEN_BENCH_SKIP_SQLITE=1` skips
+//! the SQLite run.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
@@ -90,7 +91,47 @@ fn summary(mut emits: Vec<Emit>) -> String {
     )
 }
 
-fn run(label: &str, dsn: &Dsn, rows: usize, baseline: Duration, checkpoint_url: Option<&str>) {
+/// PostgreSQL's WAL position and count of checkpoints forced by WAL
+/// volume, to say what a phase cost the server: a sweep's commits stall
+/// when its WAL forces checkpoints, whose fsyncs the writer's commits
+/// queue behind.
+struct Wal {
+    at: Instant,
+    lsn: i64,
+    forced: i64,
+}
+
+impl Wal {
+    const SQL: &str = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::int8, checkpoints_req FROM pg_stat_bgwriter";
+
+    fn new(admin: &mut postgres::Client) -> Self {
+        let row = admin.query_one(Self::SQL, &[]).unwrap();
+        Self {
+            at: Instant::now(),
+            lsn: row.get(0),
+            forced: row.get(1),
+        }
+    }
+
+    /// What was written since the last call (emits included), per
+    /// erased row when given.
+    fn since(&mut self, admin: &mut postgres::Client, erased: Option<u64>) -> String {
+        let then = std::mem::replace(self, Self::new(admin));
+        let bytes = (self.lsn - then.lsn) as f64;
+        let per_row = erased
+            .filter(|n| *n > 0)
+            .map(|n| format!(", {:.2} KB per erased row", bytes / 1e3 / n as f64))
+            .unwrap_or_default();
+        format!(
+            "WAL {:.0} MB, {:.1} MB/s{per_row}; {} checkpoints forced by WAL volume",
+            bytes / 1e6,
+            bytes / 1e6 / (self.at - then.at).as_secs_f64(),
+            self.forced - then.forced
+        )
+    }
+}
+
+fn run(label: &str, dsn: &Dsn, rows: usize, baseline: Duration, pg_url: Option<&str>) {
     let started = Instant::now();
     let fill = config(dsn).audit_queue_capacity(65_536).build().unwrap();
     for i in 0..rows {
@@ -101,11 +142,11 @@ fn run(label: &str, dsn: &Dsn, rows: usize, baseline: Duration, checkpoint_url: 
     // Due: every filled row (medium, 180 days), none emitted from here on.
     let due = SystemTime::now() + Duration::from_secs(180 * 86_400);
     println!("{label}: filled {rows} rows in {:?}", started.elapsed());
-    if let Some(url) = checkpoint_url {
+    let mut admin = pg_url.map(|url| postgres::Client::connect(url, postgres::NoTls).unwrap());
+    if let Some(admin) = &mut admin {
         // The fill wrote about a gigabyte of WAL per million rows; flush
         // its pages now, or PostgreSQL's checkpoint of them lands in
         // whichever phase below comes first and is charged to it.
-        let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
         match admin.batch_execute("CHECKPOINT") {
             Ok(()) => {}
             Err(e) => println!(
@@ -113,6 +154,7 @@ fn run(label: &str, dsn: &Dsn, rows: usize, baseline: Duration, checkpoint_url: 
             ),
         }
     }
+    let mut wal = admin.as_mut().map(Wal::new);
 
     let fasten = config(dsn)
         .audit_store_failure_strategy(FailureStrategy::Raise)
@@ -126,6 +168,9 @@ fn run(label: &str, dsn: &Dsn, rows: usize, baseline: Duration, checkpoint_url: 
         h.join().unwrap()
     });
     println!("{label}: without a sweep: {}", summary(baseline));
+    if let (Some(admin), Some(wal)) = (&mut admin, &mut wal) {
+        println!("{label}: without a sweep: {}", wal.since(admin, None));
+    }
     let done = AtomicBool::new(false);
     let (during, report, took) = std::thread::scope(|s| {
         let h = s.spawn(|| emit_loop(&fasten, &done));
@@ -143,6 +188,12 @@ fn run(label: &str, dsn: &Dsn, rows: usize, baseline: Duration, checkpoint_url: 
         report.erased as f64 / took.as_secs_f64(),
         report.longest_batch
     );
+    if let (Some(admin), Some(wal)) = (&mut admin, &mut wal) {
+        println!(
+            "{label}: during the sweep: {}",
+            wal.since(admin, Some(report.erased))
+        );
+    }
     assert_eq!(report.erased, rows as u64);
     fasten.shutdown(Duration::from_secs(60)).unwrap();
     let started = Instant::now();
