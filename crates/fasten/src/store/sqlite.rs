@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-mod wal;
-
 use super::{
     Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, Foreign, INDEXED, Intent,
     LEASE_COLUMNS, MERKLE_COLUMNS, NodeCount, Scope, Store, UNERASED_INDEX, UNSHIPPED_INDEX,
@@ -55,9 +53,6 @@ pub(crate) struct SqliteStore {
     insert_sql: String,
     select_sql: String,
     buf: Vec<u8>,
-    /// The writer's: copies its WAL back, off the commit path (its thread
-    /// is joined when the store drops).
-    wal: Option<wal::WalCheckpointer>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -221,21 +216,9 @@ impl SqliteStore {
             shown,
             missing,
             buf: Vec::with_capacity(1024),
-            wal: None,
         };
         if access != Access::Read {
             store.migrate()?;
-        }
-        // The writer's own file (in-memory test stores have no WAL).
-        if access == Access::Write
-            && let Some(path) = store.conn.path().filter(|p| !p.is_empty())
-        {
-            let checkpointer = wal::WalCheckpointer::start(Path::new(path))?;
-            store
-                .conn
-                .pragma_update(None, "wal_autocheckpoint", 0)
-                .map_err(sql_err("turn off the commit's checkpoint"))?;
-            store.wal = Some(checkpointer);
         }
         Ok(store)
     }
