@@ -120,7 +120,12 @@ impl Wal {
         let bytes = (self.lsn - then.lsn) as f64;
         let per_row = erased
             .filter(|n| *n > 0)
-            .map(|n| format!(", {:.2} KB per erased row", bytes / 1e3 / n as f64))
+            .map(|n| {
+                format!(
+                    ", {:.2} KB per erased row (the emits' WAL included)",
+                    bytes / 1e3 / n as f64
+                )
+            })
             .unwrap_or_default();
         format!(
             "WAL {:.0} MB, {:.1} MB/s{per_row}; {} checkpoints forced by WAL volume",
