@@ -498,8 +498,8 @@ fn forms_sql(qualified: &str) -> String {
 /// beside it: then a migration has nothing to do and must not run, because
 /// `CREATE INDEX IF NOT EXISTS` takes a SHARE lock on the table even when the
 /// index exists (and `ADD COLUMN IF NOT EXISTS` an exclusive one), held to
-/// the end of the migration: every other writer's `INSERT` waits for it. A
-/// sweep opening the store stalled `raise`-mode emits for 100–170 ms so.
+/// the end of the migration: every other writer's `INSERT` waits for it,
+/// so each sweep, CLI command or new process stalled the running writers.
 pub(crate) async fn schema_complete(
     client: &Client,
     schema: Option<&str>,
