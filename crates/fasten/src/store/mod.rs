@@ -262,6 +262,21 @@ pub(crate) const INDEXED: [(&str, &str); 6] = [
     ("tenant_time", "tenant_id, timestamp"),
 ];
 
+/// What a store names `<table>_<suffix>` beside its audit table, besides
+/// the [`INDEXED`] indexes: its chain, sweep and shipping indexes and its
+/// side tables (the fleet's two on PostgreSQL only).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) const OWN_SUFFIXES: [&str; 8] = [
+    "node_seq",
+    "unerased",
+    "unshipped",
+    "checkpoints",
+    "merkle",
+    "leases",
+    "fleet",
+    "forks",
+];
+
 /// Creates `dir` and its missing parents, each new one `0700` on Unix
 /// (owner only), whatever the umask; directories that exist keep their
 /// permissions. See `docs/security.md` for the choice.
@@ -947,27 +962,18 @@ fn missing_feature(_: Access, feature: &str) -> crate::Error {
 
 #[cfg(test)]
 mod derived_name_tests {
-    use super::{INDEXED, stream};
+    use super::{INDEXED, OWN_SUFFIXES, stream};
 
     /// `dsn` refuses PostgreSQL table names too long for the longest name
     /// derived from them; that suffix must be the longest this store makes.
     #[test]
     fn dsn_knows_the_longest_derived_suffix() {
-        let own = [
-            "_node_seq",
-            "_unerased",
-            "_unshipped",
-            "_checkpoints",
-            "_merkle",
-            "_leases",
-            "_fleet",
-            "_forks",
-        ];
         let longest = INDEXED
             .iter()
             .chain(stream::INDEXED.iter())
-            .map(|(name, _)| format!("_{name}"))
-            .chain(own.map(str::to_owned))
+            .map(|(name, _)| *name)
+            .chain(OWN_SUFFIXES)
+            .map(|name| format!("_{name}"))
             .max_by_key(String::len)
             .unwrap_or_default();
         assert_eq!(longest, crate::dsn::LONGEST_DERIVED_SUFFIX);

@@ -29,8 +29,8 @@ pub(crate) use fleet::Judgement;
 
 use super::{
     Access, CHECKPOINT_COLUMNS, COLUMNS, Candidate, Erased, Foreign, INDEXED, Intent,
-    LEASE_COLUMNS, MERKLE_COLUMNS, NodeCount, Scope, Store, UNERASED_INDEX, UNSHIPPED_INDEX,
-    Unreadable,
+    LEASE_COLUMNS, MERKLE_COLUMNS, NodeCount, OWN_SUFFIXES, Scope, Store, UNERASED_INDEX,
+    UNSHIPPED_INDEX, Unreadable,
 };
 use crate::chain::{self, Row, RowRef, Tip};
 use crate::dsn::SslMode;
@@ -358,20 +358,11 @@ impl PostgresStore {
     /// advisory lock.
     fn migrate(&mut self, schema: Option<&str>, table: &str) -> Result<()> {
         let columns: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
-        let relations: Vec<String> = [
-            "node_seq",
-            "unerased",
-            "unshipped",
-            "checkpoints",
-            "merkle",
-            "leases",
-            "fleet",
-            "forks",
-        ]
-        .into_iter()
-        .chain(INDEXED.iter().map(|(name, _)| *name))
-        .map(|suffix| format!("{table}_{suffix}"))
-        .collect();
+        let relations: Vec<String> = OWN_SUFFIXES
+            .into_iter()
+            .chain(INDEXED.iter().map(|(name, _)| *name))
+            .map(|suffix| format!("{table}_{suffix}"))
+            .collect();
         let complete = self
             .rt
             .block_on(schema_complete(
