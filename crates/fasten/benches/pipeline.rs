@@ -127,8 +127,6 @@ fn plain_rusqlite(path: &Path, rows: usize) -> f64 {
         .expect("wal");
     conn.pragma_update(None, "synchronous", "FULL")
         .expect("full");
-    conn.pragma_update(None, "cache_size", -65_536)
-        .expect("cache");
     let start = Instant::now();
     let mut i = 0;
     while i < rows {

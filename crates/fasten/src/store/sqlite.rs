@@ -36,10 +36,6 @@ fn wait_for_lock(attempt: i32) -> bool {
     true
 }
 
-/// Page cache of the writer's connection, in KiB (as a negative
-/// `cache_size`): 64 MiB.
-const CACHE_KIB: i64 = -65_536;
-
 /// How much of the file a reader maps into memory (SQLite's default cap).
 const READ_MMAP_BYTES: i64 = 0x7fff_0000;
 
@@ -155,10 +151,13 @@ impl SqliteStore {
             };
             conn.pragma_update(None, "synchronous", sync)
                 .map_err(sql_err("set synchronous"))?;
-            // Six indexes over random-keyed columns touch pages all over the
-            // file; the default 2 MiB cache makes every batch re-read them.
-            conn.pragma_update(None, "cache_size", CACHE_KIB)
-                .map_err(sql_err("set cache_size"))?;
+            // SQLite's default page cache (2 MiB), deliberately: a large one
+            // stalls commits. The cache rehashes every page it holds each
+            // time it doubles, and drops them all when another connection
+            // (a sweep) commits; pages idle for seconds are slow to touch, so
+            // a 64 MiB cache held single-row commits for hundreds of ms. The
+            // OS page cache serves the re-reads; a 1M-row fill was no slower
+            // with the default (docs/performance.md).
         }
         if access == Access::Read {
             // Readers scan whole chains: mapping the file spares a pread and
@@ -1188,6 +1187,19 @@ pub(crate) mod tests {
         assert_eq!(store.mark_shipped("n1", 2, at)?, 2);
         assert_eq!(store.mark_shipped("n3", 3, at)?, 3);
         assert_eq!(store.shipping_nodes()?, ["n1", "n3"]);
+        Ok(())
+    }
+
+    #[test]
+    fn the_writer_keeps_sqlites_default_page_cache() -> Result<()> {
+        // A large cache stalls commits while SQLite walks it (see
+        // with_connection); -2000 is SQLITE_DEFAULT_CACHE_SIZE, 2 MiB.
+        let store = SqliteStore::memory()?;
+        let kib: i64 = store
+            .conn
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .map_err(sql_err("read cache_size"))?;
+        assert_eq!(kib, -2000);
         Ok(())
     }
 
