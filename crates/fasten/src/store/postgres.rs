@@ -245,12 +245,9 @@ impl PostgresStore {
         let leases = quote(&format!("{table}_leases"));
         let fleet = quote(&format!("{table}_fleet"));
         let forks = quote(&format!("{table}_forks"));
-        let have: Vec<String> = rt
-            .block_on(client.query(COLUMNS_SQL, &[&schema, &table]))
-            .map_err(pg_err("read columns"))?
-            .iter()
-            .map(|r| col(r, 0, "information_schema.columns"))
-            .collect::<Result<_>>()?;
+        let have = rt
+            .block_on(table_columns(&client, schema, table))
+            .map_err(pg_err("read columns"))?;
         let missing = match access {
             Access::Read => super::readable_columns(&have, "postgres", &qualified)?,
             Access::Write | Access::Maintain => {
@@ -332,7 +329,7 @@ impl PostgresStore {
         };
         match access {
             Access::Write | Access::Maintain => {
-                store.migrate(schema, table)?;
+                store.migrate(schema, table, &have)?;
                 let client = &store.client;
                 let (lock, tip, insert) = store
                     .rt
@@ -352,11 +349,12 @@ impl PostgresStore {
     }
 
     /// Creates schema, table, missing columns and indexes, in one
-    /// transaction, unless [`schema_complete`] finds nothing missing. Many
+    /// transaction, unless [`schema_complete`] finds nothing missing in the
+    /// table's columns `have` (read by `open`) and its relations. Many
     /// processes start at once in a fleet, and concurrent `CREATE … IF NOT
     /// EXISTS` can still collide in the catalog, so migrations take an
     /// advisory lock.
-    fn migrate(&mut self, schema: Option<&str>, table: &str) -> Result<()> {
+    fn migrate(&mut self, schema: Option<&str>, table: &str, have: &[String]) -> Result<()> {
         let columns: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
         let relations: Vec<String> = OWN_SUFFIXES
             .into_iter()
@@ -368,7 +366,7 @@ impl PostgresStore {
             .block_on(schema_complete(
                 &self.client,
                 schema,
-                table,
+                have,
                 &columns,
                 &relations,
             ))
@@ -407,13 +405,10 @@ impl PostgresStore {
             ))
             .await
             .map_err(pg_err("create table"))?;
-            let have: Vec<String> = tx
-                .query(COLUMNS_SQL, &[&schema, &table])
+            // Read again under the lock: another process may have migrated.
+            let have = table_columns(&tx, schema, table)
                 .await
-                .map_err(pg_err("read columns"))?
-                .iter()
-                .map(|r| col(r, 0, "information_schema.columns"))
-                .collect::<Result<_>>()?;
+                .map_err(pg_err("read columns"))?;
             for (name, _, ty) in COLUMNS {
                 if !have.iter().any(|h| h == name) {
                     tx.batch_execute(&format!(
@@ -484,9 +479,24 @@ fn forms_sql(qualified: &str) -> String {
     )
 }
 
-/// Whether `table` in `schema` (the search path's first when `None`) has
-/// every column in `columns`, and every relation in `relations` exists
-/// beside it: then a migration has nothing to do and must not run, because
+/// The columns of `table` in `schema` (the search path's first when
+/// `None`); none when the table does not exist.
+pub(crate) async fn table_columns(
+    client: &impl tokio_postgres::GenericClient,
+    schema: Option<&str>,
+    table: &str,
+) -> std::result::Result<Vec<String>, tokio_postgres::Error> {
+    client
+        .query(COLUMNS_SQL, &[&schema, &table])
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect()
+}
+
+/// Whether a table with the columns `have` has every column in `columns`,
+/// and every relation in `relations` exists beside it in `schema`: then a
+/// migration has nothing to do and must not run, because
 /// `CREATE INDEX IF NOT EXISTS` takes a SHARE lock on the table even when the
 /// index exists (and `ADD COLUMN IF NOT EXISTS` an exclusive one), held to
 /// the end of the migration: every other writer's `INSERT` waits for it,
@@ -494,16 +504,11 @@ fn forms_sql(qualified: &str) -> String {
 pub(crate) async fn schema_complete(
     client: &Client,
     schema: Option<&str>,
-    table: &str,
+    have: &[String],
     columns: &[&str],
     relations: &[String],
 ) -> std::result::Result<bool, tokio_postgres::Error> {
-    let have = client.query(COLUMNS_SQL, &[&schema, &table]).await?;
-    let has_columns = columns.iter().all(|c| {
-        have.iter()
-            .any(|r| r.try_get::<_, &str>(0).is_ok_and(|h| h == *c))
-    });
-    if !has_columns {
+    if !columns.iter().all(|c| have.iter().any(|h| h == c)) {
         return Ok(false);
     }
     let found: i64 = client

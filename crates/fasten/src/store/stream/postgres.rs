@@ -10,7 +10,9 @@ use super::{
     unshipped_sql,
 };
 use crate::error::Result;
-use crate::store::postgres::{ClientRuntime, col, connect, pg_err, schema_complete, ts_text};
+use crate::store::postgres::{
+    ClientRuntime, col, connect, pg_err, schema_complete, table_columns, ts_text,
+};
 
 pub(super) struct PostgresStreams {
     rt: ClientRuntime,
@@ -90,7 +92,8 @@ impl PostgresStreams {
         let lock = format!("fasten migrate {qualified}");
         rt.block_on(async {
             // The DDL locks the table even when it changes nothing.
-            if schema_complete(&client, schema, table, &columns, &relations).await? {
+            let have = table_columns(&client, schema, table).await?;
+            if schema_complete(&client, schema, &have, &columns, &relations).await? {
                 return Ok(());
             }
             let tx = client.transaction().await?;
