@@ -405,7 +405,8 @@ impl PostgresStore {
             ))
             .await
             .map_err(pg_err("create table"))?;
-            // Read again under the lock: another process may have migrated.
+            // Read again under the lock, after CREATE TABLE: the table may
+            // be new, or another process may have migrated it meanwhile.
             let have = table_columns(&tx, schema, table)
                 .await
                 .map_err(pg_err("read columns"))?;
