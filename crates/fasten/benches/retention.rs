@@ -9,8 +9,8 @@
 //! and checks that the chain still verifies with every row counted erased.
 //! With `FASTEN_BENCH_PG=postgres://…` it does the same on PostgreSQL (in a
 //! schema of its own, dropped at the end), and prints the WAL each phase
-//! wrote and the checkpoints it forced; `FASTEN_BENCH_SKIP_SQLITE=1` skips
-//! the SQLite run.
+//! wrote, the checkpoints it forced and the server settings they depend
+//! on; `FASTEN_BENCH_SKIP_SQLITE=1` skips the SQLite run.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
@@ -149,6 +149,22 @@ fn run(label: &str, dsn: &Dsn, rows: usize, baseline: Duration, pg: Option<(&str
     let due = SystemTime::now() + Duration::from_secs(180 * 86_400);
     println!("{label}: filled {rows} rows in {:?}", started.elapsed());
     let mut admin = pg.map(|(url, _)| postgres::Client::connect(url, postgres::NoTls).unwrap());
+    if let Some(admin) = &mut admin {
+        // The stalls below depend on these (docs/performance.md), so they
+        // are printed beside them.
+        let settings: Vec<String> = admin
+            .query(
+                "SELECT name || '=' || current_setting(name) FROM pg_settings \
+                 WHERE name IN ('backend_flush_after', 'max_wal_size', 'shared_buffers', 'wal_compression') \
+                 ORDER BY name",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        println!("{label}: server {}", settings.join(", "));
+    }
     if let (Some(admin), Some((_, table))) = (&mut admin, pg) {
         // The fill wrote about a gigabyte of WAL per million rows and left
         // a million rows for autovacuum to visit; do both now, as a table

@@ -336,8 +336,9 @@ pub(crate) enum Access {
     /// The writer: create the table and add missing columns and indexes.
     Write,
     /// A retention sweep or an erasure: migrates like [`Access::Write`], but
-    /// SQLite commits without their own fsync (`synchronous=NORMAL`); the
-    /// writer's commit of the sweep's audit event syncs the log they are in.
+    /// commits without their own fsync (SQLite `synchronous=NORMAL`,
+    /// PostgreSQL `synchronous_commit = off`); the writer's commit of the
+    /// sweep's audit event syncs the log they are in.
     Maintain,
     /// Readers and verifiers: touch nothing, fail if the table is missing.
     Read,

@@ -330,6 +330,16 @@ impl PostgresStore {
         match access {
             Access::Write | Access::Maintain => {
                 store.migrate(schema, table, &have)?;
+                if access == Access::Maintain {
+                    // As on SQLite: a sweep's erasures need no WAL flush of
+                    // their own, since the writer's commit of the sweep's
+                    // event flushes the WAL they precede. Each flush they
+                    // skip is one the writer's commits do not queue behind.
+                    store
+                        .rt
+                        .block_on(store.client.batch_execute("SET synchronous_commit = off"))
+                        .map_err(pg_err("set synchronous_commit"))?;
+                }
                 let client = &store.client;
                 let (lock, tip, insert) = store
                     .rt
@@ -1420,6 +1430,34 @@ mod tests {
             assert_ne!(other[0].id, "evt-a");
             assert_eq!(store.get(&other[0].id)?, Some(other[0].clone()));
             assert_eq!(store.get("evt-a")?, Some(first[0].clone()));
+            Ok(())
+        })();
+        rt.block_on(admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))
+            .map_err(pg_err("drop schema"))?;
+        outcome
+    }
+
+    /// A sweep's or an erasure's session commits without waiting for its
+    /// WAL flush; the writer's waits (its rows are acknowledged on commit).
+    #[test]
+    fn only_the_writer_waits_for_its_wal_flush() -> Result<()> {
+        let Some((rt, admin, url)) = server() else {
+            return Ok(());
+        };
+        let schema = format!("flush_{:08x}", rand::random::<u32>());
+        rt.block_on(admin.batch_execute(&format!("CREATE SCHEMA {schema}")))
+            .map_err(pg_err("create schema"))?;
+        let outcome = (|| {
+            let setting = |access| -> Result<String> {
+                let store = PostgresStore::open(&url, Some(&schema), "audit_log", access)?;
+                let row = store
+                    .rt
+                    .block_on(store.client.query_one("SHOW synchronous_commit", &[]))
+                    .map_err(pg_err("show synchronous_commit"))?;
+                col(&row, 0, "synchronous_commit")
+            };
+            assert_eq!(setting(Access::Write)?, "on");
+            assert_eq!(setting(Access::Maintain)?, "off");
             Ok(())
         })();
         rt.block_on(admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))
