@@ -15,9 +15,14 @@ python=${PYTHON:-python3}
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q "pytest>=7" "fastapi>=0.100" "uvicorn>=0.20" "paho-mqtt>=2" "structlog>=23" "mypy>=1.5"
-"$venv/bin/python" -m pip install -q ./bindings/python
+# Built for the host triple named explicitly, as `napi build` (Node) does:
+# cargo keeps such builds in target/<triple>/release, apart from plain
+# `--release` ones, so naming it lets the extension, the addon and the CLI
+# share their compiled dependencies instead of building them twice.
+host=$(rustc -vV | sed -n 's/^host: //p')
+MATURIN_PEP517_ARGS="--target $host" "$venv/bin/python" -m pip install -q ./bindings/python
 
-cargo build --release -q -p fasten-cli
-export FASTEN_TEST_CLI="${CARGO_TARGET_DIR:-$root/target}/release/fasten"
+cargo build --release -q --target "$host" -p fasten-cli
+export FASTEN_TEST_CLI="${CARGO_TARGET_DIR:-$root/target}/$host/release/fasten"
 
 "$venv/bin/python" -m pytest bindings/python -q -p no:cacheprovider "$@"
