@@ -686,6 +686,33 @@ impl<C: ?Sized> Cached<C> {
         Self::use_slot(slot, open, f)
     }
 
+    /// [`Cached::with`] for a table that may not exist yet: `open` gives
+    /// `None` then, and `absent` answers. Nothing is kept, so the next call
+    /// looks again and finds the table once a writer has made it.
+    pub(crate) fn with_existing<R>(
+        &self,
+        open: impl FnOnce() -> Result<Option<Box<C>>>,
+        f: impl FnOnce(&mut C) -> Result<R>,
+        absent: impl FnOnce() -> R,
+    ) -> Result<R> {
+        let mut slot = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conn = match slot.as_mut() {
+            Some(conn) => conn,
+            None => match open()? {
+                Some(conn) => slot.insert(conn),
+                None => return Ok(absent()),
+            },
+        };
+        let out = f(conn);
+        if out.is_err() {
+            *slot = None;
+        }
+        out
+    }
+
     /// [`Cached::with`] if the connection is free now, else `Err(f)` back.
     #[allow(clippy::type_complexity)]
     fn try_with<R, F: FnOnce(&mut C) -> Result<R>>(

@@ -306,9 +306,12 @@ impl<T: Record> TableReader<T> {
     }
 
     pub(crate) fn read(&self, q: &StreamQuery) -> Result<StreamPage<T>> {
-        let rows = self.conn.with(
-            || table::open::<T>(&self.dsn),
+        // A table no writer has made yet holds no rows; a reader never
+        // makes it.
+        let rows = self.conn.with_existing(
+            || table::open_existing::<T>(&self.dsn),
             |store| table::read::<T>(store, &q.table_query()),
+            Vec::new,
         )?;
         Ok(page(rows, Source::Store, q.limit))
     }

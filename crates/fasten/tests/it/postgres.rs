@@ -781,3 +781,83 @@ fn issue_20_old_postgres_stream_tables_gain_the_trace_columns() -> fasten::Resul
     super::streams::trace_columns_round_trip(&fasten);
     Ok(())
 }
+
+/// A reader touches no store: a stream table (and schema) no writer has
+/// made yet reads as no rows and is not made; an older fasten's table is
+/// read as it is, not migrated, until a writer migrates it.
+#[cfg(feature = "tracing")]
+#[test]
+fn a_stream_reader_creates_and_migrates_nothing() -> fasten::Result<()> {
+    use fasten::StreamQuery;
+    let Some(mut schema) = Schema::new() else {
+        return Ok(());
+    };
+    let name = schema.name.clone();
+    let sys = Dsn::parse_for(
+        "FASTEN_SYS_DSN",
+        &format!("{}?table={name}.sys_log", base_url()),
+        "unused",
+    )?;
+    let reader = fasten::Reader::new(schema.dsn("audit_log")).sys_dsn(sys.clone());
+    let query = StreamQuery::new(10);
+    assert!(reader.sys(&query)?.rows.is_empty());
+    let mut admin = postgres::Client::connect(&base_url(), postgres::NoTls).unwrap();
+    let columns = |admin: &mut postgres::Client| -> Vec<String> {
+        admin
+            .query(
+                "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'sys_log' ORDER BY ordinal_position",
+                &[&name],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let schema_exists = admin
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(schema_exists, 0, "the reader made the schema");
+
+    let old = super::streams::OLD_SYS
+        .replace("timestamp TEXT NOT NULL", "timestamp TIMESTAMPTZ NOT NULL")
+        .replace("fields TEXT NOT NULL", "fields JSONB NOT NULL")
+        .replace("INTEGER", "BIGINT");
+    schema.sql(&format!(
+        "CREATE SCHEMA {name};
+         CREATE TABLE {name}.sys_log ({old});
+         INSERT INTO {name}.sys_log VALUES ('s1', '2026-01-01T00:00:00Z', 'it', 'node-1', NULL, NULL, 'INFO', 't', 'old', NULL, '{{}}', NULL);"
+    ));
+    let before = columns(&mut admin);
+    let rows = reader.sys(&query)?.rows;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].message.as_str(), rows[0].trace_id.as_deref()),
+        ("old", None)
+    );
+    assert_eq!(columns(&mut admin), before, "the reader migrated the table");
+
+    let fasten = config(schema.dsn("audit_log"), "pg-reader")
+        .stdout(fasten::Stdout::NONE)
+        .sys_dsn(sys)
+        .build()?;
+    let id = fasten::RequestId::parse("4bf92f3577b34da6a3ce929d0e0e4736")?;
+    fasten::context::with(id.clone(), || {
+        assert!(fasten.log(fasten::record::LogLine::new("info", "new").unwrap()));
+    });
+    fasten.flush_streams(SECS)?;
+    assert!(
+        columns(&mut admin).len() > before.len(),
+        "the writer migrates"
+    );
+    // The same reader now reads the columns the writer added.
+    let rows = reader.sys(&query)?.rows;
+    let new = rows.iter().find(|r| r.message == "new").unwrap();
+    assert_eq!(new.trace_id.as_deref(), Some(id.as_str()));
+    assert_eq!(rows.len(), 2);
+    fasten.shutdown(SECS)?;
+    Ok(())
+}

@@ -923,3 +923,66 @@ fn issue_20_committed_audit_rows_go_to_stdout_as_json_lines() {
         "only the streams named"
     );
 }
+
+/// A reader touches no store: a stream whose file or table no writer has
+/// made yet reads as no rows and is not made; an older fasten's table is
+/// read as it is (its missing columns as null), not migrated. Once a
+/// writer has made the table, the same reader sees its rows.
+#[test]
+fn a_stream_reader_creates_and_migrates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let (sys, _) = super::support::stream_dsns(&path);
+    let reader = fasten::Reader::new(super::support::dsn(&path)).sys_dsn(sys);
+    let query = StreamQuery::new(10);
+    assert!(reader.sys(&query).unwrap().rows.is_empty());
+    assert!(!path.exists(), "the reader made the file");
+
+    config(&path, "node-1")
+        .build()
+        .unwrap()
+        .shutdown(SECS)
+        .unwrap();
+    let sys_columns = || -> Vec<String> {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name FROM pragma_table_info('sys_log')")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(reader.sys(&query).unwrap().rows.is_empty());
+    assert!(sys_columns().is_empty(), "the reader made the table");
+
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TABLE sys_log ({OLD_SYS});
+             INSERT INTO sys_log VALUES ('s1', '2026-01-01T00:00:00.000000Z', 'it', 'node-1', NULL, NULL, 'INFO', 't', 'old', NULL, '{{}}', NULL);"
+        ))
+        .unwrap();
+    let before = sys_columns();
+    let rows = reader.sys(&query).unwrap().rows;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].message, "old");
+    assert_eq!(rows[0].trace_id, None);
+    assert_eq!(sys_columns(), before, "the reader migrated the table");
+
+    // The writer migrates the table; the same reader reads what it added.
+    let fasten = streams_config(&path).build().unwrap();
+    let id = RequestId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    fasten::context::with(id.clone(), || {
+        assert!(fasten.log(fasten::record::LogLine::new("info", "new").unwrap()));
+    });
+    fasten.flush_streams(SECS).unwrap();
+    assert!(sys_columns().len() > before.len(), "the writer migrates");
+    let rows = reader.sys(&query).unwrap().rows;
+    let seen: Vec<(&str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.message.as_str(), r.trace_id.as_deref()))
+        .collect();
+    assert_eq!(seen, [("new", Some(id.as_str())), ("old", None)]);
+    fasten.shutdown(SECS).unwrap();
+}

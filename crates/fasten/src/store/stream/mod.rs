@@ -178,6 +178,31 @@ pub(crate) fn open<T: Table>(dsn: &Dsn) -> Result<Box<dyn StreamStore>> {
     }
 }
 
+/// Opens the table a stream DSN names for reading: read-only, creating and
+/// migrating nothing (a reader touches no store). `None` while the file or
+/// the table does not exist: no writer has made it yet, so it holds no rows.
+pub(crate) fn open_existing<T: Table>(dsn: &Dsn) -> Result<Option<Box<dyn StreamStore>>> {
+    match dsn.repr() {
+        #[cfg(feature = "sqlite")]
+        Repr::Sqlite { path, table } => {
+            Ok(
+                sqlite::SqliteStreams::open_existing(path, table, T::COLUMNS)?
+                    .map(|s| Box::new(s) as Box<dyn StreamStore>),
+            )
+        }
+        #[cfg(feature = "postgres")]
+        Repr::Postgres { url, schema, table } => Ok(postgres::PostgresStreams::open_existing(
+            url,
+            schema.as_deref(),
+            table,
+            T::COLUMNS,
+        )?
+        .map(|s| Box::new(s) as Box<dyn StreamStore>)),
+        #[allow(unreachable_patterns)]
+        _ => open::<T>(dsn).map(Some),
+    }
+}
+
 /// Reads rows of `T` from its table, newest first.
 pub(crate) fn read<T: Table>(store: &mut dyn StreamStore, q: &Query) -> Result<Vec<T>> {
     for (col, _) in &q.eq {

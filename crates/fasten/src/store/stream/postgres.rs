@@ -21,6 +21,35 @@ pub(super) struct PostgresStreams {
     cols: &'static [Col],
     insert_sql: String,
     select_list: String,
+    /// The table lacks some of `cols` (an older fasten's, read as it is):
+    /// its schema and name, to look again.
+    incomplete: Option<(Option<String>, String)>,
+}
+
+/// The select list of `cols` from a table with the columns `have`: a
+/// column an older fasten's table lacks reads as NULL (then `true`).
+fn select_list(cols: &[Col], have: &[String]) -> (String, bool) {
+    let mut incomplete = false;
+    let list: Vec<String> = cols
+        .iter()
+        .map(|c| match c.ty {
+            _ if !have.iter().any(|h| h == c.name) => {
+                incomplete = true;
+                format!("NULL::{} AS {}", wire(c.ty).0, c.name)
+            }
+            ColType::Time => ts_text(c.name),
+            ColType::Json => format!("{}::text", c.name),
+            _ => c.name.to_owned(),
+        })
+        .collect();
+    (list.join(", "), incomplete)
+}
+
+fn qualify(schema: Option<&str>, table: &str) -> String {
+    match schema {
+        Some(s) => format!("\"{s}\".\"{table}\""),
+        None => format!("\"{table}\""),
+    }
 }
 
 /// The array type a column crosses as, and the cast back to its own type.
@@ -42,10 +71,7 @@ impl PostgresStreams {
         cols: &'static [Col],
     ) -> Result<Self> {
         let (rt, mut client) = connect(url)?;
-        let qualified = match schema {
-            Some(s) => format!("\"{s}\".\"{table}\""),
-            None => format!("\"{table}\""),
-        };
+        let qualified = qualify(schema, table);
         let defs: Vec<String> = cols
             .iter()
             .map(|c| format!("{} {}", c.name, c.ty.ddl().1))
@@ -106,6 +132,34 @@ impl PostgresStreams {
             tx.commit().await
         })
         .map_err(pg_err("create stream table"))?;
+        let names: Vec<String> = cols.iter().map(|c| c.name.to_owned()).collect();
+        Ok(Self::new(rt, client, (schema, table), cols, &names))
+    }
+
+    /// Opens `table` for reading, creating and migrating nothing; `None`
+    /// while it does not exist.
+    pub(super) fn open_existing(
+        url: &str,
+        schema: Option<&str>,
+        table: &str,
+        cols: &'static [Col],
+    ) -> Result<Option<Self>> {
+        let (rt, client) = connect(url)?;
+        let have = rt
+            .block_on(table_columns(&client, schema, table))
+            .map_err(pg_err("read stream table columns"))?;
+        Ok((!have.is_empty()).then(|| Self::new(rt, client, (schema, table), cols, &have)))
+    }
+
+    /// A store over `table` in `schema`, which has the columns `have`.
+    fn new(
+        rt: ClientRuntime,
+        client: Client,
+        (schema, table): (Option<&str>, &str),
+        cols: &'static [Col],
+        have: &[String],
+    ) -> Self {
+        let qualified = qualify(schema, table);
         let names: Vec<&str> = cols.iter().map(|c| c.name).collect();
         let (arrays, casts): (Vec<String>, Vec<String>) = cols
             .iter()
@@ -116,15 +170,8 @@ impl PostgresStreams {
             })
             .unzip();
         let aliases: Vec<String> = (0..cols.len()).map(|i| format!("c{i}")).collect();
-        let select_list: Vec<String> = cols
-            .iter()
-            .map(|c| match c.ty {
-                ColType::Time => ts_text(c.name),
-                ColType::Json => format!("{}::text", c.name),
-                _ => c.name.to_owned(),
-            })
-            .collect();
-        Ok(Self {
+        let (select_list, incomplete) = select_list(cols, have);
+        Self {
             insert_sql: format!(
                 "INSERT INTO {qualified} ({}) SELECT {} FROM unnest({}) AS u({}) ON CONFLICT (id) DO NOTHING",
                 names.join(", "),
@@ -132,17 +179,31 @@ impl PostgresStreams {
                 arrays.join(", "),
                 aliases.join(", ")
             ),
-            select_list: select_list.join(", "),
+            select_list,
+            incomplete: incomplete.then(|| (schema.map(str::to_owned), table.to_owned())),
             rt,
             client,
             qualified,
             cols,
-        })
+        }
     }
 
     /// The rows `SELECT`ed with `tail` (its `WHERE … ORDER BY … LIMIT …`)
     /// and its parameters, as JSON objects.
     fn select(&mut self, tail: &str, cells: Vec<Cell>) -> Result<Vec<Value>> {
+        if let Some((schema, table)) = &self.incomplete {
+            // A reader of an older fasten's table: a writer may have added
+            // the missing columns since.
+            let have = self
+                .rt
+                .block_on(table_columns(&self.client, schema.as_deref(), table))
+                .map_err(pg_err("read stream table columns"))?;
+            let (list, incomplete) = select_list(self.cols, &have);
+            self.select_list = list;
+            if !incomplete {
+                self.incomplete = None;
+            }
+        }
         let sql = format!("SELECT {} FROM {}{tail}", self.select_list, self.qualified);
         let boxed: Vec<Box<dyn ToSql + Sync + Send>> = cells.into_iter().map(param).collect();
         let params: Vec<&(dyn ToSql + Sync)> = boxed

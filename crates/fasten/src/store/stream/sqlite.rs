@@ -22,6 +22,9 @@ pub(super) struct SqliteStreams {
     table: String,
     cols: &'static [Col],
     insert_sql: String,
+    select_sql: String,
+    /// The table lacks some of `cols` (an older fasten's, read as it is).
+    incomplete: bool,
 }
 
 impl SqliteStreams {
@@ -53,14 +56,7 @@ impl SqliteStreams {
             .map_err(|e| Error::store(format!("sqlite: create stream table {table}"), e))?;
         // Additive migration: a table made by an older fasten gets the
         // nullable columns added since (`trace_id`, `span_id`, `shipped_at`).
-        let have: Vec<String> = {
-            let mut stmt = conn
-                .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                .map_err(sql_err("read stream table columns"))?;
-            stmt.query_map([], |r| r.get::<_, String>(0))
-                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
-                .map_err(sql_err("read stream table columns"))?
-        };
+        let have = columns(&conn, table)?;
         let added = cols
             .iter()
             .filter(|c| c.ty.nullable())
@@ -80,25 +76,56 @@ impl SqliteStreams {
             "CREATE INDEX IF NOT EXISTS \"{table}_{suffix}\" ON \"{table}\" {def}"
         ))
         .map_err(|e| Error::store(format!("sqlite: index {table}"), e))?;
+        let names: Vec<String> = cols.iter().map(|c| c.name.to_owned()).collect();
+        Ok(Self::new(conn, table, cols, &names))
+    }
+
+    /// Opens `table` read-only, creating and migrating nothing; `None` while
+    /// the file or the table does not exist.
+    pub(super) fn open_existing(
+        path: &Path,
+        table: &str,
+        cols: &'static [Col],
+    ) -> Result<Option<Self>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = connect(path, Access::Read)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(sql_err("set busy_timeout"))?;
+        let have = columns(&conn, table)?;
+        Ok((!have.is_empty()).then(|| Self::new(conn, table, cols, &have)))
+    }
+
+    /// A store over `table`, which has the columns `have`.
+    fn new(conn: Connection, table: &str, cols: &'static [Col], have: &[String]) -> Self {
         let names: Vec<&str> = cols.iter().map(|c| c.name).collect();
         let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        Ok(Self {
+        let (select_sql, incomplete) = select_sql(table, cols, have);
+        Self {
             insert_sql: format!(
                 "INSERT OR IGNORE INTO \"{table}\" ({}) VALUES ({})",
                 names.join(", "),
                 marks.join(", ")
             ),
+            select_sql,
+            incomplete,
             conn,
             table: table.to_owned(),
             cols,
-        })
+        }
     }
 
     /// The rows `SELECT`ed with `tail` (its `WHERE … ORDER BY … LIMIT …`)
     /// and its parameters, as JSON objects.
     fn select(&mut self, tail: &str, params: Vec<Cell>) -> Result<Vec<Value>> {
-        let names: Vec<&str> = self.cols.iter().map(|c| c.name).collect();
-        let sql = format!("SELECT {} FROM \"{}\"{tail}", names.join(", "), self.table);
+        if self.incomplete {
+            // A reader of an older fasten's table: a writer may have added
+            // the missing columns since.
+            let have = columns(&self.conn, &self.table)?;
+            (self.select_sql, self.incomplete) = select_sql(&self.table, self.cols, &have);
+        }
+        let sql = format!("{}{tail}", self.select_sql);
         let mut stmt = self
             .conn
             .prepare(&sql)
@@ -116,6 +143,37 @@ impl SqliteStreams {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(sql_err("read stream rows"))
     }
+}
+
+/// The `SELECT` of `cols` from `table`, which has the columns `have`: a
+/// column an older fasten's table lacks reads as NULL (then `true`).
+fn select_sql(table: &str, cols: &[Col], have: &[String]) -> (String, bool) {
+    let mut incomplete = false;
+    let list: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            if have.iter().any(|h| h == c.name) {
+                c.name.to_owned()
+            } else {
+                incomplete = true;
+                format!("NULL AS {}", c.name)
+            }
+        })
+        .collect();
+    (
+        format!("SELECT {} FROM \"{table}\"", list.join(", ")),
+        incomplete,
+    )
+}
+
+/// The columns `table` has; none when it does not exist.
+fn columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info(?1)")
+        .map_err(sql_err("read stream table columns"))?;
+    stmt.query_map([table], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+        .map_err(sql_err("read stream table columns"))
 }
 
 pub(crate) fn bind(cell: Cell) -> SqlValue {
