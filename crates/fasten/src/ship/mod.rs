@@ -10,7 +10,7 @@
 //! holds are accepted again only when identical, so nothing is lost or
 //! duplicated.
 //!
-//! The central side ([`Central`], feature `postgres`) accepts a node's row
+//! The central side (`Central`, feature `postgres`) accepts a node's row
 //! only if it continues that node's chain there: the next `monotonic_seq`,
 //! `prev_hash` equal to the central tip, a correct hash and detail
 //! commitment (or an erased detail). Anything else is a **fork**: the row
