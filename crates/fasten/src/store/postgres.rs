@@ -1406,16 +1406,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_retry_skips_its_own_rows_and_reids_a_colliding_one() -> Result<()> {
+    /// Runs `body` with the server's URL, a fresh schema named
+    /// `<prefix>_<random>` and a runner of admin SQL, then drops the schema
+    /// whether `body` passed or not. Without a server (outside CI) it runs
+    /// nothing.
+    fn in_schema(
+        prefix: &str,
+        body: impl FnOnce(&str, &str, &dyn Fn(&str) -> Result<()>) -> Result<()>,
+    ) -> Result<()> {
         let Some((rt, admin, url)) = server() else {
             return Ok(());
         };
-        let schema = format!("recheck_{:08x}", rand::random::<u32>());
-        rt.block_on(admin.batch_execute(&format!("CREATE SCHEMA {schema}")))
-            .map_err(pg_err("create schema"))?;
-        let outcome = (|| {
-            let mut store = PostgresStore::open(&url, Some(&schema), "audit_log", Access::Write)?;
+        let schema = format!("{prefix}_{:08x}", rand::random::<u32>());
+        let sql = |s: &str| {
+            rt.block_on(admin.batch_execute(s))
+                .map_err(pg_err("run admin SQL"))
+        };
+        sql(&format!("CREATE SCHEMA {schema}"))?;
+        let outcome = body(&url, &schema, &sql);
+        sql(&format!("DROP SCHEMA {schema} CASCADE"))?;
+        outcome
+    }
+
+    #[test]
+    fn a_retry_skips_its_own_rows_and_reids_a_colliding_one() -> Result<()> {
+        in_schema("recheck", |url, schema, _| {
+            let mut store = PostgresStore::open(url, Some(schema), "audit_log", Access::Write)?;
             let mut first = vec![row("n1", "evt-a")];
             store.append(&mut first, false)?;
             let mut again = vec![row("n1", "evt-a")];
@@ -1431,25 +1447,16 @@ mod tests {
             assert_eq!(store.get(&other[0].id)?, Some(other[0].clone()));
             assert_eq!(store.get("evt-a")?, Some(first[0].clone()));
             Ok(())
-        })();
-        rt.block_on(admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))
-            .map_err(pg_err("drop schema"))?;
-        outcome
+        })
     }
 
     /// A sweep's or an erasure's session commits without waiting for its
     /// WAL flush; the writer's waits (its rows are acknowledged on commit).
     #[test]
     fn only_the_writer_waits_for_its_wal_flush() -> Result<()> {
-        let Some((rt, admin, url)) = server() else {
-            return Ok(());
-        };
-        let schema = format!("flush_{:08x}", rand::random::<u32>());
-        rt.block_on(admin.batch_execute(&format!("CREATE SCHEMA {schema}")))
-            .map_err(pg_err("create schema"))?;
-        let outcome = (|| {
+        in_schema("flush", |url, schema, _| {
             let setting = |access| -> Result<String> {
-                let store = PostgresStore::open(&url, Some(&schema), "audit_log", access)?;
+                let store = PostgresStore::open(url, Some(schema), "audit_log", access)?;
                 let row = store
                     .rt
                     .block_on(store.client.query_one("SHOW synchronous_commit", &[]))
@@ -1459,28 +1466,16 @@ mod tests {
             assert_eq!(setting(Access::Write)?, "on");
             assert_eq!(setting(Access::Maintain)?, "off");
             Ok(())
-        })();
-        rt.block_on(admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))
-            .map_err(pg_err("drop schema"))?;
-        outcome
+        })
     }
 
     /// Issue 22: stored data holding a NULL or a foreign type is an `Err`
     /// naming what could not be read, never a panic.
     #[test]
     fn issue_22_null_and_foreign_stored_values_are_errors() -> Result<()> {
-        let Some((rt, admin, url)) = server() else {
-            return Ok(());
-        };
-        let schema = format!("foreign_{:08x}", rand::random::<u32>());
-        rt.block_on(admin.batch_execute(&format!("CREATE SCHEMA {schema}")))
-            .map_err(pg_err("create schema"))?;
-        let outcome = (|| {
-            let sql = |s: &str| {
-                rt.block_on(admin.batch_execute(&s.replace("{s}", &schema)))
-                    .map_err(pg_err("tamper"))
-            };
-            let mut store = PostgresStore::open(&url, Some(&schema), "audit_log", Access::Write)?;
+        in_schema("foreign", |url, schema, admin| {
+            let sql = |s: &str| admin(&s.replace("{s}", schema));
+            let mut store = PostgresStore::open(url, Some(schema), "audit_log", Access::Write)?;
             store.append(&mut vec![row("n1", "evt-a")], false)?;
 
             // A NULL hash at the chain tip: the writer's next batch fails.
@@ -1521,9 +1516,6 @@ mod tests {
             let err = store.nodes().expect_err("a NULL source_node_id");
             assert!(err.to_string().contains("column source_node_id"), "{err}");
             Ok(())
-        })();
-        rt.block_on(admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))
-            .map_err(pg_err("drop schema"))?;
-        outcome
+        })
     }
 }
