@@ -687,14 +687,13 @@ impl<C: ?Sized> Cached<C> {
     }
 
     /// [`Cached::with`] for a table that may not exist yet: `open` gives
-    /// `None` then, and `absent` answers. Nothing is kept, so the next call
+    /// `None` then, and so does this. Nothing is kept, so the next call
     /// looks again and finds the table once a writer has made it.
     pub(crate) fn with_existing<R>(
         &self,
         open: impl FnOnce() -> Result<Option<Box<C>>>,
         f: impl FnOnce(&mut C) -> Result<R>,
-        absent: impl FnOnce() -> R,
-    ) -> Result<R> {
+    ) -> Result<Option<R>> {
         let mut slot = self
             .conn
             .lock()
@@ -703,14 +702,14 @@ impl<C: ?Sized> Cached<C> {
             Some(conn) => conn,
             None => match open()? {
                 Some(conn) => slot.insert(conn),
-                None => return Ok(absent()),
+                None => return Ok(None),
             },
         };
         let out = f(conn);
         if out.is_err() {
             *slot = None;
         }
-        out
+        out.map(Some)
     }
 
     /// [`Cached::with`] if the connection is free now, else `Err(f)` back.

@@ -308,11 +308,13 @@ impl<T: Record> TableReader<T> {
     pub(crate) fn read(&self, q: &StreamQuery) -> Result<StreamPage<T>> {
         // A table no writer has made yet holds no rows; a reader never
         // makes it.
-        let rows = self.conn.with_existing(
-            || table::open_existing::<T>(&self.dsn),
-            |store| table::read::<T>(store, &q.table_query()),
-            Vec::new,
-        )?;
+        let rows = self
+            .conn
+            .with_existing(
+                || table::open_existing::<T>(&self.dsn),
+                |store| table::read::<T>(store, &q.table_query()),
+            )?
+            .unwrap_or_default();
         Ok(page(rows, Source::Store, q.limit))
     }
 }
