@@ -55,7 +55,7 @@ fi
 # What docs/performance.md asks of a server whose store is swept: backends
 # hand the pages they evict to the disk as they go, so a checkpoint's sync
 # does not queue the writer's WAL fsync behind hundreds of MB (the retention
-# bench's longest emit during a sweep: 174-276 ms without, 27-89 ms with).
+# bench's longest emit during a sweep: 229-252 ms without, 27-89 ms with).
 tuning="$conf_dir/conf.d/fasten.conf"
 want_tuning="backend_flush_after = 256kB"
 if [ "$(grep -vE '^\s*(#|$)' "$tuning" 2>/dev/null)" != "$want_tuning" ]; then
