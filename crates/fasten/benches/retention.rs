@@ -62,13 +62,19 @@ fn emit_loop(fasten: &fasten::Fasten, until: &AtomicBool) -> Vec<Emit> {
 /// longer than this.
 const GOAL: Duration = Duration::from_millis(25);
 
-/// Percentiles, the emits over [`GOAL`], and when in the phase the five
-/// slowest began: a stall at +0 s belongs to the sweep's start, one that
-/// recurs every half minute to the database's checkpoints.
+/// Percentiles, the emits over [`GOAL`] (and how many a minute: the
+/// phases differ in length, and a longer one meets more of the machine's
+/// own hiccups), and when in the phase the five slowest began: a stall at
+/// +0 s belongs to the sweep's start, one that recurs every half minute to
+/// the database's checkpoints.
 fn summary(mut emits: Vec<Emit>) -> String {
+    let phase = emits
+        .last()
+        .map_or(Duration::ZERO, |(when, took)| *when + *took);
     emits.sort_unstable_by_key(|(_, took)| *took);
     let at = |per_mille: usize| emits[(emits.len() * per_mille / 1000).min(emits.len() - 1)].1;
     let over = emits.iter().filter(|(_, took)| *took > GOAL).count();
+    let per_minute = over as f64 * 60.0 / phase.as_secs_f64().max(1e-9);
     let slowest: Vec<String> = emits
         .iter()
         .rev()
@@ -82,8 +88,9 @@ fn summary(mut emits: Vec<Emit>) -> String {
         })
         .collect();
     format!(
-        "{} emits, p99 {:?}, p99.9 {:?}, longest {:?}, {over} over {GOAL:?}; slowest: {}",
+        "{} emits in {:.0} s, p99 {:?}, p99.9 {:?}, longest {:?}, {over} over {GOAL:?} ({per_minute:.1} a minute); slowest: {}",
         emits.len(),
+        phase.as_secs_f64(),
         at(990),
         at(999),
         emits.last().unwrap().1,
