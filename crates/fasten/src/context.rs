@@ -7,7 +7,7 @@
 //! [`propagate`] / [`FutureExt::in_current_context`] carry it into spawned
 //! threads and tasks, the way `tracing`'s `Instrument::in_current_span` does.
 //! With the `tracing` feature, a `request_id` field on an enclosing span
-//! counts too, once [`SpanLayer`] is installed.
+//! counts too, once `SpanLayer` is installed.
 //!
 //! A scope may also say how the request came in ([`Via`]: a transport and
 //! its channel, such as an MQTT topic); rows emitted inside it take the

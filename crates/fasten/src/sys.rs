@@ -18,7 +18,7 @@
 //! the event's other fields (redacted like audit detail: a `password` field
 //! never reaches a row), service, node and timestamp. The request id is the
 //! innermost fasten scope's, else the nearest span's `request_id` field (so
-//! the layer also does what [`context::SpanLayer`]
+//! the layer also does what `context::SpanLayer`
 //! does). Events below `FASTEN_SYS_LEVEL` (default `INFO`) are skipped.
 
 use serde_json::{Map, Value};

@@ -3,7 +3,7 @@
 use super::*;
 
 /// One application log event (the sys stream), made by the
-/// [`tracing` layer](crate::sys::SysLayer).
+/// `tracing` layer (`fasten::sys::SysLayer`, with the `tracing` feature).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SysRow {
