@@ -29,8 +29,8 @@
 //! - `sqlite` (default): the embedded SQLite store.
 //! - `postgres`: PostgreSQL, for many nodes writing one table.
 //! - `tracing` (default): the sys stream's layer (`fasten::sys::layer`)
-//!   and `fasten::context::SpanLayer`, so a `request_id` field on a `tracing` span
-//!   becomes the ambient request id.
+//!   and `fasten::context::SpanLayer`, so a `request_id` field on a
+//!   `tracing` span becomes the ambient request id.
 //! - `http`: tower layers for request ids over HTTP and the api stream
 //!   (the `fasten::http` module).
 //! - `mqtt`: request ids over MQTT v5 on rumqttc (the `fasten::mqtt` module).
