@@ -64,9 +64,9 @@ const GOAL: Duration = Duration::from_millis(25);
 
 /// Percentiles, the emits over [`GOAL`] (and how many a minute: the
 /// phases differ in length, and a longer one meets more of the machine's
-/// own hiccups), and when in the phase the five slowest began: a stall at
-/// +0 s belongs to the sweep's start, one that recurs every half minute to
-/// the database's checkpoints.
+/// own hiccups), and when in the phase the slowest began (every one over
+/// the goal, at least five): a stall at +0 s belongs to the sweep's start,
+/// one that recurs every half minute to the database's checkpoints.
 fn summary(mut emits: Vec<Emit>) -> String {
     let phase = emits
         .last()
@@ -75,10 +75,12 @@ fn summary(mut emits: Vec<Emit>) -> String {
     let at = |per_mille: usize| emits[(emits.len() * per_mille / 1000).min(emits.len() - 1)].1;
     let over = emits.iter().filter(|(_, took)| *took > GOAL).count();
     let per_minute = over as f64 * 60.0 / phase.as_secs_f64().max(1e-9);
-    let slowest: Vec<String> = emits
-        .iter()
-        .rev()
-        .take(5)
+    // Every emit over the goal, in the order they began (at most 60), so
+    // they can be laid beside a sampler's timeline or the server's log.
+    let mut slowest: Vec<&Emit> = emits.iter().rev().take(over.clamp(5, 60)).collect();
+    slowest.sort_unstable_by_key(|(when, _)| *when);
+    let slowest: Vec<String> = slowest
+        .into_iter()
         .map(|(when, took)| {
             format!(
                 "{:.1} ms at +{:.1} s",
@@ -193,6 +195,9 @@ fn run(label: &str, dsn: &Dsn, rows: usize, baseline: Duration, pg: Option<(&str
         .audit_store_failure_strategy(FailureStrategy::Raise)
         .build()
         .unwrap();
+    // Wall-clock starts, to line the stalls' offsets up with the server's
+    // log or a sampler's timeline.
+    println!("{label}: baseline begins at {}", jiff::Timestamp::now());
     let done = AtomicBool::new(false);
     let baseline = std::thread::scope(|s| {
         let h = s.spawn(|| emit_loop(&fasten, &done));
@@ -204,6 +209,7 @@ fn run(label: &str, dsn: &Dsn, rows: usize, baseline: Duration, pg: Option<(&str
     if let (Some(admin), Some(wal)) = (&mut admin, &mut wal) {
         println!("{label}: without a sweep: {}", wal.since(admin, None));
     }
+    println!("{label}: sweep begins at {}", jiff::Timestamp::now());
     let done = AtomicBool::new(false);
     let (during, report, took) = std::thread::scope(|s| {
         let h = s.spawn(|| emit_loop(&fasten, &done));
